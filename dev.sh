@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# One entry point for a fresh Debian 12 + Python 3.11 machine (no ROS install needed).
+#   ./dev.sh demo            set up .venv when missing or stale, then run the main job (`ivm-ros demo`)
+#   ./dev.sh test [ARGS]     set up .venv, then run the test suite (pytest ARGS)
+#   ./dev.sh <cmd> [ARGS]    set up .venv, then run `ivm-ros <cmd> ARGS` (bench, mask, ...)
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")"
+VENV=${IVM_ROS_VENV:-.venv}
+PY=$VENV/bin/python
+
+if [ ! -x "$PY" ]; then
+  echo "[dev.sh] creating virtualenv $VENV" >&2
+  python3 -m venv "$VENV"
+fi
+
+# Reinstall only when the install recipe changed.
+want=$(cat setup.py setup.cfg dev.sh | sha256sum | cut -c1-16)
+stamp=$VENV/.ivm_ros_install_stamp
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  echo "[dev.sh] installing ivm_ros and its dependencies into $VENV (about 2 minutes the first time)" >&2
+  "$PY" -m pip install -q --upgrade pip
+  # torch first and pinned: this machine family has a local CPU wheel of 2.13.0; an unpinned `torch`
+  # pulled in by a dependency would download several GB of CUDA packages instead.
+  "$PY" -c "import torch" 2>/dev/null || "$PY" -m pip install -q "torch==2.13.0"
+  "$PY" -m pip install -q -e ".[ros,sim,models,policy,test]"
+  echo "$want" >"$stamp"
+fi
+
+cmd=${1:-demo}
+[ $# -gt 0 ] && shift
+case "$cmd" in
+  test) exec "$PY" -m pytest "$@" ;;
+  *) exec "$VENV/bin/ivm-ros" "$cmd" "$@" ;;
+esac

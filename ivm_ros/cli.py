@@ -1,0 +1,72 @@
+"""The ``ivm-ros`` command.
+
+Subcommands and benchmarks are looked up by name and imported only when run, so ``ivm-ros --help`` stays
+fast. Packages that build on ivm_ros (``sim/`` -> ``ivm_ros_sim``) add their own through the entry-point
+groups ``ivm_ros.commands`` and ``ivm_ros.benches`` (see setup.py): ivm_ros never imports them by name.
+
+Every command is a function ``main(argv: list[str]) -> int``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from importlib.metadata import entry_points
+
+#: Built-in subcommands: name -> ("module:function", one-line help).
+COMMANDS: dict[str, tuple[str, str]] = {
+    "demo": ("ivm_ros.demo:main", "mask a real photo through the real masking node and save the results"),
+    "mask": ("ivm_ros.masking.cli:main", "mask image files offline with a predictor (no ROS)"),
+    "predictors": ("ivm_ros.models.cli:main", "list registered mask predictors and their settings"),
+}
+
+#: Built-in benchmarks: name -> ("module:function", one-line help).
+BENCHES: dict[str, tuple[str, str]] = {
+    "masking": ("ivm_ros.masking.bench:main", "masking library vs an OpenCV/NumPy reference"),
+    "node": ("ivm_ros.ros.bench_node:main", "masking node overhead and frame loss between two processes"),
+}
+
+
+def _plugins(group: str) -> dict[str, tuple[str, str]]:
+    found = {}
+    for ep in entry_points(group=group):
+        found[ep.name] = (ep.value, f"(from {ep.dist.name if ep.dist else 'plugin'})")
+    return found
+
+
+def _run(target: str, argv: list[str]) -> int:
+    module_name, _, func = target.partition(":")
+    return int(getattr(importlib.import_module(module_name), func)(argv) or 0)
+
+
+def _usage(commands: dict[str, tuple[str, str]], benches: dict[str, tuple[str, str]]) -> str:
+    lines = ["usage: ivm-ros <command> [args]   (ivm-ros <command> --help for details)", "", "commands:"]
+    lines += [f"  {name:<12} {help_}" for name, (_, help_) in sorted(commands.items())]
+    lines += ["  bench NAME   run a benchmark (--json: one JSON object as the last line)", "", "benchmarks:"]
+    lines += [f"  {name:<12} {help_}" for name, (_, help_) in sorted(benches.items())]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    commands = {**COMMANDS, **_plugins("ivm_ros.commands")}
+    benches = {**BENCHES, **_plugins("ivm_ros.benches")}
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(_usage(commands, benches))
+        return 0
+    name, rest = argv[0], argv[1:]
+    if name == "bench":
+        if not rest or rest[0] not in benches:
+            print(_usage(commands, benches), file=sys.stderr)
+            print(f"\nivm-ros bench: choose one of {sorted(benches)}", file=sys.stderr)
+            return 2
+        return _run(benches[rest[0]][0], rest[1:])
+    if name not in commands:
+        print(_usage(commands, benches), file=sys.stderr)
+        print(f"\nivm-ros: unknown command {name!r}", file=sys.stderr)
+        return 2
+    return _run(commands[name][0], rest)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

