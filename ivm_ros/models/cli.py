@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ivm_ros.models.registry import PredictorLoadError, available, config_fields, REGISTRY
+from ivm_ros.models.registry import REGISTRY, PredictorLoadError, available, config_fields
 
 
 def main(argv: list[str]) -> int:
