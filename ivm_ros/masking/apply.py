@@ -258,9 +258,7 @@ def _gaussian_torch(x: torch.Tensor, ksize: int) -> torch.Tensor:
     return F.conv2d(F.pad(x, (0, 0, r, r), mode=mode_h), g.view(1, 1, ksize, 1).expand(c, 1, ksize, 1), groups=c)
 
 
-def _background_torch(
-    img: torch.Tensor, cfg: MaskingConfig, kb: int, luma: tuple[float, float, float]
-) -> torch.Tensor:
+def _background_torch(img: torch.Tensor, cfg: MaskingConfig, kb: int, luma: tuple[float, float, float]) -> torch.Tensor:
     c = img.shape[1]
     if cfg.mode in ("overlay", "highlight"):
         color = torch.tensor(cfg.fill_color, dtype=torch.float32, device=img.device)

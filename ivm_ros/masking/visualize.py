@@ -17,7 +17,7 @@ def debug_overlay(
         image = cv2.cvtColor(image.reshape(image.shape[:2]), cv2.COLOR_GRAY2RGB)
     tint = np.empty_like(image)
     tint[:] = color
-    weight = (mask.astype(np.float32) * (alpha / 255.0))
+    weight = mask.astype(np.float32) * (alpha / 255.0)
     out = cv2.blendLinear(image, tint, 1.0 - weight, weight)
     contours, _ = cv2.findContours((mask >= 128).astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
     cv2.drawContours(out, contours, -1, color, thickness=max(1, image.shape[0] // 240))

@@ -39,9 +39,7 @@ def resolve_class(spec: str) -> type[MaskPredictor]:
     """Returns the predictor class for a registered name or a ``module:Class`` string."""
     target = REGISTRY.get(spec, spec)
     if ":" not in target:
-        raise PredictorLoadError(
-            f"unknown predictor {spec!r}: use one of {available()} or a 'module:Class' path"
-        )
+        raise PredictorLoadError(f"unknown predictor {spec!r}: use one of {available()} or a 'module:Class' path")
     module_name, _, class_name = target.partition(":")
     try:
         module = importlib.import_module(module_name)

@@ -1,0 +1,467 @@
+"""masking_node: camera frames + instruction -> masked observation (a lifecycle node).
+
+Topics (relative, remappable): in ``image_raw`` (sensor_msgs/Image, or ``image_raw/compressed`` with
+``image_transport:=compressed``) and ``instruction`` (std_msgs/String, reliable + transient-local); out
+``~/masked_image``, ``~/mask`` (mono8, 0..255 as applied), ``~/overlay`` (debug view, computed only while
+someone subscribes) and ``/diagnostics``. Every output copies the input header.
+
+Lifecycle: configure loads the predictor and creates publishers; activate subscribes and starts the worker;
+deactivate unsubscribes and stops it; cleanup frees the predictor. With ``autostart`` (default) the node
+configures and activates itself, so ``ros2 run`` works without a lifecycle manager.
+
+Callbacks only validate and hand the newest frame to a one-slot mailbox; one worker thread runs the
+predictor and the masking, so a slow model drops frames (counted) instead of queueing them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+from typing import Any
+
+import rclpy
+from rcl_interfaces.msg import SetParametersResult
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from sensor_msgs.msg import CompressedImage, Image
+from std_msgs.msg import String
+
+from ivm_ros.masking import MODES, MaskingConfig, debug_overlay
+from ivm_ros.models.registry import PredictorLoadError, config_fields, load_predictor
+from ivm_ros.pipeline import MaskingPipeline, MaskingResult
+from ivm_ros.ros import diagnostics, qos
+from ivm_ros.ros.conversions import ImageRejected, array_to_image, compressed_to_array, image_to_array
+from ivm_ros.ros.params import declare
+from ivm_ros.runtime import Counters, LatencyWindow, LatestMailbox, RateMeter
+
+DEFAULT_MODEL = "color_keyword"
+BEFORE_INSTRUCTION = ("pass_through", "drop")
+#: Masking parameters: name -> (MaskingConfig field, description, lo, hi).
+_MASKING_PARAMS: dict[str, tuple[str, str, float | None, float | None]] = {
+    "threshold": ("threshold", "probability above which a pixel is kept", 0.0, 0.999),
+    "mode": ("mode", "background treatment: " + ", ".join(MODES), None, None),
+    "fill_color": ("fill_color", "overlay/highlight colour as [R, G, B] 0-255", None, None),
+    "dilate_ratio": ("dilate_ratio", "dilation kernel 2*int(r*H)+1 px (IVM: 0.05); 0 = off", 0.0, 0.5),
+    "feather_ratio": ("feather_ratio", "Gaussian feathering kernel 2*int(r*H)+1 px; 0 = off", 0.0, 0.5),
+    "blur_ratio": ("blur_ratio", "background blur kernel for mode 'blur', fraction of H", 0.0, 0.5),
+    "highlight_alpha": ("highlight_alpha", "fraction of background kept in mode 'highlight'", 0.0, 1.0),
+    "crop": ("crop", "crop the output to the kept region's box (always on in mode 'crop')", None, None),
+    "crop_resize": ("crop_resize", "resize a crop back to the input size", None, None),
+    "fail_safe": ("fail_safe", "no pixel above threshold -> keep the whole image", None, None),
+}
+
+
+@dataclasses.dataclass
+class _Frame:
+    header: Any
+    msg: Image | CompressedImage
+    received: float  # time.monotonic() at arrival
+
+
+class MaskingNode(LifecycleNode):
+    """See the module docstring."""
+
+    def __init__(self, node_name: str = "masking_node", **kwargs: Any) -> None:
+        super().__init__(node_name, **kwargs)
+        defaults = MaskingConfig()
+        self._declare_masking_params(defaults)
+        self.model = declare(
+            self, "model", DEFAULT_MODEL, "predictor: a registered name (ivm-ros predictors) or 'module:Class'"
+        )
+        self._declare_model_config(self.model)
+        declare(
+            self,
+            "image_transport",
+            "raw",
+            "input transport: 'raw' (image_raw) or 'compressed' (image_raw/compressed)",
+            choices=("raw", "compressed"),
+            read_only=True,
+        )
+        declare(self, "image_qos", "sensor_data", "input QoS", choices=qos.PROFILES, read_only=True)
+        declare(self, "image_qos_depth", 1, "input queue depth", lo=1, hi=100, read_only=True)
+        declare(
+            self,
+            "output_qos",
+            "reliable",
+            "outputs' QoS ('reliable' serves both kinds of subscriber)",
+            choices=qos.PROFILES,
+            read_only=True,
+        )
+        declare(self, "max_pixels", 3840 * 2160, "frames with more pixels are rejected", lo=1, hi=1 << 30)
+        declare(self, "max_instruction_chars", 1000, "longer instructions are rejected", lo=1, hi=100000)
+        declare(
+            self,
+            "before_instruction",
+            "pass_through",
+            "until a valid instruction arrives: publish the "
+            "frame unmasked ('pass_through') or publish nothing ('drop')",
+            choices=BEFORE_INSTRUCTION,
+        )
+        declare(self, "default_instruction", "", "instruction used until one arrives on the topic (empty: none)")
+        declare(
+            self, "diagnostics_period", 1.0, "seconds between /diagnostics messages", lo=0.1, hi=60.0, read_only=True
+        )
+        declare(self, "log_throttle", 5.0, "seconds between repeated warnings of one kind", lo=0.0, hi=3600.0)
+        autostart = declare(self, "autostart", True, "configure and activate on start", read_only=True)
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+
+        self.counters = Counters()
+        self.rate_in, self.rate_out = RateMeter(), RateMeter()
+        self.latency, self.predictor_ms = LatencyWindow(), LatencyWindow()
+        self.mailbox: LatestMailbox[_Frame] = LatestMailbox()
+        self.pipeline: MaskingPipeline | None = None
+        self._instruction: tuple[str, float] | None = None  # (text, monotonic time received)
+        self._worker: threading.Thread | None = None
+        self._running = False
+        self._subs: list[Any] = []
+        self._pubs: dict[str, Any] = {}
+        self._diag_timer = None
+        self._last_error = ""
+        default = self.get_parameter("default_instruction").value.strip()
+        if default:
+            self._instruction = (default, time.monotonic())
+        if autostart:
+            self._autostart_timer = self.create_timer(0.0, self._autostart)
+
+    # ------------------------------------------------------------------------------------------ parameters
+
+    def _declare_masking_params(self, defaults: MaskingConfig) -> None:
+        for name, (field, description, lo, hi) in _MASKING_PARAMS.items():
+            value = getattr(defaults, field)
+            declare(
+                self,
+                name,
+                list(value) if isinstance(value, tuple) else value,
+                description,
+                lo=lo,
+                hi=hi,
+                choices=MODES if name == "mode" else None,
+            )
+
+    def _declare_model_config(self, model: str) -> None:
+        try:
+            fields = config_fields(model)
+        except PredictorLoadError as exc:
+            self.get_logger().error(str(exc))
+            return
+        for key, value in fields.items():
+            if not self.has_parameter(f"model_config.{key}"):
+                declare(
+                    self,
+                    f"model_config.{key}",
+                    list(value) if isinstance(value, tuple) else value,
+                    f"setting '{key}' of predictor {model!r}",
+                )
+
+    def masking_config(self, overrides: dict[str, Any] | None = None) -> MaskingConfig:
+        """Builds (and validates) a MaskingConfig from the current parameters plus ``overrides``."""
+        values = {field: self.get_parameter(name).value for name, (field, *_) in _MASKING_PARAMS.items()}
+        for name, value in (overrides or {}).items():
+            values[_MASKING_PARAMS[name][0]] = value
+        values["fill_color"] = tuple(values["fill_color"])
+        return MaskingConfig(**values)
+
+    def _on_set_parameters(self, params: list[rclpy.Parameter]) -> SetParametersResult:
+        overrides = {p.name: p.value for p in params if p.name in _MASKING_PARAMS}
+        for p in params:
+            if p.name == "model" and self.pipeline is not None:
+                return SetParametersResult(
+                    successful=False, reason="model can change only while unconfigured (deactivate and clean up first)"
+                )
+            if p.name.startswith("model_config.") and self.pipeline is not None:
+                return SetParametersResult(successful=False, reason=f"{p.name} applies at configure: clean up first")
+            if p.name == "before_instruction" and p.value not in BEFORE_INSTRUCTION:
+                return SetParametersResult(
+                    successful=False, reason=f"before_instruction must be one of {BEFORE_INSTRUCTION}"
+                )
+        if overrides:
+            try:
+                config = self.masking_config(overrides)
+            except (ValueError, TypeError) as exc:
+                return SetParametersResult(successful=False, reason=str(exc))
+            if self.pipeline is not None:
+                self.pipeline.config = config
+            self._last_error = ""
+        for p in params:
+            if p.name == "model":
+                self.model = p.value
+        return SetParametersResult(successful=True)
+
+    # ------------------------------------------------------------------------------------------- lifecycle
+
+    def _autostart(self) -> None:
+        self._autostart_timer.cancel()
+        self.destroy_timer(self._autostart_timer)
+        if self.trigger_configure() == TransitionCallbackReturn.SUCCESS:
+            self.trigger_activate()
+
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._declare_model_config(self.model)
+        known = set(config_fields(self.model)) if self._model_known() else set()
+        settings = {
+            key: tuple(p.value) if isinstance(p.value, list) else p.value
+            for key, p in self.get_parameters_by_prefix("model_config").items()
+            if key in known
+        }
+        try:
+            config = self.masking_config()
+        except (ValueError, TypeError) as exc:
+            self._last_error = f"invalid masking parameters: {exc}"
+            self.get_logger().error(self._last_error)
+            return TransitionCallbackReturn.FAILURE
+        try:
+            predictor = load_predictor(self.model, settings)
+        except Exception as exc:  # a bad model must fail the transition, not kill the node
+            self._last_error = f"cannot load predictor {self.model!r}: {exc}"
+            self.get_logger().error(self._last_error)
+            return TransitionCallbackReturn.FAILURE
+        self.pipeline = MaskingPipeline(predictor, config)
+        self._last_error = ""
+        out_qos = qos.profile(self.get_parameter("output_qos").value, 1)
+        for name in ("masked_image", "mask", "overlay"):
+            topic = f"~/{name}"
+            self._pubs[name] = self.create_publisher(
+                Image,
+                topic,
+                out_qos,
+                event_callbacks=qos.publisher_events(self.get_logger(), topic, "output_qos", self._count_qos),
+            )
+        self._pubs["diagnostics"] = self.create_publisher(diagnostics.DiagnosticArray, "/diagnostics", 10)
+        self._diag_timer = self.create_timer(self.get_parameter("diagnostics_period").value, self.publish_diagnostics)
+        self.get_logger().info(f"configured: model={self.model} {predictor.describe()}")
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        transport = self.get_parameter("image_transport").value
+        qos_name = self.get_parameter("image_qos").value
+        in_qos = qos.profile(qos_name, self.get_parameter("image_qos_depth").value)
+        topic, msg_type = (
+            ("image_raw/compressed", CompressedImage) if transport == "compressed" else ("image_raw", Image)
+        )
+        self._subs = [
+            self.create_subscription(
+                msg_type,
+                topic,
+                self._on_image,
+                in_qos,
+                event_callbacks=qos.subscription_events(self.get_logger(), topic, "image_qos", self._count_qos),
+            ),
+            self.create_subscription(
+                String,
+                "instruction",
+                self._on_instruction,
+                qos.latched(),
+                event_callbacks=qos.subscription_events(
+                    self.get_logger(), "instruction", "instruction QoS", self._count_qos
+                ),
+            ),
+        ]
+        self.mailbox.reopen()
+        self._running = True
+        self._worker = threading.Thread(target=self._work, name="ivm_masking_worker", daemon=True)
+        self._worker.start()
+        self.get_logger().info(
+            f"active: {self.resolve_topic_name(topic)} ({qos_name}) -> {self.resolve_topic_name('~/masked_image')}"
+        )
+        return super().on_activate(state)
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._stop_worker()
+        for sub in self._subs:
+            self.destroy_subscription(sub)
+        self._subs = []
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._release()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._stop_worker()
+        for sub in self._subs:
+            self.destroy_subscription(sub)
+        self._subs = []
+        self._release()
+        return TransitionCallbackReturn.SUCCESS
+
+    def _release(self) -> None:
+        if self._diag_timer is not None:
+            self.destroy_timer(self._diag_timer)
+            self._diag_timer = None
+        for pub in self._pubs.values():
+            self.destroy_publisher(pub)
+        self._pubs = {}
+        if self.pipeline is not None:
+            self.pipeline.close()
+            self.pipeline = None
+
+    def _stop_worker(self) -> None:
+        self._running = False
+        self.mailbox.close()
+        if self._worker is not None:
+            self._worker.join(timeout=10.0)
+            self._worker = None
+
+    def _model_known(self) -> bool:
+        try:
+            config_fields(self.model)
+            return True
+        except PredictorLoadError:
+            return False
+
+    # ------------------------------------------------------------------------------------------- callbacks
+
+    def _on_image(self, msg: Image | CompressedImage) -> None:
+        now = time.monotonic()
+        self.rate_in.tick(now)
+        self.counters.add("frames_in")
+        if isinstance(msg, Image):
+            try:
+                image_to_array(msg, self.get_parameter("max_pixels").value)  # validation only: cheap
+            except ImageRejected as exc:
+                self._reject(exc.reason, str(exc))
+                return
+        if self.mailbox.put(_Frame(msg.header, msg, now)) is not None:
+            self.counters.add("dropped_busy")
+
+    def _on_instruction(self, msg: String) -> None:
+        text = msg.data.strip()
+        limit = self.get_parameter("max_instruction_chars").value
+        if not text:
+            self._reject("instruction_empty", "empty or whitespace-only instruction ignored; keeping the previous one")
+        elif len(text) > limit:
+            self._reject(
+                "instruction_too_long",
+                f"instruction of {len(text)} chars > max_instruction_chars={limit} ignored; keeping the previous one",
+            )
+        else:
+            self._instruction = (text, time.monotonic())
+            self.counters.add("instructions")
+            self.get_logger().info(f"instruction: {text!r}")
+
+    def _reject(self, reason: str, detail: str) -> None:
+        self.counters.add(f"rejected_{reason}")
+        self.get_logger().warning(
+            f"rejected ({reason}): {detail}", throttle_duration_sec=self.get_parameter("log_throttle").value
+        )
+
+    def _count_qos(self, policy: str) -> None:
+        self.counters.add(f"qos_incompatible_{policy.lower()}")
+
+    # -------------------------------------------------------------------------------------------- worker
+
+    def _work(self) -> None:
+        while self._running:
+            frame = self.mailbox.get(timeout=0.2)
+            if frame is None:
+                continue
+            try:
+                self._process(frame)
+            except ImageRejected as exc:
+                self._reject(exc.reason, str(exc))
+            except Exception as exc:  # a failing predictor must not kill the worker
+                self.counters.add("dropped_error")
+                self._last_error = f"{type(exc).__name__}: {exc}"
+                self.get_logger().error(
+                    f"frame dropped: {self._last_error}", throttle_duration_sec=self.get_parameter("log_throttle").value
+                )
+
+    def _process(self, frame: _Frame) -> None:
+        pipeline = self.pipeline
+        if pipeline is None:
+            return
+        max_pixels = self.get_parameter("max_pixels").value
+        if isinstance(frame.msg, CompressedImage):
+            image, encoding = compressed_to_array(frame.msg, max_pixels)
+        else:
+            image, encoding = image_to_array(frame.msg, max_pixels)
+        instruction = self._instruction
+        if instruction is None:
+            if self.get_parameter("before_instruction").value == "drop":
+                self.counters.add("dropped_no_instruction")
+                return
+            result = MaskingPipeline.pass_through(image, encoding)
+            self.counters.add("passed_no_instruction")
+        else:
+            result = pipeline.run(image, encoding, instruction[0])
+            self.predictor_ms.add(result.predictor_ms)
+            if result.fail_safe:
+                self.counters.add("fail_safe")
+        self._publish(frame, result)
+
+    def _publish(self, frame: _Frame, result: MaskingResult) -> None:
+        pubs = self._pubs
+        if not pubs:
+            return
+        pubs["masked_image"].publish(array_to_image(result.masked, result.encoding, frame.header))
+        if pubs["mask"].get_subscription_count() > 0:
+            pubs["mask"].publish(array_to_image(result.mask, "mono8", frame.header))
+        if pubs["overlay"].get_subscription_count() > 0:
+            image, encoding = (
+                image_to_array(frame.msg) if isinstance(frame.msg, Image) else compressed_to_array(frame.msg)
+            )
+            view = debug_overlay(image[..., :3], result.mask)
+            enc = "bgr8" if encoding in ("bgr8", "bgra8", "8UC3") else "rgb8"
+            pubs["overlay"].publish(array_to_image(view, enc, frame.header))
+        self.counters.add("frames_out")
+        self.rate_out.tick()
+        self.latency.add((time.monotonic() - frame.received) * 1e3)
+
+    # --------------------------------------------------------------------------------------- diagnostics
+
+    def stats(self) -> dict[str, Any]:
+        """The numbers /diagnostics reports, as a dict (also used by tests and benchmarks)."""
+        instruction = self._instruction
+        values: dict[str, Any] = {
+            "model": self.model,
+            "device": str(self.pipeline.predictor.device) if self.pipeline else "n/a",
+            "input_rate_hz": self.rate_in.rate(),
+            "output_rate_hz": self.rate_out.rate(),
+            "latency_p50_ms": self.latency.percentile(50),
+            "latency_p95_ms": self.latency.percentile(95),
+            "predictor_p50_ms": self.predictor_ms.percentile(50),
+            "instruction": instruction[0] if instruction else "",
+            "instruction_age_s": (time.monotonic() - instruction[1]) if instruction else float("nan"),
+        }
+        values.update(self.counters.snapshot())
+        return values
+
+    def publish_diagnostics(self) -> None:
+        pub = self._pubs.get("diagnostics")
+        if pub is None:
+            return
+        values = self.stats()
+        rejected = sum(v for k, v in values.items() if k.startswith("rejected_"))
+        if self._last_error:
+            level, message = diagnostics.ERROR, self._last_error
+        elif not values["instruction"]:
+            level, message = diagnostics.WARN, "no instruction yet"
+        elif rejected:
+            level, message = diagnostics.WARN, f"{rejected} input(s) rejected"
+        else:
+            level, message = diagnostics.OK, "masking"
+        name = f"{self.get_fully_qualified_name()}: masking"
+        pub.publish(
+            diagnostics.array(self.get_clock().now().to_msg(), diagnostics.status(name, level, message, values))
+        )
+
+
+def main(args: list[str] | None = None) -> None:
+    rclpy.init(args=args)
+    node = MaskingNode()
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
+    try:
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        node.on_shutdown(None)  # stop the worker before the context goes away
+        node.destroy_node()
+        if rclpy.ok():
+            rclpy.shutdown()
+
+
+if __name__ == "__main__":
+    main()

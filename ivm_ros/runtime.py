@@ -1,0 +1,118 @@
+"""ROS-free runtime pieces of the nodes: the latest-frame mailbox and rate/latency/drop statistics."""
+
+from __future__ import annotations
+
+import collections
+import threading
+import time
+from typing import Generic, TypeVar
+
+import numpy as np
+
+T = TypeVar("T")
+
+
+class LatestMailbox(Generic[T]):
+    """A one-slot mailbox: ``put`` replaces an unread item (returning it, so the caller counts the drop),
+    ``get`` waits for an item. A slow consumer therefore never builds a queue."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._item: T | None = None
+        self._closed = False
+
+    def put(self, item: T) -> T | None:
+        """Stores ``item``; returns the unread item it displaced, or None."""
+        with self._cond:
+            displaced, self._item = self._item, item
+            self._cond.notify()
+            return displaced
+
+    def get(self, timeout: float | None = None) -> T | None:
+        """The newest item, waiting up to ``timeout`` s; None on timeout or after :meth:`close`."""
+        with self._cond:
+            if self._item is None and not self._closed:
+                self._cond.wait(timeout)
+            item, self._item = self._item, None
+            return item
+
+    def close(self) -> None:
+        """Wakes a waiting ``get``; later gets return None once the slot is empty."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+
+    def reopen(self) -> None:
+        with self._cond:
+            self._closed = False
+            self._item = None
+
+
+class RateMeter:
+    """Events per second over a sliding window of ``window_s`` seconds (monotonic clock)."""
+
+    def __init__(self, window_s: float = 5.0) -> None:
+        self.window_s = window_s
+        self._times: collections.deque[float] = collections.deque()
+        self._lock = threading.Lock()
+
+    def tick(self, now: float | None = None) -> None:
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            self._times.append(now)
+            self._trim(now)
+
+    def rate(self, now: float | None = None) -> float:
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            self._trim(now)
+            if len(self._times) < 2:
+                return 0.0
+            span = max(now - self._times[0], 1e-9)
+            return (
+                len(self._times) / span
+                if span >= 0.5 * self.window_s
+                else (len(self._times) - 1) / max(self._times[-1] - self._times[0], 1e-9)
+            )
+
+    def _trim(self, now: float) -> None:
+        while self._times and now - self._times[0] > self.window_s:
+            self._times.popleft()
+
+
+class LatencyWindow:
+    """The last ``size`` samples of a duration (milliseconds) and their percentiles."""
+
+    def __init__(self, size: int = 300) -> None:
+        self._samples: collections.deque[float] = collections.deque(maxlen=size)
+        self._lock = threading.Lock()
+
+    def add(self, ms: float) -> None:
+        with self._lock:
+            self._samples.append(ms)
+
+    def percentile(self, q: float) -> float:
+        with self._lock:
+            if not self._samples:
+                return float("nan")
+            return float(np.percentile(np.fromiter(self._samples, float), q))
+
+
+class Counters:
+    """Thread-safe named counters (frames in/out, drops and rejections by reason)."""
+
+    def __init__(self) -> None:
+        self._counts: collections.Counter[str] = collections.Counter()
+        self._lock = threading.Lock()
+
+    def add(self, key: str, n: int = 1) -> None:
+        with self._lock:
+            self._counts[key] += n
+
+    def get(self, key: str) -> int:
+        with self._lock:
+            return self._counts[key]
+
+    def snapshot(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self._counts)

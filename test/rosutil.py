@@ -1,0 +1,92 @@
+"""Helpers for tests with real rclpy nodes: an executor spinning in a thread, and waiting on conditions."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+import numpy as np
+import rclpy
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.node import Node
+from rclpy.qos import QoSProfile
+from sensor_msgs.msg import Image
+
+from ivm_ros.ros import qos
+from ivm_ros.ros.conversions import array_to_image
+
+
+class Spinner:
+    """Spins the given nodes on a SingleThreadedExecutor in a background thread until closed."""
+
+    def __init__(self, context: rclpy.Context, *nodes: Node) -> None:
+        self.executor = SingleThreadedExecutor(context=context)
+        for node in nodes:
+            self.executor.add_node(node)
+        self._stop = False
+        self._thread = threading.Thread(target=self._spin, daemon=True)
+        self._thread.start()
+
+    def add(self, node: Node) -> None:
+        self.executor.add_node(node)
+
+    def _spin(self) -> None:
+        while not self._stop and self.executor.context.ok():
+            self.executor.spin_once(timeout_sec=0.02)
+
+    def close(self) -> None:
+        self._stop = True
+        self._thread.join(timeout=5)
+        self.executor.shutdown()
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 10.0, period: float = 0.01) -> bool:
+    """Polls ``condition`` until true or ``timeout`` seconds pass; returns its last value."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if condition():
+            return True
+        time.sleep(period)
+    return bool(condition())
+
+
+class Probe(Node):
+    """A test-side node: publishes frames and instructions, records what comes back."""
+
+    def __init__(self, context: rclpy.Context, prefix: str = "/masking_node", image_qos: QoSProfile | None = None):
+        super().__init__("probe", context=context)
+        self.image_pub = self.create_publisher(Image, "image_raw", image_qos or qos.profile("sensor_data", 1))
+        from std_msgs.msg import String
+
+        self.instruction_pub = self.create_publisher(String, "instruction", qos.latched())
+        self.received: dict[str, list] = {"masked_image": [], "mask": [], "overlay": []}
+        self.diagnostics: list = []
+        self._subs = {}
+        self.prefix = prefix
+
+    def listen(self, *names: str, depth: int = 100) -> None:
+        for name in names:
+            self._subs[name] = self.create_subscription(
+                Image,
+                f"{self.prefix}/{name}",
+                lambda m, n=name: self.received[n].append(m),
+                qos.profile("reliable", depth),
+            )
+
+    def listen_diagnostics(self) -> None:
+        from diagnostic_msgs.msg import DiagnosticArray
+
+        self._subs["diag"] = self.create_subscription(DiagnosticArray, "/diagnostics", self.diagnostics.append, 10)
+
+    def instruct(self, text: str) -> None:
+        from std_msgs.msg import String
+
+        self.instruction_pub.publish(String(data=text))
+
+    def send(self, array: np.ndarray, encoding: str = "rgb8", stamp_ns: int = 0, frame_id: str = "camera") -> Image:
+        msg = array_to_image(array, encoding)
+        msg.header.frame_id = frame_id
+        msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(stamp_ns, 1_000_000_000)
+        self.image_pub.publish(msg)
+        return msg

@@ -1,0 +1,333 @@
+"""masking_node in-process: real rclpy nodes over real topics."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from lifecycle_msgs.msg import State
+from rclpy.parameter import Parameter
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+from rosutil import Probe, Spinner, wait_for
+from sensor_msgs.msg import CompressedImage, Image
+
+from ivm_ros.ros.conversions import array_to_compressed, image_to_array
+from ivm_ros.ros.masking_node import MaskingNode
+
+CENTER = "doubles:CenterPredictorForTest"
+
+
+def frame(h: int = 48, w: int = 64, value: int = 100) -> np.ndarray:
+    rng = np.random.default_rng(value)
+    return rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+
+
+@pytest.fixture
+def rig(ros_context):
+    """masking_node (centre predictor double, no dilation/feathering so outputs are exact) + probe."""
+    made = []
+
+    def make(**params):
+        defaults = {"model": CENTER, "dilate_ratio": 0.0, "feather_ratio": 0.0, "diagnostics_period": 0.2}
+        defaults.update(params)
+        overrides = [Parameter(k, value=v) for k, v in defaults.items()]
+        node = MaskingNode(context=ros_context, parameter_overrides=overrides)
+        probe = Probe(ros_context)
+        probe.listen("masked_image", "mask")
+        spinner = Spinner(ros_context, node, probe)
+        made.append((node, probe, spinner))
+        assert wait_for(lambda: node._state_machine.current_state[1] == "active", 10)
+        return node, probe
+
+    yield make
+    for node, probe, spinner in made:
+        spinner.close()
+        node.on_shutdown(None)
+        node.destroy_node()
+        probe.destroy_node()
+
+
+def _send_until(probe: Probe, key: str, img: np.ndarray, n: int = 1, encoding: str = "rgb8", timeout: float = 10.0):
+    """Publishes ``img`` every 50 ms until ``n`` messages arrived on ``key``."""
+    start = len(probe.received[key])
+
+    def poll() -> bool:
+        probe.send(img, encoding, stamp_ns=123_000_000_456)
+        return len(probe.received[key]) - start >= n
+
+    assert wait_for(poll, timeout, period=0.05), f"no {key} received"
+    return probe.received[key][-1]
+
+
+def test_masks_with_instruction_and_copies_header(rig):
+    node, probe = rig()
+    probe.instruct("pick up the red block")
+    assert wait_for(lambda: node.stats()["instruction"] == "pick up the red block")
+    img = frame()
+    out = _send_until(probe, "masked_image", img)
+    assert out.header.frame_id == "camera"
+    assert (out.header.stamp.sec, out.header.stamp.nanosec) == (123, 456)
+    arr, enc = image_to_array(out)
+    assert enc == "rgb8" and arr.shape == img.shape
+    np.testing.assert_array_equal(arr[12:36, 16:48], img[12:36, 16:48])  # kept centre unchanged
+    assert (arr[:12] == 255).all() and (arr[:, :16] == 255).all()  # white background
+    mask = _send_until(probe, "mask", img)
+    marr, menc = image_to_array(mask)
+    assert menc == "mono8" and marr[24, 32, 0] == 255 and marr[0, 0, 0] == 0
+
+
+def test_before_instruction_pass_through_then_drop(rig):
+    node, probe = rig(before_instruction="pass_through")
+    img = frame()
+    out = _send_until(probe, "masked_image", img)
+    np.testing.assert_array_equal(image_to_array(out)[0], img)
+    assert node.stats().get("passed_no_instruction", 0) >= 1
+    node.set_parameters([Parameter("before_instruction", value="drop")])
+    n = len(probe.received["masked_image"])
+    assert wait_for(lambda: (probe.send(img), node.stats().get("dropped_no_instruction", 0) >= 3)[1], 10, 0.05)
+    assert len(probe.received["masked_image"]) <= n + 1  # at most one frame was in flight
+
+
+def test_default_instruction_parameter_is_used(rig):
+    node, probe = rig(default_instruction="open the drawer")
+    assert node.stats()["instruction"] == "open the drawer"
+    arr = image_to_array(_send_until(probe, "masked_image", frame()))[0]
+    assert (arr[0, 0] == 255).all()
+
+
+@pytest.mark.parametrize("mode", ["overlay", "blur", "gray", "highlight", "crop"])
+def test_every_mode_through_parameter_update(rig, mode):
+    node, probe = rig()
+    probe.instruct("touch the object")
+    res = node.set_parameters([Parameter("mode", value=mode), Parameter("fill_color", value=[0, 0, 255])])
+    assert res[0].successful
+    img = frame()
+    arr = image_to_array(_send_until(probe, "masked_image", img, n=2))[0]
+    if mode == "overlay":
+        assert (arr[0, 0] == [0, 0, 255]).all()
+    elif mode == "gray":
+        assert arr[0, 0, 0] == arr[0, 0, 1] == arr[0, 0, 2]
+    elif mode == "highlight":
+        assert not (arr[0, 0] == img[0, 0]).all() and not (arr[0, 0] == [0, 0, 255]).all()
+    elif mode == "crop":
+        # crop to the centre box, resized back: the output is the centre region upscaled
+        assert arr.shape == img.shape
+        assert not np.array_equal(arr, img)
+    np.testing.assert_array_equal(arr[20:28, 28:36], img[20:28, 28:36]) if mode != "crop" else None
+
+
+def test_invalid_parameter_values_are_refused_with_reason(rig):
+    node, _ = rig()
+    bad = [
+        [Parameter("mode", value="sparkle")],
+        [Parameter("threshold", value=1.5)],
+        [Parameter("fill_color", value=[1, 2])],
+        [Parameter("before_instruction", value="maybe")],
+        [Parameter("model", value="keep_all")],  # only while unconfigured
+    ]
+    for params in bad:
+        result = node.set_parameters(params)[0]
+        assert not result.successful and result.reason
+    assert node.get_parameter("mode").value == "overlay"
+
+
+def test_bgr_and_rgba_and_mono_encodings(rig):
+    node, probe = rig()
+    probe.instruct("anything")
+    img = frame()
+    out = _send_until(probe, "masked_image", img, encoding="bgr8")
+    arr, enc = image_to_array(out)
+    assert enc == "bgr8"
+    np.testing.assert_array_equal(arr[24, 32], img[24, 32])
+    node.set_parameters([Parameter("fill_color", value=[255, 0, 0])])  # red, given as RGB
+    out = _send_until(probe, "masked_image", img, n=2, encoding="bgr8")
+    assert (image_to_array(out)[0][0, 0] == [0, 0, 255]).all()  # red in BGR order
+    rgba = np.dstack([img, np.full(img.shape[:2], 7, np.uint8)])
+    out = _send_until(probe, "masked_image", rgba, encoding="rgba8")
+    assert image_to_array(out)[1] == "rgb8"
+    mono = img[..., :1].copy()
+    out = _send_until(probe, "masked_image", mono, encoding="mono8")
+    arr, enc = image_to_array(out)
+    assert enc == "mono8" and arr[24, 32, 0] == mono[24, 32, 0]
+
+
+def test_bad_input_is_counted_and_node_keeps_serving(rig):
+    node, probe = rig(max_pixels=64 * 48, max_instruction_chars=50)
+    probe.instruct("keep the centre")
+    assert wait_for(lambda: node.stats()["instruction"] == "keep the centre")
+    img = frame()
+    bad_msgs = []
+    m = probe.send(img)  # a good one to build variants from
+    wrong_len = probe.send(img)
+    wrong_len.data = wrong_len.data.tobytes()[:-5]
+    bad_msgs.append(wrong_len)
+    short_step = probe.send(img)
+    short_step.step = 10
+    short_step.data = bytes(10 * 48)
+    bad_msgs.append(short_step)
+    zero = probe.send(img)
+    zero.height = zero.width = zero.step = 0
+    zero.data = b""
+    bad_msgs.append(zero)
+    huge = probe.send(np.zeros((49, 64, 3), np.uint8))
+    bad_msgs.append(huge)
+    enc = probe.send(img)
+    enc.encoding = "yuv422"
+    bad_msgs.append(enc)
+    probe.instruct("   ")
+    assert wait_for(lambda: node.stats().get("rejected_instruction_empty", 0) >= 1)
+    probe.instruct("x" * 51)
+    keys = [
+        "rejected_data_length",
+        "rejected_step",
+        "rejected_size",
+        "rejected_encoding",
+        "rejected_instruction_empty",
+        "rejected_instruction_too_long",
+    ]
+
+    sent = [0]
+
+    def poll() -> bool:  # one message per poll: a depth-1 best-effort subscription keeps only the newest
+        probe.image_pub.publish(bad_msgs[sent[0] % len(bad_msgs)])
+        sent[0] += 1
+        return all(node.stats().get(k, 0) >= 1 for k in keys) and node.stats()["rejected_size"] >= 2
+
+    assert wait_for(poll, 10, 0.05), node.stats()
+    assert node.stats()["rejected_size"] >= 2  # zero and too large
+    assert node.stats()["instruction"] == "keep the centre"  # bad instructions did not replace it
+    before = len(probe.received["masked_image"])
+    del m
+    _send_until(probe, "masked_image", img)
+    assert len(probe.received["masked_image"]) > before
+
+
+def test_predictor_failure_is_counted_and_node_recovers(rig):
+    node, probe = rig(model="doubles:FailingPredictorForTest")
+    probe.instruct("explode now")
+    img = frame()
+    assert wait_for(lambda: (probe.send(img), node.stats().get("dropped_error", 0) >= 1)[1], 10, 0.05)
+    probe.instruct("be calm")
+    _send_until(probe, "masked_image", img)
+
+
+def test_compressed_input(rig):
+    node, probe = rig(image_transport="compressed")
+    probe.instruct("anything")
+    pub = probe.create_publisher(CompressedImage, "image_raw/compressed", 10)
+    img = frame()
+    good = array_to_compressed(img, "rgb8", fmt="png")
+    good.header.frame_id = "cam_c"
+    broken = CompressedImage(format="jpeg", data=b"\xff\xd8not a jpeg")
+
+    sent = [0]
+
+    def poll():  # alternate: a depth-1 subscription and the one-slot mailbox keep only the newest
+        pub.publish((broken, good)[sent[0] % 2])
+        sent[0] += 1
+        return len(probe.received["masked_image"]) > 0 and node.stats().get("rejected_decode", 0) > 0
+
+    assert wait_for(poll, 10, 0.05), node.stats()
+    out = probe.received["masked_image"][-1]
+    arr, enc = image_to_array(out)
+    assert enc == "bgr8" and out.header.frame_id == "cam_c"
+    np.testing.assert_array_equal(arr[24, 32], img[24, 32, ::-1])  # PNG is lossless
+
+
+def test_overlay_only_when_subscribed(rig, monkeypatch):
+    node, probe = rig()
+    calls = []
+    import ivm_ros.ros.masking_node as mn
+
+    real = mn.debug_overlay
+    monkeypatch.setattr(mn, "debug_overlay", lambda *a, **k: (calls.append(1), real(*a, **k))[1])
+    probe.instruct("anything")
+    img = frame()
+    _send_until(probe, "masked_image", img, n=3)
+    assert calls == []
+    probe.listen("overlay")
+    out = _send_until(probe, "overlay", img)
+    assert calls and image_to_array(out)[0].shape == img.shape
+
+
+def test_lifecycle_transitions(rig):
+    from doubles import ClosingPredictorForTest
+
+    ClosingPredictorForTest.closed = 0
+    node, probe = rig(model="doubles:ClosingPredictorForTest")
+    probe.instruct("anything")
+    img = frame()
+    _send_until(probe, "masked_image", img)
+    node.trigger_deactivate()
+    assert node._state_machine.current_state[1] == "inactive"
+    wait_for(lambda: False, 0.3)  # let a frame published just before deactivation arrive
+    n = len(probe.received["masked_image"])
+    for _ in range(5):
+        probe.send(img)
+    wait_for(lambda: False, 0.5)
+    assert len(probe.received["masked_image"]) == n  # inactive: nothing published
+    node.trigger_cleanup()
+    assert ClosingPredictorForTest.closed == 1 and node.pipeline is None
+    # model can change while unconfigured; an unknown one fails configure and leaves the node unconfigured
+    assert node.set_parameters([Parameter("model", value="no_such_model")])[0].successful
+    node.trigger_configure()
+    assert node._state_machine.current_state[0] == State.PRIMARY_STATE_UNCONFIGURED
+    node.set_parameters([Parameter("model", value="keep_all")])
+    node.trigger_configure()
+    node.trigger_activate()
+    assert node._state_machine.current_state[1] == "active"
+    arr = image_to_array(_send_until(probe, "masked_image", img))[0]
+    np.testing.assert_array_equal(arr, img)  # keep_all keeps everything
+
+
+def test_diagnostics_report_rates_latency_and_drops(rig):
+    node, probe = rig()
+    probe.listen_diagnostics()
+    probe.instruct("anything")
+    _send_until(probe, "masked_image", frame(), n=5)
+    assert wait_for(
+        lambda: any(
+            s.values
+            for d in probe.diagnostics
+            for s in d.status
+            if "latency_p50_ms" in {kv.key for kv in s.values} and s.level == b"\x00"
+        ),
+        5,
+    )
+    status = [s for d in probe.diagnostics for s in d.status][-1]
+    values = {kv.key: kv.value for kv in status.values}
+    for key in (
+        "model",
+        "device",
+        "input_rate_hz",
+        "output_rate_hz",
+        "latency_p95_ms",
+        "instruction_age_s",
+        "frames_in",
+        "frames_out",
+    ):
+        assert key in values
+    assert values["model"] == CENTER and float(values["latency_p50_ms"]) > 0
+
+
+def test_qos_mismatch_is_reported(rig, ros_context):
+    node, probe = rig(image_qos="reliable")
+    pub = probe.create_publisher(Image, "image_raw", QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT))
+    assert wait_for(lambda: node.stats().get("qos_incompatible_reliability", 0) >= 1, 10), node.stats()
+    probe.destroy_publisher(pub)
+
+
+def test_bad_initial_parameter_fails_configure_and_node_stays_up(ros_context):
+    node = MaskingNode(
+        context=ros_context,
+        parameter_overrides=[Parameter("mode", value="sparkle"), Parameter("autostart", value=False)],
+    )
+    try:
+        node.trigger_configure()
+        assert node._state_machine.current_state[0] == State.PRIMARY_STATE_UNCONFIGURED
+        assert "mode must be one of" in node._last_error
+        assert node.set_parameters([Parameter("mode", value="gray")])[0].successful
+        node.trigger_configure()
+        assert node._state_machine.current_state[0] == State.PRIMARY_STATE_INACTIVE
+    finally:
+        node.on_shutdown(None)
+        node.destroy_node()
