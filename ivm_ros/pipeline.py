@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+import warnings
 
 import numpy as np
 import torch
@@ -51,11 +52,13 @@ class MaskingPipeline:
             torch.cuda.synchronize(device)
         t1 = time.perf_counter()
         view, out_enc = to_output(image, encoding)
-        if not view.flags.writeable or not view.flags.c_contiguous:
-            view = np.array(view)  # torch wants writable memory; message buffers are read-only
+        if not view.flags.c_contiguous:
+            view = np.ascontiguousarray(view)
         fill = cfg.fill_color[::-1] if out_enc == "bgr8" else cfg.fill_color
         run_cfg = dataclasses.replace(cfg, fill_color=fill) if fill != cfg.fill_color else cfg
-        images = torch.from_numpy(view)[None].to(device)
+        with warnings.catch_warnings():  # message buffers are read-only; masking never writes to its input
+            warnings.simplefilter("ignore", UserWarning)
+            images = torch.from_numpy(view)[None].to(device)
         with torch.inference_mode():
             batch = apply_mask(images, probs, run_cfg, luma=LUMA[out_enc])
         masked = batch.images[0] if isinstance(batch.images, list) else batch.images[0]

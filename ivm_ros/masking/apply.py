@@ -111,6 +111,12 @@ def _apply_opencv(
         if cfg.fail_safe and cv2.countNonZero(keep) == 0:
             keep[:] = 255
             fail_safe[i] = True
+        if cv2.countNonZero(keep) == h * w and cfg.mode != "highlight":
+            # Everything kept (keep_all, fail-safe): dilation and feathering of a constant are the constant.
+            masks[i] = 255
+            boxes[i] = (0, 0, w, h)
+            out_images.append(img)
+            continue
         if dilate_kernel is not None:
             keep = cv2.dilate(keep, dilate_kernel)
         x, y, bw, bh = cv2.boundingRect(keep)

@@ -21,6 +21,7 @@ import time
 from typing import Any
 
 import rclpy
+import torch
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
@@ -102,6 +103,16 @@ class MaskingNode(LifecycleNode):
         declare(
             self, "diagnostics_period", 1.0, "seconds between /diagnostics messages", lo=0.1, hi=60.0, read_only=True
         )
+        declare(
+            self,
+            "torch_threads",
+            1,
+            "torch CPU threads for the worker (0: torch's default). More than "
+            "one lets OpenMP spin-waits starve the ROS threads on small machines",
+            lo=0,
+            hi=256,
+            read_only=True,
+        )
         declare(self, "log_throttle", 5.0, "seconds between repeated warnings of one kind", lo=0.0, hi=3600.0)
         autostart = declare(self, "autostart", True, "configure and activate on start", read_only=True)
         self.add_on_set_parameters_callback(self._on_set_parameters)
@@ -109,10 +120,12 @@ class MaskingNode(LifecycleNode):
         self.counters = Counters()
         self.rate_in, self.rate_out = RateMeter(), RateMeter()
         self.latency, self.predictor_ms = LatencyWindow(), LatencyWindow()
+        self.wait_ms, self.work_ms = LatencyWindow(), LatencyWindow()  # mailbox wait; worker time per frame
         self.mailbox: LatestMailbox[_Frame] = LatestMailbox()
         self.pipeline: MaskingPipeline | None = None
         self._instruction: tuple[str, float] | None = None  # (text, monotonic time received)
         self._worker: threading.Thread | None = None
+        self._work_start = 0.0
         self._running = False
         self._subs: list[Any] = []
         self._pubs: dict[str, Any] = {}
@@ -197,6 +210,9 @@ class MaskingNode(LifecycleNode):
             self.trigger_activate()
 
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        threads = self.get_parameter("torch_threads").value
+        if threads > 0:
+            torch.set_num_threads(threads)
         self._declare_model_config(self.model)
         known = set(config_fields(self.model)) if self._model_known() else set()
         settings = {
@@ -368,6 +384,8 @@ class MaskingNode(LifecycleNode):
                 )
 
     def _process(self, frame: _Frame) -> None:
+        self._work_start = time.monotonic()
+        self.wait_ms.add((self._work_start - frame.received) * 1e3)
         pipeline = self.pipeline
         if pipeline is None:
             return
@@ -406,7 +424,9 @@ class MaskingNode(LifecycleNode):
             pubs["overlay"].publish(array_to_image(view, enc, frame.header))
         self.counters.add("frames_out")
         self.rate_out.tick()
-        self.latency.add((time.monotonic() - frame.received) * 1e3)
+        done = time.monotonic()
+        self.latency.add((done - frame.received) * 1e3)
+        self.work_ms.add((done - self._work_start) * 1e3)
 
     # --------------------------------------------------------------------------------------- diagnostics
 
@@ -421,6 +441,8 @@ class MaskingNode(LifecycleNode):
             "latency_p50_ms": self.latency.percentile(50),
             "latency_p95_ms": self.latency.percentile(95),
             "predictor_p50_ms": self.predictor_ms.percentile(50),
+            "mailbox_wait_p50_ms": self.wait_ms.percentile(50),
+            "worker_p50_ms": self.work_ms.percentile(50),
             "instruction": instruction[0] if instruction else "",
             "instruction_age_s": (time.monotonic() - instruction[1]) if instruction else float("nan"),
         }
