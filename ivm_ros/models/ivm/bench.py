@@ -39,7 +39,7 @@ INSTRUCTIONS = ["pick up the red cup and place it on the green plate", "open the
 def release_postprocess(prob: np.ndarray, image: np.ndarray, threshold: float = 0.1) -> np.ndarray:
     """The release's ``forward_batch`` tail on one frame: (H, W) probabilities + (H, W, 3) image -> float image."""
     mask = prob.astype(np.float32)[:, :, None].copy()
-    if threshold > mask.max():  # fail to find the target: keep the whole image
+    if threshold > mask.max():  # fail to find the target: keep the whole image (relies on sigmoid > 0, as released)
         mask += threshold
     mask = (mask > threshold).astype(np.float32)
     k = int(mask.shape[0] * 0.05) * 2 + 1
