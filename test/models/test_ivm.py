@@ -363,3 +363,21 @@ def test_gpu_bf16_matches_fp32(frames):
     assert low.device.type == "cuda" and low.dtype == torch.float32
     assert float((low - ref).abs().max()) < 0.05
     assert F.mse_loss(low, ref).item() < 1e-4
+
+
+def test_llava_folder_in_llava_1_5_7b_hf_layout(sources, model, frames, tmp_path):
+    """llava-1.5-7b-hf stores language_model.model.*, language_model.lm_head, vision_tower.vision_model.*."""
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    folder = tmp_path / "llava-old"
+    shutil.copytree(sources["llava"], folder)
+    sd = load_file(str(folder / "model.safetensors"))
+    old = {("vision_tower.vision_model." + k[len("vision_tower."):] if k.startswith("vision_tower.") else k): v
+           for k, v in sd.items()}
+    assert any(k.startswith("language_model.model.layers.") for k in old)
+    save_file(old, str(folder / "model.safetensors"), metadata={"format": "pt"})
+    loaded, report = ck.load_release(sources["sam"], folder, sources["ivm"], arch="tiny")
+    assert not report.fatal
+    assert torch.equal(loaded.predict_proba(frames, TEXTS), model.predict_proba(frames, TEXTS))
