@@ -76,6 +76,7 @@ class LLaVAPromptEncoder(nn.Module):
         patches = (vision.image_size // vision.patch_size) ** 2
         self.num_image_tokens = patches + (1 if cfg.vision_feature_select_strategy == "full" else 0)
         self.lora_merged = False
+        self._token_cache: tuple[tuple, tuple[torch.Tensor, torch.Tensor]] | None = None
 
     @property
     def llava(self) -> nn.Module:
@@ -88,9 +89,18 @@ class LLaVAPromptEncoder(nn.Module):
         return [PROMPT_TEMPLATE.format(instruction=t).replace(IMAGE_TOKEN, expanded) for t in instructions]
 
     def tokenize(self, instructions: Sequence[str], device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-        """(B, L) int64 input ids and attention mask, left padded."""
+        """(B, L) int64 input ids and attention mask, left padded, on ``device``.
+
+        The last result is cached: a robot repeats one instruction for many frames, so this skips the
+        tokenizer and the host-to-device copy on all but the first.
+        """
+        key = (tuple(instructions), str(device))
+        if self._token_cache is not None and self._token_cache[0] == key:
+            return self._token_cache[1]
         enc = self.tokenizer(self.prompts(instructions), return_tensors="pt", padding=True)
-        return enc["input_ids"].to(device), enc["attention_mask"].to(device)
+        out = (enc["input_ids"].to(device), enc["attention_mask"].to(device))
+        self._token_cache = (key, out)
+        return out
 
     def forward(
         self, pixel_values: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor
