@@ -15,6 +15,7 @@ from importlib.metadata import entry_points
 
 #: Built-in subcommands: name -> ("module:function", one-line help).
 COMMANDS: dict[str, tuple[str, str]] = {
+    "ivm-convert": ("ivm_ros.models.ivm.convert:main", "IVM-V1.0 release files (SAM + LLaVA + IVM) -> one safetensors"),
     "demo": ("ivm_ros.demo:main", "mask a real photo through the real masking node and save the results"),
     "mask": ("ivm_ros.masking.cli:main", "mask image files offline with a predictor (no ROS)"),
     "predictors": ("ivm_ros.models.cli:main", "list registered mask predictors and their settings"),
@@ -22,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
 
 #: Built-in benchmarks: name -> ("module:function", one-line help).
 BENCHES: dict[str, tuple[str, str]] = {
+    "ivm": ("ivm_ros.models.ivm.bench:main", "IVM-V1.0 engine vs the release's reference path (--tiny on CPU)"),
     "masking": ("ivm_ros.masking.bench:main", "masking library vs an OpenCV/NumPy reference"),
     "node": ("ivm_ros.ros.bench_node:main", "masking node overhead and frame loss between two processes"),
 }

@@ -16,6 +16,7 @@ from ivm_ros.models.base import MaskPredictor, PredictorConfig
 REGISTRY: dict[str, str] = {
     "keep_all": "ivm_ros.models.simple:KeepAllPredictor",
     "color_keyword": "ivm_ros.models.simple:ColorKeywordPredictor",
+    "ivm": "ivm_ros.models.ivm.predictor:IVMPredictor",
 }
 
 
