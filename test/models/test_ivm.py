@@ -51,22 +51,49 @@ def frames():
 
 # ---------------------------------------------------------------- architecture and names (release layout)
 
+
 def sam_image_encoder_keys(depth: int) -> set[str]:
     """image_encoder.* names as in sam_vit_h_4b8939.pth, written out by hand from Meta's module tree."""
-    keys = {"patch_embed.proj.weight", "patch_embed.proj.bias", "pos_embed", "neck.0.weight", "neck.1.weight",
-            "neck.1.bias", "neck.2.weight", "neck.3.weight", "neck.3.bias"}
+    keys = {
+        "patch_embed.proj.weight",
+        "patch_embed.proj.bias",
+        "pos_embed",
+        "neck.0.weight",
+        "neck.1.weight",
+        "neck.1.bias",
+        "neck.2.weight",
+        "neck.3.weight",
+        "neck.3.bias",
+    }
     for i in range(depth):
-        for leaf in ("norm1.weight", "norm1.bias", "attn.qkv.weight", "attn.qkv.bias", "attn.proj.weight",
-                     "attn.proj.bias", "attn.rel_pos_h", "attn.rel_pos_w", "norm2.weight", "norm2.bias",
-                     "mlp.lin1.weight", "mlp.lin1.bias", "mlp.lin2.weight", "mlp.lin2.bias"):
+        for leaf in (
+            "norm1.weight",
+            "norm1.bias",
+            "attn.qkv.weight",
+            "attn.qkv.bias",
+            "attn.proj.weight",
+            "attn.proj.bias",
+            "attn.rel_pos_h",
+            "attn.rel_pos_w",
+            "norm2.weight",
+            "norm2.bias",
+            "mlp.lin1.weight",
+            "mlp.lin1.bias",
+            "mlp.lin2.weight",
+            "mlp.lin2.bias",
+        ):
             keys.add(f"blocks.{i}.{leaf}")
     return {"image_encoder." + k for k in keys}
 
 
 def release_decoder_keys() -> set[str]:
     """mask_decoder.* names of IVM-V1.0.bin, written out by hand from the release's ConditionedMaskDecoder."""
-    keys = {"pe_layer.positional_encoding_gaussian_matrix", "mask_tokens.weight", "transformer.norm_final_attn.weight",
-            "transformer.norm_final_attn.bias"}
+    keys = {
+        "pe_layer.positional_encoding_gaussian_matrix",
+        "mask_tokens.weight",
+        "transformer.norm_final_attn.weight",
+        "transformer.norm_final_attn.bias",
+    }
     attn = [f"{p}.{t}" for p in ("q_proj", "k_proj", "v_proj", "out_proj") for t in ("weight", "bias")]
     keys |= {f"transformer.final_attn_token_to_image.{a}" for a in attn}
     for i in range(2):
@@ -113,7 +140,10 @@ def test_tiny_names_match_release_layout(model):
     assert {k for k in sd if k.startswith("mask_decoder.")} == release_decoder_keys()
     _, ivm = release_state_dicts(model)
     lora = sorted(k for k in ivm if ".lora_" in k)
-    assert lora[0] == "prompt_encoder.model.base_model.model.language_model.model.layers.0.self_attn.q_proj.lora_A.default.weight"
+    assert (
+        lora[0]
+        == "prompt_encoder.model.base_model.model.language_model.model.layers.0.self_attn.q_proj.lora_A.default.weight"
+    )
     assert len(lora) == 2 * 2 * 2  # layers x (q, v) x (A, B); no vision-tower or projector LoRA
     assert {"prompt_encoder.text_proj.fc1.weight", "prompt_encoder.text_proj.fc2.bias"} <= set(ivm)
     mapped, unknown = ck.map_release_keys(ivm)
@@ -121,6 +151,7 @@ def test_tiny_names_match_release_layout(model):
 
 
 # ---------------------------------------------------------------- numerics against SAM's explicit formulas
+
 
 def test_window_partition_roundtrip_with_padding():
     x = torch.randn(2, 5, 7, 3)
@@ -161,6 +192,7 @@ def test_prompt_position_is_hidden_states_minus_one_at_minus_two(model, frames):
 
 
 # ---------------------------------------------------------------- whole model
+
 
 def test_shapes_range_and_determinism(model, frames):
     p1 = model.predict_proba(frames, TEXTS)
@@ -205,6 +237,7 @@ def test_merge_lora_and_bf16_dtype_handling(frames):
 
 # ---------------------------------------------------------------- loading the release files
 
+
 def test_load_release_exact(sources, model, frames):
     loaded, report = ck.load_release(sources["sam"], sources["llava"], sources["ivm"], arch="tiny")
     assert not report.fatal and not report.notes
@@ -228,7 +261,8 @@ def test_missing_unexpected_and_shape_errors_name_the_key(sources, tmp_path):
         "missing: ivm: prompt_encoder.model": lambda sd: sd.pop(lora),
         "unexpected: ivm: prompt_encoder.bogus": lambda sd: sd.__setitem__("prompt_encoder.bogus", torch.zeros(1)),
         "shape: ivm: mask_decoder.mask_tokens.weight": lambda sd: sd.__setitem__(
-            "mask_decoder.mask_tokens.weight", torch.zeros(2, 32)),
+            "mask_decoder.mask_tokens.weight", torch.zeros(2, 32)
+        ),
     }
     for needle, edit in cases.items():
         with pytest.raises(ck.CheckpointError, match=needle.replace(".", r"\.")):
@@ -238,7 +272,9 @@ def test_missing_unexpected_and_shape_errors_name_the_key(sources, tmp_path):
 def test_new_transformers_lora_layout_and_missing_pe_buffer(sources, tmp_path, frames):
     def edit(sd):
         for k in [k for k in sd if ".lora_" in k]:
-            sd[k.replace("base_model.model.language_model.model.", "base_model.model.model.language_model.")] = sd.pop(k)
+            sd[k.replace("base_model.model.language_model.model.", "base_model.model.model.language_model.")] = sd.pop(
+                k
+            )
         sd.pop(ck.PE_KEY)
 
     _m, report = ck.load_release(sources["sam"], sources["llava"], _bad_ivm(sources, tmp_path, edit), arch="tiny")
@@ -268,26 +304,47 @@ def test_convert_command_roundtrip(sources, model, frames, tmp_path):
     from ivm_ros.cli import main as cli
 
     out = tmp_path / "ivm_tiny.safetensors"
-    rc = cli(["ivm-convert", "--sam", str(sources["sam"]), "--llava", str(sources["llava"]), "--ivm",
-              str(sources["ivm"]), "--out", str(out), "--arch", "tiny"])
+    rc = cli(
+        [
+            "ivm-convert",
+            "--sam",
+            str(sources["sam"]),
+            "--llava",
+            str(sources["llava"]),
+            "--ivm",
+            str(sources["ivm"]),
+            "--out",
+            str(out),
+            "--arch",
+            "tiny",
+        ]
+    )
     assert rc == 0 and out.is_file()
     loaded, report = ck.load_converted(out)
     assert not report.fatal
     # The converted file keeps LLaVA in fp16 (as the release ran it), hence the small tolerance.
     assert loaded.prompt_encoder.llava.dtype == torch.float32  # loaded as asked
-    torch.testing.assert_close(loaded.predict_proba(frames, TEXTS), model.predict_proba(frames, TEXTS),
-                               rtol=0, atol=1e-4)
+    torch.testing.assert_close(
+        loaded.predict_proba(frames, TEXTS), model.predict_proba(frames, TEXTS), rtol=0, atol=1e-4
+    )
 
 
 # ---------------------------------------------------------------- the registered predictor
+
 
 def test_registered_predictor(sources, model, frames):
     from ivm_ros.models.registry import config_fields, load_predictor
 
     fields = config_fields("ivm")
     assert {"sam_checkpoint", "llava_path", "ivm_checkpoint", "device", "dtype", "batch_size"} <= set(fields)
-    values = {"sam_checkpoint": str(sources["sam"]), "llava_path": str(sources["llava"]),
-              "ivm_checkpoint": str(sources["ivm"]), "arch": "tiny", "device": "cpu", "batch_size": 1}
+    values = {
+        "sam_checkpoint": str(sources["sam"]),
+        "llava_path": str(sources["llava"]),
+        "ivm_checkpoint": str(sources["ivm"]),
+        "arch": "tiny",
+        "device": "cpu",
+        "batch_size": 1,
+    }
     pred = load_predictor("ivm", values)
     out = pred.predict(frames, TEXTS)  # split into two batches of one
     assert out.shape == (2, 48, 64) and out.dtype == torch.float32
@@ -301,11 +358,27 @@ def test_wrong_path_error_names_the_file(sources, tmp_path):
 
     missing = tmp_path / "nope" / "IVM-V1.0.bin"
     with pytest.raises(FileNotFoundError, match="ivm_checkpoint.*nope/IVM-V1.0.bin"):
-        load_predictor("ivm", {"sam_checkpoint": str(sources["sam"]), "llava_path": str(sources["llava"]),
-                               "ivm_checkpoint": str(missing), "arch": "tiny", "device": "cpu"})
+        load_predictor(
+            "ivm",
+            {
+                "sam_checkpoint": str(sources["sam"]),
+                "llava_path": str(sources["llava"]),
+                "ivm_checkpoint": str(missing),
+                "arch": "tiny",
+                "device": "cpu",
+            },
+        )
     with pytest.raises(FileNotFoundError, match="llava_path"):
-        load_predictor("ivm", {"sam_checkpoint": str(sources["sam"]), "llava_path": str(tmp_path),
-                               "ivm_checkpoint": str(sources["ivm"]), "arch": "tiny", "device": "cpu"})
+        load_predictor(
+            "ivm",
+            {
+                "sam_checkpoint": str(sources["sam"]),
+                "llava_path": str(tmp_path),
+                "ivm_checkpoint": str(sources["ivm"]),
+                "arch": "tiny",
+                "device": "cpu",
+            },
+        )
 
 
 def test_fail_safe_keeps_whole_frame_on_non_finite_output(frames):
@@ -352,6 +425,7 @@ def test_bench_tiny_json(capsys):
 
 # ---------------------------------------------------------------- GPU (skipped without CUDA)
 
+
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_gpu_bf16_matches_fp32(frames):
@@ -374,8 +448,10 @@ def test_llava_folder_in_llava_1_5_7b_hf_layout(sources, model, frames, tmp_path
     folder = tmp_path / "llava-old"
     shutil.copytree(sources["llava"], folder)
     sd = load_file(str(folder / "model.safetensors"))
-    old = {("vision_tower.vision_model." + k[len("vision_tower."):] if k.startswith("vision_tower.") else k): v
-           for k, v in sd.items()}
+    old = {
+        ("vision_tower.vision_model." + k[len("vision_tower.") :] if k.startswith("vision_tower.") else k): v
+        for k, v in sd.items()
+    }
     assert any(k.startswith("language_model.model.layers.") for k in old)
     save_file(old, str(folder / "model.safetensors"), metadata={"format": "pt"})
     loaded, report = ck.load_release(sources["sam"], folder, sources["ivm"], arch="tiny")

@@ -32,8 +32,12 @@ from ivm_ros.models.ivm.prompt_encoder import CLIP_MEAN, CLIP_STD
 
 NOMINAL_FLOP_PER_FRAME = 14.4e12  # SAM-H at 1024^2 (~5.7 T) + LLaVA-7B prefill of ~600 tokens (~8.8 T)
 BF16_PEAK = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "L40S": 362e12, "RTX 4090": 165e12}
-INSTRUCTIONS = ["pick up the red cup and place it on the green plate", "open the drawer", "push the blue block left",
-                "put the duck in the pan"]
+INSTRUCTIONS = [
+    "pick up the red cup and place it on the green plate",
+    "open the drawer",
+    "push the blue block left",
+    "put the duck in the pan",
+]
 
 
 def release_postprocess(prob: np.ndarray, image: np.ndarray, threshold: float = 0.1) -> np.ndarray:
@@ -99,11 +103,27 @@ def full_size_model(device: torch.device, dtype: torch.dtype) -> IVMModel:
     from ivm_ros.models.ivm.tiny import tiny_tokenizer
 
     tok = tiny_tokenizer()
-    text = LlamaConfig(vocab_size=32064, hidden_size=4096, intermediate_size=11008, num_hidden_layers=32,
-                       num_attention_heads=32, num_key_value_heads=32, max_position_embeddings=4096,
-                       rms_norm_eps=1e-5, pad_token_id=tok.pad_token_id)
-    vision = CLIPVisionConfig(hidden_size=1024, intermediate_size=4096, num_hidden_layers=24, num_attention_heads=16,
-                              image_size=336, patch_size=14, projection_dim=768, hidden_act="quick_gelu")
+    text = LlamaConfig(
+        vocab_size=32064,
+        hidden_size=4096,
+        intermediate_size=11008,
+        num_hidden_layers=32,
+        num_attention_heads=32,
+        num_key_value_heads=32,
+        max_position_embeddings=4096,
+        rms_norm_eps=1e-5,
+        pad_token_id=tok.pad_token_id,
+    )
+    vision = CLIPVisionConfig(
+        hidden_size=1024,
+        intermediate_size=4096,
+        num_hidden_layers=24,
+        num_attention_heads=16,
+        image_size=336,
+        patch_size=14,
+        projection_dim=768,
+        hidden_act="quick_gelu",
+    )
     cfg = LlavaConfig(vision_config=vision, text_config=text, image_token_id=tok.convert_tokens_to_ids("<image>"))
     with torch.device(device):
         llava = LlavaForConditionalGeneration._from_config(cfg, dtype=dtype)
@@ -112,8 +132,9 @@ def full_size_model(device: torch.device, dtype: torch.dtype) -> IVMModel:
 
 
 def main(argv: list[str]) -> int:
-    ap = argparse.ArgumentParser(prog="ivm-ros bench ivm", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        prog="ivm-ros bench ivm", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--tiny", action="store_true", help="toy-size model on the CPU (no GPU needed)")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--iters", type=int, default=0, help="timed calls per case (default 20, tiny 10)")
@@ -131,16 +152,22 @@ def main(argv: list[str]) -> int:
     device = resolve_device(args.device)
     cuda = device.type == "cuda"
     if not args.tiny and not cuda:
-        print("ivm-ros bench ivm: the full-size model (7.7 B parameters) needs CUDA; use --tiny on the CPU",
-              file=sys.stderr)
+        print(
+            "ivm-ros bench ivm: the full-size model (7.7 B parameters) needs CUDA; use --tiny on the CPU",
+            file=sys.stderr,
+        )
         return 2
     dtype = torch.bfloat16 if cuda else torch.float32
     iters = args.iters or (10 if args.tiny else 20)
     batches = [int(b) for b in args.batches.split(",")]
     torch.manual_seed(0)
     engine_model = (tiny_model() if args.tiny else full_size_model(device, dtype)).to(device, dtype)
-    predictor = IVMPredictor(IVMConfig(device=str(device), dtype=str(dtype).replace("torch.", ""),
-                                       batch_size=max(batches), compile=args.compile), model=engine_model)
+    predictor = IVMPredictor(
+        IVMConfig(
+            device=str(device), dtype=str(dtype).replace("torch.", ""), batch_size=max(batches), compile=args.compile
+        ),
+        model=engine_model,
+    )
     rng = np.random.default_rng(0)
     results: dict[str, object] = {
         "device": torch.cuda.get_device_name(device) if cuda else "cpu",
@@ -177,22 +204,27 @@ def main(argv: list[str]) -> int:
         for b, frames, texts, row in rows:
             if cuda:
                 torch.cuda.reset_peak_memory_stats(device)
-            row["reference"] = _stats(_time(functools.partial(reference_forward, ref_model, frames, texts), iters,
-                                            args.warmup, cuda), b)
+            row["reference"] = _stats(
+                _time(functools.partial(reference_forward, ref_model, frames, texts), iters, args.warmup, cuda), b
+            )
             if cuda:
                 row["reference"]["peak_gpu_mem_gib"] = torch.cuda.max_memory_allocated(device) / 2**30
             row["speedup"] = row["engine"]["fps"] / row["reference"]["fps"]
     results["cases"] = [r for *_, r in rows]
 
-    print(f"IVM-V1.0 bench ({results['size']}, random weights) on {results['device']}, 640x480 frames, "
-          f"engine {results['engine_dtype']}")
+    print(
+        f"IVM-V1.0 bench ({results['size']}, random weights) on {results['device']}, 640x480 frames, "
+        f"engine {results['engine_dtype']}"
+    )
     print(f"{'batch':>5} {'path':<10} {'frames/s':>9} {'p50 ms':>9} {'p95 ms':>9} {'peak GiB':>9} {'bf16 frac':>9}")
     for r in results["cases"]:
         for path in ("engine", "reference"):
             if path in r:
                 s = r[path]
-                print(f"{r['batch']:>5} {path:<10} {s['fps']:>9.2f} {s['p50_ms']:>9.1f} {s['p95_ms']:>9.1f} "
-                      f"{s.get('peak_gpu_mem_gib', float('nan')):>9.2f} {s.get('bf16_peak_fraction', float('nan')):>9.3f}")
+                print(
+                    f"{r['batch']:>5} {path:<10} {s['fps']:>9.2f} {s['p50_ms']:>9.1f} {s['p95_ms']:>9.1f} "
+                    f"{s.get('peak_gpu_mem_gib', float('nan')):>9.2f} {s.get('bf16_peak_fraction', float('nan')):>9.3f}"
+                )
         if "speedup" in r:
             print(f"{'':>5} speedup engine/reference: {r['speedup']:.2f}x")
     if args.tiny:

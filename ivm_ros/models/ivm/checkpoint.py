@@ -74,10 +74,14 @@ class LoadReport:
             raise CheckpointError(f"IVM weights do not fit the model ({len(self.fatal)} problems):\n  {head}{more}")
 
     def summary(self) -> str:
-        parts = [f"loaded {sum(self.loaded.values())} tensors ({', '.join(f'{k}: {v}' for k, v in self.loaded.items())})"]
+        parts = [
+            f"loaded {sum(self.loaded.values())} tensors ({', '.join(f'{k}: {v}' for k, v in self.loaded.items())})"
+        ]
         if self.ignored:
             parts.append("ignored " + ", ".join(f"{k}: {v}" for k, v in self.ignored.items()))
-        parts.append(f"missing {len(self.missing)}, unexpected {len(self.unexpected)}, shape {len(self.shape_mismatch)}")
+        parts.append(
+            f"missing {len(self.missing)}, unexpected {len(self.unexpected)}, shape {len(self.shape_mismatch)}"
+        )
         return "; ".join(parts) + "".join(f"\n  note: {n}" for n in self.notes)
 
 
@@ -118,7 +122,7 @@ def safe_load_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
         raise CheckpointError(f"{path}: expected a flat dict of tensors, got {type(obj).__name__}")
     if obj and all(k.startswith("module.") for k in obj):
-        obj = {k[len("module."):]: v for k, v in obj.items()}
+        obj = {k[len("module.") :]: v for k, v in obj.items()}
     return obj
 
 
@@ -136,7 +140,9 @@ def map_release_keys(ivm_sd: dict[str, torch.Tensor]) -> tuple[dict[str, torch.T
         m = _LORA_RE.match(key)
         if m:
             layer, proj, ab = m.groups()
-            mapped[f"{LLAVA_PREFIX}model.language_model.layers.{layer}.self_attn.{proj}.lora_{ab}.default.weight"] = value
+            mapped[f"{LLAVA_PREFIX}model.language_model.layers.{layer}.self_attn.{proj}.lora_{ab}.default.weight"] = (
+                value
+            )
         elif key.startswith(("mask_decoder.", "prompt_encoder.text_proj.")):
             mapped[key] = value
         else:
@@ -147,14 +153,13 @@ def map_release_keys(ivm_sd: dict[str, torch.Tensor]) -> tuple[dict[str, torch.T
 def trained_keys(model: IVMModel) -> list[str]:
     """Our names of everything IVM-V1.0.bin must provide: LoRA, text_proj, mask decoder (incl. its buffer)."""
     return [
-        k
-        for k in model.state_dict()
-        if k.startswith(("mask_decoder.", "prompt_encoder.text_proj.")) or ".lora_" in k
+        k for k in model.state_dict() if k.startswith(("mask_decoder.", "prompt_encoder.text_proj.")) or ".lora_" in k
     ]
 
 
-def copy_into(model: nn.Module, tensors: dict[str, torch.Tensor], expected: list[str], source: str,
-              report: LoadReport) -> None:
+def copy_into(
+    model: nn.Module, tensors: dict[str, torch.Tensor], expected: list[str], source: str, report: LoadReport
+) -> None:
     """Copies ``tensors`` into ``model`` (casting dtype, keeping device); records missing/unexpected/shape."""
     own = model.state_dict()
     for key in expected:
@@ -280,7 +285,7 @@ def load_converted(
     arch = IVMArch.from_dict(json.loads(meta["arch"]))
     llava_cfg = LlavaConfig.from_dict(json.loads(meta["llava_config"]))
     llava_sd = {
-        k[len(LLAVA_PREFIX):].replace(".base_layer.", "."): tensors.pop(k)
+        k[len(LLAVA_PREFIX) :].replace(".base_layer.", "."): tensors.pop(k)
         for k in list(tensors)
         if k.startswith(LLAVA_PREFIX) and ".lora_" not in k
     }

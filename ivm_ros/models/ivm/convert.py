@@ -18,8 +18,9 @@ from ivm_ros.models.ivm.model import ARCHS
 
 
 def main(argv: list[str]) -> int:
-    ap = argparse.ArgumentParser(prog="ivm-ros ivm-convert", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        prog="ivm-ros ivm-convert", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--sam", required=True, help="sam_vit_h_4b8939.pth")
     ap.add_argument("--llava", required=True, help="llava-1.5-7b-hf folder")
     ap.add_argument("--ivm", required=True, help="IVM-V1.0.bin")
@@ -29,8 +30,9 @@ def main(argv: list[str]) -> int:
     if not args.out.endswith(".safetensors"):
         ap.error("--out must end in .safetensors")
     try:
-        model, report = load_release(args.sam, args.llava, args.ivm, arch=args.arch, dtype=torch.float32,
-                                     llava_dtype=torch.float16)
+        model, report = load_release(
+            args.sam, args.llava, args.ivm, arch=args.arch, dtype=torch.float32, llava_dtype=torch.float16
+        )
     except (FileNotFoundError, CheckpointError) as exc:
         print(f"ivm-convert: {exc}", file=sys.stderr)
         return 1

@@ -30,7 +30,7 @@ class IVMConfig(PredictorConfig):
 
 
 def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
-    """"auto" -> bf16 on CUDA, fp32 elsewhere; otherwise one of DTYPES, with a clear error."""
+    """ "auto" -> bf16 on CUDA, fp32 elsewhere; otherwise one of DTYPES, with a clear error."""
     if name == "auto":
         return torch.bfloat16 if device.type == "cuda" else torch.float32
     if name not in DTYPES:
@@ -83,7 +83,11 @@ class IVMPredictor(MaskPredictor):
         if problems:
             raise FileNotFoundError("; ".join(problems) + " (or set `converted` to one ivm-convert file)")
         model, self.report = load_release(
-            cfg.sam_checkpoint, cfg.llava_path, cfg.ivm_checkpoint, arch=cfg.arch, dtype=self.dtype,
+            cfg.sam_checkpoint,
+            cfg.llava_path,
+            cfg.ivm_checkpoint,
+            arch=cfg.arch,
+            dtype=self.dtype,
             device=self.device,
         )
         return model

@@ -16,10 +16,56 @@ import torch
 from ivm_ros.models.ivm.model import ARCHS, IVMModel
 
 WORDS = (
-    'USER', 'ASSISTANT', ':', '.', ',', "'", 'pick', 'up', 'put', 'place', 'move', 'push', 'pull', 'open',
-    'close', 'the', 'a', 'an', 'on', 'in', 'into', 'to', 'of', 'and', 'with', 'red', 'green', 'blue',
-    'yellow', 'pink', 'white', 'black', 'cup', 'plate', 'pan', 'bowl', 'block', 'drawer', 'door', 'button',
-    'switch', 'light', 'duck', 'left', 'right', 'top', 'bottom', 'table', 'object', 'it',
+    "USER",
+    "ASSISTANT",
+    ":",
+    ".",
+    ",",
+    "'",
+    "pick",
+    "up",
+    "put",
+    "place",
+    "move",
+    "push",
+    "pull",
+    "open",
+    "close",
+    "the",
+    "a",
+    "an",
+    "on",
+    "in",
+    "into",
+    "to",
+    "of",
+    "and",
+    "with",
+    "red",
+    "green",
+    "blue",
+    "yellow",
+    "pink",
+    "white",
+    "black",
+    "cup",
+    "plate",
+    "pan",
+    "bowl",
+    "block",
+    "drawer",
+    "door",
+    "button",
+    "switch",
+    "light",
+    "duck",
+    "left",
+    "right",
+    "top",
+    "bottom",
+    "table",
+    "object",
+    "it",
 )
 SPECIALS = ("<unk>", "<s>", "</s>", "<pad>", "<image>")
 
@@ -96,7 +142,7 @@ def release_state_dicts(model: IVMModel) -> tuple[dict[str, torch.Tensor], dict[
     prefix = "prompt_encoder.model.base_model.model.model.language_model.layers."
     for k, v in sd.items():
         if k.startswith(prefix) and ".lora_" in k:
-            ivm["prompt_encoder.model.base_model.model.language_model.model.layers." + k[len(prefix):]] = v.clone()
+            ivm["prompt_encoder.model.base_model.model.language_model.model.layers." + k[len(prefix) :]] = v.clone()
         elif k.startswith(("mask_decoder.", "prompt_encoder.text_proj.")):
             ivm[k] = v.clone()
     return sam, ivm
@@ -114,11 +160,7 @@ def build_tiny_sources(folder: str | os.PathLike, seed: int = 0) -> dict[str, Pa
     llava = model.prompt_encoder.model.get_base_model()
     # Save the base LLaVA without adapters (that is what the llava-1.5-7b-hf folder holds).
     with model.prompt_encoder.model.disable_adapter():
-        base_sd = {
-            k.replace(".base_layer.", "."): v
-            for k, v in llava.state_dict().items()
-            if ".lora_" not in k
-        }
+        base_sd = {k.replace(".base_layer.", "."): v for k, v in llava.state_dict().items() if ".lora_" not in k}
     llava_clean = type(llava)(llava.config)
     llava_clean.load_state_dict(base_sd)
     llava_clean.save_pretrained(paths["llava"])
