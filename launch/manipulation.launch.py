@@ -1,0 +1,52 @@
+"""Camera -> masking_node (-> policy and simulator nodes as they are added).
+
+    ros2 launch ivm_ros manipulation.launch.py camera_topic:=/camera/color/image_raw \
+        instruction_topic:=/instruction params_file:=/path/to/my_params.yaml use_sim_time:=false
+"""
+
+from launch.actions import DeclareLaunchArgument, SetEnvironmentVariable
+from launch.conditions import IfCondition
+from launch.substitutions import LaunchConfiguration, PathJoinSubstitution, PythonExpression
+from launch_ros.actions import Node
+from launch_ros.substitutions import FindPackageShare
+
+from launch import LaunchDescription
+
+
+def generate_launch_description() -> LaunchDescription:
+    share = FindPackageShare("ivm_ros")
+    args = [
+        DeclareLaunchArgument("camera_topic", default_value="/camera/image_raw", description="input sensor_msgs/Image"),
+        DeclareLaunchArgument("instruction_topic", default_value="/instruction", description="std_msgs/String command"),
+        DeclareLaunchArgument("namespace", default_value="", description="namespace for the nodes"),
+        DeclareLaunchArgument("use_sim_time", default_value="false", description="follow /clock"),
+        DeclareLaunchArgument(
+            "params_file",
+            default_value=PathJoinSubstitution([share, "config", "masking_node.yaml"]),
+            description="masking_node parameters",
+        ),
+        DeclareLaunchArgument(
+            "fastdds_profile",
+            default_value=PathJoinSubstitution([share, "config", "fastdds.xml"]),
+            description="Fast DDS profile (16 MB shared memory for camera frames); empty keeps the environment's",
+        ),
+    ]
+    fastdds = SetEnvironmentVariable(
+        "FASTDDS_DEFAULT_PROFILES_FILE",
+        LaunchConfiguration("fastdds_profile"),
+        condition=IfCondition(PythonExpression(["'", LaunchConfiguration("fastdds_profile"), "' != ''"])),
+    )
+    masking = Node(
+        package="ivm_ros",
+        executable="masking_node",
+        name="masking_node",
+        namespace=LaunchConfiguration("namespace"),
+        parameters=[LaunchConfiguration("params_file"), {"use_sim_time": LaunchConfiguration("use_sim_time")}],
+        remappings=[
+            ("image_raw", LaunchConfiguration("camera_topic")),
+            ("image_raw/compressed", [LaunchConfiguration("camera_topic"), "/compressed"]),
+            ("instruction", LaunchConfiguration("instruction_topic")),
+        ],
+        output="screen",
+    )
+    return LaunchDescription([*args, fastdds, masking])

@@ -1,0 +1,154 @@
+"""masking_node across processes (the real executable) and under overload."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import rclpy
+from rclpy.parameter import Parameter
+from rosutil import Probe, Spinner, wait_for
+
+from ivm_ros.ros.conversions import image_to_array
+from ivm_ros.ros.masking_node import MaskingNode
+
+TEST_DIR = Path(__file__).resolve().parent
+
+
+def _rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmRSS")
+
+
+def test_masking_node_executable_in_its_own_process(ros_context):
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(TEST_DIR), os.environ.get("PYTHONPATH", "")]))
+    cmd = [
+        sys.executable,
+        "-m",
+        "ivm_ros.ros.masking_node",
+        "--ros-args",
+        "-p",
+        "model:=doubles:CenterPredictorForTest",
+        "-p",
+        "dilate_ratio:=0.0",
+        "-p",
+        "feather_ratio:=0.0",
+        "-r",
+        "image_raw:=/cam/image",
+        "-r",
+        "__ns:=/robot",
+    ]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    probe = Probe(ros_context, prefix="/robot/masking_node")
+    probe.image_pub = probe.create_publisher(
+        type(probe.image_pub.msg_type()), "/cam/image", probe.image_pub.qos_profile
+    )
+    probe.instruction_pub = probe.create_publisher(
+        type(probe.instruction_pub.msg_type()), "/robot/instruction", probe.instruction_pub.qos_profile
+    )
+    probe.listen("masked_image")
+    spinner = Spinner(ros_context, probe)
+    try:
+        probe.instruct("pick up the block")
+        img = np.random.default_rng(3).integers(0, 256, (480, 640, 3), dtype=np.uint8)
+        assert wait_for(
+            lambda: (probe.send(img, stamp_ns=5_000_000_007), len(probe.received["masked_image"]) > 0)[1], 30, 0.1
+        ), "no output from the masking_node process"
+        out = probe.received["masked_image"][-1]
+        arr, enc = image_to_array(out)
+        assert (out.header.stamp.sec, out.header.stamp.nanosec) == (5, 7)
+        np.testing.assert_array_equal(arr[240, 320], img[240, 320])
+        assert (arr[0, 0] == 255).all()
+    finally:
+        spinner.close()
+        probe.destroy_node()
+        proc.send_signal(signal.SIGINT)
+        try:
+            output, _ = proc.communicate(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            output, _ = proc.communicate()
+    assert proc.returncode in (0, -signal.SIGINT), output[-3000:]
+    assert "Traceback" not in output, output[-3000:]
+
+
+def test_overload_bounded_latency_counted_drops_flat_memory(ros_context):
+    """60 Hz input, a 50 ms predictor: about 20 Hz out, the rest counted as drops, latency bounded; then a few
+    thousand frames with flat memory."""
+    node = MaskingNode(
+        context=ros_context,
+        parameter_overrides=[
+            Parameter("model", value="doubles:SlowCenterPredictorForTest"),
+            Parameter("model_config.delay_s", value=0.05),
+        ],
+    )
+    probe = Probe(ros_context)
+    probe.listen("masked_image", depth=1000)
+    spinner = Spinner(ros_context, node, probe)
+    try:
+        assert wait_for(lambda: node.pipeline is not None and node._worker is not None)
+        probe.instruct("anything")
+        img = np.random.default_rng(0).integers(0, 256, (120, 160, 3), dtype=np.uint8)
+        assert wait_for(lambda: (probe.send(img), len(probe.received["masked_image"]) > 0)[1], 10, 0.05)
+        base = node.stats()
+        start, sent = time.monotonic(), 0
+        while time.monotonic() - start < 3.0:
+            probe.send(img)
+            sent += 1
+            time.sleep(max(0.0, start + sent / 60.0 - time.monotonic()))
+        wait_for(lambda: False, 0.3)
+        s = node.stats()
+        frames_in = s["frames_in"] - base["frames_in"]
+        out = s["frames_out"] - base["frames_out"]
+        dropped = s.get("dropped_busy", 0) - base.get("dropped_busy", 0)
+        assert frames_in > 120, s  # most of the 60 Hz stream arrived
+        assert 30 <= out <= 70, s  # about 20 Hz: the predictor's pace
+        assert abs(frames_in - out - dropped) <= 2, s  # every frame is either published or counted as dropped
+        assert s["latency_p95_ms"] < 200, s  # no queue: at most one frame waits behind the one being masked
+
+        probe.destroy_subscription(probe._subs.pop("masked_image"))  # the probe itself must not hoard frames
+        probe.received["masked_image"].clear()
+        node.pipeline.predictor.config.delay_s = 0.0
+        for _ in range(500):
+            probe.send(img)
+        wait_for(lambda: False, 0.5)
+        rss_before = _rss_mb()
+        in_before = node.stats()["frames_in"]
+        for _ in range(2500):
+            probe.send(img)
+            time.sleep(0.002)  # ~400 Hz: fast, but slow enough that the subscription sees most frames
+        wait_for(lambda: False, 1.0)
+        growth = _rss_mb() - rss_before
+        received = node.stats()["frames_in"] - in_before
+        assert received > 1500, node.stats()
+        assert growth < 30, f"memory grew {growth:.1f} MB over {received} frames"
+    finally:
+        spinner.close()
+        node.on_shutdown(None)
+        node.destroy_node()
+        probe.destroy_node()
+
+
+def test_shutdown_with_frames_in_flight_is_clean(ros_context):
+    node = MaskingNode(
+        context=ros_context, parameter_overrides=[Parameter("model", value="doubles:SlowCenterPredictorForTest")]
+    )
+    probe = Probe(ros_context)
+    spinner = Spinner(ros_context, node, probe)
+    assert wait_for(lambda: node._worker is not None)
+    probe.instruct("anything")
+    for _ in range(20):
+        probe.send(np.zeros((48, 64, 3), np.uint8))
+    spinner.close()
+    node.on_shutdown(None)
+    assert node._worker is None and node.pipeline is None
+    node.destroy_node()
+    probe.destroy_node()
+    assert rclpy.ok(context=ros_context)
