@@ -39,14 +39,17 @@ class CalvinSceneEnv:
 
     Args:
         static_size / gripper_size: square image sizes in pixels (CALVIN: 200 / 84).
+        render: render camera images (False returns zero images: for fast scripted rollouts).
         render_gripper: render ``rgb_gripper`` (False leaves a zero image, to save time).
         segmentation: also return segmentation images (needed for ground-truth masks).
         max_steps: truncation horizon per episode.
     """
 
-    def __init__(self, static_size: int = 200, gripper_size: int = 84, render_gripper: bool = True,
-                 segmentation: bool = False, max_steps: int = 360) -> None:
-        self.scene = CalvinScene(static_size, gripper_size)
+    def __init__(self, static_size: int = 200, gripper_size: int = 84, render: bool = True,
+                 render_gripper: bool = True, segmentation: bool = False, max_steps: int = 360,
+                 robot_visual: str = "fast") -> None:
+        self.scene = CalvinScene(static_size, gripper_size, robot_visual)
+        self.render = render
         self.render_gripper = render_gripper
         self.segmentation = segmentation
         self.max_steps = max_steps
@@ -163,7 +166,7 @@ class CalvinSceneEnv:
     def _command_arm(self, pos: np.ndarray, euler: np.ndarray) -> None:
         s = self.scene
         q = p.calculateInverseKinematics(s.robot, TCP_LINK, pos.tolist(), p.getQuaternionFromEuler(euler.tolist()),
-                                         maxNumIterations=20, physicsClientId=self.client, **self._ik_ranges)
+                                         maxNumIterations=100, residualThreshold=1e-4, physicsClientId=self.client, **self._ik_ranges)
         p.setJointMotorControlArray(s.robot, ARM_JOINTS, p.POSITION_CONTROL, targetPositions=list(q[:7]),
                                     forces=[float(s.robot_cfg["max_joint_force"])] * 7, physicsClientId=self.client)
 
@@ -188,9 +191,13 @@ class CalvinSceneEnv:
 
     def _obs(self) -> dict[str, np.ndarray]:
         s = self.scene
-        rgb_s, seg_s = s.render("static", self.segmentation)
+        if self.render:
+            rgb_s, seg_s = s.render("static", self.segmentation)
+        else:
+            spec = s.cameras["static"]
+            rgb_s, seg_s = np.zeros((spec.height, spec.width, 3), np.uint8), None
         obs = {"rgb_static": rgb_s}
-        if self.render_gripper:
+        if self.render and self.render_gripper:
             rgb_g, seg_g = s.render("gripper", self.segmentation)
         else:
             spec = s.cameras["gripper"]
@@ -198,7 +205,7 @@ class CalvinSceneEnv:
         obs["rgb_gripper"] = rgb_g
         obs["robot_obs"] = s.robot_obs()
         obs["scene_obs"] = s.scene_obs()
-        if self.segmentation:
+        if self.segmentation and seg_s is not None:
             obs["seg_static"] = seg_s
             if seg_g is not None:
                 obs["seg_gripper"] = seg_g
@@ -290,12 +297,10 @@ def sample_initial_state(scene: CalvinScene, task: str, rng: np.random.Generator
             xy, z = rng.uniform(lo, hi), DRAWER_INSIDE[1]
         else:
             lo, hi = surfaces[surf]
-            if target == b and kind == "push_object":  # leave room to push 10+ cm
+            if target == b and kind == "push_object":  # room to push 10+ cm, away from the switch and edge
                 lo, hi = lo.copy(), hi.copy()
-                if args[1] > 0:
-                    hi[0] = lo[0] + 0.15
-                else:
-                    lo[0] = hi[0] - 0.15
+                hi[1] = -0.06
+                lo[0], hi[0] = (0.0, 0.15) if args[1] > 0 else (0.17, 0.28)
             xy = _sample_xy(rng, lo, hi, taken[surf])
             if xy is None:  # crowded shelf: fall back to the table
                 surf = "table"

@@ -234,7 +234,7 @@ class CalvinScene:
 
     def _apply_joint_friction(self) -> None:
         c = self.client
-        for name, force in (("base__slide", 4.0), ("base__drawer", 4.0), ("base__switch", 2.0)):
+        for name, force in (("base__slide", 4.0), ("base__drawer", 4.0), ("base__switch", 15.0)):
             p.setJointMotorControl2(self.table, self.table_joint[name], p.VELOCITY_CONTROL, targetVelocity=0.0,
                                     force=force, physicsClientId=c)
         # spring-loaded button: a weak position motor pulls it back up
