@@ -166,7 +166,8 @@ class CalvinSceneEnv:
     def _command_arm(self, pos: np.ndarray, euler: np.ndarray) -> None:
         s = self.scene
         q = p.calculateInverseKinematics(s.robot, TCP_LINK, pos.tolist(), p.getQuaternionFromEuler(euler.tolist()),
-                                         maxNumIterations=100, residualThreshold=1e-4, physicsClientId=self.client, **self._ik_ranges)
+                                         maxNumIterations=100, residualThreshold=1e-4, physicsClientId=self.client,
+                                         **self._ik_ranges)
         p.setJointMotorControlArray(s.robot, ARM_JOINTS, p.POSITION_CONTROL, targetPositions=list(q[:7]),
                                     forces=[float(s.robot_cfg["max_joint_force"])] * 7, physicsClientId=self.client)
 

@@ -68,7 +68,8 @@ class Expert:
             delta = end - self.env.target_pos
             if np.linalg.norm(delta) < 1e-4:
                 break
-            step = delta if np.linalg.norm(delta) < speed * MAX_REL_POS else delta / np.linalg.norm(delta) * speed * MAX_REL_POS
+            norm = np.linalg.norm(delta)
+            step = delta if norm < speed * MAX_REL_POS else delta / norm * speed * MAX_REL_POS
             yield self._action(self.env.target_pos + step, yaw, grip)
         yield from self.goto(end, yaw, grip, tol=0.01, max_steps=10)
 
