@@ -19,6 +19,7 @@ import numpy as np
 import pybullet as p
 from ivm_ros_sim import tasks as T
 from ivm_ros_sim.env import MAX_REL_ORN, MAX_REL_POS, CalvinSceneEnv
+from ivm_ros_sim.masks import mask_from_segmentation, relevant_parts
 
 DOWN_ROLL, DOWN_PITCH = np.pi, 0.0
 HOME_YAW = np.pi / 2  # at this yaw the fingers close along world x
@@ -274,7 +275,8 @@ class Expert:
 class Episode:
     """One recorded rollout. Arrays are stacked over T steps: ``rgb_static`` (T, S, S, 3) uint8,
     ``rgb_gripper`` (T, G, G, 3) uint8, ``robot_obs`` (T, 15), ``scene_obs`` (T, 24), ``actions`` (T, 7) float32
-    (observation t is what the expert saw before action t)."""
+    (observation t is what the expert saw before action t) and, when the env renders segmentation,
+    ``mask_static`` (T, S, S) bool ground-truth masks (:mod:`ivm_ros_sim.masks`)."""
 
     task: str
     instruction: str
@@ -293,7 +295,8 @@ def rollout(env: CalvinSceneEnv, task: str, seed: int, distraction: str = "none"
     obs, info = env.reset(seed=seed, task=task, distraction=distraction,
                           options={"instruction_split": instruction_split})
     keys = ("rgb_static", "rgb_gripper", "robot_obs", "scene_obs")
-    frames: dict[str, list[np.ndarray]] = {k: [] for k in keys}
+    parts = relevant_parts(env.scene, task, env.start_state) if record and env.segmentation else None
+    frames: dict[str, list[np.ndarray]] = {k: [] for k in (*keys, "mask_static")}
     actions: list[np.ndarray] = []
     plan = Expert(env).plan(task)
     steps = 0
@@ -302,6 +305,8 @@ def rollout(env: CalvinSceneEnv, task: str, seed: int, distraction: str = "none"
         if record:
             for k in keys:
                 frames[k].append(obs[k])
+            if parts is not None:
+                frames["mask_static"].append(mask_from_segmentation(obs["seg_static"], parts))
             actions.append(a.astype(np.float32))
         obs, _, done, _, info = env.step(a)
         steps += 1
@@ -309,5 +314,5 @@ def rollout(env: CalvinSceneEnv, task: str, seed: int, distraction: str = "none"
             break
     success = bool(info["success"])
     return Episode(task, env.instruction, seed, distraction, success, steps,
-                   {k: np.stack(v) if v else np.zeros((0,)) for k, v in frames.items()},
+                   {k: np.stack(v) for k, v in frames.items() if v},
                    np.stack(actions) if actions else np.zeros((0, 7), np.float32))
