@@ -5,7 +5,7 @@ Levels (:data:`LEVELS`):
 * ``none``: the clean CALVIN scene.
 * ``small``: 3 extra objects.
 * ``medium``: 6 extra objects, lighting change.
-* ``large``: 10 extra objects of which about half are look-alikes of the task objects (red / blue / pink
+* ``large``: up to 10 extra objects of which about half are look-alikes of the task objects (red / blue / pink
   boxes and cubes of block size, a yellow ball like the bulb, a green bead like the LED), a different table
   texture and random lighting (direction, colour, ambient/diffuse strength). This is our stand-in for the IVM
   paper's "large distraction" setting (many unrelated and similar-looking objects around the workspace
@@ -13,7 +13,8 @@ Levels (:data:`LEVELS`):
 
 Objects are static (mass 0), so they never drift into the task, and they are placed only in zones the tasks
 and the scripted expert do not use: the left table wing, the top of the cabinet, the right back corner and the
-floor in front of the table. Everything is drawn from the episode's random generator, so a seed fixes it.
+floor in front of the table, at least 11 cm from every block, and outside the swept volumes of the door, drawer,
+switch and button (:data:`KEEP_OUT`). Everything is drawn from the episode's random generator: a seed fixes it.
 """
 
 from __future__ import annotations
@@ -47,9 +48,19 @@ LEVELS: dict[str, Level] = {
 #: button) and of the expert's paths.
 ZONES = (
     (np.array([-0.42, -0.17]), np.array([-0.24, -0.02]), 0.46),  # left table wing, beside the button
-    (np.array([-0.36, 0.05]), np.array([0.10, 0.15]), 0.65),  # cabinet top
+    (np.array([-0.36, 0.165]), np.array([0.18, 0.175]), 0.65),  # cabinet top, behind the door
     (np.array([0.38, -0.15]), np.array([0.43, 0.15]), 0.46),  # right edge of the table
     (np.array([-0.6, -0.75]), np.array([0.6, -0.5]), 0.0),  # floor in front of the table
+)
+
+#: Boxes (min xyz, max xyz) no distractor may overlap: the swept volumes of the door, drawer, switch and
+#: button, and the robot's base.
+KEEP_OUT = (
+    ((-0.40, -0.07, 0.42), (0.20, 0.155, 0.70)),  # sliding door over its whole travel
+    ((-0.06, -0.50, 0.28), (0.42, 0.07, 0.42)),  # drawer, open or closed
+    ((0.22, -0.02, 0.47), (0.38, 0.17, 0.66)),  # switch
+    ((-0.17, -0.17, 0.45), (-0.07, -0.07, 0.51)),  # button
+    ((-0.52, -0.66, 0.0), (-0.16, -0.28, 0.45)),  # robot base
 )
 
 PYBULLET_OBJECTS = ("duck_vhacd.urdf", "teddy_vhacd.urdf", "soccerball.urdf", "lego/lego.urdf",
@@ -138,18 +149,27 @@ def apply(scene: CalvinScene, level: str, rng: np.random.Generator) -> list[int]
                                                float(rng.uniform(0.3, 0.8)), float(rng.uniform(0.0, 0.3)))
     bodies: list[int] = []
     taken: list[np.ndarray] = []
-    for k in range(spec.n_objects):
-        for _ in range(50):
-            lo, hi, z = ZONES[int(rng.integers(len(ZONES)))] if k >= 2 else ZONES[k]
-            xy = rng.uniform(lo, hi)
-            if all(np.linalg.norm(xy - t) > 0.07 for t in taken):
-                break
-        taken.append(xy)
+    blocks = [scene.block_pose(b)[0][:2] for b in scene.blocks]  # keep clear of the task's blocks
+    attempts = 0
+    while len(bodies) < spec.n_objects and attempts < 30 * spec.n_objects:
+        attempts += 1
+        k = len(bodies)
+        lo, hi, z = ZONES[int(rng.integers(len(ZONES)))] if k >= 2 else ZONES[k]
+        xy = rng.uniform(lo, hi)
+        if any(np.linalg.norm(xy - t) < 0.07 for t in taken) or (
+                z > 0.3 and any(np.linalg.norm(xy - b) < 0.11 for b in blocks)):
+            continue
         yaw = float(rng.uniform(-np.pi, np.pi))
         pos = [float(xy[0]), float(xy[1]), float(z)]
         if rng.random() < spec.lookalike_fraction:
             kind, dims, rgba = LOOKALIKES[int(rng.integers(len(LOOKALIKES)))]
-            bodies.append(_shape(scene, kind, dims, rgba, pos, yaw))
+            body = _shape(scene, kind, dims, rgba, pos, yaw)
         else:
-            bodies.append(_urdf(scene, PYBULLET_OBJECTS[int(rng.integers(len(PYBULLET_OBJECTS)))], pos, yaw, rng))
+            body = _urdf(scene, PYBULLET_OBJECTS[int(rng.integers(len(PYBULLET_OBJECTS)))], pos, yaw, rng)
+        lo3, hi3 = (np.array(v) for v in p.getAABB(body, -1, physicsClientId=c))
+        if any((lo3 < np.array(khi)).all() and (hi3 > np.array(klo)).all() for klo, khi in KEEP_OUT):
+            p.removeBody(body, physicsClientId=c)  # would block a mechanism: try elsewhere
+            continue
+        taken.append(xy)
+        bodies.append(body)
     return bodies
