@@ -55,10 +55,11 @@ class Expert:
     def goto(self, pos, yaw: float, grip: float, tol: float = 0.008, max_steps: int = 60) -> Iterator[np.ndarray]:
         """Moves the tcp to ``pos`` (3,) m at ``yaw`` rad; stops when within ``tol`` m or after max_steps."""
         pos = np.asarray(pos, dtype=np.float64)
+        want = np.array(p.getQuaternionFromEuler([DOWN_ROLL, DOWN_PITCH, yaw]))
         for _ in range(max_steps):
-            tcp = self.scene.tcp_pose()[0]
-            yaw_now = p.getEulerFromQuaternion(self.scene.tcp_pose()[1].tolist())[2]
-            if np.linalg.norm(tcp - pos) < tol and (self.tilt or abs(_wrap(yaw_now - yaw)) < 0.05):
+            tcp, quat = self.scene.tcp_pose()
+            angle = 2 * np.arccos(min(1.0, abs(float(np.dot(quat, want)))))  # euler-free orientation error
+            if np.linalg.norm(tcp - pos) < tol and (self.tilt or angle < 0.08):
                 return
             yield self._action(pos, yaw, grip)
 
@@ -156,11 +157,11 @@ class Expert:
         pos, _ = self.scene.block_pose(block)
         half = self.scene.block_size[block][0] / 2
         start = pos + [-direction * (half + 0.05), 0, 0.0]
-        yield from self.goto(start + [0, 0, 0.08], HOME_YAW + np.pi / 2, -1.0, tol=0.015)
-        yield from self.line(start + [0, 0, 0.012], HOME_YAW + np.pi / 2, -1.0, speed=0.6)
-        yield from self.line(start + [direction * 0.19, 0, 0.012], HOME_YAW + np.pi / 2, -1.0, speed=0.35)
-        yield from self.line(self.tcp() + [-direction * 0.03, 0, 0.0], HOME_YAW + np.pi / 2, -1.0, speed=0.4)
-        yield from self.line(self.tcp() + [0, 0, 0.08], HOME_YAW + np.pi / 2, -1.0, speed=0.6)
+        yield from self.goto(start + [0, 0, 0.08], HOME_YAW, -1.0, tol=0.015)
+        yield from self.line(start + [0, 0, 0.02], HOME_YAW, -1.0, speed=0.6)
+        yield from self.line(start + [direction * 0.19, 0, 0.02], HOME_YAW, -1.0, speed=0.35)
+        yield from self.line(self.tcp() + [-direction * 0.03, 0, 0.0], HOME_YAW, -1.0, speed=0.4)
+        yield from self.line(self.tcp() + [0, 0, 0.08], HOME_YAW, -1.0, speed=0.6)
 
     def _drawer(self, open_: bool) -> Iterator[np.ndarray]:
         q = self.scene.joint_positions()["base__drawer"]
