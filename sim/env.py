@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 import pybullet as p
+from gymnasium import spaces
 from ivm_ros_sim import distractors as dist
 from ivm_ros_sim import tasks as T
 from ivm_ros_sim.scene import ARM_JOINTS, BLOCKS, CONTROL_HZ, FINGER_JOINTS, PHYSICS_HZ, TCP_LINK, CalvinScene
@@ -63,6 +64,14 @@ class CalvinSceneEnv:
         self.target_pos = np.zeros(3)
         self.target_euler = np.zeros(3)
         self.rng = np.random.default_rng(0)
+        st, gr = self.scene.cameras["static"], self.scene.cameras["gripper"]
+        self.action_space = spaces.Box(-1.0, 1.0, (7,), np.float64)
+        self.observation_space = spaces.Dict({
+            "rgb_static": spaces.Box(0, 255, (st.height, st.width, 3), np.uint8),
+            "rgb_gripper": spaces.Box(0, 255, (gr.height, gr.width, 3), np.uint8),
+            "robot_obs": spaces.Box(-np.inf, np.inf, (15,), np.float64),
+            "scene_obs": spaces.Box(-np.inf, np.inf, (24,), np.float64),
+        })
         self._base_state = p.saveState(physicsClientId=self.scene.client)
         self._ik_ranges = self._ik_limits()
 

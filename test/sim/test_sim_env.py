@@ -24,6 +24,7 @@ def test_observation_layout(env):
     assert obs["rgb_gripper"].shape == (32, 32, 3) and obs["rgb_gripper"].dtype == np.uint8
     assert obs["robot_obs"].shape == (15,) and obs["scene_obs"].shape == (24,)
     assert obs["rgb_static"].std() > 10  # a real picture, not a blank frame
+    assert env.observation_space.contains({k: obs[k] for k in env.observation_space.spaces})
     assert info["instruction"] == "pull the handle to open the drawer" and info["family"] == "drawer"
     assert obs["scene_obs"][1] < 0.05  # open_drawer starts with the drawer closed
     k = np.array(env.camera_info()["static"]["k"])
