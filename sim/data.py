@@ -1,0 +1,335 @@
+"""Data engine: ``ivm-ros sim-data {ivm,demos,expert}``.
+
+On-disk format (no pickle anywhere; load with ``np.load(path, allow_pickle=False)``):
+
+``ivm`` -> ``OUT/ivm/``:
+    ``index.json``  {"format": "ivm_ros_sim.ivm/1", "count", "image_size", "shards": [{"file", "count"}], "args",
+                    "mask_rule", "quality": {"1": "exact", "0": "degraded"}}
+    ``shard_00000.npz`` (compressed) with N samples:
+        ``image`` (N, H, W, 3) uint8 RGB  ``mask`` (N, H, W) uint8 {0, 1}  ``quality`` (N,) uint8 (1 exact GT,
+        0 machine-style label)  ``degradation`` (N,) str ("none", "box", "dilate", "erode", "partial",
+        "wrong_object")  ``instruction`` (N,) str  ``task`` (N,) str  ``camera`` (N,) str  ``distraction`` (N,)
+        str  ``seed`` (N,) int64  ``step`` (N,) int64 (expert step at which the frame was taken)
+    ``gallery.png``: frames with their labels overlaid (cyan exact, red degraded).
+
+``demos`` -> ``OUT/demos/``:
+    ``index.json``  {"format": "ivm_ros_sim.demos/1", "episodes": [{"file", "task", "instruction", "seed",
+                    "distraction", "success", "steps"}], "args"}
+    ``episode_00000.npz`` (compressed): ``rgb_static`` (T, S, S, 3) uint8, ``rgb_gripper`` (T, G, G, 3) uint8,
+        ``robot_obs`` (T, 15) float64, ``scene_obs`` (T, 24) float64, ``actions`` (T, 7) float32 (relative,
+        see :mod:`ivm_ros_sim.env`), ``mask_static`` (T, S, S) uint8 GT masks, and 0-d ``task``,
+        ``instruction``, ``distraction`` (str), ``seed`` (int), ``success`` (bool).
+
+``expert`` measures the scripted expert's success per task family (no files unless ``--json``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+from ivm_ros_sim import distractors as dist
+from ivm_ros_sim import tasks as T
+from ivm_ros_sim.env import CalvinSceneEnv
+from ivm_ros_sim.expert import Expert, rollout
+from ivm_ros_sim.masks import mask_from_segmentation, relevant_parts
+from ivm_ros_sim.scene import BLOCKS, decode_segmentation
+from tqdm import tqdm
+
+#: Tasks the scripted expert solves reliably (lift from the sliding cabinet is excluded: see README/issue).
+EXPERT_TASKS = tuple(t for t in T.all_tasks() if not t.endswith("_slider") or t.startswith("place"))
+DEGRADATIONS = ("box", "dilate", "erode", "partial", "wrong_object")
+
+
+# ---------------------------------------------------------------------------------------------- degradations
+def degrade(mask: np.ndarray, kind: str, rng: np.random.Generator, other: np.ndarray | None = None) -> np.ndarray:
+    """A machine-style low-quality version of a (H, W) bool mask. ``other`` is a wrong object's mask, used by
+    ``wrong_object`` (falls back to ``box`` when missing or empty)."""
+    m = mask.astype(np.uint8)
+    h, w = m.shape
+    if kind == "wrong_object" and other is not None and other.any():
+        return other.astype(bool)
+    if kind in ("box", "wrong_object") or not m.any():
+        ys, xs = np.nonzero(m) if m.any() else (np.array([h // 3, 2 * h // 3]), np.array([w // 3, 2 * w // 3]))
+        pad = int(rng.integers(2, max(3, h // 12)))
+        out = np.zeros_like(m, dtype=bool)
+        out[max(0, ys.min() - pad): ys.max() + pad + 1, max(0, xs.min() - pad): xs.max() + pad + 1] = True
+        return out
+    if kind == "dilate":
+        k = int(rng.integers(2, max(3, h // 20))) * 2 + 1
+        return cv2.dilate(m, np.ones((k, k), np.uint8)).astype(bool)
+    if kind == "erode":
+        k = int(rng.integers(1, 3)) * 2 + 1
+        out = cv2.erode(m, np.ones((k, k), np.uint8)).astype(bool)
+        return out if out.any() else m.astype(bool)
+    if kind == "partial":
+        ys, xs = np.nonzero(m)
+        angle = rng.uniform(0, np.pi)
+        proj = (xs - xs.mean()) * np.cos(angle) + (ys - ys.mean()) * np.sin(angle)
+        keep = proj <= np.quantile(proj, rng.uniform(0.3, 0.7))
+        out = np.zeros_like(m, dtype=bool)
+        out[ys[keep], xs[keep]] = True
+        return out
+    raise ValueError(f"unknown degradation {kind!r}; valid: {DEGRADATIONS}")
+
+
+def _wrong_object_mask(env: CalvinSceneEnv, seg: np.ndarray, parts: list, rng: np.random.Generator) -> np.ndarray:
+    """Mask of something the instruction is not about: another block, a distractor or a fixed part."""
+    body, link = decode_segmentation(seg)
+    wanted = {b for b, _ in parts}
+    candidates = [(env.scene.blocks[b], None) for b in BLOCKS if env.scene.blocks[b] not in wanted]
+    candidates += [(b, None) for b in env.distractor_bodies]
+    fixed = [(env.scene.table, env.scene.table_link[n]) for n in ("drawer_link", "slide_link", "switch_link",
+                                                                  "button_link")]
+    candidates += [c for c in fixed if c not in parts]
+    rng.shuffle(candidates)
+    for cand in candidates:
+        m = mask_from_segmentation(seg, [cand])
+        if m.sum() >= 20:
+            return m
+    return np.zeros(seg.shape, bool)
+
+
+# ---------------------------------------------------------------------------------------------- ivm dataset
+def generate_ivm(out: Path, samples: int, seed: int = 0, size: int = 200, low_fraction: float = 0.5,
+                 frames_per_episode: int = 4, levels: tuple[str, ...] = ("none", "small", "medium", "large"),
+                 instruction_split: str = "train", shard_size: int = 500, gripper: bool = False,
+                 progress: bool = True) -> dict[str, Any]:
+    """Writes ``samples`` IVM samples to ``out`` (see module docstring); returns the index dict."""
+    for lv in levels:
+        dist.check_level(lv)
+    if not 0.0 <= low_fraction <= 1.0:
+        raise ValueError(f"low_fraction must be in [0, 1], got {low_fraction}")
+    out.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    env = CalvinSceneEnv(static_size=size, gripper_size=max(64, size // 2), render=False, segmentation=True)
+    cams = ("static", "gripper") if gripper else ("static",)
+    buf: dict[str, list] = {k: [] for k in ("image", "mask", "quality", "degradation", "instruction", "task",
+                                            "camera", "distraction", "seed", "step")}
+    shards: list[dict[str, Any]] = []
+    gallery: list[np.ndarray] = []
+
+    def flush() -> None:
+        if not buf["image"]:
+            return
+        name = f"shard_{len(shards):05d}.npz"
+        arrays = {k: np.stack(v) if k in ("image", "mask") else np.array(v) for k, v in buf.items()}
+        np.savez_compressed(out / name, **arrays)
+        shards.append({"file": name, "count": len(buf["image"])})
+        for v in buf.values():
+            v.clear()
+
+    bar = tqdm(total=samples, desc="ivm samples", unit="img", disable=not progress)
+    count, episode = 0, 0
+    try:
+        while count < samples:
+            task = EXPERT_TASKS[int(rng.integers(len(EXPERT_TASKS)))]
+            level = levels[int(rng.integers(len(levels)))]
+            ep_seed = int(rng.integers(2**31))
+            env.reset(seed=ep_seed, task=task, distraction=level, options={"instruction_split": instruction_split})
+            episode += 1
+            plan = Expert(env).plan(task)
+            stops = sorted(set(int(x) for x in rng.integers(0, 90, frames_per_episode)))
+            parts = relevant_parts(env.scene, task, env.start_state)
+            step = 0
+            for stop in stops:
+                for _ in range(stop - step):
+                    a = next(plan, None)
+                    if a is None:
+                        break
+                    env.apply_action(a)
+                    step += 1
+                for cam in cams:
+                    img, seg = env.scene.render(cam, segmentation=True)
+                    exact = mask_from_segmentation(seg, parts)
+                    quality, kind, label = 1, "none", exact
+                    if rng.random() < low_fraction:
+                        kind = DEGRADATIONS[int(rng.integers(len(DEGRADATIONS)))]
+                        other = _wrong_object_mask(env, seg, parts, rng) if kind == "wrong_object" else None
+                        label, quality = degrade(exact, kind, rng, other), 0
+                    buf["image"].append(img)
+                    buf["mask"].append(label.astype(np.uint8))
+                    buf["quality"].append(quality)
+                    buf["degradation"].append(kind)
+                    buf["instruction"].append(T.instruction(task, rng, instruction_split))
+                    buf["task"].append(task)
+                    buf["camera"].append(cam)
+                    buf["distraction"].append(level)
+                    buf["seed"].append(ep_seed)
+                    buf["step"].append(step)
+                    if cam == "static" and len(gallery) < 16:
+                        gallery.append(overlay(img, label, quality, buf["instruction"][-1]))
+                    count += 1
+                    bar.update(1)
+                    if len(buf["image"]) >= shard_size:
+                        flush()
+                    if count >= samples:
+                        break
+                if count >= samples:
+                    break
+        flush()
+    finally:
+        bar.close()
+        env.close()
+    index = {"format": "ivm_ros_sim.ivm/1", "count": count, "image_size": size, "episodes": episode,
+             "shards": shards, "quality": {"1": "exact ground truth", "0": "degraded machine-style label"},
+             "mask_rule": "see ivm_ros_sim.masks module docstring",
+             "args": {"seed": seed, "low_fraction": low_fraction, "levels": list(levels),
+                      "instruction_split": instruction_split, "frames_per_episode": frames_per_episode}}
+    (out / "index.json").write_text(json.dumps(index, indent=1))
+    if gallery:
+        write_gallery(out / "gallery.png", gallery)
+    return index
+
+
+def overlay(img: np.ndarray, mask: np.ndarray, quality: int, text: str) -> np.ndarray:
+    """RGB frame with the mask tinted (cyan exact, red degraded) and the instruction written below."""
+    color = np.array([0, 230, 255] if quality else [255, 40, 0], np.float32)
+    view = img.astype(np.float32)
+    view[mask.astype(bool)] = 0.45 * view[mask.astype(bool)] + 0.55 * color
+    view = cv2.resize(view.astype(np.uint8), (256, 256), interpolation=cv2.INTER_NEAREST)
+    strip = np.full((28, 256, 3), 255, np.uint8)
+    cv2.putText(strip, text[:42], (3, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.38, (0, 0, 0), 1, cv2.LINE_AA)
+    return np.vstack([view, strip])
+
+
+def write_gallery(path: Path, tiles: list[np.ndarray], cols: int = 4) -> None:
+    """Writes tiles (each (h, w, 3) RGB, same size) as a PNG grid."""
+    blank = np.full_like(tiles[0], 255)
+    rows = [np.hstack((tiles[i:i + cols] + [blank] * cols)[:cols]) for i in range(0, len(tiles), cols)]
+    cv2.imwrite(str(path), cv2.cvtColor(np.vstack(rows), cv2.COLOR_RGB2BGR))
+
+
+def load_ivm(root: Path) -> dict[str, np.ndarray]:
+    """Concatenates every shard listed in ``root/index.json`` (for tests and small sets)."""
+    index = json.loads((root / "index.json").read_text())
+    parts = [np.load(root / s["file"], allow_pickle=False) for s in index["shards"]]
+    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0].files}
+
+
+# ---------------------------------------------------------------------------------------------- demonstrations
+def generate_demos(out: Path, episodes: int, seed: int = 0, tasks: tuple[str, ...] = EXPERT_TASKS,
+                   levels: tuple[str, ...] = ("none",), static_size: int = 200, gripper_size: int = 84,
+                   instruction_split: str = "train", progress: bool = True) -> dict[str, Any]:
+    """Records ``episodes`` expert episodes to ``out`` (see module docstring); returns the index dict."""
+    for t in tasks:
+        T.check_task(t)
+    for lv in levels:
+        dist.check_level(lv)
+    out.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    env = CalvinSceneEnv(static_size=static_size, gripper_size=gripper_size, segmentation=True)
+    entries = []
+    steps_total, t0 = 0, time.perf_counter()
+    bar = tqdm(range(episodes), desc="demos", unit="ep", disable=not progress)
+    try:
+        for i in bar:
+            task = tasks[int(rng.integers(len(tasks)))]
+            level = levels[int(rng.integers(len(levels)))]
+            ep_seed = int(rng.integers(2**31))
+            ep = rollout(env, task, ep_seed, level, record=True, instruction_split=instruction_split)
+            name = f"episode_{i:05d}.npz"
+            arrays = dict(ep.frames, actions=ep.actions, task=np.array(task), instruction=np.array(ep.instruction),
+                          distraction=np.array(level), seed=np.array(ep_seed), success=np.array(ep.success))
+            if "mask_static" in arrays:
+                arrays["mask_static"] = arrays["mask_static"].astype(np.uint8)
+            np.savez_compressed(out / name, **arrays)
+            entries.append({"file": name, "task": task, "instruction": ep.instruction, "seed": ep_seed,
+                            "distraction": level, "success": ep.success, "steps": ep.steps})
+            steps_total += ep.steps
+            bar.set_postfix(steps_per_s=f"{steps_total / (time.perf_counter() - t0):.1f}")
+    finally:
+        bar.close()
+        env.close()
+    index = {"format": "ivm_ros_sim.demos/1", "episodes": entries,
+             "args": {"seed": seed, "levels": list(levels), "static_size": static_size, "gripper_size": gripper_size,
+                      "instruction_split": instruction_split}}
+    (out / "index.json").write_text(json.dumps(index, indent=1))
+    return index
+
+
+# ---------------------------------------------------------------------------------------------- expert success
+def expert_success(seeds: int, levels: tuple[str, ...], tasks: tuple[str, ...] = tuple(T.all_tasks()),
+                   progress: bool = True) -> dict[str, dict[str, list[int]]]:
+    """{level: {family: [successes, trials]}} for the expert over ``seeds`` seeds per task (no rendering)."""
+    env = CalvinSceneEnv(render=False)
+    res: dict[str, dict[str, list[int]]] = {}
+    try:
+        for level in levels:
+            fam: dict[str, list[int]] = {}
+            for task in tqdm(tasks, desc=f"expert [{level}]", disable=not progress):
+                for s in range(seeds):
+                    ep = rollout(env, task, s, level)
+                    f = fam.setdefault(T.family(task) if not task.endswith("_slider") or task.startswith("place")
+                                       else "lift_from_slider", [0, 0])
+                    f[0] += int(ep.success)
+                    f[1] += 1
+            res[level] = fam
+    finally:
+        env.close()
+    return res
+
+
+# ---------------------------------------------------------------------------------------------- command
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="ivm-ros sim-data", description=__doc__.split("\n")[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    a = sub.add_parser("ivm", help="IVM dataset: image, instruction, mask, quality label")
+    a.add_argument("--out", type=Path, default=Path("out/sim_data"))
+    a.add_argument("--samples", type=int, default=200)
+    a.add_argument("--size", type=int, default=200)
+    a.add_argument("--low-fraction", type=float, default=0.5, help="share of degraded (quality 0) labels")
+    a.add_argument("--levels", default="none,small,medium,large")
+    a.add_argument("--split", default="train", choices=("train", "heldout", "eval"))
+    a.add_argument("--gripper", action="store_true", help="also sample the gripper camera")
+    a.add_argument("--seed", type=int, default=0)
+    d = sub.add_parser("demos", help="expert demonstrations (both cameras, states, actions, masks)")
+    d.add_argument("--out", type=Path, default=Path("out/sim_data"))
+    d.add_argument("--episodes", type=int, default=10)
+    d.add_argument("--levels", default="none")
+    d.add_argument("--tasks", default="", help="comma-separated task names (default: all the expert solves)")
+    d.add_argument("--split", default="train", choices=("train", "heldout", "eval"))
+    d.add_argument("--seed", type=int, default=0)
+    e = sub.add_parser("expert", help="expert success per task family, clean and distracted")
+    e.add_argument("--seeds", type=int, default=5)
+    e.add_argument("--levels", default="none,large")
+    e.add_argument("--json", action="store_true")
+    args = ap.parse_args(argv)
+    levels = tuple(x for x in args.levels.split(",") if x)
+    try:
+        for lv in levels:
+            dist.check_level(lv)
+        if args.cmd == "ivm":
+            t0 = time.perf_counter()
+            idx = generate_ivm(args.out / "ivm", args.samples, args.seed, args.size, args.low_fraction,
+                               levels=levels, instruction_split=args.split, gripper=args.gripper)
+            dt = time.perf_counter() - t0
+            print(f"wrote {idx['count']} samples in {len(idx['shards'])} shard(s) to {args.out / 'ivm'} "
+                  f"({idx['count'] / dt:.1f} samples/s); gallery: {args.out / 'ivm' / 'gallery.png'}")
+        elif args.cmd == "demos":
+            tasks = tuple(t for t in args.tasks.split(",") if t) or EXPERT_TASKS
+            idx = generate_demos(args.out / "demos", args.episodes, args.seed, tasks, levels,
+                                 instruction_split=args.split)
+            ok = sum(e["success"] for e in idx["episodes"])
+            print(f"wrote {len(idx['episodes'])} episodes ({ok} successful) to {args.out / 'demos'}")
+        else:
+            res = expert_success(args.seeds, levels)
+            fams = sorted({f for r in res.values() for f in r})
+            print(f"{'family':<18}" + "".join(f"{lv:>14}" for lv in levels))
+            for f in fams:
+                cells = [res[lv].get(f, [0, 0]) for lv in levels]
+                print(f"{f:<18}" + "".join(f"{f'{k}/{n} ({100 * k / max(n, 1):.0f}%)':>14}" for k, n in cells))
+            for lv in levels:
+                core = [v for f, v in res[lv].items() if f != "lift_from_slider"]
+                print(f"[{lv}] overall (without lift_from_slider): "
+                      f"{sum(v[0] for v in core)}/{sum(v[1] for v in core)}")
+            if args.json:
+                print(json.dumps(res))
+    except ValueError as exc:
+        ap.error(str(exc))
+    return 0

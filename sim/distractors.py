@@ -1,0 +1,175 @@
+"""Visual distraction: extra objects, table texture and lighting changes.
+
+Levels (:data:`LEVELS`):
+
+* ``none``: the clean CALVIN scene.
+* ``small``: 3 extra objects.
+* ``medium``: 6 extra objects, lighting change.
+* ``large``: up to 10 extra objects of which about half are look-alikes of the task objects (red / blue / pink
+  boxes and cubes of block size, a yellow ball like the bulb, a green bead like the LED), a different table
+  texture and random lighting (direction, colour, ambient/diffuse strength). This is our stand-in for the IVM
+  paper's "large distraction" setting (many unrelated and similar-looking objects around the workspace
+  plus a changed background).
+
+Objects are static (mass 0), so they never drift into the task, and they are placed only in zones the tasks
+and the scripted expert do not use: the left table wing, the top of the cabinet, the right back corner and the
+floor in front of the table, at least 11 cm from every block, and outside the swept volumes of the door, drawer,
+switch and button (:data:`KEEP_OUT`). Everything is drawn from the episode's random generator: a seed fixes it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from functools import cache
+from pathlib import Path
+
+import numpy as np
+import pybullet as p
+import pybullet_data
+from ivm_ros_sim.scene import CalvinScene, RenderSettings, shared_dir
+
+
+@dataclasses.dataclass(frozen=True)
+class Level:
+    n_objects: int
+    lookalike_fraction: float
+    texture: bool
+    lighting: bool
+
+
+LEVELS: dict[str, Level] = {
+    "none": Level(0, 0.0, False, False),
+    "small": Level(3, 0.3, False, False),
+    "medium": Level(6, 0.4, False, True),
+    "large": Level(10, 0.5, True, True),
+}
+
+#: Placement zones (x/y box, surface z): free of the task areas (table front-right, drawer, slider, switch,
+#: button) and of the expert's paths.
+ZONES = (
+    (np.array([-0.42, -0.17]), np.array([-0.24, -0.02]), 0.46),  # left table wing, beside the button
+    (np.array([-0.36, 0.165]), np.array([0.18, 0.175]), 0.65),  # cabinet top, behind the door
+    (np.array([0.38, -0.15]), np.array([0.43, 0.15]), 0.46),  # right edge of the table
+    (np.array([-0.6, -0.75]), np.array([0.6, -0.5]), 0.0),  # floor in front of the table
+)
+
+#: Boxes (min xyz, max xyz) no distractor may overlap: the swept volumes of the door, drawer, switch and
+#: button, and the robot's base.
+KEEP_OUT = (
+    ((-0.40, -0.07, 0.42), (0.20, 0.155, 0.70)),  # sliding door over its whole travel
+    ((-0.06, -0.50, 0.28), (0.42, 0.07, 0.42)),  # drawer, open or closed
+    ((0.22, -0.02, 0.47), (0.38, 0.17, 0.66)),  # switch
+    ((-0.17, -0.17, 0.45), (-0.07, -0.07, 0.51)),  # button
+    ((-0.52, -0.66, 0.0), (-0.16, -0.28, 0.45)),  # robot base
+)
+
+PYBULLET_OBJECTS = ("duck_vhacd.urdf", "teddy_vhacd.urdf", "soccerball.urdf", "lego/lego.urdf",
+                    "sphere_small.urdf", "cube_small.urdf", "jenga/jenga.urdf", "objects/mug.urdf",
+                    "random_urdfs/000/000.urdf", "random_urdfs/001/001.urdf", "random_urdfs/002/002.urdf",
+                    "random_urdfs/003/003.urdf", "random_urdfs/004/004.urdf", "random_urdfs/006/006.urdf")
+
+LOOKALIKES = (  # (shape, half extents or radius, rgba): coloured like the task objects
+    ("box", (0.035, 0.025, 0.025), (1.0, 0.0, 0.0, 1.0)),
+    ("box", (0.025, 0.025, 0.025), (0.0, 0.0, 1.0, 1.0)),
+    ("box", (0.045, 0.025, 0.025), (1.0, 0.0, 1.0, 1.0)),
+    ("box", (0.02, 0.02, 0.02), (0.9, 0.1, 0.1, 1.0)),
+    ("cylinder", (0.02, 0.04), (0.1, 0.1, 0.9, 1.0)),
+    ("sphere", (0.025,), (1.0, 1.0, 0.0, 1.0)),
+    ("sphere", (0.015,), (0.0, 1.0, 0.0, 1.0)),
+    ("box", (0.03, 0.03, 0.015), (0.95, 0.4, 0.8, 1.0)),
+)
+
+
+def check_level(level: str) -> Level:
+    """The Level for a name; ValueError listing valid names otherwise."""
+    if level not in LEVELS:
+        raise ValueError(f"unknown distraction level {level!r}; valid: {', '.join(LEVELS)}")
+    return LEVELS[level]
+
+
+@cache
+def _textures() -> tuple[str, ...]:
+    table = sorted((shared_dir() / "data/calvin_table_D/textures").glob("*.png"))
+    extra = [Path(pybullet_data.getDataPath()) / n for n in ("checker_blue.png", "tex256.png", "uvmap.png")]
+    return tuple(str(t) for t in [*table, *extra] if t.exists())
+
+
+def _shape(scene: CalvinScene, kind: str, dims: tuple[float, ...], rgba: tuple[float, ...], pos: list[float],
+           yaw: float) -> int:
+    c = scene.client
+    if kind == "box":
+        vis = p.createVisualShape(p.GEOM_BOX, halfExtents=dims, rgbaColor=rgba, physicsClientId=c)
+        col = p.createCollisionShape(p.GEOM_BOX, halfExtents=dims, physicsClientId=c)
+        h = dims[2]
+    elif kind == "cylinder":
+        vis = p.createVisualShape(p.GEOM_CYLINDER, radius=dims[0], length=dims[1], rgbaColor=rgba, physicsClientId=c)
+        col = p.createCollisionShape(p.GEOM_CYLINDER, radius=dims[0], height=dims[1], physicsClientId=c)
+        h = dims[1] / 2
+    else:
+        vis = p.createVisualShape(p.GEOM_SPHERE, radius=dims[0], rgbaColor=rgba, physicsClientId=c)
+        col = p.createCollisionShape(p.GEOM_SPHERE, radius=dims[0], physicsClientId=c)
+        h = dims[0]
+    return p.createMultiBody(0.0, col, vis, [pos[0], pos[1], pos[2] + h],
+                             p.getQuaternionFromEuler([0, 0, yaw]), physicsClientId=c)
+
+
+def _urdf(scene: CalvinScene, name: str, pos: list[float], yaw: float, rng: np.random.Generator) -> int:
+    c = scene.client
+    scale = {"teddy_vhacd.urdf": 0.8, "duck_vhacd.urdf": 0.6, "soccerball.urdf": 0.08, "jenga/jenga.urdf": 0.8,
+             "objects/mug.urdf": 0.7, "lego/lego.urdf": 1.2}.get(name, 0.7)
+    body = p.loadURDF(str(Path(pybullet_data.getDataPath()) / name), [pos[0], pos[1], pos[2] + 0.5],
+                      p.getQuaternionFromEuler([0, 0, yaw]), useFixedBase=True, globalScaling=scale,
+                      physicsClientId=c)
+    lo, _ = p.getAABB(body, -1, physicsClientId=c)  # rest its bottom on the surface
+    p.resetBasePositionAndOrientation(body, [pos[0], pos[1], pos[2] + 0.5 - lo[2] + pos[2]],
+                                      p.getQuaternionFromEuler([0, 0, yaw]), physicsClientId=c)
+    if rng.random() < 0.5:  # recolour some of them, sometimes in task colours
+        rgba = LOOKALIKES[int(rng.integers(len(LOOKALIKES)))][2]
+        p.changeVisualShape(body, -1, rgbaColor=rgba, physicsClientId=c)
+    return body
+
+
+def apply(scene: CalvinScene, level: str, rng: np.random.Generator) -> list[int]:
+    """Adds the level's distractors to ``scene`` and sets its texture and lighting. Returns the new body ids
+    (the caller removes them before the next episode). Level ``none`` restores default texture and light."""
+    spec = check_level(level)
+    c = scene.client
+    scene.render_settings = RenderSettings()
+    if spec.texture:
+        tex = p.loadTexture(_textures()[int(rng.integers(len(_textures())))], physicsClientId=c)
+        p.changeVisualShape(scene.table, -1, textureUniqueId=tex, physicsClientId=c)
+        scene.textured = True
+    elif getattr(scene, "textured", False):
+        tex = p.loadTexture(str(shared_dir() / "data/calvin_table_D/textures/wood.png"), physicsClientId=c)
+        p.changeVisualShape(scene.table, -1, textureUniqueId=tex, physicsClientId=c)
+        scene.textured = False
+    if spec.lighting:
+        d = rng.uniform([-2.0, -2.0, 1.0], [2.0, 2.0, 3.0])
+        scene.render_settings = RenderSettings(tuple(d), tuple(rng.uniform(0.7, 1.0, 3)), float(rng.uniform(0.3, 0.8)),
+                                               float(rng.uniform(0.3, 0.8)), float(rng.uniform(0.0, 0.3)))
+    bodies: list[int] = []
+    taken: list[np.ndarray] = []
+    blocks = [scene.block_pose(b)[0][:2] for b in scene.blocks]  # keep clear of the task's blocks
+    attempts = 0
+    while len(bodies) < spec.n_objects and attempts < 30 * spec.n_objects:
+        attempts += 1
+        k = len(bodies)
+        lo, hi, z = ZONES[int(rng.integers(len(ZONES)))] if k >= 2 else ZONES[k]
+        xy = rng.uniform(lo, hi)
+        if any(np.linalg.norm(xy - t) < 0.07 for t in taken) or (
+                z > 0.3 and any(np.linalg.norm(xy - b) < 0.11 for b in blocks)):
+            continue
+        yaw = float(rng.uniform(-np.pi, np.pi))
+        pos = [float(xy[0]), float(xy[1]), float(z)]
+        if rng.random() < spec.lookalike_fraction:
+            kind, dims, rgba = LOOKALIKES[int(rng.integers(len(LOOKALIKES)))]
+            body = _shape(scene, kind, dims, rgba, pos, yaw)
+        else:
+            body = _urdf(scene, PYBULLET_OBJECTS[int(rng.integers(len(PYBULLET_OBJECTS)))], pos, yaw, rng)
+        lo3, hi3 = (np.array(v) for v in p.getAABB(body, -1, physicsClientId=c))
+        if any((lo3 < np.array(khi)).all() and (hi3 > np.array(klo)).all() for klo, khi in KEEP_OUT):
+            p.removeBody(body, physicsClientId=c)  # would block a mechanism: try elsewhere
+            continue
+        taken.append(xy)
+        bodies.append(body)
+    return bodies

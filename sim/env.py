@@ -1,0 +1,330 @@
+"""Gymnasium-style environment over :class:`~ivm_ros_sim.scene.CalvinScene`.
+
+``reset(seed, task, distraction) -> (obs, info)`` and ``step(action) -> (obs, reward, terminated, truncated,
+info)`` (the gymnasium 5-tuple). One step is one 30 Hz control period = 8 physics steps at 240 Hz.
+
+Actions are CALVIN-style relative end-effector commands, (7,) float in [-1, 1] (clipped):
+``[dx, dy, dz, droll, dpitch, dyaw, gripper]``; positions scale by 0.02 m and angles by 0.05 rad per step and
+are added to the previous *target* pose (not the measured pose); gripper > 0 opens, <= 0 closes.
+
+Observation dict (CALVIN names): ``rgb_static`` (S, S, 3) uint8, ``rgb_gripper`` (G, G, 3) uint8,
+``robot_obs`` (15,) float64, ``scene_obs`` (24,) float64 (layouts in :mod:`ivm_ros_sim.scene`). With
+``segmentation=True`` also ``seg_static`` / ``seg_gripper`` (H, W) int32 raw PyBullet object+link ids.
+
+Reward is 1.0 on the step the task's oracle first reports success; ``terminated`` is success, ``truncated`` is
+reaching ``max_steps`` (CALVIN: 360 per subtask).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pybullet as p
+from gymnasium import spaces
+from ivm_ros_sim import distractors as dist
+from ivm_ros_sim import tasks as T
+from ivm_ros_sim.scene import ARM_JOINTS, BLOCKS, CONTROL_HZ, FINGER_JOINTS, PHYSICS_HZ, TCP_LINK, CalvinScene
+
+MAX_REL_POS = 0.02  # m per step at action 1.0
+MAX_REL_ORN = 0.05  # rad per step at action 1.0
+WORKSPACE = np.array([[-0.6, -0.6, 0.25], [0.6, 0.35, 0.95]])  # clip box for the tcp target, metres
+
+#: Surfaces (x/y box, top z) from conf/scene/calvin_scene_D.yaml.
+SURFACE_NAMES = ("table", "slider_left", "slider_right")
+DRAWER_INSIDE = (0.18, 0.36)  # (x, z) of the drawer floor centre area; y follows the drawer joint
+
+
+class CalvinSceneEnv:
+    """CALVIN scene D with task-conditioned resets, optional distractors and a success oracle.
+
+    Args:
+        static_size / gripper_size: square image sizes in pixels (CALVIN: 200 / 84).
+        render: render camera images (False returns zero images: for fast scripted rollouts).
+        render_gripper: render ``rgb_gripper`` (False leaves a zero image, to save time).
+        segmentation: also return segmentation images (needed for ground-truth masks).
+        max_steps: truncation horizon per episode.
+    """
+
+    def __init__(self, static_size: int = 200, gripper_size: int = 84, render: bool = True,
+                 render_gripper: bool = True, segmentation: bool = False, max_steps: int = 360,
+                 robot_visual: str = "fast") -> None:
+        self.scene = CalvinScene(static_size, gripper_size, robot_visual)
+        self.render = render
+        self.render_gripper = render_gripper
+        self.segmentation = segmentation
+        self.max_steps = max_steps
+        self.task: str | None = None
+        self.instruction = ""
+        self.distraction = "none"
+        self.distractor_bodies: list[int] = []
+        self.start_state: T.SceneState | None = None
+        self.steps = 0
+        self.succeeded = False
+        self.target_pos = np.zeros(3)
+        self.target_euler = np.zeros(3)
+        self.rng = np.random.default_rng(0)
+        st, gr = self.scene.cameras["static"], self.scene.cameras["gripper"]
+        self.action_space = spaces.Box(-1.0, 1.0, (7,), np.float64)
+        self.observation_space = spaces.Dict({
+            "rgb_static": spaces.Box(0, 255, (st.height, st.width, 3), np.uint8),
+            "rgb_gripper": spaces.Box(0, 255, (gr.height, gr.width, 3), np.uint8),
+            "robot_obs": spaces.Box(-np.inf, np.inf, (15,), np.float64),
+            "scene_obs": spaces.Box(-np.inf, np.inf, (24,), np.float64),
+        })
+        self._base_state = p.saveState(physicsClientId=self.scene.client)
+        self._ik_ranges = self._ik_limits()
+
+    @property
+    def client(self) -> int:
+        return self.scene.client
+
+    def close(self) -> None:
+        self.scene.close()
+
+    # ------------------------------------------------------------------ reset
+    def reset(self, seed: int | None = None, task: str | None = None, distraction: str = "none",
+              options: dict[str, Any] | None = None) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """Starts an episode. ``task`` None draws one of the 34 tasks; ``distraction`` is a level name of
+        :data:`ivm_ros_sim.distractors.LEVELS`. ``options`` may hold ``instruction_split`` ("eval", "train",
+        "heldout") or ``instruction`` (a given sentence). Same seed, task and level -> identical episode."""
+        options = dict(options or {})
+        if task is not None:
+            T.check_task(task)
+        dist.check_level(distraction)
+        self.rng = np.random.default_rng(seed)
+        if task is None:
+            task = T.all_tasks()[int(self.rng.integers(len(T.all_tasks())))]
+        c = self.client
+        for body in self.distractor_bodies:
+            p.removeBody(body, physicsClientId=c)
+        self.distractor_bodies = []
+        p.restoreState(self._base_state, physicsClientId=c)
+        self.task, self.distraction = task, distraction
+        scene_obs, grasp = sample_initial_state(self.scene, task, self.rng)
+        self.scene.set_state(scene_obs)
+        self.distractor_bodies = dist.apply(self.scene, distraction, self.rng)
+        self._settle(30)
+        if grasp is not None:
+            self._grasp_for_start(grasp)
+        pos, orn = self.scene.tcp_pose()
+        self.target_pos, self.target_euler = pos.copy(), np.array(p.getEulerFromQuaternion(orn.tolist()))
+        self.start_state = self.state()
+        self.steps, self.succeeded = 0, False
+        if "instruction" in options:
+            self.instruction = str(options["instruction"])
+        else:
+            self.instruction = T.instruction(task, self.rng, options.get("instruction_split", "eval"))
+        return self._obs(), self._info()
+
+    def _settle(self, n: int) -> None:
+        self._hold_arm()
+        for _ in range(n):
+            p.stepSimulation(physicsClientId=self.client)
+        self.scene.update_mechanisms()
+
+    def _hold_arm(self) -> None:
+        q = self.scene.arm_q()
+        p.setJointMotorControlArray(self.scene.robot, ARM_JOINTS, p.POSITION_CONTROL, targetPositions=q.tolist(),
+                                    forces=[float(self.scene.robot_cfg["max_joint_force"])] * 7,
+                                    physicsClientId=self.client)
+        self._command_gripper(self.scene.gripper_action)
+
+    def _grasp_for_start(self, block: str) -> None:
+        """Puts ``block`` between the closed fingers above its position (for place / stack starts)."""
+        from ivm_ros_sim.expert import Expert  # local import: expert depends on env
+
+        Expert(self).run_lift(block)
+
+    # ------------------------------------------------------------------ step
+    def step(self, action: np.ndarray) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
+        """Applies one 7-D relative action for one control period (see module docstring)."""
+        if self.task is None:
+            raise RuntimeError("call reset() before step()")
+        a = np.asarray(action, dtype=np.float64)
+        if a.shape != (7,):
+            raise ValueError(f"action must have shape (7,), got {a.shape}")
+        if not np.all(np.isfinite(a)):
+            raise ValueError(f"action must be finite, got {a}")
+        self.apply_action(a)
+        self.steps += 1
+        done = self.check_success()
+        reward = 1.0 if done and not self.succeeded else 0.0
+        self.succeeded = self.succeeded or done
+        return self._obs(), reward, done, self.steps >= self.max_steps, self._info()
+
+    def apply_action(self, a: np.ndarray) -> None:
+        """Moves the target pose by the clipped relative action and simulates one control period."""
+        a = np.clip(a, -1.0, 1.0)
+        self.target_pos = np.clip(self.target_pos + a[:3] * MAX_REL_POS, WORKSPACE[0], WORKSPACE[1])
+        self.target_euler = (self.target_euler + a[3:6] * MAX_REL_ORN + np.pi) % (2 * np.pi) - np.pi
+        self._command_arm(self.target_pos, self.target_euler)
+        self.scene.gripper_action = 1.0 if a[6] > 0 else -1.0
+        self._command_gripper(self.scene.gripper_action)
+        for _ in range(PHYSICS_HZ // CONTROL_HZ):
+            p.stepSimulation(physicsClientId=self.client)
+        self.scene.update_mechanisms()
+
+    def _ik_limits(self) -> dict[str, list[float]]:
+        cfg = self.scene.robot_cfg
+        lo = list(cfg["lower_joint_limits"]) + [0.0, 0.0]
+        hi = list(cfg["upper_joint_limits"]) + [0.04, 0.04]
+        return {"lowerLimits": lo, "upperLimits": hi, "jointRanges": [h - lo_ for lo_, h in zip(lo, hi)],
+                "restPoses": list(self.scene.q_home) + [0.04, 0.04]}
+
+    def _command_arm(self, pos: np.ndarray, euler: np.ndarray) -> None:
+        s = self.scene
+        q = p.calculateInverseKinematics(s.robot, TCP_LINK, pos.tolist(), p.getQuaternionFromEuler(euler.tolist()),
+                                         maxNumIterations=100, residualThreshold=1e-4, physicsClientId=self.client,
+                                         **self._ik_ranges)
+        p.setJointMotorControlArray(s.robot, ARM_JOINTS, p.POSITION_CONTROL, targetPositions=list(q[:7]),
+                                    forces=[float(s.robot_cfg["max_joint_force"])] * 7, physicsClientId=self.client)
+
+    def _command_gripper(self, action: float) -> None:
+        width = 0.04 if action > 0 else 0.0
+        force = float(self.scene.robot_cfg["gripper_force"])
+        p.setJointMotorControlArray(self.scene.robot, FINGER_JOINTS, p.POSITION_CONTROL,
+                                    targetPositions=[width, width], forces=[force, force],
+                                    physicsClientId=self.client)
+
+    # ------------------------------------------------------------------ observation / oracle
+    def state(self) -> T.SceneState:
+        """The oracle's view of the current world."""
+        s = self.scene
+        return T.SceneState(s.scene_obs(), {n: s.contacts(s.blocks[n]) for n in BLOCKS})
+
+    def check_success(self) -> bool:
+        """Whether the current task is achieved relative to the episode's start state."""
+        if self.task is None or self.start_state is None:
+            raise RuntimeError("call reset() first")
+        return T.success(self.task, self.start_state, self.state())
+
+    def _obs(self) -> dict[str, np.ndarray]:
+        s = self.scene
+        if self.render:
+            rgb_s, seg_s = s.render("static", self.segmentation)
+        else:
+            spec = s.cameras["static"]
+            rgb_s, seg_s = np.zeros((spec.height, spec.width, 3), np.uint8), None
+        obs = {"rgb_static": rgb_s}
+        if self.render and self.render_gripper:
+            rgb_g, seg_g = s.render("gripper", self.segmentation)
+        else:
+            spec = s.cameras["gripper"]
+            rgb_g, seg_g = np.zeros((spec.height, spec.width, 3), np.uint8), None
+        obs["rgb_gripper"] = rgb_g
+        obs["robot_obs"] = s.robot_obs()
+        obs["scene_obs"] = s.scene_obs()
+        if self.segmentation and seg_s is not None:
+            obs["seg_static"] = seg_s
+            if seg_g is not None:
+                obs["seg_gripper"] = seg_g
+        return obs
+
+    def _info(self) -> dict[str, Any]:
+        return {"task": self.task, "instruction": self.instruction, "success": self.succeeded,
+                "steps": self.steps, "distraction": self.distraction, "family": T.family(self.task)}
+
+    def camera_info(self) -> dict[str, dict[str, Any]]:
+        """Per camera: width, height, K (3x3 list), fov (deg), frame name; for a ROS CameraInfo."""
+        return {name: {"width": c.width, "height": c.height, "k": c.intrinsics().tolist(), "fov": c.fov,
+                       "frame_id": f"{name}_camera"} for name, c in self.scene.cameras.items()}
+
+
+# ---------------------------------------------------------------------------------------------- initial states
+def _surface_boxes(scene: CalvinScene) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    return {n: (np.array(scene.cfg["surfaces"][n][0]), np.array(scene.cfg["surfaces"][n][1])) for n in SURFACE_NAMES}
+
+
+def _sample_xy(rng: np.random.Generator, lo: np.ndarray, hi: np.ndarray, taken: list[np.ndarray],
+               min_dist: float = 0.085) -> np.ndarray | None:
+    for _ in range(200):
+        xy = rng.uniform(lo[:2], hi[:2])
+        if all(np.linalg.norm(xy - t) >= min_dist for t in taken):
+            return xy
+    return None
+
+
+def sample_initial_state(scene: CalvinScene, task: str, rng: np.random.Generator) -> tuple[np.ndarray, str | None]:
+    """A random scene_obs (24,) that satisfies ``task``'s precondition, and the block to hold in the gripper
+    at the start (place / stack tasks) or None. Blocks rest on the table or the cabinet shelf (z is set from
+    the block's height; the caller lets physics settle)."""
+    kind, *args = T.check_task(task)
+    fam = T.family(task)
+    upper = scene.joint_upper
+    s = np.zeros(24)
+    # articulations: random, then forced by the precondition
+    s[0] = rng.choice([0.0, upper["base__slide"]])
+    s[1] = rng.uniform(0.0, 0.05) if rng.random() < 0.7 else rng.uniform(0.12, upper["base__drawer"])
+    s[3] = rng.choice([0.0, upper["base__switch"]])
+    s[4] = float(s[3] > 0)
+    s[5] = float(rng.random() < 0.5)
+    if fam == "slider":
+        s[0] = rng.uniform(0.0, 0.05) if args[1] > 0 else rng.uniform(0.2, upper["base__slide"])
+    if fam == "drawer":
+        s[1] = rng.uniform(0.0, 0.03) if args[1] > 0 else rng.uniform(0.16, upper["base__drawer"])
+    if kind == "toggle_light":
+        state = args[1]
+        if args[0] == "lightbulb":
+            s[3] = 0.0 if state == 0 else upper["base__switch"]
+            s[4] = float(state)
+        else:
+            s[5] = float(state)
+    if kind == "lift_object" and args[3] == "drawer_link" or kind in ("place_object", "push_object_into"):
+        if kind == "lift_object" or args[-1] == "drawer_link":
+            s[1] = upper["base__drawer"]
+    target = T.target_block(task)
+    surfaces = _surface_boxes(scene)
+    # where each block goes
+    where: dict[str, str] = {}
+    order = list(BLOCKS)
+    rng.shuffle(order)
+    for b in order:
+        where[b] = "table" if rng.random() < 0.75 else ("slider_left" if s[0] < 0.1 else "slider_right")
+    if fam == "slider":  # keep the shelf clear so the door never pushes a block
+        where = {b: "table" for b in BLOCKS}
+    if target is not None:
+        where[target] = {"base_link": "table", "plank_link": "slider_left" if s[0] < 0.1 else "slider_right",
+                         "drawer_link": "drawer"}.get(args[-1], "table") if kind == "lift_object" else "table"
+    grasp = None
+    if kind in ("place_object", "stack_objects"):
+        grasp = order[0]
+        where[grasp] = "table"
+    if kind == "push_object_into":
+        where[order[0]] = "table"
+    stack_pair = (order[0], order[1]) if kind == "unstack_objects" else None
+    if stack_pair:
+        where[stack_pair[0]] = where[stack_pair[1]] = "table"
+    taken: dict[str, list[np.ndarray]] = {k: [] for k in (*SURFACE_NAMES, "drawer")}
+    for b in order:
+        if stack_pair and b == stack_pair[0]:
+            continue
+        surf = where[b]
+        i = 6 + 6 * BLOCKS.index(b)
+        if surf == "drawer":
+            y0 = -scene.joint_upper["base__drawer"] * 0  # drawer interior at joint q: y in [-q-0.17, -q+0.05]
+            lo = np.array([0.10, y0 - s[1] - 0.12]); hi = np.array([0.26, y0 - s[1] - 0.02])  # noqa: E702
+            xy, z = rng.uniform(lo, hi), DRAWER_INSIDE[1]
+        else:
+            lo, hi = surfaces[surf]
+            if target == b and kind == "push_object":  # room to push 10+ cm, away from the switch and edge
+                lo, hi = lo.copy(), hi.copy()
+                hi[1] = -0.06
+                lo[0], hi[0] = (0.0, 0.15) if args[1] > 0 else (0.17, 0.28)
+            xy = _sample_xy(rng, lo, hi, taken[surf])
+            if xy is None:  # crowded shelf: fall back to the table
+                surf = "table"
+                xy = _sample_xy(rng, *surfaces["table"], taken["table"], 0.06)
+                xy = xy if xy is not None else rng.uniform(surfaces["table"][0][:2], surfaces["table"][1][:2])
+            z = surfaces[surf][0][2]
+        taken[surf].append(xy)
+        half = scene.block_size[b][2] / 2
+        s[i:i + 3] = [xy[0], xy[1], z + half + 0.002]
+        s[i + 5] = rng.uniform(-np.pi / 2, np.pi / 2) if kind != "rotate_object" or b != target else \
+            rng.uniform(-0.5, 0.5)
+    if stack_pair:
+        top, bottom = stack_pair
+        ib, it = 6 + 6 * BLOCKS.index(bottom), 6 + 6 * BLOCKS.index(top)
+        s[it:it + 3] = s[ib:ib + 3] + [0, 0, scene.block_size[bottom][2] / 2 + scene.block_size[top][2] / 2 + 0.003]
+        s[it + 5] = s[ib + 5]
+    return s, grasp

@@ -1,0 +1,356 @@
+"""CALVIN scene D in PyBullet, built from the shared CALVIN assets (URDFs and YAML only, no CALVIN code).
+
+Frames and units: world frame with z up, metres, radians, seconds. The robot stands at x < 0, y < 0 and
+faces +y; "left" is -x and "right" is +x, as in CALVIN's task names.
+
+State vectors follow CALVIN's documented layout:
+
+* ``robot_obs`` (15,) float64: tcp position (3), tcp orientation as xyz euler (3), gripper opening width in
+  metres (1), the 7 arm joint angles (7), last gripper action (1; -1 closed, +1 open).
+* ``scene_obs`` (24,) float64: slider door, drawer, button, switch joint positions (metres), lightbulb and
+  LED state (0/1), then position (3) and xyz euler (3) of the red, blue and pink blocks.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import ivm_ros_sim
+import numpy as np
+import pybullet as p
+import yaml
+
+#: Names in scene_obs order.
+JOINTS = ("base__slide", "base__drawer", "base__button", "base__switch")
+LIGHTS = ("lightbulb", "led")
+BLOCKS = ("block_red", "block_blue", "block_pink")
+#: Table link name -> PyBullet link index (checked against calvin_table_D.urdf at load time).
+TABLE_LINKS = ("button_link", "switch_link", "slide_link", "drawer_link", "led_link", "light_link", "plank_link")
+
+ARM_JOINTS = tuple(range(7))
+FINGER_JOINTS = (9, 11)  # conf/robot/panda_longer_finger.yaml: gripper_joint_ids
+TCP_LINK = 15  # conf/robot/panda_longer_finger.yaml: tcp_link_id
+GRIPPER_CAM_LINK = 14  # link "gripper_cam" in panda_longer_finger.urdf
+ROBOT_FINGER_LINKS = (9, 10, 11, 12)
+
+PHYSICS_HZ = 240
+CONTROL_HZ = 30
+
+
+def shared_dir() -> Path:
+    """The shared CALVIN asset folder: ``$IVM_ROS_SHARED/calvin`` or ``<checkout>/../shared/calvin``."""
+    env = os.environ.get("IVM_ROS_SHARED")
+    base = Path(env) if env else Path(ivm_ros_sim.__file__).resolve().parents[1].parent / "shared"
+    path = base / "calvin"
+    if not (path / "data").is_dir():
+        raise FileNotFoundError(f"CALVIN assets not found at {path} (set IVM_ROS_SHARED to the folder holding calvin/)")
+    return path
+
+
+def robot_urdf(filename: str, visual: str = "fast") -> str:
+    """Path of the robot URDF to load. ``"full"``: the CALVIN file as is (~100k visual triangles).
+    ``"fast"``: a derived copy in a cache folder whose arm and hand visuals are the collision meshes
+    (~3.5k triangles): 2-3x faster tiny-renderer frames, same kinematics, dynamics and camera poses."""
+    src = shared_dir() / "data" / filename
+    if visual == "full":
+        return str(src)
+    text = src.read_text()
+    meshes = (src.parent / "meshes").resolve()
+    text = re.sub(r"package://meshes/visual/(link\d|hand)\.obj", lambda m: f"{meshes}/collision/{m.group(1)}.obj", text)
+    text = text.replace("package://meshes/", f"{meshes}/")
+    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "ivm_ros_sim"
+    cache.mkdir(parents=True, exist_ok=True)
+    digest = hashlib.sha256(text.encode()).hexdigest()[:12]
+    out = cache / f"{src.stem}_fast_{digest}.urdf"
+    if not out.exists():
+        tmp = out.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(text)
+        tmp.replace(out)
+    return str(out)
+
+
+def _load_yaml(rel: str) -> dict[str, Any]:
+    with open(shared_dir() / rel) as f:
+        return yaml.safe_load(f)
+
+
+@dataclasses.dataclass(frozen=True)
+class CameraSpec:
+    """A pinhole camera. Static cameras use look_from/look_at/up; the gripper camera follows a robot link."""
+
+    name: str
+    width: int
+    height: int
+    fov: float  # vertical field of view, degrees
+    near: float
+    far: float
+    look_from: tuple[float, float, float] | None = None
+    look_at: tuple[float, float, float] | None = None
+    up: tuple[float, float, float] | None = None
+
+    def intrinsics(self) -> np.ndarray:
+        """(3, 3) float64 pinhole matrix K in pixels (what a ROS CameraInfo ``k`` holds, row-major)."""
+        fy = self.height / (2.0 * np.tan(np.deg2rad(self.fov) / 2.0))
+        fx = fy  # square pixels; PyBullet's projection uses aspect = width / height
+        return np.array([[fx, 0.0, self.width / 2.0], [0.0, fy, self.height / 2.0], [0.0, 0.0, 1.0]])
+
+    def projection(self) -> list[float]:
+        return p.computeProjectionMatrixFOV(self.fov, self.width / self.height, self.near, self.far)
+
+
+def camera_specs(static_size: int = 200, gripper_size: int = 84) -> dict[str, CameraSpec]:
+    """CameraSpecs from conf/cameras/cameras/{static,gripper}.yaml with the requested square sizes."""
+    st = _load_yaml("conf/cameras/cameras/static.yaml")
+    gr = _load_yaml("conf/cameras/cameras/gripper.yaml")
+    return {
+        "static": CameraSpec("static", static_size, static_size, float(st["fov"]), float(st["nearval"]),
+                             float(st["farval"]), tuple(st["look_from"]), tuple(st["look_at"]), tuple(st["up_vector"])),
+        "gripper": CameraSpec("gripper", gripper_size, gripper_size, float(gr["fov"]), float(gr["nearval"]),
+                              float(gr["farval"])),
+    }
+
+
+@dataclasses.dataclass
+class RenderSettings:
+    """Tiny-renderer lighting; distractors change these (see :mod:`ivm_ros_sim.distractors`)."""
+
+    light_direction: tuple[float, float, float] = (1.0, -1.0, 2.5)
+    light_color: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    ambient: float = 0.6
+    diffuse: float = 0.5
+    specular: float = 0.1
+    shadow: bool = False
+
+    def kwargs(self) -> dict[str, Any]:
+        return dict(lightDirection=list(self.light_direction), lightColor=list(self.light_color),
+                    lightAmbientCoeff=self.ambient, lightDiffuseCoeff=self.diffuse,
+                    lightSpecularCoeff=self.specular, shadow=int(self.shadow))
+
+
+class CalvinScene:
+    """PyBullet world of CALVIN scene D: table (drawer, slider, button -> LED, switch -> lightbulb), three blocks
+    and a Franka Panda with the longer fingers. One instance owns one DIRECT PyBullet client.
+
+    Mechanisms: the button is spring-loaded and toggles the LED each time it is pressed past 60 % of its travel;
+    the switch stays where it is pushed and the lightbulb is on while it is above 60 % of its travel (off below
+    40 %, hysteresis between); drawer and slider have joint friction so they stay where they are left.
+    """
+
+    LIGHT_ON = {"lightbulb": (1.0, 1.0, 0.0, 1.0), "led": (0.0, 1.0, 0.0, 1.0)}  # calvin_scene_D.yaml colours
+    LIGHT_OFF = (1.0, 1.0, 1.0, 1.0)
+
+    def __init__(self, static_size: int = 200, gripper_size: int = 84, robot_visual: str = "fast") -> None:
+        if robot_visual not in ("fast", "full"):
+            raise ValueError(f"robot_visual must be 'fast' or 'full', got {robot_visual!r}")
+        self.robot_visual = robot_visual
+        self.root = shared_dir()
+        self.cfg = _load_yaml("conf/scene/calvin_scene_D.yaml")
+        robot_cfg = {**_load_yaml("conf/robot/panda.yaml"), **_load_yaml("conf/robot/panda_longer_finger.yaml")}
+        self.robot_cfg = robot_cfg
+        self.cameras = camera_specs(static_size, gripper_size)
+        self.render_settings = RenderSettings()
+        self.client = p.connect(p.DIRECT)
+        self._load()
+
+    # ------------------------------------------------------------------ loading
+    def _load(self) -> None:
+        c, data, scale = self.client, self.root / "data", float(self.cfg["global_scaling"])
+        p.resetSimulation(physicsClientId=c)
+        p.setGravity(0, 0, -9.81, physicsClientId=c)
+        p.setTimeStep(1.0 / PHYSICS_HZ, physicsClientId=c)
+        p.setPhysicsEngineParameter(deterministicOverlappingPairs=1, physicsClientId=c)
+        self.plane = p.loadURDF(str(data / "plane/plane.urdf"), physicsClientId=c)
+        table = self.cfg["objects"]["fixed_objects"]["table"]
+        self.table = p.loadURDF(str(data / table["file"]), table["initial_pos"],
+                                p.getQuaternionFromEuler(table["initial_orn"]), globalScaling=scale,
+                                useFixedBase=True, physicsClientId=c)
+        names = [p.getJointInfo(self.table, j, physicsClientId=c)[1].decode() for j in range(len(TABLE_LINKS))]
+        self.table_joint = {n: j for j, n in enumerate(names)}
+        links = [p.getJointInfo(self.table, j, physicsClientId=c)[12].decode() for j in range(len(TABLE_LINKS))]
+        assert tuple(links) == TABLE_LINKS, links
+        self.table_link = {n: j for j, n in enumerate(links)} | {"base_link": -1}
+        self.joint_upper = {n: p.getJointInfo(self.table, self.table_joint[n], physicsClientId=c)[9] for n in JOINTS}
+        urdf = robot_urdf(self.robot_cfg["filename"], self.robot_visual)
+        self.robot = p.loadURDF(urdf, self.cfg["robot_base_position"],
+                                p.getQuaternionFromEuler(self.cfg["robot_base_orientation"]), useFixedBase=True,
+                                physicsClientId=c)
+        self.blocks: dict[str, int] = {}
+        for name in BLOCKS:
+            spec = self.cfg["objects"]["movable_objects"][name]
+            self.blocks[name] = p.loadURDF(str(data / spec["file"]), [0, 0, -1], globalScaling=scale,
+                                           physicsClientId=c)
+        self.block_size = {n: self._aabb_extent(b) for n, b in self.blocks.items()}
+        self.q_home = np.array(self.cfg["robot_initial_joint_positions"], dtype=np.float64)
+        self.lights = {"lightbulb": False, "led": False}
+        self._button_down = False
+        self.gripper_action = 1.0
+        self.body_names = {self.table: "table", self.robot: "robot", self.plane: "plane"} | {
+            b: n for n, b in self.blocks.items()}
+
+    def _aabb_extent(self, body: int) -> np.ndarray:
+        lo, hi = p.getAABB(body, -1, physicsClientId=self.client)
+        return np.array(hi) - np.array(lo)
+
+    def close(self) -> None:
+        """Disconnects the PyBullet client. Safe to call twice."""
+        if self.client is not None and p.isConnected(self.client):
+            p.disconnect(self.client)
+        self.client = None
+
+    # ------------------------------------------------------------------ state
+    def set_state(self, scene_obs: np.ndarray, q_arm: np.ndarray | None = None, gripper_open: bool = True) -> None:
+        """Teleports the world to ``scene_obs`` (24,) and the arm to ``q_arm`` (7,) rad (home when None).
+
+        Velocities are zeroed; the lights take the given 0/1 states.
+        """
+        s = np.asarray(scene_obs, dtype=np.float64)
+        if s.shape != (24,) or not np.all(np.isfinite(s)):
+            raise ValueError(f"scene_obs must be 24 finite numbers, got shape {s.shape}")
+        c = self.client
+        for i, name in enumerate(JOINTS):
+            p.resetJointState(self.table, self.table_joint[name], float(s[i]), 0.0, physicsClientId=c)
+        for i, name in enumerate(LIGHTS):
+            self.lights[name] = bool(s[4 + i] > 0.5)
+        self._button_down = bool(s[2] > 0.6 * self.joint_upper["base__button"])
+        for i, name in enumerate(BLOCKS):
+            pose = s[6 + 6 * i: 12 + 6 * i]
+            p.resetBasePositionAndOrientation(self.blocks[name], pose[:3].tolist(),
+                                              p.getQuaternionFromEuler(pose[3:].tolist()), physicsClientId=c)
+            p.resetBaseVelocity(self.blocks[name], [0, 0, 0], [0, 0, 0], physicsClientId=c)
+        q = self.q_home if q_arm is None else np.asarray(q_arm, dtype=np.float64)
+        for j, v in zip(ARM_JOINTS, q):
+            p.resetJointState(self.robot, j, float(v), 0.0, physicsClientId=c)
+        width = 0.04 if gripper_open else 0.0
+        for j in FINGER_JOINTS:
+            p.resetJointState(self.robot, j, width, 0.0, physicsClientId=c)
+        self.gripper_action = 1.0 if gripper_open else -1.0
+        self._apply_joint_friction()
+        self._update_light_visuals()
+
+    def _apply_joint_friction(self) -> None:
+        c = self.client
+        for name, force in (("base__slide", 4.0), ("base__drawer", 4.0), ("base__switch", 15.0)):
+            p.setJointMotorControl2(self.table, self.table_joint[name], p.VELOCITY_CONTROL, targetVelocity=0.0,
+                                    force=force, physicsClientId=c)
+        # spring-loaded button: a weak position motor pulls it back up
+        p.setJointMotorControl2(self.table, self.table_joint["base__button"], p.POSITION_CONTROL, targetPosition=0.0,
+                                force=3.0, positionGain=0.05, physicsClientId=c)
+
+    def _update_light_visuals(self) -> None:
+        for name, link in (("lightbulb", "light_link"), ("led", "led_link")):
+            color = self.LIGHT_ON[name] if self.lights[name] else self.LIGHT_OFF
+            p.changeVisualShape(self.table, self.table_link[link], rgbaColor=color, physicsClientId=self.client)
+
+    def update_mechanisms(self) -> None:
+        """Applies button -> LED and switch -> lightbulb logic from the current joint positions."""
+        js = self.joint_positions()
+        changed = False
+        pressed = js["base__button"] > 0.6 * self.joint_upper["base__button"]
+        if pressed and not self._button_down:
+            self.lights["led"] = not self.lights["led"]
+            changed = True
+        if not pressed and js["base__button"] < 0.3 * self.joint_upper["base__button"]:
+            self._button_down = False
+        elif pressed:
+            self._button_down = True
+        frac = js["base__switch"] / self.joint_upper["base__switch"]
+        on = True if frac > 0.6 else False if frac < 0.4 else self.lights["lightbulb"]
+        if on != self.lights["lightbulb"]:
+            self.lights["lightbulb"] = on
+            changed = True
+        if changed:
+            self._update_light_visuals()
+
+    def joint_positions(self) -> dict[str, float]:
+        """Table joint positions (metres) by joint name."""
+        return {n: p.getJointState(self.table, self.table_joint[n], physicsClientId=self.client)[0] for n in JOINTS}
+
+    def block_pose(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        """(position (3,), quaternion xyzw (4,)) of a block."""
+        pos, orn = p.getBasePositionAndOrientation(self.blocks[name], physicsClientId=self.client)
+        return np.array(pos), np.array(orn)
+
+    def scene_obs(self) -> np.ndarray:
+        """(24,) float64 CALVIN scene_obs (see module docstring)."""
+        js = self.joint_positions()
+        out = [js[n] for n in JOINTS] + [float(self.lights[n]) for n in LIGHTS]
+        for name in BLOCKS:
+            pos, orn = self.block_pose(name)
+            out += list(pos) + list(p.getEulerFromQuaternion(orn.tolist()))
+        return np.array(out, dtype=np.float64)
+
+    def tcp_pose(self) -> tuple[np.ndarray, np.ndarray]:
+        """(tcp position (3,), tcp quaternion xyzw (4,)) in the world frame."""
+        ls = p.getLinkState(self.robot, TCP_LINK, computeForwardKinematics=True, physicsClientId=self.client)
+        return np.array(ls[4]), np.array(ls[5])
+
+    def arm_q(self) -> np.ndarray:
+        """(7,) float64 arm joint angles, rad."""
+        return np.array([s[0] for s in p.getJointStates(self.robot, ARM_JOINTS, physicsClientId=self.client)])
+
+    def gripper_width(self) -> float:
+        return float(sum(s[0] for s in p.getJointStates(self.robot, FINGER_JOINTS, physicsClientId=self.client)))
+
+    def robot_obs(self) -> np.ndarray:
+        """(15,) float64 CALVIN robot_obs (see module docstring)."""
+        pos, orn = self.tcp_pose()
+        return np.concatenate([pos, p.getEulerFromQuaternion(orn.tolist()), [self.gripper_width()], self.arm_q(),
+                               [self.gripper_action]])
+
+    # ------------------------------------------------------------------ contacts
+    def contacts(self, body: int) -> set[tuple[str, str]]:
+        """Named things ``body`` touches: {(body name, link name)}; table links by URDF name, robot links as
+        ``"finger"`` or ``"arm"``, blocks as ``"base_link"``; unnamed bodies (distractors) as ("other", "")."""
+        found = set()
+        link_names = {v: k for k, v in self.table_link.items()}
+        for cp in p.getContactPoints(bodyA=body, physicsClientId=self.client):
+            other, link = cp[2], cp[4]
+            name = self.body_names.get(other, "other")
+            if other == self.table:
+                found.add(("table", link_names.get(link, str(link))))
+            elif other == self.robot:
+                found.add(("robot", "finger" if link in ROBOT_FINGER_LINKS else "arm"))
+            elif name == "other":
+                found.add(("other", ""))
+            else:
+                found.add((name, "base_link"))
+        return found
+
+    # ------------------------------------------------------------------ rendering
+    def view_matrix(self, camera: str) -> list[float]:
+        spec = self.cameras[camera]
+        if camera == "static":
+            return p.computeViewMatrix(spec.look_from, spec.look_at, spec.up)
+        ls = p.getLinkState(self.robot, GRIPPER_CAM_LINK, computeForwardKinematics=True, physicsClientId=self.client)
+        pos = np.array(ls[4])
+        rot = np.array(p.getMatrixFromQuaternion(ls[5])).reshape(3, 3)
+        return p.computeViewMatrix(pos.tolist(), (pos + rot[:, 1]).tolist(), (-rot[:, 2]).tolist())
+
+    def render(self, camera: str, segmentation: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
+        """RGB (H, W, 3) uint8 and, when asked, segmentation (H, W) int32 with value
+        ``body_id + ((link_index + 1) << 24)`` (-1 for background; decode with :func:`decode_segmentation`)."""
+        spec = self.cameras[camera]
+        flags = p.ER_SEGMENTATION_MASK_OBJECT_AND_LINKINDEX if segmentation else p.ER_NO_SEGMENTATION_MASK
+        _, _, rgba, _, seg = p.getCameraImage(spec.width, spec.height, self.view_matrix(camera), spec.projection(),
+                                              renderer=p.ER_TINY_RENDERER, flags=flags, physicsClientId=self.client,
+                                              **self.render_settings.kwargs())
+        rgb = np.asarray(rgba, dtype=np.uint8).reshape(spec.height, spec.width, 4)[:, :, :3].copy()
+        segm = np.asarray(seg, dtype=np.int32).reshape(spec.height, spec.width) if segmentation else None
+        return rgb, segm
+
+
+def decode_segmentation(seg: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Splits a PyBullet object+link segmentation image into (body ids, link indices), both (H, W) int32.
+
+    Background pixels get body -1 and link -2; a body's base is link -1.
+    """
+    seg = np.asarray(seg, dtype=np.int64)
+    bg = seg < 0
+    body = np.where(bg, -1, seg & ((1 << 24) - 1)).astype(np.int32)
+    link = np.where(bg, -2, (seg >> 24) - 1).astype(np.int32)
+    return body, link

@@ -1,0 +1,78 @@
+"""Data engine round trip: IVM dataset shards and expert demonstrations, label degradations, commands."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from ivm_ros_sim import bench, data
+
+
+def test_degradations():
+    rng = np.random.default_rng(0)
+    m = np.zeros((40, 40), bool)
+    m[10:20, 12:25] = True
+    box = data.degrade(m, "box", rng)
+    assert (box >= m).all() and box.sum() > m.sum()
+    assert (data.degrade(m, "dilate", rng) >= m).all()
+    eroded = data.degrade(m, "erode", rng)
+    assert (eroded <= m).all() and 0 < eroded.sum() < m.sum()
+    part = data.degrade(m, "partial", rng)
+    assert (part <= m).all() and 0 < part.sum() < m.sum()
+    other = np.zeros_like(m)
+    other[30:35, 30:35] = True
+    np.testing.assert_array_equal(data.degrade(m, "wrong_object", rng, other), other)
+    with pytest.raises(ValueError):
+        data.degrade(m, "blur", rng)
+
+
+def test_ivm_dataset_round_trip(tmp_path):
+    index = data.generate_ivm(tmp_path, samples=10, seed=1, size=48, low_fraction=0.5, frames_per_episode=5,
+                              shard_size=6, progress=False)
+    assert index["count"] == 10 and [s["count"] for s in index["shards"]] == [6, 4]
+    assert json.loads((tmp_path / "index.json").read_text()) == index
+    assert (tmp_path / "gallery.png").stat().st_size > 1000
+    ds = data.load_ivm(tmp_path)
+    assert ds["image"].shape == (10, 48, 48, 3) and ds["image"].dtype == np.uint8
+    assert ds["mask"].shape == (10, 48, 48) and set(np.unique(ds["mask"])) <= {0, 1}
+    assert set(ds["quality"]) == {0, 1}
+    assert all(d == "none" for d, q in zip(ds["degradation"], ds["quality"]) if q == 1)
+    assert all(d in data.DEGRADATIONS for d, q in zip(ds["degradation"], ds["quality"]) if q == 0)
+    for key in ("instruction", "task", "camera", "distraction"):
+        assert ds[key].dtype.kind == "U" and all(len(x) for x in ds[key])
+    good = ds["quality"] == 1
+    assert ds["mask"][good].reshape(good.sum(), -1).any(axis=1).all()  # exact labels are never empty
+
+
+def test_demos_round_trip(tmp_path):
+    index = data.generate_demos(tmp_path, episodes=2, seed=0, tasks=("turn_on_led", "open_drawer"),
+                                static_size=48, gripper_size=32, progress=False)
+    assert len(index["episodes"]) == 2
+    for entry in index["episodes"]:
+        ep = np.load(tmp_path / entry["file"], allow_pickle=False)
+        n = int(entry["steps"])
+        assert entry["success"] and bool(ep["success"]) and n > 5
+        assert ep["rgb_static"].shape == (n, 48, 48, 3) and ep["rgb_gripper"].shape == (n, 32, 32, 3)
+        assert ep["robot_obs"].shape == (n, 15) and ep["scene_obs"].shape == (n, 24)
+        assert ep["actions"].shape == (n, 7) and np.abs(ep["actions"]).max() <= 1.0
+        assert ep["mask_static"].shape == (n, 48, 48) and ep["mask_static"].any()
+        assert str(ep["task"]) == entry["task"] and str(ep["instruction"]) == entry["instruction"]
+
+
+def test_commands(tmp_path, capsys):
+    assert data.main(["ivm", "--out", str(tmp_path), "--samples", "3", "--size", "32", "--levels", "large"]) == 0
+    assert "wrote 3 samples" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        data.main(["ivm", "--out", str(tmp_path), "--levels", "extreme"])
+    assert bench.main(["--steps", "3", "--samples", "2", "--static-size", "32", "--gripper-size", "32",
+                       "--json"]) == 0
+    last = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert last["bench"] == "sim" and last["env_steps_per_s_both_cameras"] > 0
+
+
+def test_commands_registered():
+    from importlib.metadata import entry_points
+
+    assert entry_points(group="ivm_ros.commands")["sim-data"].value == "ivm_ros_sim.data:main"
+    assert entry_points(group="ivm_ros.benches")["sim"].value == "ivm_ros_sim.bench:main"
