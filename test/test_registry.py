@@ -30,7 +30,7 @@ def test_module_class_string_and_settings():
         ("doubles:Missing", None, "no attribute"),
         ("doubles:SlowConfig", None, "not a MaskPredictor"),
         ("keep_all", {"bogus": 1}, "no settings"),
-        ("keep_all", {"device": "cuda:7"} if not torch.cuda.is_available() else {"device": "bad"}, ""),
+        ("keep_all", {"device": "cuda:7"} if not torch.cuda.is_available() else {"device": "bad"}, "CUDA|device"),
     ],
 )
 def test_errors_are_specific(spec, values, match):
