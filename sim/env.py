@@ -284,8 +284,12 @@ def sample_initial_state(scene: CalvinScene, task: str, rng: np.random.Generator
     if fam == "slider":  # keep the shelf clear so the door never pushes a block
         where = {b: "table" for b in BLOCKS}
     if target is not None:
-        where[target] = {"base_link": "table", "plank_link": "slider_left" if s[0] < 0.1 else "slider_right",
+        where[target] = {"base_link": "table", "plank_link": "slider_left",
                          "drawer_link": "drawer"}.get(args[-1], "table") if kind == "lift_object" else "table"
+    if kind == "lift_object" and args[-1] == "plank_link":  # door to the right, block in the open left half
+        s[0] = rng.uniform(0.0, 0.02)
+        for b in BLOCKS:
+            where[b] = "table" if b != target else "slider_left"
     grasp = None
     if kind in ("place_object", "stack_objects"):
         grasp = order[0]
@@ -307,6 +311,9 @@ def sample_initial_state(scene: CalvinScene, task: str, rng: np.random.Generator
             xy, z = rng.uniform(lo, hi), DRAWER_INSIDE[1]
         else:
             lo, hi = surfaces[surf]
+            if target == b and surf == "slider_left" and kind == "lift_object":  # reachable without the door
+                lo, hi = lo.copy(), hi.copy()
+                lo[0], hi[0] = -0.30, -0.24
             if target == b and kind == "push_object":  # room to push 10+ cm, away from the switch and edge
                 lo, hi = lo.copy(), hi.copy()
                 hi[1] = -0.06
@@ -320,8 +327,11 @@ def sample_initial_state(scene: CalvinScene, task: str, rng: np.random.Generator
         taken[surf].append(xy)
         half = scene.block_size[b][2] / 2
         s[i:i + 3] = [xy[0], xy[1], z + half + 0.002]
-        s[i + 5] = rng.uniform(-np.pi / 2, np.pi / 2) if kind != "rotate_object" or b != target else \
-            rng.uniform(-0.5, 0.5)
+        s[i + 5] = rng.uniform(-np.pi / 2, np.pi / 2)
+        if b == target and kind == "rotate_object":
+            s[i + 5] = rng.uniform(-0.5, 0.5)
+        if b == target and surf.startswith("slider"):  # long side pointing into the cabinet: graspable from the front
+            s[i + 5] = np.pi / 2 + rng.uniform(-0.3, 0.3)
     if stack_pair:
         top, bottom = stack_pair
         ib, it = 6 + 6 * BLOCKS.index(bottom), 6 + 6 * BLOCKS.index(top)
