@@ -60,6 +60,7 @@ class CalvinSceneEnv:
         self.distractor_bodies: list[int] = []
         self.start_state: T.SceneState | None = None
         self.steps = 0
+        self.control_ticks = 0  # control periods since construction (monotonic across episodes)
         self.succeeded = False
         self.target_pos = np.zeros(3)
         self.target_euler = np.zeros(3)
@@ -163,6 +164,7 @@ class CalvinSceneEnv:
         self._command_gripper(self.scene.gripper_action)
         for _ in range(PHYSICS_HZ // CONTROL_HZ):
             p.stepSimulation(physicsClientId=self.client)
+        self.control_ticks += 1
         self.scene.update_mechanisms()
 
     def _ik_limits(self) -> dict[str, list[float]]:
@@ -224,6 +226,11 @@ class CalvinSceneEnv:
     def _info(self) -> dict[str, Any]:
         return {"task": self.task, "instruction": self.instruction, "success": self.succeeded,
                 "steps": self.steps, "distraction": self.distraction, "family": T.family(self.task)}
+
+    @property
+    def sim_time(self) -> float:
+        """Simulated seconds of control since construction (for a ROS /clock); reset() does not rewind it."""
+        return self.control_ticks / CONTROL_HZ
 
     def camera_info(self) -> dict[str, dict[str, Any]]:
         """Per camera: width, height, K (3x3 list), fov (deg), frame name; for a ROS CameraInfo."""
@@ -338,3 +345,16 @@ def sample_initial_state(scene: CalvinScene, task: str, rng: np.random.Generator
         s[it:it + 3] = s[ib:ib + 3] + [0, 0, scene.block_size[bottom][2] / 2 + scene.block_size[top][2] / 2 + 0.003]
         s[it + 5] = s[ib + 5]
     return s, grasp
+
+
+def twist_to_action(linear: np.ndarray, angular: np.ndarray, gripper: float, dt: float = 1.0 / CONTROL_HZ
+                    ) -> np.ndarray:
+    """Converts an end-effector twist (linear m/s (3,), angular rad/s (3,) as euler rates) held for ``dt``
+    seconds plus a gripper command (> 0 open) into this env's 7-D relative action (clipped to [-1, 1])."""
+    lin, ang = np.asarray(linear, np.float64), np.asarray(angular, np.float64)
+    if lin.shape != (3,) or ang.shape != (3,) or not (np.all(np.isfinite(lin)) and np.all(np.isfinite(ang))):
+        raise ValueError("linear and angular must be finite 3-vectors")
+    if not np.isfinite(gripper) or dt <= 0:
+        raise ValueError(f"gripper must be finite and dt positive, got {gripper}, {dt}")
+    a = np.concatenate([lin * dt / MAX_REL_POS, ang * dt / MAX_REL_ORN, [1.0 if gripper > 0 else -1.0]])
+    return np.clip(a, -1.0, 1.0)
