@@ -116,7 +116,7 @@ class CalvinSceneEnv:
             self.instruction = str(options["instruction"])
         else:
             self.instruction = T.instruction(task, self.rng, options.get("instruction_split", "eval"))
-        return self._obs(), self._info()
+        return self.observe(), self._info()
 
     def _settle(self, n: int) -> None:
         self._hold_arm()
@@ -152,7 +152,7 @@ class CalvinSceneEnv:
         done = self.check_success()
         reward = 1.0 if done and not self.succeeded else 0.0
         self.succeeded = self.succeeded or done
-        return self._obs(), reward, done, self.steps >= self.max_steps, self._info()
+        return self.observe(), reward, done, self.steps >= self.max_steps, self._info()
 
     def apply_action(self, a: np.ndarray) -> None:
         """Moves the target pose by the clipped relative action and simulates one control period."""
@@ -201,7 +201,8 @@ class CalvinSceneEnv:
             raise RuntimeError("call reset() first")
         return T.success(self.task, self.start_state, self.state())
 
-    def _obs(self) -> dict[str, np.ndarray]:
+    def observe(self) -> dict[str, np.ndarray]:
+        """The current observation dict (renders the cameras; see the module docstring)."""
         s = self.scene
         if self.render:
             rgb_s, seg_s = s.render("static", self.segmentation)
