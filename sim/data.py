@@ -107,7 +107,7 @@ def generate_ivm(out: Path, samples: int, seed: int = 0, size: int = 200, low_fr
         raise ValueError(f"low_fraction must be in [0, 1], got {low_fraction}")
     out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
-    env = CalvinSceneEnv(static_size=size, gripper_size=max(64, size // 2), render=False, segmentation=True)
+    env = CalvinSceneEnv(static_size=size, gripper_size=size, render=False, segmentation=True)  # one shape per shard
     cams = ("static", "gripper") if gripper else ("static",)
     buf: dict[str, list] = {k: [] for k in ("image", "mask", "quality", "degradation", "instruction", "task",
                                             "camera", "distraction", "seed", "step")}

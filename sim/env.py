@@ -97,17 +97,24 @@ class CalvinSceneEnv:
         if task is None:
             task = T.all_tasks()[int(self.rng.integers(len(T.all_tasks())))]
         c = self.client
-        for body in self.distractor_bodies:
-            p.removeBody(body, physicsClientId=c)
-        self.distractor_bodies = []
-        p.restoreState(self._base_state, physicsClientId=c)
         self.task, self.distraction = task, distraction
-        scene_obs, grasp = sample_initial_state(self.scene, task, self.rng)
-        self.scene.set_state(scene_obs)
-        self.distractor_bodies = dist.apply(self.scene, distraction, self.rng)
-        self._settle(30)
-        if grasp is not None:
+        for _attempt in range(5):  # a start state that needs a grasp is redrawn if the grasp slips
+            for body in self.distractor_bodies:
+                p.removeBody(body, physicsClientId=c)
+            self.distractor_bodies = []
+            p.restoreState(self._base_state, physicsClientId=c)
+            scene_obs, grasp = sample_initial_state(self.scene, task, self.rng)
+            self.scene.set_state(scene_obs)
+            self.distractor_bodies = dist.apply(self.scene, distraction, self.rng)
+            self._settle(30)
+            if grasp is None:
+                break
             self._grasp_for_start(grasp)
+            self._settle(5)
+            if ("robot", "finger") in self.scene.contacts(self.scene.blocks[grasp]):
+                break
+        else:
+            raise RuntimeError(f"could not build a start state for {task!r} (seed {seed})")
         pos, orn = self.scene.tcp_pose()
         self.target_pos, self.target_euler = pos.copy(), np.array(p.getEulerFromQuaternion(orn.tolist()))
         self.start_state = self.state()
