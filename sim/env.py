@@ -60,6 +60,7 @@ class CalvinSceneEnv:
         self.distractor_bodies: list[int] = []
         self.start_state: T.SceneState | None = None
         self.steps = 0
+        self.control_ticks = 0  # control periods since construction (monotonic across episodes)
         self.succeeded = False
         self.target_pos = np.zeros(3)
         self.target_euler = np.zeros(3)
@@ -96,17 +97,24 @@ class CalvinSceneEnv:
         if task is None:
             task = T.all_tasks()[int(self.rng.integers(len(T.all_tasks())))]
         c = self.client
-        for body in self.distractor_bodies:
-            p.removeBody(body, physicsClientId=c)
-        self.distractor_bodies = []
-        p.restoreState(self._base_state, physicsClientId=c)
         self.task, self.distraction = task, distraction
-        scene_obs, grasp = sample_initial_state(self.scene, task, self.rng)
-        self.scene.set_state(scene_obs)
-        self.distractor_bodies = dist.apply(self.scene, distraction, self.rng)
-        self._settle(30)
-        if grasp is not None:
+        for _attempt in range(5):  # a start state that needs a grasp is redrawn if the grasp slips
+            for body in self.distractor_bodies:
+                p.removeBody(body, physicsClientId=c)
+            self.distractor_bodies = []
+            p.restoreState(self._base_state, physicsClientId=c)
+            scene_obs, grasp = sample_initial_state(self.scene, task, self.rng)
+            self.scene.set_state(scene_obs)
+            self.distractor_bodies = dist.apply(self.scene, distraction, self.rng)
+            self._settle(30)
+            if grasp is None:
+                break
             self._grasp_for_start(grasp)
+            self._settle(5)
+            if ("robot", "finger") in self.scene.contacts(self.scene.blocks[grasp]):
+                break
+        else:
+            raise RuntimeError(f"could not build a start state for {task!r} (seed {seed})")
         pos, orn = self.scene.tcp_pose()
         self.target_pos, self.target_euler = pos.copy(), np.array(p.getEulerFromQuaternion(orn.tolist()))
         self.start_state = self.state()
@@ -115,7 +123,7 @@ class CalvinSceneEnv:
             self.instruction = str(options["instruction"])
         else:
             self.instruction = T.instruction(task, self.rng, options.get("instruction_split", "eval"))
-        return self._obs(), self._info()
+        return self.observe(), self._info()
 
     def _settle(self, n: int) -> None:
         self._hold_arm()
@@ -151,7 +159,7 @@ class CalvinSceneEnv:
         done = self.check_success()
         reward = 1.0 if done and not self.succeeded else 0.0
         self.succeeded = self.succeeded or done
-        return self._obs(), reward, done, self.steps >= self.max_steps, self._info()
+        return self.observe(), reward, done, self.steps >= self.max_steps, self._info()
 
     def apply_action(self, a: np.ndarray) -> None:
         """Moves the target pose by the clipped relative action and simulates one control period."""
@@ -163,6 +171,7 @@ class CalvinSceneEnv:
         self._command_gripper(self.scene.gripper_action)
         for _ in range(PHYSICS_HZ // CONTROL_HZ):
             p.stepSimulation(physicsClientId=self.client)
+        self.control_ticks += 1
         self.scene.update_mechanisms()
 
     def _ik_limits(self) -> dict[str, list[float]]:
@@ -199,7 +208,8 @@ class CalvinSceneEnv:
             raise RuntimeError("call reset() first")
         return T.success(self.task, self.start_state, self.state())
 
-    def _obs(self) -> dict[str, np.ndarray]:
+    def observe(self) -> dict[str, np.ndarray]:
+        """The current observation dict (renders the cameras; see the module docstring)."""
         s = self.scene
         if self.render:
             rgb_s, seg_s = s.render("static", self.segmentation)
@@ -224,6 +234,11 @@ class CalvinSceneEnv:
     def _info(self) -> dict[str, Any]:
         return {"task": self.task, "instruction": self.instruction, "success": self.succeeded,
                 "steps": self.steps, "distraction": self.distraction, "family": T.family(self.task)}
+
+    @property
+    def sim_time(self) -> float:
+        """Simulated seconds of control since construction (for a ROS /clock); reset() does not rewind it."""
+        return self.control_ticks / CONTROL_HZ
 
     def camera_info(self) -> dict[str, dict[str, Any]]:
         """Per camera: width, height, K (3x3 list), fov (deg), frame name; for a ROS CameraInfo."""
@@ -284,8 +299,12 @@ def sample_initial_state(scene: CalvinScene, task: str, rng: np.random.Generator
     if fam == "slider":  # keep the shelf clear so the door never pushes a block
         where = {b: "table" for b in BLOCKS}
     if target is not None:
-        where[target] = {"base_link": "table", "plank_link": "slider_left" if s[0] < 0.1 else "slider_right",
+        where[target] = {"base_link": "table", "plank_link": "slider_left",
                          "drawer_link": "drawer"}.get(args[-1], "table") if kind == "lift_object" else "table"
+    if kind == "lift_object" and args[-1] == "plank_link":  # door to the right, block in the open left half
+        s[0] = rng.uniform(0.0, 0.02)
+        for b in BLOCKS:
+            where[b] = "table" if b != target else "slider_left"
     grasp = None
     if kind in ("place_object", "stack_objects"):
         grasp = order[0]
@@ -307,6 +326,9 @@ def sample_initial_state(scene: CalvinScene, task: str, rng: np.random.Generator
             xy, z = rng.uniform(lo, hi), DRAWER_INSIDE[1]
         else:
             lo, hi = surfaces[surf]
+            if target == b and surf == "slider_left" and kind == "lift_object":  # reachable without the door
+                lo, hi = lo.copy(), hi.copy()
+                lo[0], hi[0] = -0.30, -0.24
             if target == b and kind == "push_object":  # room to push 10+ cm, away from the switch and edge
                 lo, hi = lo.copy(), hi.copy()
                 hi[1] = -0.06
@@ -320,11 +342,27 @@ def sample_initial_state(scene: CalvinScene, task: str, rng: np.random.Generator
         taken[surf].append(xy)
         half = scene.block_size[b][2] / 2
         s[i:i + 3] = [xy[0], xy[1], z + half + 0.002]
-        s[i + 5] = rng.uniform(-np.pi / 2, np.pi / 2) if kind != "rotate_object" or b != target else \
-            rng.uniform(-0.5, 0.5)
+        s[i + 5] = rng.uniform(-np.pi / 2, np.pi / 2)
+        if b == target and kind == "rotate_object":
+            s[i + 5] = rng.uniform(-0.5, 0.5)
+        if b == target and surf.startswith("slider"):  # long side pointing into the cabinet: graspable from the front
+            s[i + 5] = np.pi / 2 + rng.uniform(-0.3, 0.3)
     if stack_pair:
         top, bottom = stack_pair
         ib, it = 6 + 6 * BLOCKS.index(bottom), 6 + 6 * BLOCKS.index(top)
         s[it:it + 3] = s[ib:ib + 3] + [0, 0, scene.block_size[bottom][2] / 2 + scene.block_size[top][2] / 2 + 0.003]
         s[it + 5] = s[ib + 5]
     return s, grasp
+
+
+def twist_to_action(linear: np.ndarray, angular: np.ndarray, gripper: float, dt: float = 1.0 / CONTROL_HZ
+                    ) -> np.ndarray:
+    """Converts an end-effector twist (linear m/s (3,), angular rad/s (3,) as euler rates) held for ``dt``
+    seconds plus a gripper command (> 0 open) into this env's 7-D relative action (clipped to [-1, 1])."""
+    lin, ang = np.asarray(linear, np.float64), np.asarray(angular, np.float64)
+    if lin.shape != (3,) or ang.shape != (3,) or not (np.all(np.isfinite(lin)) and np.all(np.isfinite(ang))):
+        raise ValueError("linear and angular must be finite 3-vectors")
+    if not np.isfinite(gripper) or dt <= 0:
+        raise ValueError(f"gripper must be finite and dt positive, got {gripper}, {dt}")
+    a = np.concatenate([lin * dt / MAX_REL_POS, ang * dt / MAX_REL_ORN, [1.0 if gripper > 0 else -1.0]])
+    return np.clip(a, -1.0, 1.0)

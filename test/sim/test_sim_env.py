@@ -91,3 +91,17 @@ def test_missing_assets_named(monkeypatch, tmp_path):
     monkeypatch.setenv("IVM_ROS_SHARED", str(tmp_path))
     with pytest.raises(FileNotFoundError, match="IVM_ROS_SHARED"):
         shared_dir()
+
+
+def test_twist_to_action_and_clock(env):
+    from ivm_ros_sim.env import twist_to_action
+
+    a = twist_to_action([0.3, 0, -0.6], [0, 0, 0.75], gripper=0.0)
+    np.testing.assert_allclose(a, [0.5, 0, -1.0, 0, 0, 0.5, -1.0])  # 0.3 m/s * 1/30 s = 1 cm = half a step
+    with pytest.raises(ValueError):
+        twist_to_action([0, 0], [0, 0, 0], 1.0)
+    env.reset(seed=0, task="open_drawer")
+    t0 = env.sim_time
+    env.step(a)
+    env.reset(seed=1, task="open_drawer")
+    assert env.sim_time == pytest.approx(t0 + 1 / 30)
