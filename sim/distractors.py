@@ -94,6 +94,14 @@ def _textures() -> tuple[str, ...]:
     return tuple(str(t) for t in [*table, *extra] if t.exists())
 
 
+def _texture_id(scene: CalvinScene, path: str) -> int:
+    """Loads a texture once per PyBullet client (textures are never freed, so do not reload per episode)."""
+    cache = scene.__dict__.setdefault("_texture_cache", {})
+    if path not in cache:
+        cache[path] = p.loadTexture(path, physicsClientId=scene.client)
+    return cache[path]
+
+
 def _shape(scene: CalvinScene, kind: str, dims: tuple[float, ...], rgba: tuple[float, ...], pos: list[float],
            yaw: float) -> int:
     c = scene.client
@@ -136,11 +144,11 @@ def apply(scene: CalvinScene, level: str, rng: np.random.Generator) -> list[int]
     c = scene.client
     scene.render_settings = RenderSettings()
     if spec.texture:
-        tex = p.loadTexture(_textures()[int(rng.integers(len(_textures())))], physicsClientId=c)
+        tex = _texture_id(scene, _textures()[int(rng.integers(len(_textures())))])
         p.changeVisualShape(scene.table, -1, textureUniqueId=tex, physicsClientId=c)
         scene.textured = True
     elif getattr(scene, "textured", False):
-        tex = p.loadTexture(str(shared_dir() / "data/calvin_table_D/textures/wood.png"), physicsClientId=c)
+        tex = _texture_id(scene, str(shared_dir() / "data/calvin_table_D/textures/wood.png"))
         p.changeVisualShape(scene.table, -1, textureUniqueId=tex, physicsClientId=c)
         scene.textured = False
     if spec.lighting:
