@@ -61,7 +61,7 @@ class MaskingPipeline:
             images = torch.from_numpy(view)[None].to(device)
         with torch.inference_mode():
             batch = apply_mask(images, probs, run_cfg, luma=LUMA[out_enc])
-        masked = batch.images[0] if isinstance(batch.images, list) else batch.images[0]
+        masked = batch.images[0]  # a tensor row or, for un-resized crops, the list's first crop
         result = MaskingResult(
             masked=masked.cpu().numpy(),
             encoding=out_enc,

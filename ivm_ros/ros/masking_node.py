@@ -283,10 +283,7 @@ class MaskingNode(LifecycleNode):
         return super().on_activate(state)
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._stop_worker()
-        for sub in self._subs:
-            self.destroy_subscription(sub)
-        self._subs = []
+        self._unsubscribe()
         return super().on_deactivate(state)
 
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -294,12 +291,16 @@ class MaskingNode(LifecycleNode):
         return TransitionCallbackReturn.SUCCESS
 
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._unsubscribe()
+        self._release()
+        return TransitionCallbackReturn.SUCCESS
+
+    def _unsubscribe(self) -> None:
+        """Stops the worker and drops the input subscriptions (what activate set up)."""
         self._stop_worker()
         for sub in self._subs:
             self.destroy_subscription(sub)
         self._subs = []
-        self._release()
-        return TransitionCallbackReturn.SUCCESS
 
     def _release(self) -> None:
         if self._diag_timer is not None:

@@ -19,19 +19,10 @@ PROFILES = ("sensor_data", "reliable", "system_default")
 def profile(name: str, depth: int) -> QoSProfile:
     """``sensor_data``: best effort, volatile (what camera drivers publish); ``reliable``: reliable, volatile
     (what rosbag play and many drivers publish); ``system_default``: the RMW's defaults (reliable)."""
-    if name == "sensor_data":
+    reliability = {"sensor_data": ReliabilityPolicy.BEST_EFFORT, "reliable": ReliabilityPolicy.RELIABLE}.get(name)
+    if reliability is not None:
         return QoSProfile(
-            history=HistoryPolicy.KEEP_LAST,
-            depth=depth,
-            reliability=ReliabilityPolicy.BEST_EFFORT,
-            durability=DurabilityPolicy.VOLATILE,
-        )
-    if name == "reliable":
-        return QoSProfile(
-            history=HistoryPolicy.KEEP_LAST,
-            depth=depth,
-            reliability=ReliabilityPolicy.RELIABLE,
-            durability=DurabilityPolicy.VOLATILE,
+            history=HistoryPolicy.KEEP_LAST, depth=depth, reliability=reliability, durability=DurabilityPolicy.VOLATILE
         )
     if name == "system_default":
         return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=depth)
