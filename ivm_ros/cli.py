@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
 #: Built-in benchmarks: name -> ("module:function", one-line help).
 BENCHES: dict[str, tuple[str, str]] = {
     "ivm": ("ivm_ros.models.ivm.bench:main", "IVM-V1.0 engine vs the release's reference path (--tiny on CPU)"),
+    "lite": ("ivm_ros.models.lite.bench:main", "lite predictor and full masking pipeline per frame, threads x sizes"),
     "masking": ("ivm_ros.masking.bench:main", "masking library vs an OpenCV/NumPy reference"),
     "node": ("ivm_ros.ros.bench_node:main", "masking node overhead and frame loss between two processes"),
 }

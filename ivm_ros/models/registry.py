@@ -17,6 +17,7 @@ REGISTRY: dict[str, str] = {
     "keep_all": "ivm_ros.models.simple:KeepAllPredictor",
     "color_keyword": "ivm_ros.models.simple:ColorKeywordPredictor",
     "ivm": "ivm_ros.models.ivm.predictor:IVMPredictor",
+    "lite": "ivm_ros.models.lite.predictor:LitePredictor",
 }
 
 

