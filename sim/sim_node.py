@@ -149,6 +149,7 @@ class SimNode(Node):
         self._gripper: float | None = None  # latest gripper_cmd (+1 open / -1 closed)
         self._fresh = False  # a step-triggering command arrived since the latest observation was published
         self._published_at = time.monotonic()
+        self._published = 0  # observations published so far (a step is granted for one of them)
         self._success_sent: bool | None = None
 
         self._build_publishers()
@@ -373,7 +374,8 @@ class SimNode(Node):
     def _loop(self) -> None:
         due = time.monotonic()
         while self._running:
-            if not self._wait_turn():
+            granted = self._wait_turn()
+            if granted is None:
                 continue
             rtf = self._param("real_time_factor")
             if rtf > 0:
@@ -381,7 +383,7 @@ class SimNode(Node):
                     break
                 due = max(due + 1.0 / (CONTROL_HZ * rtf), time.monotonic())
             try:
-                self._step()
+                self._step(granted)
             except Exception as exc:  # keep serving; a shut-down context ends the loop
                 if not (self._running and self.context.ok()):
                     break
@@ -391,26 +393,28 @@ class SimNode(Node):
                                         throttle_duration_sec=self._param("log_throttle"))
                 self._stop.wait(0.1)
 
-    def _wait_turn(self) -> bool:
-        """True when a step may be taken now (see 'Timing' in the module docstring)."""
+    def _wait_turn(self) -> int | None:
+        """When a step may be taken now (see 'Timing' in the module docstring): the number of the observation
+        it answers; else None."""
         with self._cond:
             episode = self.episode
             if episode is None or self._episode_over(episode):
                 self._cond.wait(0.1)
-                return False
+                return None
             while self._running and self._param("lockstep") and not self._fresh:
                 timeout = self._param("lockstep_timeout")
                 remaining = self._published_at + timeout - time.monotonic() if timeout > 0 else 0.1
                 if remaining <= 0:
                     self.counters.add("lockstep_timeouts")
-                    return True
+                    return self._published
                 self._cond.wait(min(remaining, 0.1))
-            return self._running
+            return self._published if self._running else None
 
-    def _step(self) -> None:
+    def _step(self, granted: int) -> None:
+        """One control step, unless a reset published a newer observation since the step was granted."""
         with self._env_lock:
             episode = self.episode
-            if episode is None or self._episode_over(episode):
+            if episode is None or self._episode_over(episode) or granted != self._published:
                 return
             self.env.render_gripper = self._param("publish_gripper_camera")
             action = self._select_action()
@@ -462,6 +466,7 @@ class SimNode(Node):
             self._success_sent = success
         with self._cond:
             self._published_at = time.monotonic()
+            self._published += 1
 
     # --------------------------------------------------------------------------------------- diagnostics
 
