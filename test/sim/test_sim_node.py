@@ -128,6 +128,7 @@ def rig(ros_context):
         spinner.close()
         node.destroy_node()
         probe.destroy_node()
+        assert not node._worker.is_alive() and node.env.scene.client is None  # worker stopped, PyBullet closed
 
 
 def test_one_tick_shares_one_stamp_sizes_and_camera_info(rig):
