@@ -201,6 +201,18 @@ def test_reset_switches_task_publishes_latched_instruction(rig, ros_context):
     assert node.get_parameter("task").value == "turn_on_lightbulb"
 
 
+def test_invalid_start_parameters_leave_the_node_serving(rig):
+    """Overrides bypass the parameter callback: a bad task at start fails the reset, not the node."""
+    node, probe = rig(task="no_such_task", lockstep=False)
+    assert node.episode is None and node.counters.get("reset_failures") == 1
+    res = probe.call(probe.success_client)
+    assert not res.success and "no_such_task" in json.loads(res.message)["error"]
+    assert wait_for(lambda: any(st.level == b"\x02" for d in probe.got["diag"] for st in d.status))  # ERROR
+    assert node.set_parameters([Parameter("task", value="open_drawer")])[0].successful
+    assert probe.call(probe.reset_client).success
+    assert wait_for(lambda: node.counters.get("steps") > 3)
+
+
 def test_action_and_twist_move_the_tcp(rig):
     node, probe = rig()
     probe.step(lambda: probe.action([0, 0, 0, 0, 0, 0, 1]))
