@@ -1,7 +1,8 @@
-"""Camera -> masking_node (-> policy and simulator nodes as they are added).
+"""Camera -> masking_node, optionally fed by the simulator bridge (-> policy nodes as they are added).
 
     ros2 launch ivm_ros manipulation.launch.py camera_topic:=/camera/color/image_raw \
         instruction_topic:=/instruction params_file:=/path/to/my_params.yaml use_sim_time:=false
+    ros2 launch ivm_ros manipulation.launch.py sim:=true    # CALVIN scene D: sim_node's camera, /clock, task
 """
 
 from launch.actions import DeclareLaunchArgument, SetEnvironmentVariable
@@ -19,11 +20,22 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument("camera_topic", default_value="/camera/image_raw", description="input sensor_msgs/Image"),
         DeclareLaunchArgument("instruction_topic", default_value="/instruction", description="std_msgs/String command"),
         DeclareLaunchArgument("namespace", default_value="", description="namespace for the nodes"),
-        DeclareLaunchArgument("use_sim_time", default_value="false", description="follow /clock"),
+        DeclareLaunchArgument(
+            "sim",
+            default_value="false",
+            choices=["true", "false"],
+            description="start sim_node (CALVIN scene D) and mask its static camera instead of camera_topic",
+        ),
+        DeclareLaunchArgument("use_sim_time", default_value=LaunchConfiguration("sim"), description="follow /clock"),
         DeclareLaunchArgument(
             "params_file",
             default_value=PathJoinSubstitution([share, "config", "masking_node.yaml"]),
             description="masking_node parameters",
+        ),
+        DeclareLaunchArgument(
+            "sim_params_file",
+            default_value=PathJoinSubstitution([share, "config", "sim_node.yaml"]),
+            description="sim_node parameters (with sim:=true)",
         ),
         DeclareLaunchArgument(
             "fastdds_profile",
@@ -36,6 +48,21 @@ def generate_launch_description() -> LaunchDescription:
         LaunchConfiguration("fastdds_profile"),
         condition=IfCondition(PythonExpression(["'", LaunchConfiguration("fastdds_profile"), "' != ''"])),
     )
+    sim = LaunchConfiguration("sim")
+    # With sim:=true the masking node reads the simulator's static camera (relative: same namespace).
+    image_topic = PythonExpression(
+        ["'camera/image_raw' if '", sim, "' == 'true' else '", LaunchConfiguration("camera_topic"), "'"]
+    )
+    simulator = Node(
+        package="ivm_ros",
+        executable="sim_node",
+        name="sim_node",
+        namespace=LaunchConfiguration("namespace"),
+        parameters=[LaunchConfiguration("sim_params_file")],
+        remappings=[("instruction", LaunchConfiguration("instruction_topic"))],  # the task's sentence
+        output="screen",
+        condition=IfCondition(sim),
+    )
     masking = Node(
         package="ivm_ros",
         executable="masking_node",
@@ -43,10 +70,10 @@ def generate_launch_description() -> LaunchDescription:
         namespace=LaunchConfiguration("namespace"),
         parameters=[LaunchConfiguration("params_file"), {"use_sim_time": LaunchConfiguration("use_sim_time")}],
         remappings=[
-            ("image_raw", LaunchConfiguration("camera_topic")),
-            ("image_raw/compressed", [LaunchConfiguration("camera_topic"), "/compressed"]),
+            ("image_raw", image_topic),
+            ("image_raw/compressed", [image_topic, "/compressed"]),
             ("instruction", LaunchConfiguration("instruction_topic")),
         ],
         output="screen",
     )
-    return LaunchDescription([*args, fastdds, masking])
+    return LaunchDescription([*args, fastdds, simulator, masking])

@@ -38,6 +38,14 @@ TCP_LINK = 15  # conf/robot/panda_longer_finger.yaml: tcp_link_id
 GRIPPER_CAM_LINK = 14  # link "gripper_cam" in panda_longer_finger.urdf
 ROBOT_FINGER_LINKS = (9, 10, 11, 12)
 
+#: URDF names of ARM_JOINTS + FINGER_JOINTS (what :meth:`CalvinScene.robot_joint_states` returns).
+ROBOT_JOINT_NAMES = tuple(f"panda_joint{i}" for i in range(1, 8)) + ("panda_finger_joint1", "panda_finger_joint2")
+#: Labels of robot_obs (15,) and scene_obs (24,), in order.
+ROBOT_OBS_LABELS = ("tcp_x", "tcp_y", "tcp_z", "tcp_roll", "tcp_pitch", "tcp_yaw", "gripper_width",
+                    *(f"arm_q{i}" for i in range(1, 8)), "gripper_action")
+SCENE_OBS_LABELS = ("slider", "drawer", "button", "switch", "lightbulb", "led",
+                    *(f"{b}_{k}" for b in BLOCKS for k in ("x", "y", "z", "roll", "pitch", "yaw")))
+
 PHYSICS_HZ = 240
 CONTROL_HZ = 30
 
@@ -295,6 +303,12 @@ class CalvinScene:
 
     def gripper_width(self) -> float:
         return float(sum(s[0] for s in p.getJointStates(self.robot, FINGER_JOINTS, physicsClientId=self.client)))
+
+    def robot_joint_states(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(positions, velocities, applied motor efforts), each (9,) float64, for :data:`ROBOT_JOINT_NAMES`
+        (7 arm joints in rad, rad/s, Nm; 2 finger joints in m, m/s, N)."""
+        states = p.getJointStates(self.robot, ARM_JOINTS + FINGER_JOINTS, physicsClientId=self.client)
+        return tuple(np.array([s[i] for s in states], dtype=np.float64) for i in (0, 1, 3))
 
     def robot_obs(self) -> np.ndarray:
         """(15,) float64 CALVIN robot_obs (see module docstring)."""

@@ -41,7 +41,7 @@ def test_package_xml_is_format_3_ament_python():
 
 def test_console_scripts_resolve():
     scripts = _console_scripts()
-    assert "masking_node" in scripts and "ivm-ros" in scripts
+    assert {"masking_node", "sim_node", "ivm-ros"} <= set(scripts)
     for name, target in scripts.items():
         module, func = target.split(":")
         assert importlib.util.find_spec(module) is not None, f"{name}: module {module} missing"
@@ -67,31 +67,69 @@ def test_launch_file_names_only_things_that_exist(path):
         assert (ROOT / "config" / cfg).is_file(), f"{path.name} names missing config/{cfg}"
 
 
-def test_parameter_yaml_matches_the_node():
-    """Every key in config/*node*.yaml is a parameter the node declares (typos would be silently ignored)."""
-    import rclpy
+def _masking_node(context):
     from rclpy.parameter import Parameter
 
     from ivm_ros.ros.masking_node import MaskingNode
 
-    params = yaml.safe_load((ROOT / "config" / "masking_node.yaml").read_text())["masking_node"]["ros__parameters"]
+    return MaskingNode(context=context, parameter_overrides=[Parameter("autostart", value=False)])
+
+
+def _sim_node(context):
+    pytest.importorskip("pybullet")
+    from ivm_ros_sim.sim_node import SimNode
+    from rclpy.parameter import Parameter
+
+    small = {"static_size": 32, "gripper_size": 16, "lockstep": True}
+    return SimNode(context=context, parameter_overrides=[Parameter(k, value=v) for k, v in small.items()])
+
+
+@pytest.mark.parametrize("name, make", [("masking_node", _masking_node), ("sim_node", _sim_node)], ids=["masking",
+                                                                                                        "sim"])
+def test_parameter_yaml_matches_the_node(name, make):
+    """Every key in config/<node>.yaml is a parameter the node declares (typos would be silently ignored), with the
+    declared type, and each node's file sets every parameter it declares (the file documents them all)."""
+    import rclpy
+
+    params = yaml.safe_load((ROOT / "config" / f"{name}.yaml").read_text())[name]["ros__parameters"]
     context = rclpy.Context()
     rclpy.init(context=context)
     try:
-        node = MaskingNode(context=context, parameter_overrides=[Parameter("autostart", value=False)])
+        node = make(context)
         for key, value in params.items():
-            assert node.has_parameter(key), f"config/masking_node.yaml sets unknown parameter {key!r}"
+            assert node.has_parameter(key), f"config/{name}.yaml sets unknown parameter {key!r}"
             declared = node.get_parameter(key).value
             assert type(declared) is type(value) or isinstance(value, list), f"{key}: {value!r} vs {declared!r}"
+        if name == "sim_node":
+            bare = rclpy.create_node("bare", context=context)  # rclpy's own parameters (use_sim_time ...)
+            declared = set(node.list_parameters([], 0).names) - set(bare.list_parameters([], 0).names)
+            bare.destroy_node()
+            assert declared == set(params), f"config/{name}.yaml misses {declared - set(params)}"
         node.destroy_node()
     finally:
         rclpy.shutdown(context=context)
 
 
+def test_launch_sim_argument_drives_use_sim_time():
+    """`sim` defaults to false, use_sim_time follows it, and the simulator only starts under it."""
+    tree = ast.parse((ROOT / "launch" / "manipulation.launch.py").read_text())
+    defaults = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "DeclareLaunchArgument":
+            name = node.args[0].value
+            default = next(k.value for k in node.keywords if k.arg == "default_value")
+            defaults[name] = ast.unparse(default)
+    assert defaults["sim"] == "'false'"
+    assert defaults["use_sim_time"] == "LaunchConfiguration('sim')"
+    text = (ROOT / "launch" / "manipulation.launch.py").read_text()
+    assert 'executable="sim_node"' in text and "condition=IfCondition(sim)" in text
+
+
 @pytest.mark.skipif(
     importlib.util.find_spec("launch_ros") is None, reason="launch_ros is not on PyPI; needs a ROS install"
 )
-def test_launch_file_runs(tmp_path):
+@pytest.mark.parametrize("sim", ["false", "true"])
+def test_launch_file_runs(tmp_path, sim):
     from launch.actions import IncludeLaunchDescription, Shutdown, TimerAction
     from launch.launch_description_sources import PythonLaunchDescriptionSource
 
@@ -102,7 +140,8 @@ def test_launch_file_runs(tmp_path):
         LaunchDescription(
             [
                 IncludeLaunchDescription(
-                    PythonLaunchDescriptionSource(str(ROOT / "launch" / "manipulation.launch.py"))
+                    PythonLaunchDescriptionSource(str(ROOT / "launch" / "manipulation.launch.py")),
+                    launch_arguments=[("sim", sim)],
                 ),
                 TimerAction(period=5.0, actions=[Shutdown(reason="test done")]),
             ]
