@@ -2,8 +2,11 @@
 
 Starts masking_node in this process with a camera-like publisher of ../shared/images/robot.jpg (the IVM
 release's WidowX photo) and the paper's instruction, switches the node's ``mode`` parameter at runtime, and
-saves what the node published to ``out/demo/robot_modes.png``. The default predictor is the project's
-current default model; before the trained model exists that is ``color_keyword``, a colour-word heuristic.
+saves what the node published to ``out/demo/robot_modes.png``. The predictor is the node's default, ``lite``
+(trained here on simulator frames only: on this real photo it shows the pipeline, not a useful mask).
+
+Then runs every demo registered under the entry-point group ``ivm_ros.demos`` with ``--out`` (and ``--model``):
+the simulator package registers ``sim``, simulator frames through sim_node -> masking_node.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--instruction", default=INSTRUCTION)
     parser.add_argument("--model", default=None, help="predictor (default: the masking node's default)")
     parser.add_argument("--out", type=Path, default=Path("out/demo"))
+    parser.add_argument("--no-plugins", action="store_true", help="skip the demos of the ivm_ros.demos group")
     args = parser.parse_args(argv)
     bgr = cv2.imread(str(args.image), cv2.IMREAD_COLOR)
     if bgr is None:
@@ -104,7 +108,19 @@ def main(argv: list[str]) -> int:
     )
     print_table(rows, list(rows[0]))
     print(f"saved {path}")
-    return 0
+    return 0 if args.no_plugins else run_plugins(args)
+
+
+def run_plugins(args: argparse.Namespace) -> int:
+    """Runs each ``ivm_ros.demos`` entry point as ``main(["--out", OUT, ("--model", M)])``; worst exit code."""
+    from importlib.metadata import entry_points
+
+    worst = 0
+    for ep in sorted(entry_points(group="ivm_ros.demos"), key=lambda e: e.name):
+        print(f"\n[demo] {ep.name} ({ep.value})")
+        extra = ["--model", args.model] if args.model else []
+        worst = max(worst, int(ep.load()(["--out", str(args.out), *extra]) or 0))
+    return worst
 
 
 def _save_grid(original: np.ndarray, results: dict[str, np.ndarray], instruction: str, model: str, path: Path) -> None:

@@ -169,7 +169,7 @@ class QualityDiscriminator(nn.Module):
     shape and what lies under it; the instruction is concatenated before the classifier.
     """
 
-    def __init__(self, width: int = 32, text_dim: int = EMBED_DIM) -> None:
+    def __init__(self, width: int = 16, text_dim: int = EMBED_DIM) -> None:
         super().__init__()
         w = width
         self.features = nn.Sequential(_conv(4, w, 2), _conv(w, 2 * w, 2), BasicBlock(2 * w), _conv(2 * w, 4 * w, 2),
