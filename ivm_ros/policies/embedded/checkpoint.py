@@ -1,0 +1,80 @@
+"""Embedded-policy files: one msgpack document (flax.serialization, no pickle) holding the format string, the
+arch and training facts as JSON, the proprio normalisation and the parameters."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+from flax import serialization
+
+from ivm_ros.policies.embedded.model import EmbeddedPolicy, PolicyArch
+
+FORMAT = "ivm_ros.embedded-policy/1"
+WEIGHTS = Path(__file__).resolve().parent / "weights"
+#: Shipped policies: name -> file (see weights/MODEL_CARD.md).
+SHIPPED = {"masked": WEIGHTS / "policy_masked_v1.msgpack", "raw": WEIGHTS / "policy_raw_v1.msgpack"}
+
+
+class PolicyCheckpointError(RuntimeError):
+    """A policy file that is missing, of another format, or does not fit its arch."""
+
+
+def save(path: str | Path, params: Any, arch: PolicyArch, norm: dict[str, np.ndarray], info: dict[str, Any]) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    doc = {"format": FORMAT, "arch": json.dumps(arch.to_dict()), "info": json.dumps(info, sort_keys=True),
+           "norm": {k: np.asarray(v, np.float32) for k, v in norm.items()},
+           "params": serialization.to_state_dict(jax.device_get(params))}
+    path.write_bytes(serialization.msgpack_serialize(doc))
+    return path
+
+
+def load(path: str | Path) -> tuple[EmbeddedPolicy, Any, dict[str, np.ndarray], dict[str, Any]]:
+    """(model, params, norm, info); checks the format and every parameter's shape against the arch."""
+    path = Path(path)
+    if not path.is_file():
+        raise PolicyCheckpointError(f"policy file {path} does not exist")
+    try:
+        doc = serialization.msgpack_restore(path.read_bytes())
+    except Exception as exc:  # msgpack raises several types for foreign bytes
+        raise PolicyCheckpointError(f"{path} is not a msgpack policy file: {exc}") from exc
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        got = doc.get("format") if isinstance(doc, dict) else type(doc).__name__
+        raise PolicyCheckpointError(f"{path} has format {got!r}, expected {FORMAT!r}")
+    try:
+        arch = PolicyArch.from_dict(json.loads(doc["arch"]))
+        info = json.loads(doc.get("info", "{}"))
+        norm = {k: np.asarray(v, np.float32) for k, v in doc["norm"].items()}
+    except (KeyError, TypeError, ValueError) as exc:
+        raise PolicyCheckpointError(f"{path}: bad metadata: {exc}") from exc
+    model = EmbeddedPolicy(arch)
+    template = jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0), *example_inputs(arch)))
+    want = {"/".join(map(str, k)): v.shape for k, v in _flat(serialization.to_state_dict(template))}
+    got = {"/".join(map(str, k)): np.shape(v) for k, v in _flat(doc["params"])}
+    problems = [f"missing {k}" for k in sorted(set(want) - set(got))]
+    problems += [f"unexpected {k}" for k in sorted(set(got) - set(want))]
+    problems += [f"{k}: file {got[k]} vs arch {want[k]}" for k in sorted(set(want) & set(got)) if got[k] != want[k]]
+    if problems:
+        head = "; ".join(problems[:6])
+        raise PolicyCheckpointError(f"{path} does not fit its arch ({len(problems)} problems): {head}")
+    params = serialization.from_state_dict(template, doc["params"])
+    return model, params, norm, info
+
+
+def example_inputs(arch: PolicyArch, batch: int = 1) -> tuple[np.ndarray, ...]:
+    """Zero inputs of the right shapes and dtypes: static, gripper, proprio, text."""
+    s, g, w = arch.static_size, arch.gripper_size, arch.window
+    return (np.zeros((batch, w, s, s, 3), np.uint8), np.zeros((batch, w, g, g, 3), np.uint8),
+            np.zeros((batch, arch.proprio_dim), np.float32), np.zeros((batch, arch.text_dim), np.float32))
+
+
+def _flat(tree: Any, prefix: tuple = ()):
+    if isinstance(tree, dict):
+        for k, v in tree.items():
+            yield from _flat(v, (*prefix, k))
+    else:
+        yield prefix, tree

@@ -1,0 +1,147 @@
+"""Behaviour-cloning data for the embedded policy, from the simulator's expert demonstrations
+(``ivm-ros sim-data demos`` format: ``index.json`` + ``episode_*.npz``, read with ``allow_pickle=False``).
+
+Each static frame gets the lite IVM model's relevance probabilities for the episode's instruction once, at
+preparation time; the IVM authors' mask augmentation (random threshold 0.4-0.9, random dilation) is applied per
+batch at training time (:func:`masked_static`), so the policy sees the range of masks deployment produces.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+DEMOS_FORMAT = "ivm_ros_sim.demos/1"
+PROPRIO_INDEX = (0, 1, 2, 3, 4, 5, 6, 14)  # robot_obs: tcp xyz, tcp euler xyz, gripper width, last gripper action
+
+
+@dataclasses.dataclass
+class DemoSet:
+    """Frames of all episodes, concatenated (N frames), plus per-frame episode bookkeeping.
+
+    static (N, S, S, 3) uint8 raw static camera at the policy's size; prob (N, S, S) uint8 lite probabilities
+    (0-255) or None; gripper (N, G, G, 3) uint8; proprio (N, 8) float32 raw; actions (N, 7) float32;
+    episode (N,) int32; start (N,) int32 index of the episode's first frame; end (N,) int32 one past its last;
+    text_index (N,) int32 into ``instructions``.
+    """
+
+    static: np.ndarray
+    prob: np.ndarray | None
+    gripper: np.ndarray
+    proprio: np.ndarray
+    actions: np.ndarray
+    episode: np.ndarray
+    start: np.ndarray
+    end: np.ndarray
+    text_index: np.ndarray
+    instructions: list[str]
+    tasks: list[str]
+
+    def __len__(self) -> int:
+        return int(self.actions.shape[0])
+
+
+def read_index(root: str | Path) -> dict:
+    root = Path(root)
+    path = root / "index.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{root} has no index.json; make demonstrations with `ivm-ros sim-data demos`")
+    index = json.loads(path.read_text())
+    if index.get("format") != DEMOS_FORMAT:
+        raise ValueError(f"{path}: format {index.get('format')!r}, expected {DEMOS_FORMAT!r}")
+    return index
+
+
+def load_demos(root: str | Path, static_size: int, gripper_size: int, predictor=None, only_success: bool = True,
+               progress: bool = True) -> DemoSet:
+    """Reads every (successful) episode; ``predictor`` (a MaskPredictor, e.g. lite) adds ``prob``."""
+    root = Path(root)
+    index = read_index(root)
+    cols: dict[str, list] = {k: [] for k in ("static", "prob", "gripper", "proprio", "actions", "episode", "start",
+                                             "end", "text_index")}
+    instructions: list[str] = []
+    tasks: list[str] = []
+    n = 0
+    entries = [e for e in index["episodes"] if e["success"] or not only_success]
+    for ep_i, entry in enumerate(tqdm(entries, desc="load demos", unit="ep", disable=not progress)):
+        with np.load(root / entry["file"], allow_pickle=False) as z:
+            static, gripper = z["rgb_static"], z["rgb_gripper"]
+            robot, actions = z["robot_obs"], z["actions"]
+        t = len(actions)
+        instr = str(entry["instruction"])
+        if instr not in instructions:
+            instructions.append(instr)
+            tasks.append(str(entry["task"]))
+        cols["static"].append(np.stack([_resize(f, static_size) for f in static]))
+        cols["gripper"].append(np.stack([_resize(f, gripper_size) for f in gripper]))
+        if predictor is not None:
+            cols["prob"].append(lite_probabilities(predictor, static, instr, static_size))
+        cols["proprio"].append(robot[:, PROPRIO_INDEX].astype(np.float32))
+        cols["actions"].append(actions.astype(np.float32))
+        cols["episode"].append(np.full(t, ep_i, np.int32))
+        cols["start"].append(np.full(t, n, np.int32))
+        cols["end"].append(np.full(t, n + t, np.int32))
+        cols["text_index"].append(np.full(t, instructions.index(instr), np.int32))
+        n += t
+    if not cols["actions"]:
+        raise ValueError(f"{root}: no {'successful ' if only_success else ''}episodes")
+    cat = {k: np.concatenate(v) if v else None for k, v in cols.items()}
+    return DemoSet(instructions=instructions, tasks=tasks, **cat)
+
+
+def _resize(img: np.ndarray, size: int) -> np.ndarray:
+    if img.shape[0] == size and img.shape[1] == size:
+        return img
+    return cv2.resize(img, (size, size), interpolation=cv2.INTER_AREA)
+
+
+def lite_probabilities(predictor, frames: np.ndarray, instruction: str, size: int, batch: int = 32) -> np.ndarray:
+    """(T, H, W, 3) uint8 frames -> (T, size, size) uint8 probabilities (0-255) from ``predictor``."""
+    import torch
+
+    out = []
+    for i in range(0, len(frames), batch):
+        chunk = torch.from_numpy(np.ascontiguousarray(frames[i : i + batch]))
+        probs = predictor.predict(chunk, [instruction] * len(chunk)).float().cpu().numpy()
+        out.extend(cv2.resize(p, (size, size), interpolation=cv2.INTER_LINEAR) for p in probs)
+    return (np.clip(np.stack(out), 0, 1) * 255).round().astype(np.uint8)
+
+
+def masked_static(static: np.ndarray, prob: np.ndarray, rng: np.random.Generator, threshold: tuple[float, float],
+                  dilation: tuple[int, int], fill: int = 255) -> np.ndarray:
+    """IVM overlay with a random threshold and dilation per frame (the IVM authors' policy augmentation).
+
+    static (B, S, S, 3) uint8, prob (B, S, S) uint8 -> (B, S, S, 3) uint8. Kernel sizes are odd, in pixels at S;
+    the dilated mask is feathered with a Gaussian of the same size; an empty mask keeps the whole frame.
+    """
+    out = np.empty_like(static)
+    for i in range(len(static)):
+        th = rng.uniform(*threshold) * 255
+        keep = (prob[i] > th).astype(np.float32)
+        if not keep.any():
+            out[i] = static[i]
+            continue
+        k = int(rng.integers(dilation[0] // 2, dilation[1] // 2 + 1)) * 2 + 1
+        keep = cv2.dilate(keep, np.ones((k, k), np.uint8))
+        keep = cv2.GaussianBlur(keep, (k, k), 0)[..., None]
+        out[i] = (static[i] * keep + fill * (1.0 - keep)).round().astype(np.uint8)
+    return out
+
+
+def window_indices(data: DemoSet, idx: np.ndarray, window: int) -> np.ndarray:
+    """(B, window) frame indices ending at ``idx``, clamped to each episode's first frame (Octo's reset padding)."""
+    offsets = np.arange(-(window - 1), 1)
+    return np.maximum(idx[:, None] + offsets[None, :], data.start[idx][:, None])
+
+
+def action_chunks(data: DemoSet, idx: np.ndarray, chunk: int) -> tuple[np.ndarray, np.ndarray]:
+    """(B, chunk, 7) actions from each index on and a (B, chunk) validity mask (False past the episode's end)."""
+    steps = idx[:, None] + np.arange(chunk)[None, :]
+    valid = steps < data.end[idx][:, None]
+    steps = np.minimum(steps, data.end[idx][:, None] - 1)
+    return data.actions[steps], valid

@@ -1,0 +1,92 @@
+"""The embedded visuomotor policy (JAX/Flax linen): masked static image history + gripper image + proprio +
+instruction embedding -> a chunk of relative end-effector actions.
+
+Shapes (defaults): ``static`` (B, W, S, S, 3) uint8 with W = window 2 and S = 96 (the masked third-person
+camera, resized); ``gripper`` (B, W, G, G, 3) uint8, G = 64 (the wrist camera, unmasked, as in the IVM paper);
+``proprio`` (B, P) float32 normalised robot state; ``text`` (B, 384) float32 MiniLM sentence embedding.
+Output: ``actions`` (B, H, 6) float32 in [-1, 1] (tanh) and ``gripper_logits`` (B, H) (> 0: open), H = chunk 4.
+Frames of the window are stacked on channels; the instruction modulates every conv stage (FiLM).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+
+@dataclasses.dataclass(frozen=True)
+class PolicyArch:
+    """Sizes of the embedded policy; saved with its parameters."""
+
+    window: int = 2
+    static_size: int = 96
+    gripper_size: int = 64
+    proprio_dim: int = 8  # tcp xyz, tcp euler (sin/cos folded into 3 unwrapped angles), gripper width, last grip
+    text_dim: int = 384
+    chunk: int = 4
+    widths: tuple[int, ...] = (32, 64, 96, 128)
+    gripper_widths: tuple[int, ...] = (16, 32, 64)
+    hidden: int = 256
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> PolicyArch:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"unknown policy arch fields {unknown}")
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
+
+
+class FiLMConvNet(nn.Module):
+    """(B, H, W, C) float -> (B, F) with stride-2 conv stages, each followed by FiLM from ``cond`` (B, D)."""
+
+    widths: tuple[int, ...]
+
+    @nn.compact
+    def __call__(self, x: jnp.ndarray, cond: jnp.ndarray) -> jnp.ndarray:
+        for i, w in enumerate(self.widths):
+            x = nn.Conv(w, (3, 3), strides=(2, 2), name=f"conv{i}")(x)
+            x = nn.GroupNorm(num_groups=8, name=f"norm{i}")(x)
+            film = nn.Dense(2 * w, name=f"film{i}", kernel_init=nn.initializers.zeros)(cond)
+            gamma, beta = jnp.split(film, 2, axis=-1)
+            x = x * (1.0 + gamma[:, None, None, :]) + beta[:, None, None, :]
+            x = nn.relu(x)
+            x = nn.relu(nn.Conv(w, (3, 3), name=f"conv{i}b")(x)) + x
+        # spatial softmax keypoints (x, y per channel) plus global average: keeps "where" as well as "what"
+        b, h, w_, c = x.shape
+        logits = x.reshape(b, h * w_, c)
+        attn = nn.softmax(logits, axis=1)
+        ys, xs = jnp.meshgrid(jnp.linspace(-1, 1, h), jnp.linspace(-1, 1, w_), indexing="ij")
+        kx = jnp.einsum("bnc,n->bc", attn, xs.reshape(-1))
+        ky = jnp.einsum("bnc,n->bc", attn, ys.reshape(-1))
+        return jnp.concatenate([kx, ky, x.mean(axis=(1, 2))], axis=-1)
+
+
+class EmbeddedPolicy(nn.Module):
+    """See the module docstring."""
+
+    arch: PolicyArch
+
+    @nn.compact
+    def __call__(self, static: jnp.ndarray, gripper: jnp.ndarray, proprio: jnp.ndarray, text: jnp.ndarray
+                 ) -> tuple[jnp.ndarray, jnp.ndarray]:
+        a = self.arch
+        cond = nn.relu(nn.Dense(a.hidden, name="text_proj")(text))
+
+        def stack(frames: jnp.ndarray) -> jnp.ndarray:  # (B, W, S, S, 3) uint8 -> (B, S, S, 3W) in [-1, 1]
+            b, w, s, s2, c = frames.shape
+            x = frames.astype(jnp.float32) / 127.5 - 1.0
+            return x.transpose(0, 2, 3, 1, 4).reshape(b, s, s2, w * c)
+
+        f_static = FiLMConvNet(a.widths, name="static_encoder")(stack(static), cond)
+        f_grip = FiLMConvNet(a.gripper_widths, name="gripper_encoder")(stack(gripper), cond)
+        x = jnp.concatenate([f_static, f_grip, nn.Dense(64, name="proprio_proj")(proprio), cond], axis=-1)
+        x = nn.relu(nn.Dense(a.hidden, name="fc1")(x))
+        x = nn.relu(nn.Dense(a.hidden, name="fc2")(x))
+        out = nn.Dense(a.chunk * 7, name="head")(x).reshape(-1, a.chunk, 7)
+        return jnp.tanh(out[..., :6]), out[..., 6]
