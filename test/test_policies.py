@@ -166,7 +166,7 @@ octo = pytest.importorskip("ivm_ros.policies.octo")
 
 
 def _octo(model: OctoModelStandInForTest, **settings) -> octo.OctoPolicy:
-    return octo.OctoPolicy(registry.make_config("octo", settings), model=model)
+    return octo.OctoPolicy(registry.make_config("octo", {"warmup": False, **settings}), model=model)
 
 
 def test_octo_adapter_shapes_history_and_pad_mask():
@@ -192,6 +192,16 @@ def test_octo_adapter_shapes_history_and_pad_mask():
     assert model.tasks_created[-1] == ["open the drawer"]
     assert model.calls[-1]["observations"]["timestep_pad_mask"].tolist() == [[False, True]]
     assert model.calls[-1]["tasks"]["language_instruction"]["input_ids"][0, 0] == ord("o")
+
+
+def test_octo_warmup_runs_the_model_once_and_leaves_no_history():
+    model = OctoModelStandInForTest()
+    policy = _octo(model, warmup=True, use_wrist=True)
+    assert len(model.calls) == 1 and model.calls[0]["observations"]["image_wrist"].shape == (1, 2, 128, 128, 3)
+    policy.reset("task")
+    policy.act(obs(9, size=64, wrist=True))
+    assert model.calls[-1]["observations"]["timestep_pad_mask"].tolist() == [[False, True]]
+    assert (model.calls[-1]["observations"]["image_primary"] == 9).all()
 
 
 def test_octo_adapter_wrist_image():

@@ -52,6 +52,7 @@ class OctoConfig(PolicyConfig):
     #: for metres -> the simulator's 0.02 m per action unit.
     action_scale: list[float] = dataclasses.field(default_factory=lambda: [1.0] * 6)
     seed: int = 0  # first rng key; every call splits a fresh one
+    warmup: bool = True  # run the model once at construction: JAX compiles there (~30 s on CPU), not on frame 1
 
     def __post_init__(self) -> None:
         if self.execution not in EXECUTION:
@@ -176,6 +177,18 @@ class OctoPolicy(Policy):
         elif cfg.execution == "receding":
             chain = RecedingHorizon(chain, cfg.execute_steps)
         self.chain = StickyGripper(chain, cfg.gripper_threshold, cfg.gripper_repeat)
+        if cfg.warmup:
+            self.warm_up()
+
+    def warm_up(self) -> None:
+        """One reset + act on black frames at the model's sizes, so ``sample_actions`` is compiled before the
+        first real frame; leaves no history behind (the next :meth:`reset` starts clean anyway)."""
+        cfg = self.config
+        black = np.zeros((cfg.primary_size, cfg.primary_size, 3), np.uint8)
+        wrist = np.zeros((cfg.wrist_size, cfg.wrist_size, 3), np.uint8) if cfg.use_wrist else None
+        self.chain.reset("")
+        self.chain.act(Observation(black, wrist))
+        self.chain.reset("")
 
     def reset(self, instruction: str) -> None:
         self.chain.reset(instruction)
