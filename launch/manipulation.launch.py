@@ -113,6 +113,7 @@ def generate_launch_description() -> LaunchDescription:
         remappings=[
             ("image", LaunchConfiguration("policy_image_topic")),
             ("wrist_image", wrist_topic),
+            ("proprio", PythonExpression(["'sim_node/robot_obs' if '", sim, "' == 'true' else 'proprio'"])),
             ("instruction", LaunchConfiguration("instruction_topic")),
             ("~/action", action_topic),
         ],

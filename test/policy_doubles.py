@@ -26,6 +26,7 @@ class PixelPolicyForTest(Policy):
     Config = PixelConfig
     resets: ClassVar[list[str]] = []
     calls: ClassVar[list[float]] = []  # stamps of the observations acted on
+    observations: ClassVar[list[Observation]] = []
 
     def reset(self, instruction: str) -> None:
         type(self).resets.append(instruction)
@@ -33,6 +34,7 @@ class PixelPolicyForTest(Policy):
 
     def act(self, obs: Observation) -> np.ndarray:
         type(self).calls.append(obs.stamp)
+        type(self).observations.append(obs)
         time.sleep(self.config.delay_s)
         if "explode" in self.instruction:
             raise RuntimeError("policy failure for test")

@@ -77,6 +77,7 @@ def rig(ros_context):
     def make(**params):
         PixelPolicyForTest.resets.clear()
         PixelPolicyForTest.calls.clear()
+        PixelPolicyForTest.observations.clear()
         defaults = {"policy": PIXEL, "diagnostics_period": 0.2, "control_rate": 20.0}
         defaults.update(params)
         node = PolicyNode(context=ros_context, parameter_overrides=[Parameter(k, value=v) for k, v in defaults.items()])
@@ -227,6 +228,30 @@ def test_act_on_every_frame_gives_one_action_per_frame(rig):
     probe.send(99)  # a frame without a usable instruction still gets one message: a hold
     assert wait_for(lambda: len(probe.actions) > n, 5)
     assert probe.values()[-1][:6] == [0.0] * 6 and node.stats()["watchdog_instruction_stale"] == 1
+
+
+def test_wrist_image_and_proprio_reach_the_policy(rig):
+    node, probe = rig(start_enabled=True, act_on_every_frame=True, use_wrist_image=True, use_proprio=True)
+    wrist_pub = probe.create_publisher(Image, "wrist_image", qos.profile("sensor_data", 1))
+    proprio_pub = probe.create_publisher(Float64MultiArray, "proprio", qos.profile("sensor_data", 1))
+    probe.instruct("open the drawer")
+    wrist = array_to_image(np.full((16, 16, 3), (10, 20, 30), np.uint8), "bgr8")  # delivered as RGB
+    wrist.header.stamp.sec = 7
+
+    def poll() -> bool:
+        wrist_pub.publish(wrist)
+        proprio_pub.publish(Float64MultiArray(data=[0.5, -1.0, 2.0]))
+        probe.send(51, stamp_s=7.0)
+        seen = PixelPolicyForTest.observations
+        return bool(seen) and seen[-1].image_wrist is not None and seen[-1].proprio is not None
+
+    assert wait_for(poll, 10, 0.05)
+    seen = PixelPolicyForTest.observations[-1]
+    assert seen.image_wrist.shape == (16, 16, 3) and seen.image_wrist[0, 0].tolist() == [30, 20, 10]
+    assert seen.proprio.dtype == np.float32 and seen.proprio.tolist() == [0.5, -1.0, 2.0]
+    proprio_pub.publish(Float64MultiArray(data=[float("nan")]))
+    assert wait_for(lambda: node.stats().get("rejected_proprio_non_finite", 0) >= 1, 5)
+    assert node.stats().get("wrist_stamp_mismatch", 0) == 0  # same stamps: paired
 
 
 def test_diagnostics_and_parameter_guards(rig):

@@ -2,7 +2,10 @@
 
 Topics (relative, remappable): in ``image`` (sensor_msgs/Image; the launch file remaps it to
 ``masking_node/masked_image``, or to the raw camera for an unmasked baseline), ``instruction`` (std_msgs/String,
-reliable + transient-local) and, with ``use_wrist_image``, ``wrist_image``. Out, per action: ``~/gripper_cmd``
+reliable + transient-local), with ``use_wrist_image`` ``wrist_image`` (Image) and with ``use_proprio``
+``proprio`` (Float64MultiArray, the robot state vector the policy expects; the launch file remaps it to the
+simulator's ``sim_node/robot_obs``); each frame is paired with the newest wrist image and proprio. Out, per
+action: ``~/gripper_cmd``
 (Float64, > 0 open), ``~/delta_twist_cmds`` (TwistStamped in ``twist_frame``: the deltas times ``action_scale``
 (m, rad per action unit) divided by the control period 1/``control_rate``, what moveit_servo accepts) and
 ``~/action`` (Float64MultiArray ``dx dy dz droll dpitch dyaw gripper`` in the policy's units, clipped to
@@ -70,6 +73,7 @@ ACTION_LAYOUT = MultiArrayLayout(
 class _Frame:
     msg: Image
     wrist: Image | None
+    proprio: np.ndarray | None
     received: float  # node clock, seconds
     received_mono: float  # time.monotonic()
 
@@ -104,6 +108,8 @@ class PolicyNode(LifecycleNode):
                 lo=-1.0, hi=1.0)
         declare(self, "use_wrist_image", False, "subscribe to wrist_image and give the policy the newest one",
                 read_only=True)
+        declare(self, "use_proprio", False, "subscribe to proprio (Float64MultiArray) and give the policy the newest "
+                "one", read_only=True)
         declare(self, "image_qos", "sensor_data", "input images' QoS", choices=qos.PROFILES, read_only=True)
         declare(self, "image_qos_depth", 1, "input queue depth", lo=1, hi=100, read_only=True)
         declare(self, "output_qos", "reliable", "command outputs' QoS", choices=qos.PROFILES, read_only=True)
@@ -125,6 +131,7 @@ class PolicyNode(LifecycleNode):
         self._instruction: tuple[str, float] | None = None  # (text, node clock s)
         self._last_frame: float | None = None  # node clock s of the newest valid frame
         self._wrist: Image | None = None
+        self._proprio: np.ndarray | None = None
         self._pending: collections.deque[np.ndarray] = collections.deque()  # the newest plan's unexecuted actions
         self._gripper = float(self._param("initial_gripper"))
         self._generation = 0  # bumped by events that void plans and restart the policy's task
@@ -221,6 +228,8 @@ class PolicyNode(LifecycleNode):
                   ("instruction", String, self._on_instruction, qos.latched(), "instruction QoS")]
         if self._param("use_wrist_image"):
             topics.append(("wrist_image", Image, self._on_wrist, in_qos, "image_qos"))
+        if self._param("use_proprio"):
+            topics.append(("proprio", Float64MultiArray, self._on_proprio, in_qos, "image_qos"))
         self._subs = [
             self.create_subscription(msg_type, topic, callback, profile, event_callbacks=qos.subscription_events(
                 self.get_logger(), topic, param, self._count_qos))
@@ -310,7 +319,7 @@ class PolicyNode(LifecycleNode):
         if not enabled:
             self.counters.add("frames_disabled")
             return
-        if self.mailbox.put(_Frame(msg, self._wrist, now, time.monotonic())) is not None:
+        if self.mailbox.put(_Frame(msg, self._wrist, self._proprio, now, time.monotonic())) is not None:
             self.counters.add("dropped_busy")
 
     def _on_wrist(self, msg: Image) -> None:
@@ -320,6 +329,15 @@ class PolicyNode(LifecycleNode):
             self._reject(f"wrist_{exc.reason}", str(exc))
             return
         self._wrist = msg
+
+    def _on_proprio(self, msg: Float64MultiArray) -> None:
+        state = np.asarray(msg.data, dtype=np.float32)
+        if state.size == 0 or state.size > 10000:
+            self._reject("proprio_size", f"proprio needs 1..10000 values, got {state.size}")
+        elif not np.all(np.isfinite(state)):
+            self._reject("proprio_non_finite", f"proprio has NaN/inf: {state.tolist()}")
+        else:
+            self._proprio = state
 
     def _on_instruction(self, msg: String) -> None:
         text = msg.data.strip()
@@ -498,8 +516,12 @@ class PolicyNode(LifecycleNode):
             self._policy_generation = generation
             self.counters.add("policy_resets")
         stamp = frame.msg.header.stamp
-        wrist = image_to_rgb(frame.wrist) if frame.wrist is not None else None
-        obs = Observation(image_to_rgb(frame.msg, self._param("max_pixels")), wrist,
+        wrist = None
+        if frame.wrist is not None:
+            wrist = image_to_rgb(frame.wrist)
+            if frame.wrist.header.stamp != stamp:  # a different capture time: informative, still used
+                self.counters.add("wrist_stamp_mismatch")
+        obs = Observation(image_to_rgb(frame.msg, self._param("max_pixels")), wrist, frame.proprio,
                           stamp=stamp.sec + stamp.nanosec * 1e-9)
         start = time.monotonic()
         actions = check_actions(policy.act(obs))
