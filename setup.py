@@ -9,6 +9,7 @@ PACKAGE = "ivm_ros"
 # Executables `ros2 run ivm_ros <name>` finds (colcon installs them into lib/ivm_ros via setup.cfg).
 NODES = [
     "masking_node = ivm_ros.ros.masking_node:main",
+    "policy_node = ivm_ros.ros.policy_node:main",  # the policy's own packages: the `policy` extra, or Octo's env
     "sim_node = ivm_ros_sim.sim_node:main",  # needs the `sim` extra
 ]
 

@@ -1,8 +1,9 @@
-"""Camera -> masking_node, optionally fed by the simulator bridge (-> policy nodes as they are added).
+"""Camera -> masking_node (-> policy_node with policy:=true), optionally fed by the simulator bridge.
 
     ros2 launch ivm_ros manipulation.launch.py camera_topic:=/camera/color/image_raw \
         instruction_topic:=/instruction params_file:=/path/to/my_params.yaml use_sim_time:=false
     ros2 launch ivm_ros manipulation.launch.py sim:=true    # CALVIN scene D: sim_node's camera, /clock, task
+    ros2 launch ivm_ros manipulation.launch.py sim:=true policy:=true   # + policy_node -> the sim's `action`
 """
 
 from launch.actions import DeclareLaunchArgument, SetEnvironmentVariable
@@ -36,6 +37,27 @@ def generate_launch_description() -> LaunchDescription:
             "sim_params_file",
             default_value=PathJoinSubstitution([share, "config", "sim_node.yaml"]),
             description="sim_node parameters (with sim:=true)",
+        ),
+        DeclareLaunchArgument(
+            "policy",
+            default_value="false",
+            choices=["true", "false"],
+            description="start policy_node on the masked image (actions to the simulator's `action` with sim:=true)",
+        ),
+        DeclareLaunchArgument(
+            "policy_image_topic",
+            default_value="masking_node/masked_image",
+            description="policy_node's image: the masked one, or the raw camera for an unmasked baseline",
+        ),
+        DeclareLaunchArgument(
+            "wrist_camera_topic",
+            default_value="/wrist_camera/image_raw",
+            description="policy_node's wrist image (use_wrist_image; sim:=true uses the simulator's gripper camera)",
+        ),
+        DeclareLaunchArgument(
+            "policy_params_file",
+            default_value=PathJoinSubstitution([share, "config", "policy_node.yaml"]),
+            description="policy_node parameters (with policy:=true)",
         ),
         DeclareLaunchArgument(
             "fastdds_profile",
@@ -76,4 +98,26 @@ def generate_launch_description() -> LaunchDescription:
         ],
         output="screen",
     )
-    return LaunchDescription([*args, fastdds, simulator, masking])
+    # With sim:=true the policy drives the simulator's `action` input; otherwise its outputs keep their
+    # private names (~/action, ~/delta_twist_cmds, ~/gripper_cmd) for the robot stack to remap.
+    action_topic = PythonExpression(["'action' if '", sim, "' == 'true' else 'policy_node/action'"])
+    wrist_topic = PythonExpression(
+        ["'gripper_camera/image_raw' if '", sim, "' == 'true' else '", LaunchConfiguration("wrist_camera_topic"), "'"]
+    )
+    policy = Node(
+        package="ivm_ros",
+        executable="policy_node",
+        name="policy_node",
+        namespace=LaunchConfiguration("namespace"),
+        parameters=[LaunchConfiguration("policy_params_file"), {"use_sim_time": LaunchConfiguration("use_sim_time")}],
+        remappings=[
+            ("image", LaunchConfiguration("policy_image_topic")),
+            ("wrist_image", wrist_topic),
+            ("proprio", PythonExpression(["'sim_node/robot_obs' if '", sim, "' == 'true' else 'proprio'"])),
+            ("instruction", LaunchConfiguration("instruction_topic")),
+            ("~/action", action_topic),
+        ],
+        output="screen",
+        condition=IfCondition(LaunchConfiguration("policy")),
+    )
+    return LaunchDescription([*args, fastdds, simulator, masking, policy])

@@ -41,7 +41,7 @@ def test_package_xml_is_format_3_ament_python():
 
 def test_console_scripts_resolve():
     scripts = _console_scripts()
-    assert {"masking_node", "sim_node", "ivm-ros"} <= set(scripts)
+    assert {"masking_node", "policy_node", "sim_node", "ivm-ros"} <= set(scripts)
     for name, target in scripts.items():
         module, func = target.split(":")
         assert importlib.util.find_spec(module) is not None, f"{name}: module {module} missing"
@@ -75,6 +75,26 @@ def _masking_node(context):
     return MaskingNode(context=context, parameter_overrides=[Parameter("autostart", value=False)])
 
 
+def _policy_node(context):
+    pytest.importorskip("jax")  # the octo policy's settings module imports jax (not octo)
+    from rclpy.parameter import Parameter
+
+    from ivm_ros.ros.policy_node import PolicyNode
+
+    return PolicyNode(context=context, parameter_overrides=[Parameter("autostart", value=False)])
+
+
+def _flatten(params: dict, prefix: str = "") -> dict:
+    """ROS parameter YAML nests dotted names (policy_config: {window: 2} is policy_config.window)."""
+    flat = {}
+    for key, value in params.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
 def _sim_node(context):
     pytest.importorskip("pybullet")
     from ivm_ros_sim.sim_node import SimNode
@@ -84,14 +104,17 @@ def _sim_node(context):
     return SimNode(context=context, parameter_overrides=[Parameter(k, value=v) for k, v in small.items()])
 
 
-@pytest.mark.parametrize("name, make", [("masking_node", _masking_node), ("sim_node", _sim_node)], ids=["masking",
-                                                                                                        "sim"])
+@pytest.mark.parametrize(
+    "name, make",
+    [("masking_node", _masking_node), ("sim_node", _sim_node), ("policy_node", _policy_node)],
+    ids=["masking", "sim", "policy"],
+)
 def test_parameter_yaml_matches_the_node(name, make):
     """Every key in config/<node>.yaml is a parameter the node declares (typos would be silently ignored), with the
     declared type, and each node's file sets every parameter it declares (the file documents them all)."""
     import rclpy
 
-    params = yaml.safe_load((ROOT / "config" / f"{name}.yaml").read_text())[name]["ros__parameters"]
+    params = _flatten(yaml.safe_load((ROOT / "config" / f"{name}.yaml").read_text())[name]["ros__parameters"])
     context = rclpy.Context()
     rclpy.init(context=context)
     try:
@@ -100,7 +123,7 @@ def test_parameter_yaml_matches_the_node(name, make):
             assert node.has_parameter(key), f"config/{name}.yaml sets unknown parameter {key!r}"
             declared = node.get_parameter(key).value
             assert type(declared) is type(value) or isinstance(value, list), f"{key}: {value!r} vs {declared!r}"
-        if name == "sim_node":
+        if name in ("sim_node", "policy_node"):
             bare = rclpy.create_node("bare", context=context)  # rclpy's own parameters (use_sim_time ...)
             declared = set(node.list_parameters([], 0).names) - set(bare.list_parameters([], 0).names)
             bare.destroy_node()
@@ -123,6 +146,21 @@ def test_launch_sim_argument_drives_use_sim_time():
     assert defaults["use_sim_time"] == "LaunchConfiguration('sim')"
     text = (ROOT / "launch" / "manipulation.launch.py").read_text()
     assert 'executable="sim_node"' in text and "condition=IfCondition(sim)" in text
+
+
+def test_launch_policy_argument_starts_policy_node_on_the_masked_image():
+    """`policy` defaults to false; policy_node reads the masked image and, in simulation, drives `action`."""
+    text = (ROOT / "launch" / "manipulation.launch.py").read_text()
+    tree = ast.parse(text)
+    defaults = {
+        node.args[0].value: ast.unparse(next(k.value for k in node.keywords if k.arg == "default_value"))
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "DeclareLaunchArgument"
+    }
+    assert defaults["policy"] == "'false'"
+    assert defaults["policy_image_topic"] == "'masking_node/masked_image'"
+    assert 'executable="policy_node"' in text and 'condition=IfCondition(LaunchConfiguration("policy"))' in text
+    assert '("~/action", action_topic)' in text and "'action' if '" in text
 
 
 @pytest.mark.skipif(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import cv2
-
 from ivm_ros_sim import demo
 
 

@@ -1,0 +1,177 @@
+"""History and action-chunk execution, kept apart from the models (as Octo's gym wrappers are).
+
+* :class:`History` keeps the last ``window`` observations for a model with an observation window (Octo: 2).
+* :class:`TemporalEnsemble` averages the predictions different chunks made for the current step (ACT's
+  temporal ensembling, as Octo's ``TemporalEnsembleWrapper``): one action per call.
+* :class:`RecedingHorizon` executes the first ``execute_steps`` actions of a chunk, one per call, then asks
+  the model again (Octo's ``RHCWrapper`` with one environment step per call).
+* :class:`StickyGripper` turns a continuous gripper output into open/closed commands that switch only after
+  ``repeat`` consecutive requests (Octo's WidowX evaluation).
+
+The last three wrap a :class:`~ivm_ros.policies.base.Policy` and are policies themselves. Order them
+model -> TemporalEnsemble or RecedingHorizon -> StickyGripper: the gripper is decided on executed actions.
+NumPy only.
+"""
+
+from __future__ import annotations
+
+import collections
+from typing import Any
+
+import numpy as np
+
+from ivm_ros.policies.base import Observation, Policy, check_actions
+
+
+class History:
+    """The last ``window`` observations of each key, stacked, with Octo's timestep pad mask.
+
+    The first :meth:`push` after :meth:`reset` fills the whole window with copies of that observation (so the
+    model always sees ``window`` frames); the pad mask marks those copies as padding until real frames
+    replace them.
+    """
+
+    def __init__(self, window: int) -> None:
+        if window < 1:
+            raise ValueError(f"window must be >= 1, got {window}")
+        self.window = window
+        self._frames: collections.deque[dict[str, np.ndarray]] = collections.deque(maxlen=window)
+        self.count = 0  # observations pushed since reset
+
+    def reset(self) -> None:
+        self._frames.clear()
+        self.count = 0
+
+    def push(self, items: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """Adds one observation (key -> array, e.g. ``{"image_primary": (256, 256, 3) uint8}``).
+
+        Returns (key -> (window, ...) stacked arrays, oldest first; pad mask (window,) bool, True where the
+        step is a real observation).
+        """
+        if self._frames and set(items) != set(self._frames[-1]):
+            raise ValueError(f"observation keys changed from {sorted(self._frames[-1])} to {sorted(items)}")
+        if not self._frames:
+            self._frames.extend([items] * self.window)
+        else:
+            self._frames.append(items)
+        self.count += 1
+        stacked = {k: np.stack([f[k] for f in self._frames]) for k in items}
+        mask = np.zeros(self.window, dtype=bool)
+        mask[self.window - min(self.count, self.window) :] = True
+        return stacked, mask
+
+
+class PolicyWrapper(Policy):
+    """A policy that forwards to ``policy`` (reset, close) and post-processes its actions."""
+
+    def __init__(self, policy: Policy) -> None:
+        super().__init__(policy.config)
+        self.policy = policy
+
+    def reset(self, instruction: str) -> None:
+        self.policy.reset(instruction)
+
+    def close(self) -> None:
+        self.policy.close()
+
+    def describe(self) -> dict[str, Any]:
+        return {**self.policy.describe(), "wrappers": self._chain()}
+
+    def _chain(self) -> str:
+        inner = self.policy._chain() if isinstance(self.policy, PolicyWrapper) else type(self.policy).__name__
+        return f"{type(self).__name__}({inner})"
+
+
+class TemporalEnsemble(PolicyWrapper):
+    """Executes, at every step, a weighted average of the actions the last ``horizon`` chunks predicted for it.
+
+    The chunk predicted ``i`` steps ago contributes its row ``i``. Weights are ``exp(-exp_weight * j)`` with
+    ``j = 0`` for the oldest contributing chunk (so ``exp_weight > 0`` trusts older predictions more, as in
+    Octo; 0 is a plain mean), normalised to sum 1. Returns (1, 7).
+    """
+
+    def __init__(self, policy: Policy, horizon: int, exp_weight: float = 0.0) -> None:
+        super().__init__(policy)
+        if horizon < 1:
+            raise ValueError(f"horizon must be >= 1, got {horizon}")
+        self.horizon = horizon
+        self.exp_weight = exp_weight
+        self._chunks: collections.deque[np.ndarray] = collections.deque(maxlen=horizon)
+
+    def reset(self, instruction: str) -> None:
+        self._chunks.clear()
+        super().reset(instruction)
+
+    def act(self, obs: Observation) -> np.ndarray:
+        chunk = check_actions(self.policy.act(obs))
+        if len(chunk) < self.horizon:
+            raise ValueError(f"temporal ensembling over {self.horizon} steps needs chunks of >= {self.horizon}, "
+                             f"got {len(chunk)}")
+        self._chunks.append(chunk[: self.horizon])
+        n = len(self._chunks)
+        # oldest chunk first: it was predicted n-1 steps ago, so its row n-1 is for now
+        preds = np.stack([c[n - 1 - j] for j, c in enumerate(self._chunks)])
+        weights = np.exp(-self.exp_weight * np.arange(n))
+        weights /= weights.sum()
+        return (weights[:, None] * preds).sum(axis=0, keepdims=True).astype(np.float32)
+
+
+class RecedingHorizon(PolicyWrapper):
+    """Calls the policy every ``execute_steps`` calls and returns the first ``execute_steps`` actions of its
+    chunk one per call (fewer if the chunk is shorter). Returns (1, 7)."""
+
+    def __init__(self, policy: Policy, execute_steps: int) -> None:
+        super().__init__(policy)
+        if execute_steps < 1:
+            raise ValueError(f"execute_steps must be >= 1, got {execute_steps}")
+        self.execute_steps = execute_steps
+        self._queue: collections.deque[np.ndarray] = collections.deque()
+
+    def reset(self, instruction: str) -> None:
+        self._queue.clear()
+        super().reset(instruction)
+
+    def act(self, obs: Observation) -> np.ndarray:
+        if not self._queue:
+            self._queue.extend(check_actions(self.policy.act(obs))[: self.execute_steps])
+        return self._queue.popleft()[None]
+
+
+class StickyGripper(PolicyWrapper):
+    """Binarises the gripper (column 6) with hysteresis in time.
+
+    The gripper starts open at reset. A row asks for "open" when its gripper value is above ``threshold``;
+    the state switches only after ``repeat`` consecutive rows ask for the other state (Octo's WidowX
+    evaluation: threshold 0.5 on outputs in [0, 1]). Outputs ``open_value`` / ``closed_value``
+    (default +1 / -1: the simulator's convention, > 0 open). Rows of a chunk are processed in order.
+    """
+
+    def __init__(
+        self,
+        policy: Policy,
+        threshold: float = 0.5,
+        repeat: int = 1,
+        open_value: float = 1.0,
+        closed_value: float = -1.0,
+    ) -> None:
+        super().__init__(policy)
+        if repeat < 1:
+            raise ValueError(f"repeat must be >= 1, got {repeat}")
+        self.threshold, self.repeat = threshold, repeat
+        self.open_value, self.closed_value = open_value, closed_value
+        self.is_open = True
+        self._requests = 0  # consecutive rows asking for the other state
+
+    def reset(self, instruction: str) -> None:
+        self.is_open, self._requests = True, 0
+        super().reset(instruction)
+
+    def act(self, obs: Observation) -> np.ndarray:
+        actions = check_actions(self.policy.act(obs)).copy()
+        for row in actions:
+            wants_open = bool(row[6] > self.threshold)
+            self._requests = self._requests + 1 if wants_open != self.is_open else 0
+            if self._requests >= self.repeat:
+                self.is_open, self._requests = wants_open, 0
+            row[6] = self.open_value if self.is_open else self.closed_value
+        return actions
