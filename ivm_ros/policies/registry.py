@@ -15,6 +15,7 @@ from ivm_ros.policies.base import Policy, PolicyConfig
 
 #: Registered policies: name -> "module:Class". Other issues add theirs here (the embedded JAX policy).
 REGISTRY: dict[str, str] = {
+    "embedded": "ivm_ros.policies.embedded.policy:EmbeddedPolicy",
     "octo": "ivm_ros.policies.octo:OctoPolicy",
 }
 

