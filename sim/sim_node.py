@@ -167,7 +167,7 @@ class SimNode(Node):
         ):
             events = qos.subscription_events(self.get_logger(), topic, "command_qos", self._count_qos)
             self._subs.append(self.create_subscription(msg_type, topic, callback, cmd_qos, event_callbacks=events))
-        self._services = [
+        self._own_services = [
             self.create_service(Trigger, "~/reset", self._on_reset),
             self.create_service(Trigger, "~/get_success", self._on_get_success),
         ]

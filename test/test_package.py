@@ -128,6 +128,13 @@ def test_parameter_yaml_matches_the_node(name, make):
             declared = set(node.list_parameters([], 0).names) - set(bare.list_parameters([], 0).names)
             bare.destroy_node()
             assert declared == set(params), f"config/{name}.yaml misses {declared - set(params)}"
+        # rclpy keeps the node's services in Node._services: a subclass must not shadow it, or the parameter
+        # (and lifecycle) services silently stop being served (`ros2 param set` would hang).
+        served = {s.srv_name.lstrip("/") for s in node.services}
+        for srv in ("set_parameters", "get_parameters", "list_parameters"):
+            assert f"{name}/{srv}" in served, f"{name} does not serve ~/{srv}: {sorted(served)}"
+        if name != "sim_node":
+            assert f"{name}/change_state" in served
         node.destroy_node()
     finally:
         rclpy.shutdown(context=context)

@@ -141,8 +141,8 @@ class PolicyNode(LifecycleNode):
         self._running = False
         self._subs: list[Any] = []
         self._pubs: dict[str, Any] = {}
-        self._services: list[Any] = []
-        self._timers: list[Any] = []
+        self._own_services: list[Any] = []
+        self._own_timers: list[Any] = []
         self._last_error = ""
         if autostart:
             self._autostart_timer = self.create_timer(0.0, self._autostart)
@@ -214,11 +214,11 @@ class PolicyNode(LifecycleNode):
                 event_callbacks=qos.publisher_events(self.get_logger(), topic, "output_qos", self._count_qos),
             )
         self._pubs["diagnostics"] = self.create_publisher(diagnostics.DiagnosticArray, "/diagnostics", 10)
-        self._services = [
+        self._own_services = [
             self.create_service(SetBool, "~/enable", self._on_enable),
             self.create_service(Trigger, "~/reset", self._on_reset),
         ]
-        self._timers.append(self.create_timer(self._param("diagnostics_period"), self.publish_diagnostics))
+        self._own_timers.append(self.create_timer(self._param("diagnostics_period"), self.publish_diagnostics))
         self.get_logger().info(f"configured: policy={self.policy_name} {policy.describe()}")
         return TransitionCallbackReturn.SUCCESS
 
@@ -282,13 +282,13 @@ class PolicyNode(LifecycleNode):
             self._pending.clear()
 
     def _release(self) -> None:
-        for timer in self._timers:
+        for timer in self._own_timers:
             self.destroy_timer(timer)
-        for service in self._services:
+        for service in self._own_services:
             self.destroy_service(service)
         for pub in self._pubs.values():
             self.destroy_publisher(pub)
-        self._timers, self._services, self._pubs = [], [], {}
+        self._own_timers, self._own_services, self._pubs = [], [], {}
         if self.policy is not None:
             self.policy.close()
             self.policy = None
