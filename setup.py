@@ -62,7 +62,8 @@ setup(
         "console_scripts": NODES + ["ivm-ros = ivm_ros.cli:main"],
         # `ivm-ros <name>` / `ivm-ros bench <name>` plug-ins (see ivm_ros/cli.py)
         "ivm_ros.commands": ["sim-data = ivm_ros_sim.data:main", "sim-train-lite = ivm_ros_sim.lite_pipeline:main",
-                             "sim-demo = ivm_ros_sim.demo:main", "sim-train-policy = ivm_ros_sim.policy_pipeline:main"],
+                             "sim-demo = ivm_ros_sim.demo:main", "sim-train-policy = ivm_ros_sim.policy_pipeline:main",
+                             "sim-eval-policy = ivm_ros_sim.closed_loop:main"],
         "ivm_ros.benches": ["sim = ivm_ros_sim.bench:main"],
         "ivm_ros.demos": ["sim = ivm_ros_sim.demo:main"],
     },
