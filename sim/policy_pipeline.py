@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default="out/policy/run")
     ap.add_argument("--episodes", type=int, default=300)
     ap.add_argument("--tasks", default=",".join(TASKS))
-    ap.add_argument("--steps", type=int, default=3000)
+    ap.add_argument("--steps", type=int, default=2000)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--ship", action="store_true")
     args = ap.parse_args(argv)

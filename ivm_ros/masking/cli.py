@@ -17,7 +17,7 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="ivm-ros mask", description=__doc__)
     parser.add_argument("images", nargs="+", type=Path)
     parser.add_argument("--instruction", "-i", required=True)
-    parser.add_argument("--model", default="color_keyword")
+    parser.add_argument("--model", default="lite")
     parser.add_argument("--mode", default="overlay", choices=MODES)
     parser.add_argument("--threshold", type=float, default=0.5)
     parser.add_argument("--out", type=Path, default=Path("out/mask"))

@@ -36,7 +36,7 @@ from ivm_ros.ros.conversions import ImageRejected, array_to_image, compressed_to
 from ivm_ros.ros.params import declare
 from ivm_ros.runtime import Counters, LatencyWindow, LatestMailbox, RateMeter
 
-DEFAULT_MODEL = "color_keyword"
+DEFAULT_MODEL = "lite"
 BEFORE_INSTRUCTION = ("pass_through", "drop")
 #: Masking parameters: name -> (MaskingConfig field, description, lo, hi).
 _MASKING_PARAMS: dict[str, tuple[str, str, float | None, float | None]] = {

@@ -134,7 +134,7 @@ def _synthetic_set(encoder, n: int, seed: int, degraded: float) -> IVMSet:
 
 def test_dwsl_discriminator_downweights_wrong_object_labels(encoder):
     data = _synthetic_set(encoder, 320, seed=0, degraded=0.4)
-    cfg = TrainConfig(method="dwsl", disc_steps=150, batch_size=32, warmup_steps=10, disc_lr=3e-3, jitter=0.0)
+    cfg = TrainConfig(method="dwsl", disc_steps=120, batch_size=32, warmup_steps=10, disc_lr=1e-2, jitter=0.0)
     disc, report = train_discriminator(data, cfg, progress=False)
     assert report["val_accuracy"] >= 0.8, report
     w = sample_weights(data, cfg, disc)

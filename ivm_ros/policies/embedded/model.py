@@ -1,8 +1,8 @@
 """The embedded visuomotor policy (JAX/Flax linen): masked static image history + gripper image + proprio +
 instruction embedding -> a chunk of relative end-effector actions.
 
-Shapes (defaults): ``static`` (B, W, S, S, 3) uint8 with W = window 2 and S = 96 (the masked third-person
-camera, resized); ``gripper`` (B, W, G, G, 3) uint8, G = 64 (the wrist camera, unmasked, as in the IVM paper);
+Shapes (defaults): ``static`` (B, W, S, S, 3) uint8 with W = window 2 and S = 80 (the masked third-person
+camera, resized); ``gripper`` (B, W, G, G, 3) uint8, G = 48 (the wrist camera, unmasked, as in the IVM paper);
 ``proprio`` (B, P) float32 normalised robot state; ``text`` (B, 384) float32 MiniLM sentence embedding.
 Output: ``actions`` (B, H, 6) float32 in [-1, 1] (tanh) and ``gripper_logits`` (B, H) (> 0: open), H = chunk 4.
 Frames of the window are stacked on channels; the instruction modulates every conv stage (FiLM).
@@ -21,12 +21,12 @@ class PolicyArch:
     """Sizes of the embedded policy; saved with its parameters."""
 
     window: int = 2
-    static_size: int = 96
-    gripper_size: int = 64
+    static_size: int = 80
+    gripper_size: int = 48
     proprio_dim: int = 8  # tcp xyz, tcp euler (sin/cos folded into 3 unwrapped angles), gripper width, last grip
     text_dim: int = 384
     chunk: int = 4
-    widths: tuple[int, ...] = (32, 64, 96, 128)
+    widths: tuple[int, ...] = (16, 32, 64, 96)
     gripper_widths: tuple[int, ...] = (16, 32, 64)
     hidden: int = 256
 
