@@ -26,6 +26,7 @@ BENCHES: dict[str, tuple[str, str]] = {
     "ivm": ("ivm_ros.models.ivm.bench:main", "IVM-V1.0 engine vs the release's reference path (--tiny on CPU)"),
     "lite": ("ivm_ros.models.lite.bench:main", "lite predictor and full masking pipeline per frame, threads x sizes"),
     "masking": ("ivm_ros.masking.bench:main", "masking library vs an OpenCV/NumPy reference"),
+    "policy": ("ivm_ros.policies.embedded.bench:main", "embedded policy step: act(), jitted vs eager forward"),
     "node": ("ivm_ros.ros.bench_node:main", "masking node overhead and frame loss between two processes"),
 }
 
