@@ -84,6 +84,16 @@ def _policy_node(context):
     return PolicyNode(context=context, parameter_overrides=[Parameter("autostart", value=False)])
 
 
+def _policy_node_octo(context):
+    pytest.importorskip("jax")
+    from rclpy.parameter import Parameter
+
+    from ivm_ros.ros.policy_node import PolicyNode
+
+    overrides = [Parameter("autostart", value=False), Parameter("policy", value="octo")]
+    return PolicyNode(context=context, parameter_overrides=overrides)
+
+
 def _flatten(params: dict, prefix: str = "") -> dict:
     """ROS parameter YAML nests dotted names (policy_config: {window: 2} is policy_config.window)."""
     flat = {}
@@ -105,16 +115,17 @@ def _sim_node(context):
 
 
 @pytest.mark.parametrize(
-    "name, make",
-    [("masking_node", _masking_node), ("sim_node", _sim_node), ("policy_node", _policy_node)],
-    ids=["masking", "sim", "policy"],
+    "file, name, make",
+    [("masking_node", "masking_node", _masking_node), ("sim_node", "sim_node", _sim_node),
+     ("policy_node", "policy_node", _policy_node), ("policy_node_octo", "policy_node", _policy_node_octo)],
+    ids=["masking", "sim", "policy", "policy-octo"],
 )
-def test_parameter_yaml_matches_the_node(name, make):
+def test_parameter_yaml_matches_the_node(file, name, make):
     """Every key in config/<node>.yaml is a parameter the node declares (typos would be silently ignored), with the
     declared type, and each node's file sets every parameter it declares (the file documents them all)."""
     import rclpy
 
-    params = _flatten(yaml.safe_load((ROOT / "config" / f"{name}.yaml").read_text())[name]["ros__parameters"])
+    params = _flatten(yaml.safe_load((ROOT / "config" / f"{file}.yaml").read_text())[name]["ros__parameters"])
     context = rclpy.Context()
     rclpy.init(context=context)
     try:

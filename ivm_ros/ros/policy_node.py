@@ -58,7 +58,7 @@ from ivm_ros.ros.params import declare
 from ivm_ros.ros.raw_image import ImageInvalid, check_image, image_to_rgb
 from ivm_ros.runtime import Counters, LatencyWindow, LatestMailbox, RateMeter
 
-DEFAULT_POLICY = "octo"
+DEFAULT_POLICY = "embedded"
 WATCHDOG_ACTIONS = ("hold", "silent")
 #: The simulator's convention (sim/env.py MAX_REL_POS, MAX_REL_ORN): action 1.0 = 0.02 m or 0.05 rad per step.
 DEFAULT_ACTION_SCALE = (0.02, 0.02, 0.02, 0.05, 0.05, 0.05)
@@ -84,7 +84,7 @@ class PolicyNode(LifecycleNode):
     def __init__(self, node_name: str = "policy_node", **kwargs: Any) -> None:
         super().__init__(node_name, **kwargs)
         self.policy_name = declare(
-            self, "policy", DEFAULT_POLICY, "policy: a registered name (octo) or 'module:Class'"
+            self, "policy", DEFAULT_POLICY, "policy: a registered name (embedded, octo) or 'module:Class'"
         )
         self._declare_policy_config(self.policy_name)
         declare(self, "control_rate", 30.0, "Hz: timer actions per second; the twist divides deltas by 1/rate "
