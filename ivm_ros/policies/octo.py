@@ -24,9 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ivm_ros.policies.base import ACTION_DIM, Observation, Policy, PolicyConfig
-from ivm_ros.policies.wrappers import History, RecedingHorizon, StickyGripper, TemporalEnsemble
-
-EXECUTION = ("ensemble", "receding", "chunk")
+from ivm_ros.policies.wrappers import ExecutedPolicy, History, check_execution, execution_chain
 
 
 @dataclasses.dataclass
@@ -55,8 +53,7 @@ class OctoConfig(PolicyConfig):
     warmup: bool = True  # run the model once at construction: JAX compiles there (~30 s on CPU), not on frame 1
 
     def __post_init__(self) -> None:
-        if self.execution not in EXECUTION:
-            raise ValueError(f"execution must be one of {EXECUTION}, got {self.execution!r}")
+        check_execution(self.execution)
         if len(self.action_scale) != ACTION_DIM - 1:
             raise ValueError(f"action_scale needs {ACTION_DIM - 1} values (x y z roll pitch yaw), "
                              f"got {len(self.action_scale)}")
@@ -156,7 +153,7 @@ def load_octo_model(checkpoint: str, step: int = -1) -> Any:
     return OctoModel.load_pretrained(checkpoint, step if step >= 0 else None)
 
 
-class OctoPolicy(Policy):
+class OctoPolicy(ExecutedPolicy):
     """Octo as the robot runs it: model -> temporal ensembling (one action per call) or receding horizon
     (one per call) or the whole chunk -> sticky gripper (+1 open / -1 closed). Returns (1, 7), or
     (action_horizon, 7) with ``execution: chunk``.
@@ -171,33 +168,18 @@ class OctoPolicy(Policy):
         super().__init__(config)
         cfg = self.config
         self.core = OctoModelPolicy(model if model is not None else load_octo_model(cfg.checkpoint, cfg.step), cfg)
-        chain: Policy = self.core
-        if cfg.execution == "ensemble":
-            chain = TemporalEnsemble(chain, cfg.action_horizon, cfg.exp_weight)
-        elif cfg.execution == "receding":
-            chain = RecedingHorizon(chain, cfg.execute_steps)
-        self.chain = StickyGripper(chain, cfg.gripper_threshold, cfg.gripper_repeat)
+        self.chain = execution_chain(self.core, cfg.execution, cfg.action_horizon, cfg.exp_weight,
+                                     cfg.execute_steps, cfg.gripper_threshold, cfg.gripper_repeat)
         if cfg.warmup:
             self.warm_up()
 
-    def warm_up(self) -> None:
+    def warm_up(self) -> None:  # type: ignore[override]
         """One reset + act on black frames at the model's sizes, so ``sample_actions`` is compiled before the
         first real frame; leaves no history behind (the next :meth:`reset` starts clean anyway)."""
         cfg = self.config
         black = np.zeros((cfg.primary_size, cfg.primary_size, 3), np.uint8)
         wrist = np.zeros((cfg.wrist_size, cfg.wrist_size, 3), np.uint8) if cfg.use_wrist else None
-        self.chain.reset("")
-        self.chain.act(Observation(black, wrist))
-        self.chain.reset("")
-
-    def reset(self, instruction: str) -> None:
-        self.chain.reset(instruction)
-
-    def act(self, obs: Observation) -> np.ndarray:
-        return self.chain.act(obs)
-
-    def close(self) -> None:
-        self.chain.close()
+        super().warm_up(Observation(black, wrist))
 
     def describe(self) -> dict[str, Any]:
         return {**self.chain.describe(), "execution": self.config.execution}

@@ -175,3 +175,48 @@ class StickyGripper(PolicyWrapper):
                 self.is_open, self._requests = wants_open, 0
             row[6] = self.open_value if self.is_open else self.closed_value
         return actions
+
+
+#: How a model's chunks are executed: temporal ensembling, receding horizon, or the whole chunk by the caller.
+EXECUTION = ("ensemble", "receding", "chunk")
+
+
+def check_execution(execution: str) -> None:
+    if execution not in EXECUTION:
+        raise ValueError(f"execution must be one of {EXECUTION}, got {execution!r}")
+
+
+def execution_chain(core: Policy, execution: str, horizon: int, exp_weight: float, execute_steps: int,
+                    gripper_threshold: float, gripper_repeat: int) -> Policy:
+    """core -> TemporalEnsemble(horizon, exp_weight) | RecedingHorizon(execute_steps) | nothing ("chunk")
+    -> StickyGripper(gripper_threshold, gripper_repeat)."""
+    check_execution(execution)
+    chain = core
+    if execution == "ensemble":
+        chain = TemporalEnsemble(chain, horizon, exp_weight)
+    elif execution == "receding":
+        chain = RecedingHorizon(chain, execute_steps)
+    return StickyGripper(chain, gripper_threshold, gripper_repeat)
+
+
+class ExecutedPolicy(Policy):
+    """A model policy as the robot runs it: subclasses build ``self.core`` and ``self.chain`` (see
+    :func:`execution_chain`); reset / act / close go through the chain."""
+
+    core: Policy
+    chain: Policy
+
+    def reset(self, instruction: str) -> None:
+        self.chain.reset(instruction)
+
+    def act(self, obs: Observation) -> np.ndarray:
+        return self.chain.act(obs)
+
+    def close(self) -> None:
+        self.chain.close()
+
+    def warm_up(self, obs: Observation) -> None:
+        """One act on ``obs`` between two empty resets, so JAX compiles before the first real frame."""
+        self.chain.reset("")
+        self.chain.act(obs)
+        self.chain.reset("")

@@ -4,7 +4,6 @@ into tensors for training and evaluation. ``np.load(allow_pickle=False)``: a dat
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
 
 import cv2
@@ -12,6 +11,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from ivm_ros.datasets import read_index
 from ivm_ros.models.lite.text import InstructionEncoder
 
 FORMAT = "ivm_ros_sim.ivm/1"
@@ -43,12 +43,7 @@ class IVMSet:
 def read_shards(root: str | Path) -> dict[str, np.ndarray]:
     """All columns of a dataset folder, concatenated; a clear error for a missing or foreign folder."""
     root = Path(root)
-    index_path = root / "index.json"
-    if not index_path.is_file():
-        raise FileNotFoundError(f"{root} is not an IVM dataset (no index.json); make one with `ivm-ros sim-data ivm`")
-    index = json.loads(index_path.read_text())
-    if index.get("format") != FORMAT:
-        raise ValueError(f"{index_path}: format {index.get('format')!r}, expected {FORMAT!r}")
+    index = read_index(root, FORMAT, "ivm-ros sim-data ivm")
     parts = []
     for shard in index["shards"]:
         with np.load(root / shard["file"], allow_pickle=False) as z:

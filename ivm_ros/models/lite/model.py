@@ -17,6 +17,7 @@ import dataclasses
 import torch
 from torch import nn
 
+from ivm_ros.archs import ArchRecord
 from ivm_ros.models.ivm.common import LayerNorm2d
 from ivm_ros.models.ivm.decoder import MLP, PositionEmbeddingRandom
 from ivm_ros.models.ivm.transformer import TwoWayTransformer
@@ -28,7 +29,7 @@ PIXEL_STD = (58.395, 57.12, 57.375)
 
 
 @dataclasses.dataclass(frozen=True)
-class LiteArch:
+class LiteArch(ArchRecord):
     """Sizes of the lite model; saved in the checkpoint's metadata."""
 
     image_size: int = 160  # input side in pixels (frames are resized straight to S x S, as IVM does)
@@ -40,17 +41,6 @@ class LiteArch:
     mlp_dim: int = 512
     condition_tokens: int = 4
     text_dim: int = EMBED_DIM
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> LiteArch:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"unknown lite arch fields {unknown}")
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
 
 
 class BasicBlock(nn.Module):

@@ -9,12 +9,13 @@ batch at training time (:func:`masked_static`), so the policy sees the range of 
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
 
 import cv2
 import numpy as np
 from tqdm import tqdm
+
+from ivm_ros.datasets import read_index
 
 DEMOS_FORMAT = "ivm_ros_sim.demos/1"
 PROPRIO_INDEX = (0, 1, 2, 3, 4, 5, 6, 14)  # robot_obs: tcp xyz, tcp euler xyz, gripper width, last gripper action
@@ -46,22 +47,11 @@ class DemoSet:
         return int(self.actions.shape[0])
 
 
-def read_index(root: str | Path) -> dict:
-    root = Path(root)
-    path = root / "index.json"
-    if not path.is_file():
-        raise FileNotFoundError(f"{root} has no index.json; make demonstrations with `ivm-ros sim-data demos`")
-    index = json.loads(path.read_text())
-    if index.get("format") != DEMOS_FORMAT:
-        raise ValueError(f"{path}: format {index.get('format')!r}, expected {DEMOS_FORMAT!r}")
-    return index
-
-
 def load_demos(root: str | Path, static_size: int, gripper_size: int, predictor=None, only_success: bool = True,
                progress: bool = True) -> DemoSet:
     """Reads every (successful) episode; ``predictor`` (a MaskPredictor, e.g. lite) adds ``prob``."""
     root = Path(root)
-    index = read_index(root)
+    index = read_index(root, DEMOS_FORMAT, "ivm-ros sim-data demos")
     cols: dict[str, list] = {k: [] for k in ("static", "prob", "gripper", "proprio", "actions", "episode", "start",
                                              "end", "text_index")}
     instructions: list[str] = []

@@ -15,9 +15,11 @@ import dataclasses
 import flax.linen as nn
 import jax.numpy as jnp
 
+from ivm_ros.archs import ArchRecord
+
 
 @dataclasses.dataclass(frozen=True)
-class PolicyArch:
+class PolicyArch(ArchRecord):
     """Sizes of the embedded policy; saved with its parameters."""
 
     window: int = 2
@@ -29,17 +31,6 @@ class PolicyArch:
     widths: tuple[int, ...] = (16, 32, 64, 96)
     gripper_widths: tuple[int, ...] = (16, 32, 64)
     hidden: int = 256
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> PolicyArch:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"unknown policy arch fields {unknown}")
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
 
 
 class FiLMConvNet(nn.Module):

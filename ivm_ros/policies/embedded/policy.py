@@ -17,9 +17,7 @@ import numpy as np
 from ivm_ros.policies.base import Observation, Policy, PolicyConfig
 from ivm_ros.policies.embedded import checkpoint
 from ivm_ros.policies.embedded.data import PROPRIO_INDEX
-from ivm_ros.policies.wrappers import History, RecedingHorizon, StickyGripper, TemporalEnsemble
-
-EXECUTION = ("ensemble", "receding", "chunk")
+from ivm_ros.policies.wrappers import ExecutedPolicy, History, check_execution, execution_chain
 
 
 @dataclasses.dataclass
@@ -34,8 +32,7 @@ class EmbeddedConfig(PolicyConfig):
     warmup: bool = True  # compile the JAX function at construction, not on the first frame
 
     def __post_init__(self) -> None:
-        if self.execution not in EXECUTION:
-            raise ValueError(f"execution must be one of {EXECUTION}, got {self.execution!r}")
+        check_execution(self.execution)
         if not self.checkpoint and self.variant not in checkpoint.SHIPPED:
             raise ValueError(f"variant must be one of {sorted(checkpoint.SHIPPED)}, got {self.variant!r}")
 
@@ -94,7 +91,7 @@ class EmbeddedModelPolicy(Policy):
         return {"policy": "embedded", "checkpoint": self.path, "masking": self.info.get("masking", "?")}
 
 
-class EmbeddedPolicy(Policy):
+class EmbeddedPolicy(ExecutedPolicy):
     """The embedded policy as executed: one action per call ((1, 7), gripper +1 open / -1 closed), or the
     whole chunk with ``execution: chunk``."""
 
@@ -104,27 +101,12 @@ class EmbeddedPolicy(Policy):
         super().__init__(config)
         cfg = self.config
         self.core = EmbeddedModelPolicy(cfg)
-        chain: Policy = self.core
-        if cfg.execution == "ensemble":
-            chain = TemporalEnsemble(chain, self.core.arch.chunk, cfg.exp_weight)
-        elif cfg.execution == "receding":
-            chain = RecedingHorizon(chain, cfg.execute_steps)
-        self.chain = StickyGripper(chain, cfg.gripper_threshold, cfg.gripper_repeat)
+        self.chain = execution_chain(self.core, cfg.execution, self.core.arch.chunk, cfg.exp_weight,
+                                     cfg.execute_steps, cfg.gripper_threshold, cfg.gripper_repeat)
         if cfg.warmup:
             a = self.core.arch
-            self.chain.reset("")
-            self.chain.act(Observation(np.zeros((a.static_size, a.static_size, 3), np.uint8),
-                                       np.zeros((a.gripper_size, a.gripper_size, 3), np.uint8), np.zeros(15)))
-            self.chain.reset("")
-
-    def reset(self, instruction: str) -> None:
-        self.chain.reset(instruction)
-
-    def act(self, obs: Observation) -> np.ndarray:
-        return self.chain.act(obs)
-
-    def close(self) -> None:
-        self.chain.close()
+            self.warm_up(Observation(np.zeros((a.static_size, a.static_size, 3), np.uint8),
+                                     np.zeros((a.gripper_size, a.gripper_size, 3), np.uint8), np.zeros(15)))
 
     def describe(self) -> dict[str, Any]:
         return {**self.core.describe(), "execution": self.config.execution}
