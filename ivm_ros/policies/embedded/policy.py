@@ -75,7 +75,7 @@ class EmbeddedModelPolicy(Policy):
         p = (proprio[list(PROPRIO_INDEX)] - self.norm["proprio_mean"]) / self.norm["proprio_std"]
         motion, grip = self._apply(self.params, stacked["static"][None], stacked["gripper"][None], p[None],
                                    self._text)
-        prob_open = 1.0 / (1.0 + np.exp(-np.asarray(grip[0], np.float32)))
+        prob_open = 0.5 * (1.0 + np.tanh(0.5 * np.asarray(grip[0], np.float32)))  # sigmoid without overflow
         return np.concatenate([np.asarray(motion[0], np.float32), prob_open[:, None]], axis=1)
 
     def _resize(self, img: np.ndarray, size: int) -> np.ndarray:
