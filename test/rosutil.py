@@ -90,3 +90,20 @@ class Probe(Node):
         msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(stamp_ns, 1_000_000_000)
         self.image_pub.publish(msg)
         return msg
+
+
+def stop_node_process(proc) -> str:
+    """Stops a node started with ``subprocess.Popen(..., stdout=PIPE, stderr=STDOUT, text=True)`` by SIGINT (kill
+    after 20 s), asserts it exited cleanly without a traceback, and returns its output."""
+    import signal
+    import subprocess
+
+    proc.send_signal(signal.SIGINT)
+    try:
+        output, _ = proc.communicate(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        output, _ = proc.communicate()
+    assert proc.returncode in (0, -signal.SIGINT), output[-3000:]
+    assert "Traceback" not in output, output[-3000:]
+    return output
