@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import collections
+import ctypes
+import os
+import sys
 import threading
 import time
 from typing import Generic, TypeVar
@@ -10,6 +13,33 @@ from typing import Generic, TypeVar
 import numpy as np
 
 T = TypeVar("T")
+
+#: glibc mallopt parameters and the values :func:`tune_malloc` sets.
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+MMAP_THRESHOLD = 32 << 20  # the largest glibc accepts on 64-bit
+TRIM_THRESHOLD = 128 << 20
+
+
+def tune_malloc() -> bool:
+    """Lets glibc reuse frame-sized buffers instead of mapping fresh pages for each one; call once per process.
+
+    By default glibc serves a ~1 MB allocation (one 640x480 frame, its serialized message, rclpy's copies)
+    with a fresh ``mmap`` or returns the heap top to the OS soon after it is freed, so every frame pays
+    ~225 page faults per buffer: ~1 ms per conversion on the 2-core machines here, 5-20x the copy itself.
+    A fixed mmap threshold of 32 MB and a trim threshold of 128 MB keep those buffers in the heap; the cost
+    is up to 128 MB of freed memory kept mapped. Skipped (False) off glibc or when the user already set
+    ``MALLOC_MMAP_THRESHOLD_`` / ``MALLOC_TRIM_THRESHOLD_`` / ``GLIBC_TUNABLES``.
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    if any(k in os.environ for k in ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "GLIBC_TUNABLES")):
+        return False
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):  # not glibc (musl has no mallopt)
+        return False
+    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+    return bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD))
 
 
 class LatestMailbox(Generic[T]):
