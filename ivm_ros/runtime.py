@@ -29,6 +29,11 @@ def tune_malloc() -> bool:
     A fixed mmap threshold of 32 MB and a trim threshold of 128 MB keep those buffers in the heap; the cost
     is up to 128 MB of freed memory kept mapped. Skipped (False) off glibc or when the user already set
     ``MALLOC_MMAP_THRESHOLD_`` / ``MALLOC_TRIM_THRESHOLD_`` / ``GLIBC_TUNABLES``.
+
+    Measured here: rclpy's deserialisation of a 640x480 Image 1.7 -> 0.33 ms, ``array_to_image`` + serialisation
+    2.0 -> 0.12 ms, a camera loop's serialize + publish ~2.0 -> ~0.6 ms. ``ivm-ros bench node`` calls it for its
+    camera/receiver process; masking_node does not (no measurable change there once images travel as
+    serialized CDR, ``raw_cdr``). Useful in processes that convert many large messages through rclpy.
     """
     if not sys.platform.startswith("linux"):
         return False

@@ -2,19 +2,20 @@
 
 This process is the camera and the receiver; the node runs in a child process with a given predictor
 (``keep_all`` by default: the node's cost alone). The camera stamps each frame with the publish time and
-publishes it serialized, the receiver takes ``~/masked_image`` serialized and reads only the stamp, so
-neither side's rclpy message conversion is counted (the receiver's is reported apart, as
-``rx_deserialize``). Latency is receive time minus the stamp (one machine, one clock); overhead = latency -
-the node's predictor time (p50 from its diagnostics).
+publishes it serialized; the receiver takes ``~/masked_image`` serialized on its own thread (no executor in
+the way) and reads only the stamp, so neither side's rclpy message conversion is counted (the receiver's is
+reported apart, as ``rx_deserialize``). Latency is receive time minus the stamp (one machine, one clock);
+overhead = latency - the node's predictor time (p50 from its diagnostics).
 
 Per hop (p50s, from the node's diagnostics): ``camera_pub`` (stamp -> publish returned), ``to_node``
 (stamp -> the node's callback: camera_pub + transport + take), ``node_wait`` (callback -> worker),
 ``node_worker`` (predictor, masking, publish; ``node_publish`` of it), ``node_in_out`` (callback -> published)
-and ``to_rx`` (published -> received: transport + take).
+and ``to_rx`` (masked image handed to publish() -> received: publish + transport + take).
 
 Each Fast DDS configuration (``shipped``: config/fastdds.xml; ``default``: Fast DDS defaults) and each node
 I/O path (``raw``: serialized CDR in and out, the default; ``rclpy``: rclpy message conversion,
-``raw_cdr:=false``) runs in a fresh process pair, side by side, with ratios rclpy/raw.
+``raw_cdr:=false``) runs in a fresh process pair, side by side, with ratios rclpy/raw. ``node_cpu`` is the
+node process's CPU time (user + system) per frame sent while measuring.
 """
 
 from __future__ import annotations
@@ -68,6 +69,15 @@ def run_once(
     return json.loads(lines[-1])
 
 
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` so far (Linux /proc; NaN elsewhere)."""
+    try:
+        fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _stamp_ns(data: bytes) -> int:
     """Header stamp of a serialized little-endian sensor_msgs/Image (int32 sec, uint32 nanosec at byte 4)."""
     sec, nanosec = struct.unpack_from("<iI", data, 4)
@@ -86,9 +96,10 @@ def _child(args: argparse.Namespace) -> int:
     from ivm_ros.benchutil import time_calls
     from ivm_ros.ros import qos
     from ivm_ros.ros.cdr import serialize_image
+    from ivm_ros.ros.dedicated import DedicatedSubscription
     from ivm_ros.runtime import tune_malloc
 
-    tune_malloc()  # as the node does: the camera's and receiver's own costs stay small
+    tune_malloc()  # the camera's own publish: ~2.0 -> ~0.6 ms p50 here (runtime.tune_malloc)
     width, height = (int(v) for v in args.size.split("x"))
     node_cmd = [sys.executable, "-m", "ivm_ros.ros.masking_node", "--ros-args", "-p", f"model:={args.model}"]
     node_cmd += ["-p", "diagnostics_period:=0.5", "-p", f"raw_cdr:={str(args.io == 'raw').lower()}"]
@@ -113,7 +124,9 @@ def _child(args: argparse.Namespace) -> int:
                 if kv.key in _NODE_KEYS:
                     node_side[kv.key] = float(kv.value) if kv.value != "n/a" else float("nan")
 
-    node.create_subscription(Image, "masking_node/masked_image", on_image, qos.profile("reliable", 10), raw=True)
+    receiver = DedicatedSubscription(
+        node, Image, "masking_node/masked_image", on_image, qos.profile("reliable", 10), raw=True, name="bench_rx"
+    )
     node.create_subscription(DiagnosticArray, "/diagnostics", on_diag, 10)
     executor = SingleThreadedExecutor()
     executor.add_node(node)
@@ -133,6 +146,7 @@ def _child(args: argparse.Namespace) -> int:
     sent: list[int] = []
     camera_pub: list[float] = []
     period = 1.0 / args.rate
+    cpu_start = _cpu_s(node_proc.pid)
     start = time.monotonic()
     next_t = start
     while time.monotonic() - start < args.seconds:
@@ -143,11 +157,13 @@ def _child(args: argparse.Namespace) -> int:
             sent.append(stamp)
             next_t += period
         executor.spin_once(timeout_sec=max(0.0, min(next_t - time.monotonic(), 0.005)))
+    node_cpu = _cpu_s(node_proc.pid) - cpu_start
     end = time.monotonic() + 1.0
     while time.monotonic() < end:
         executor.spin_once(timeout_sec=0.05)
     node_proc.terminate()
     node_proc.wait(timeout=20)
+    receiver.destroy()
     latencies = [(received[s] - s) / 1e6 for s in sent if s in received]
     lat = percentiles(latencies)
     deser = time_calls(lambda: deserialize_message(last[0], Image), 30) if last else np.array([np.nan])
@@ -170,6 +186,7 @@ def _child(args: argparse.Namespace) -> int:
         "node_in_out_p50_ms": side["latency_p50_ms"],
         "to_rx_p50_ms": round(lat["p50"] - side["output_age_p50_ms"], 3),
         "rx_deserialize_p50_ms": round(float(np.median(deser)), 3),
+        "node_cpu_ms_per_frame": round(node_cpu * 1e3 / max(len(sent), 1), 3),
         "load": round(os.getloadavg()[0], 2),
     }
     print(json.dumps(result))
@@ -180,7 +197,7 @@ def _child(args: argparse.Namespace) -> int:
 
 def _ratios(rows: list[dict]) -> list[dict]:
     """rclpy/raw ratios of the main timings, per Fast DDS configuration and repeat."""
-    keys = ("overhead_p50_ms", "overhead_p95_ms", "to_node_p50_ms", "node_in_out_p50_ms", "to_rx_p50_ms")
+    keys = ("overhead_p50_ms", "overhead_p95_ms", "node_in_out_p50_ms", "node_cpu_ms_per_frame")
     out = []
     for row in rows:
         if row["io"] != "rclpy":
@@ -191,7 +208,7 @@ def _ratios(rows: list[dict]) -> list[dict]:
         if base is None:
             continue
         ratio = {"fastdds": row["fastdds"], "run": row["run"]}
-        ratio.update({k.replace("_ms", "_x"): round(row[k] / base[k], 2) if base[k] else float("nan") for k in keys})
+        ratio.update({k.split("_ms")[0] + "_x": round(row[k] / base[k], 2) if base[k] else float("nan") for k in keys})
         out.append(ratio)
     return out
 

@@ -42,7 +42,7 @@ from ivm_ros.ros.cdr import CdrUnsupported, RawImage, parse_image, serialize_ima
 from ivm_ros.ros.conversions import ImageRejected, array_to_image, compressed_to_array, image_to_array
 from ivm_ros.ros.dedicated import DedicatedSubscription
 from ivm_ros.ros.params import declare
-from ivm_ros.runtime import Counters, LatencyWindow, LatestMailbox, RateMeter, tune_malloc
+from ivm_ros.runtime import Counters, LatencyWindow, LatestMailbox, RateMeter
 
 DEFAULT_MODEL = "color_keyword"
 BEFORE_INSTRUCTION = ("pass_through", "drop")
@@ -552,7 +552,6 @@ class MaskingNode(LifecycleNode):
 
 
 def main(args: list[str] | None = None) -> None:
-    tune_malloc()  # frame-sized buffers from the heap, not fresh pages per frame (runtime.tune_malloc)
     rclpy.init(args=args)
     node = MaskingNode()
     executor = SingleThreadedExecutor()
