@@ -23,8 +23,11 @@ import numpy as np
 
 from ivm_ros.ros.conversions import ImageRejected, check_image, view_rows
 
-#: Encapsulation identifiers (first two bytes) -> struct byte order.
-_BYTE_ORDER = {b"\x00\x01": "<", b"\x00\x00": ">"}
+#: Encapsulation identifiers (first two bytes) -> (uint32, stamp) structs in that byte order.
+_STRUCTS = {
+    ident: (struct.Struct(order + "I"), struct.Struct(order + "iI"))
+    for ident, order in ((b"\x00\x01", "<"), (b"\x00\x00", ">"))
+}
 _LE_HEADER = b"\x00\x01\x00\x00"
 #: A sanity bound on header strings (frame_id, encoding): longer ones are rejected, not allocated.
 MAX_STRING = 1 << 16
@@ -64,50 +67,45 @@ def parse_image(buf: bytes | bytearray | memoryview) -> RawImage:
     n = len(buf)
     if n < 4:
         raise ImageRejected("cdr_truncated", f"{n} bytes: shorter than the CDR encapsulation header")
-    order = _BYTE_ORDER.get(bytes(buf[:2]))
-    if order is None:
+    structs = _STRUCTS.get(bytes(buf[:2]))
+    if structs is None:
         raise CdrUnsupported(f"encapsulation {bytes(buf[:2]).hex()} is not plain CDR")
-    u32 = struct.Struct(order + "I")
-    base, pos = 4, 4
-
-    def uint32(name: str) -> int:
-        nonlocal pos
-        pos = base + ((pos - base + 3) & ~3)
-        if pos + 4 > n:
-            raise ImageRejected("cdr_truncated", f"{name} at byte {pos} past the end ({n} bytes)")
-        (value,) = u32.unpack_from(buf, pos)
-        pos += 4
-        return value
-
-    def string(name: str) -> str:
-        nonlocal pos
-        length = uint32(f"{name} length")
-        if length > MAX_STRING:
-            raise ImageRejected("cdr_string", f"{name} of {length} bytes > {MAX_STRING}")
-        if pos + length > n:
-            raise ImageRejected("cdr_truncated", f"{name} of {length} bytes at byte {pos} runs past {n}")
-        raw = bytes(buf[pos : pos + length])
-        pos += length
-        return (raw[:-1] if raw.endswith(b"\x00") else raw).decode("utf-8", "replace")
-
+    u32, stamp = structs
     if n < 12:
         raise ImageRejected("cdr_truncated", f"{n} bytes: no room for the header stamp")
-    sec, nanosec = struct.unpack_from(order + "iI", buf, 4)
-    pos = 12
-    frame_id = string("frame_id")
-    height = uint32("height")
-    width = uint32("width")
-    encoding = string("encoding")
+    sec, nanosec = stamp.unpack_from(buf, 4)
+    frame_id, pos = _string(buf, 12, n, u32, "frame_id")
+    height, pos = _uint32(buf, pos, n, u32, "height")
+    width, pos = _uint32(buf, pos, n, u32, "width")
+    encoding, pos = _string(buf, pos, n, u32, "encoding")
     if pos + 1 > n:
         raise ImageRejected("cdr_truncated", f"is_bigendian at byte {pos} past the end ({n} bytes)")
     is_bigendian = buf[pos]
-    pos += 1
-    step = uint32("step")
-    size = uint32("data length")
+    step, pos = _uint32(buf, pos + 1, n, u32, "step")
+    size, pos = _uint32(buf, pos, n, u32, "data length")
     if pos + size > n:
         raise ImageRejected("cdr_truncated", f"data of {size} bytes at byte {pos} runs past {n} (lying length?)")
     data = np.frombuffer(buf, dtype=np.uint8, count=size, offset=pos)
     return RawImage(sec, nanosec, frame_id, height, width, encoding, is_bigendian, step, data)
+
+
+def _uint32(buf: bytes | bytearray | memoryview, pos: int, n: int, u32: struct.Struct, name: str) -> tuple[int, int]:
+    """The uint32 at ``pos`` aligned to 4 (relative to the end of the 4-byte header) and the position after it."""
+    pos += -pos % 4  # the header is 4 bytes, so alignment relative to it is alignment of the absolute offset
+    if pos + 4 > n:
+        raise ImageRejected("cdr_truncated", f"{name} at byte {pos} past the end ({n} bytes)")
+    return u32.unpack_from(buf, pos)[0], pos + 4
+
+
+def _string(buf: bytes | bytearray | memoryview, pos: int, n: int, u32: struct.Struct, name: str) -> tuple[str, int]:
+    """The CDR string at ``pos`` (uint32 length including the NUL, then the bytes) and the position after it."""
+    length, pos = _uint32(buf, pos, n, u32, f"{name} length")
+    if length > MAX_STRING:
+        raise ImageRejected("cdr_string", f"{name} of {length} bytes > {MAX_STRING}")
+    if pos + length > n:
+        raise ImageRejected("cdr_truncated", f"{name} of {length} bytes at byte {pos} runs past {n}")
+    raw = bytes(buf[pos : pos + length])
+    return (raw[:-1] if raw.endswith(b"\x00") else raw).decode("utf-8", "replace"), pos + length
 
 
 def serialize_image(arr: np.ndarray, encoding: str, sec: int = 0, nanosec: int = 0, frame_id: str = "") -> bytes:
