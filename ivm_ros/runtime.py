@@ -10,8 +10,6 @@ import threading
 import time
 from typing import Generic, TypeVar
 
-import numpy as np
-
 T = TypeVar("T")
 
 #: glibc mallopt parameters and the values :func:`tune_malloc` sets.
@@ -127,10 +125,19 @@ class LatencyWindow:
             self._samples.append(ms)
 
     def percentile(self, q: float) -> float:
+        """The ``q``-th percentile (0-100), interpolated as ``np.percentile`` does; NaN when empty.
+
+        Pure Python on the sorted window: ~10x cheaper than NumPy for a few hundred samples, which matters
+        because the diagnostics timer computes a dozen of these holding the GIL (0.75 ms -> ~0.1 ms).
+        """
         with self._lock:
-            if not self._samples:
-                return float("nan")
-            return float(np.percentile(np.fromiter(self._samples, float), q))
+            ordered = sorted(self._samples)
+        if not ordered:
+            return float("nan")
+        pos = (len(ordered) - 1) * min(max(q, 0.0), 100.0) / 100.0
+        lo = int(pos)
+        hi = min(lo + 1, len(ordered) - 1)
+        return float(ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo))
 
 
 class Counters:
