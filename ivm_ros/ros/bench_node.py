@@ -14,8 +14,9 @@ and ``to_rx`` (masked image handed to publish() -> received: publish + transport
 
 Each Fast DDS configuration (``shipped``: config/fastdds.xml; ``default``: Fast DDS defaults) and each node
 I/O path (``raw``: serialized CDR in and out, the default; ``rclpy``: rclpy message conversion,
-``raw_cdr:=false``) runs in a fresh process pair, side by side, with ratios rclpy/raw. ``node_cpu`` is the
-node process's CPU time (user + system) per frame sent while measuring.
+``raw_cdr:=false``) runs in a fresh process pair, side by side, with ratios rclpy/raw. ``--io ...,relay``
+adds the transport floor: the same topics and QoS through a node that only republishes each frame's bytes.
+``node_cpu`` is the node process's CPU time (user + system) per frame sent while measuring.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import os
 import struct
 import subprocess
 import sys
+import threading
 import time
 
 import numpy as np
@@ -44,6 +46,8 @@ _NODE_KEYS = (
     "output_age_p50_ms",
 )
 IO_PATHS = ("raw", "rclpy")
+#: Pseudo I/O path: a relay instead of masking_node (the transport floor).
+RELAY = "relay"
 
 
 def _child_env(profile: str, domain: int) -> dict[str, str]:
@@ -101,9 +105,12 @@ def _child(args: argparse.Namespace) -> int:
 
     tune_malloc()  # the camera's own publish: ~2.0 -> ~0.6 ms p50 here (runtime.tune_malloc)
     width, height = (int(v) for v in args.size.split("x"))
-    node_cmd = [sys.executable, "-m", "ivm_ros.ros.masking_node", "--ros-args", "-p", f"model:={args.model}"]
-    node_cmd += ["-p", "diagnostics_period:=0.5", "-p", f"raw_cdr:={str(args.io == 'raw').lower()}"]
-    node_cmd += ["-r", "__node:=masking_node"]
+    if args.io == RELAY:
+        node_cmd = [sys.executable, "-m", "ivm_ros.ros.bench_node", "--relay"]
+    else:
+        node_cmd = [sys.executable, "-m", "ivm_ros.ros.masking_node", "--ros-args", "-p", f"model:={args.model}"]
+        node_cmd += ["-p", "diagnostics_period:=0.5", "-p", f"raw_cdr:={str(args.io == 'raw').lower()}"]
+        node_cmd += ["-r", "__node:=masking_node"]
     node_proc = subprocess.Popen(node_cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     rclpy.init()
     node = rclpy.create_node("bench_node_client")
@@ -168,7 +175,7 @@ def _child(args: argparse.Namespace) -> int:
     lat = percentiles(latencies)
     deser = time_calls(lambda: deserialize_message(last[0], Image), 30) if last else np.array([np.nan])
     side = {k: node_side.get(k, float("nan")) for k in _NODE_KEYS}
-    pred = side["predictor_p50_ms"]
+    pred = 0.0 if args.io == RELAY else side["predictor_p50_ms"]
     result = {
         "sent": len(sent),
         "received": len(latencies),
@@ -192,6 +199,33 @@ def _child(args: argparse.Namespace) -> int:
     print(json.dumps(result))
     node.destroy_node()
     rclpy.shutdown()
+    return 0
+
+
+def _relay() -> int:
+    """The transport floor: a node named masking_node that republishes each received frame's bytes unchanged
+    (serialized in and out, input on its own thread, same QoS as masking_node), until SIGTERM/SIGINT."""
+    import signal
+
+    import rclpy
+    from sensor_msgs.msg import Image
+
+    from ivm_ros.ros import qos
+    from ivm_ros.ros.dedicated import DedicatedSubscription
+
+    rclpy.init()
+    node = rclpy.create_node("masking_node")
+    pub = node.create_publisher(Image, "~/masked_image", qos.profile("reliable", 1))
+    sub = DedicatedSubscription(node, Image, "image_raw", pub.publish, qos.profile("sensor_data", 1), raw=True)
+    done = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    try:
+        done.wait()
+    except KeyboardInterrupt:
+        pass
+    sub.destroy()
+    node.destroy_node()
+    rclpy.try_shutdown()
     return 0
 
 
@@ -220,18 +254,26 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--rate", type=float, default=30.0)
     parser.add_argument("--size", default="640x480")
     parser.add_argument("--profiles", default="shipped,default", help="Fast DDS configurations to compare")
-    parser.add_argument("--io", default=",".join(IO_PATHS), help="node I/O paths to compare: raw, rclpy")
+    parser.add_argument(
+        "--io",
+        default=",".join(IO_PATHS),
+        help="node I/O paths to compare: raw, rclpy; 'relay' adds the transport floor (a node that only "
+        "republishes each frame's bytes)",
+    )
     parser.add_argument("--repeat", type=int, default=1, help="runs of every configuration, interleaved")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--relay", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--profile", default="shipped", help=argparse.SUPPRESS)
     add_json_flag(parser)
     args = parser.parse_args(argv)
+    if args.relay:
+        return _relay()
     if args.child:
         return _child(args)
     width, height = (int(v) for v in args.size.split("x"))
     ios = [io for io in args.io.split(",") if io]
-    if any(io not in IO_PATHS for io in ios):
-        parser.error(f"--io takes {', '.join(IO_PATHS)}")
+    if any(io not in (*IO_PATHS, RELAY) for io in ios):
+        parser.error(f"--io takes {', '.join((*IO_PATHS, RELAY))}")
     rows = []
     for run in range(args.repeat):
         for i, profile in enumerate(args.profiles.split(",")):
