@@ -160,7 +160,8 @@ def test_shutdown_with_frames_in_flight_is_clean(ros_context):
 
 
 def test_bench_node_json(capsys):
-    """``ivm-ros bench node`` end to end, briefly: both I/O paths, per-hop columns, one JSON object last."""
+    """``ivm-ros bench node`` end to end, briefly: both I/O paths and the relay floor, per-hop columns, one JSON
+    object last."""
     import json
 
     from ivm_ros.ros import bench_node
@@ -168,7 +169,9 @@ def test_bench_node_json(capsys):
     assert bench_node.main(["--seconds", "1.5", "--profiles", "shipped", "--json"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     result = json.loads(lines[-1])
-    assert result["bench"] == "node" and [r["io"] for r in result["rows"]] == ["raw", "rclpy"]
+    assert result["bench"] == "node" and [r["io"] for r in result["rows"]] == ["raw", "rclpy", "relay"]
+    relay = result["rows"].pop()
+    assert relay["received"] >= 0.9 * relay["sent"] and relay["overhead_p50_ms"] == relay["latency_p50_ms"]
     for row in result["rows"]:
         assert row["sent"] >= 40 and row["received"] >= 0.9 * row["sent"], row
         for key in ("overhead_p50_ms", "to_node_p50_ms", "node_in_out_p50_ms", "to_rx_p50_ms", "node_cpu_ms_per_frame"):

@@ -14,8 +14,8 @@ and ``to_rx`` (masked image handed to publish() -> received: publish + transport
 
 Each Fast DDS configuration (``shipped``: config/fastdds.xml; ``default``: Fast DDS defaults) and each node
 I/O path (``raw``: serialized CDR in and out, the default; ``rclpy``: rclpy message conversion,
-``raw_cdr:=false``) runs in a fresh process pair, side by side, with ratios rclpy/raw. ``--io ...,relay``
-adds the transport floor: the same topics and QoS through a node that only republishes each frame's bytes.
+``raw_cdr:=false``) runs in a fresh process pair, side by side, with ratios rclpy/raw; ``relay`` is
+the transport floor: the same topics and QoS through a node that only republishes each frame's bytes.
 ``node_cpu`` is the node process's CPU time (user + system) per frame sent while measuring.
 """
 
@@ -256,8 +256,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--profiles", default="shipped,default", help="Fast DDS configurations to compare")
     parser.add_argument(
         "--io",
-        default=",".join(IO_PATHS),
-        help="node I/O paths to compare: raw, rclpy; 'relay' adds the transport floor (a node that only "
+        default=",".join((*IO_PATHS, RELAY)),
+        help="node I/O paths to compare: raw, rclpy; 'relay' is the transport floor (a node that only "
         "republishes each frame's bytes)",
     )
     parser.add_argument("--repeat", type=int, default=1, help="runs of every configuration, interleaved")
