@@ -28,10 +28,12 @@ def tune_malloc() -> bool:
     is up to 128 MB of freed memory kept mapped. Skipped (False) off glibc or when the user already set
     ``MALLOC_MMAP_THRESHOLD_`` / ``MALLOC_TRIM_THRESHOLD_`` / ``GLIBC_TUNABLES``.
 
-    Measured here: rclpy's deserialisation of a 640x480 Image 1.7 -> 0.33 ms, ``array_to_image`` + serialisation
-    2.0 -> 0.12 ms, a camera loop's serialize + publish ~2.0 -> ~0.6 ms. ``ivm-ros bench node`` calls it for its
-    camera/receiver process; masking_node does not (no measurable change there once images travel as
-    serialized CDR, ``raw_cdr``). Useful in processes that convert many large messages through rclpy.
+    glibc adapts its thresholds at run time, so whether a process falls into this depends on the order of its
+    first allocations and frees: measured here, rclpy's deserialisation of a 640x480 Image 1.7 -> 0.33 ms,
+    ``array_to_image`` + serialisation 2.0 -> 0.12 ms, a camera loop's serialize + publish ~2.0 -> ~0.6 ms, and
+    ``ivm-ros bench node``'s relay (take + republish) 3.3 -> 1.35 ms CPU per frame, 0 page faults. masking_node's
+    main() and the bench's processes call it; in masking_node runs that happened not to fall into it, it changed
+    nothing measurable, and it removes the runs that did (raw path +1 ms CPU per frame).
     """
     if not sys.platform.startswith("linux"):
         return False

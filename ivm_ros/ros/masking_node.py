@@ -43,7 +43,7 @@ from ivm_ros.ros.cdr import CdrUnsupported, RawImage, parse_image, serialize_ima
 from ivm_ros.ros.conversions import ImageRejected, array_to_image, compressed_to_array, image_to_array
 from ivm_ros.ros.dedicated import DedicatedSubscription
 from ivm_ros.ros.params import declare
-from ivm_ros.runtime import Counters, LatencyWindow, LatestMailbox, RateMeter
+from ivm_ros.runtime import Counters, LatencyWindow, LatestMailbox, RateMeter, tune_malloc
 
 DEFAULT_MODEL = "color_keyword"
 BEFORE_INSTRUCTION = ("pass_through", "drop")
@@ -559,6 +559,7 @@ class MaskingNode(LifecycleNode):
 
 
 def main(args: list[str] | None = None) -> None:
+    tune_malloc()  # frame-sized buffers stay in the heap instead of being page-faulted in per frame (runtime.py)
     rclpy.init(args=args)
     node = MaskingNode()
     executor = SingleThreadedExecutor()
