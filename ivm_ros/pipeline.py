@@ -44,7 +44,9 @@ class MaskingPipeline:
         """Masks one (H, W, C) uint8 frame in ROS ``encoding`` for ``instruction``."""
         cfg = self.config
         t0 = time.perf_counter()
-        rgb = torch.from_numpy(to_rgb(image, encoding))[None]
+        with warnings.catch_warnings():  # message buffers are read-only; predictors never write to their input
+            warnings.simplefilter("ignore", UserWarning)
+            rgb = torch.from_numpy(to_rgb(image, encoding))[None]
         with torch.inference_mode():
             probs = self.predictor.predict(rgb, [instruction])
         device = probs.device

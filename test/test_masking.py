@@ -133,3 +133,20 @@ def test_cuda_backend_matches_cpu():
     cpu = apply_mask(torch.from_numpy(image)[None], torch.from_numpy(prob)[None])
     gpu = apply_mask(torch.from_numpy(image)[None].cuda(), torch.from_numpy(prob)[None].cuda())
     assert _diff(gpu.images[0].cpu().numpy(), cpu.images[0].numpy()) <= 1
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("kept", ["part", "all", "none"])
+def test_outputs_never_alias_the_input(mode, kept):
+    """A batch of one is returned without a copy when the result is fresh; never as a view of the input."""
+    image = np.random.default_rng(0).integers(0, 256, (1, 24, 32, 3), dtype=np.uint8)
+    prob = np.zeros((1, 24, 32), np.float32)
+    prob[:, 6:18, 8:24] = {"part": 1.0, "all": 1.0, "none": 0.0}[kept]
+    if kept == "all":
+        prob[:] = 1.0
+    out = apply_mask(torch.from_numpy(image), torch.from_numpy(prob), MaskingConfig(mode=mode), backend="opencv")
+    result = out.images[0].numpy()
+    assert not np.shares_memory(result, image)
+    before = image.copy()
+    result[...] = 0
+    np.testing.assert_array_equal(image, before)

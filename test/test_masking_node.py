@@ -7,6 +7,7 @@ import pytest
 from lifecycle_msgs.msg import State
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy
+from rclpy.serialization import serialize_message
 from rosutil import Probe, Spinner, wait_for
 from sensor_msgs.msg import CompressedImage, Image
 
@@ -58,8 +59,11 @@ def _send_until(probe: Probe, key: str, img: np.ndarray, n: int = 1, encoding: s
     return probe.received[key][-1]
 
 
-def test_masks_with_instruction_and_copies_header(rig):
-    node, probe = rig()
+@pytest.mark.parametrize("raw_cdr", [True, False])
+def test_masks_with_instruction_and_copies_header(rig, raw_cdr):
+    """Both I/O paths (serialized CDR; rclpy messages) give the same outputs, headers copied."""
+    node, probe = rig(raw_cdr=raw_cdr)
+    assert node._image_sub.threaded  # the input is served by its own thread, not the executor
     probe.instruct("pick up the red block")
     assert wait_for(lambda: node.stats()["instruction"] == "pick up the red block")
     img = frame()
@@ -71,8 +75,11 @@ def test_masks_with_instruction_and_copies_header(rig):
     np.testing.assert_array_equal(arr[12:36, 16:48], img[12:36, 16:48])  # kept centre unchanged
     assert (arr[:12] == 255).all() and (arr[:, :16] == 255).all()  # white background
     mask = _send_until(probe, "mask", img)
+    assert mask.header.frame_id == "camera" and mask.header.stamp.nanosec == 456
     marr, menc = image_to_array(mask)
     assert menc == "mono8" and marr[24, 32, 0] == 255 and marr[0, 0, 0] == 0
+    stats = node.stats()
+    assert stats["publish_p50_ms"] > 0 and stats["input_age_p50_ms"] > 0  # stamp 123.000000456 s: long ago
 
 
 def test_before_instruction_pass_through_then_drop(rig):
@@ -173,6 +180,11 @@ def test_bad_input_is_counted_and_node_keeps_serving(rig):
     enc = probe.send(img)
     enc.encoding = "yuv422"
     bad_msgs.append(enc)
+    serialized = serialize_message(m)
+    bad_msgs.append(serialized[:-100])  # truncated CDR: the data length runs past the end
+    lying = bytearray(serialized)
+    lying[12:16] = (1 << 31).to_bytes(4, "little")  # a frame_id "2 GB long"
+    bad_msgs.append(bytes(lying))
     probe.instruct("   ")
     assert wait_for(lambda: node.stats().get("rejected_instruction_empty", 0) >= 1)
     probe.instruct("x" * 51)
@@ -181,6 +193,8 @@ def test_bad_input_is_counted_and_node_keeps_serving(rig):
         "rejected_step",
         "rejected_size",
         "rejected_encoding",
+        "rejected_cdr_truncated",
+        "rejected_cdr_string",
         "rejected_instruction_empty",
         "rejected_instruction_too_long",
     ]

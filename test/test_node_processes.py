@@ -58,6 +58,7 @@ def test_masking_node_executable_in_its_own_process(ros_context):
     try:
         probe.instruct("pick up the block")
         img = np.random.default_rng(3).integers(0, 256, (480, 640, 3), dtype=np.uint8)
+
         # The first frames may overtake the latched instruction and pass through unmasked (documented).
         def masked() -> bool:
             probe.send(img, stamp_ns=5_000_000_007)
@@ -156,3 +157,24 @@ def test_shutdown_with_frames_in_flight_is_clean(ros_context):
     node.destroy_node()
     probe.destroy_node()
     assert rclpy.ok(context=ros_context)
+
+
+def test_bench_node_json(capsys):
+    """``ivm-ros bench node`` end to end, briefly: both I/O paths and the relay floor, per-hop columns, one JSON
+    object last."""
+    import json
+
+    from ivm_ros.ros import bench_node
+
+    assert bench_node.main(["--seconds", "1.5", "--profiles", "shipped", "--json"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    result = json.loads(lines[-1])
+    assert result["bench"] == "node" and [r["io"] for r in result["rows"]] == ["raw", "rclpy", "relay"]
+    relay = result["rows"].pop()
+    assert relay["received"] >= 0.9 * relay["sent"] and relay["overhead_p50_ms"] == relay["latency_p50_ms"]
+    for row in result["rows"]:
+        assert row["sent"] >= 40 and row["received"] >= 0.9 * row["sent"], row
+        for key in ("overhead_p50_ms", "to_node_p50_ms", "node_in_out_p50_ms", "to_rx_p50_ms", "node_cpu_ms_per_frame"):
+            assert row[key] == row[key], key  # measured, not NaN
+    assert result["ratios"] and "overhead_p50_x" in result["ratios"][0]
+    assert any(line.startswith("rclpy / raw") for line in lines)

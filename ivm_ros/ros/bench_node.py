@@ -1,24 +1,54 @@
 """``ivm-ros bench node``: masking_node's own overhead and frame loss, 640x480 at 30 Hz, two processes.
 
-This process publishes frames (stamped with the publish time) and receives ``~/masked_image``; the node
-runs in a child process with a given predictor (``keep_all`` by default: the node's cost alone).
-Latency is receive time minus the stamp (one machine, one clock); overhead = latency - the node's own
-predictor time (p50 from its diagnostics). Each Fast DDS configuration runs in turn, side by side:
-``shipped`` (config/fastdds.xml) and ``default`` (Fast DDS defaults).
+This process is the camera and the receiver; the node runs in a child process with a given predictor
+(``keep_all`` by default: the node's cost alone). The camera stamps each frame with the publish time and
+publishes it serialized; the receiver takes ``~/masked_image`` serialized on its own thread (no executor in
+the way) and reads only the stamp, so neither side's rclpy message conversion is counted (the receiver's is
+reported apart, as ``rx_deserialize``). Latency is receive time minus the stamp (one machine, one clock);
+overhead = latency - the node's predictor time (p50 from its diagnostics).
+
+Per hop (p50s, from the node's diagnostics): ``camera_pub`` (stamp -> publish returned), ``to_node``
+(stamp -> the node's callback: camera_pub + transport + take), ``node_wait`` (callback -> worker),
+``node_worker`` (predictor, masking, publish; ``node_publish`` of it), ``node_in_out`` (callback -> published)
+and ``to_rx`` (masked image handed to publish() -> received: publish + transport + take).
+
+Each Fast DDS configuration (``shipped``: config/fastdds.xml; ``default``: Fast DDS defaults) and each node
+I/O path (``raw``: serialized CDR in and out, the default; ``rclpy``: rclpy message conversion,
+``raw_cdr:=false``) runs in a fresh process pair, side by side, with ratios rclpy/raw; ``relay`` is
+the transport floor: the same topics and QoS through a node that only republishes each frame's bytes.
+``node_cpu`` is the node process's CPU time (user + system) and ``node_faults`` its minor page faults per frame
+sent while measuring (a 640x480 buffer page-faulted in anew costs ~225).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import struct
 import subprocess
 import sys
+import threading
 import time
 
 import numpy as np
 
 from ivm_ros.benchutil import add_json_flag, emit_json, percentiles, print_table
 from ivm_ros.paths import config_file
+
+#: Node diagnostics the bench reads.
+_NODE_KEYS = (
+    "predictor_p50_ms",
+    "mailbox_wait_p50_ms",
+    "worker_p50_ms",
+    "publish_p50_ms",
+    "latency_p50_ms",
+    "input_age_p50_ms",
+    "output_age_p50_ms",
+)
+IO_PATHS = ("raw", "rclpy")
+#: Pseudo I/O path: a relay instead of masking_node (the transport floor).
+RELAY = "relay"
 
 
 def _child_env(profile: str, domain: int) -> dict[str, str]:
@@ -31,111 +61,122 @@ def _child_env(profile: str, domain: int) -> dict[str, str]:
     return env
 
 
-def run_once(profile: str, model: str, seconds: float, rate: float, width: int, height: int, domain: int) -> dict:
+def run_once(
+    profile: str, io: str, model: str, seconds: float, rate: float, width: int, height: int, domain: int
+) -> dict:
     """Runs one configuration in a fresh child process pair and returns its numbers."""
-    cmd = [
-        sys.executable,
-        "-m",
-        "ivm_ros.ros.bench_node",
-        "--child",
-        "--profile",
-        profile,
-        "--model",
-        model,
-        "--seconds",
-        str(seconds),
-        "--rate",
-        str(rate),
-        "--size",
-        f"{width}x{height}",
-    ]
+    cmd = [sys.executable, "-m", "ivm_ros.ros.bench_node", "--child", "--profile", profile, "--io", io]
+    cmd += ["--model", model, "--seconds", str(seconds), "--rate", str(rate), "--size", f"{width}x{height}"]
     out = subprocess.run(cmd, env=_child_env(profile, domain), capture_output=True, text=True, timeout=seconds + 90)
     lines = [ln for ln in out.stdout.splitlines() if ln.startswith("{")]
     if out.returncode != 0 or not lines:
         raise RuntimeError(f"bench child failed ({out.returncode}):\n{out.stdout[-2000:]}\n{out.stderr[-3000:]}")
-    import json
-
     return json.loads(lines[-1])
+
+
+def _usage(pid: int) -> tuple[float, int]:
+    """(user + system CPU seconds, minor page faults) of process ``pid`` so far (Linux /proc; NaN elsewhere)."""
+    try:
+        fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan"), 0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK"), int(fields[7])
+
+
+def _stamp_ns(data: bytes) -> int:
+    """Header stamp of a serialized little-endian sensor_msgs/Image (int32 sec, uint32 nanosec at byte 4)."""
+    sec, nanosec = struct.unpack_from("<iI", data, 4)
+    return sec * 1_000_000_000 + nanosec
 
 
 def _child(args: argparse.Namespace) -> int:
     """Runs in a process whose environment already selects the Fast DDS profile and domain."""
-    import json
-
     import rclpy
     from diagnostic_msgs.msg import DiagnosticArray
     from rclpy.executors import SingleThreadedExecutor
+    from rclpy.serialization import deserialize_message
     from sensor_msgs.msg import Image
     from std_msgs.msg import String
 
+    from ivm_ros.benchutil import time_calls
     from ivm_ros.ros import qos
-    from ivm_ros.ros.conversions import array_to_image
+    from ivm_ros.ros.cdr import serialize_image
+    from ivm_ros.ros.dedicated import DedicatedSubscription
+    from ivm_ros.runtime import tune_malloc
 
+    tune_malloc()  # the camera's own publish: ~2.0 -> ~0.6 ms p50 here (runtime.tune_malloc)
     width, height = (int(v) for v in args.size.split("x"))
-    node_cmd = [
-        sys.executable,
-        "-m",
-        "ivm_ros.ros.masking_node",
-        "--ros-args",
-        "-p",
-        f"model:={args.model}",
-        "-p",
-        "diagnostics_period:=0.5",
-        "-r",
-        "__node:=masking_node",
-    ]
+    if args.io == RELAY:
+        node_cmd = [sys.executable, "-m", "ivm_ros.ros.bench_node", "--relay"]
+    else:
+        node_cmd = [sys.executable, "-m", "ivm_ros.ros.masking_node", "--ros-args", "-p", f"model:={args.model}"]
+        node_cmd += ["-p", "diagnostics_period:=0.5", "-p", f"raw_cdr:={str(args.io == 'raw').lower()}"]
+        node_cmd += ["-r", "__node:=masking_node"]
     node_proc = subprocess.Popen(node_cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     rclpy.init()
     node = rclpy.create_node("bench_node_client")
     pub = node.create_publisher(Image, "image_raw", qos.profile("sensor_data", 1))
     instr = node.create_publisher(String, "instruction", qos.latched())
     instr.publish(String(data="pick up the red block"))
-    received: dict[int, float] = {}
+    received: dict[int, int] = {}
+    last: list[bytes] = []
     node_side: dict[str, float] = {}
 
-    def on_image(msg: Image) -> None:
-        received[msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec] = time.time_ns()
+    def on_image(data: bytes) -> None:
+        received[_stamp_ns(data)] = time.time_ns()
+        last[:] = [data]
 
     def on_diag(msg: DiagnosticArray) -> None:
         for status in msg.status:
             for kv in status.values:
-                if kv.key in ("predictor_p50_ms", "mailbox_wait_p50_ms", "worker_p50_ms", "latency_p50_ms"):
+                if kv.key in _NODE_KEYS:
                     node_side[kv.key] = float(kv.value) if kv.value != "n/a" else float("nan")
 
-    node.create_subscription(Image, "masking_node/masked_image", on_image, qos.profile("reliable", 10))
+    receiver = DedicatedSubscription(
+        node, Image, "masking_node/masked_image", on_image, qos.profile("reliable", 10), raw=True, name="bench_rx"
+    )
     node.create_subscription(DiagnosticArray, "/diagnostics", on_diag, 10)
     executor = SingleThreadedExecutor()
     executor.add_node(node)
     frame = np.random.default_rng(0).integers(0, 256, (height, width, 3), dtype=np.uint8)
-    template = array_to_image(frame, "rgb8")
+
+    def publish() -> int:
+        stamp = time.time_ns()
+        pub.publish(serialize_image(frame, "rgb8", *divmod(stamp, 1_000_000_000), "camera"))
+        return stamp
+
     # wait for the node to come up and match both ways
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and not (pub.get_subscription_count() and len(received) > 0):
-        template.header.stamp.sec, template.header.stamp.nanosec = divmod(time.time_ns(), 1_000_000_000)
-        pub.publish(template)
+        publish()
         executor.spin_once(timeout_sec=0.1)
     received.clear()
     sent: list[int] = []
+    camera_pub: list[float] = []
     period = 1.0 / args.rate
+    cpu_start, faults_start = _usage(node_proc.pid)
     start = time.monotonic()
     next_t = start
     while time.monotonic() - start < args.seconds:
         now = time.monotonic()
         if now >= next_t:
-            stamp = time.time_ns()
-            template.header.stamp.sec, template.header.stamp.nanosec = divmod(stamp, 1_000_000_000)
-            pub.publish(template)
+            stamp = publish()
+            camera_pub.append((time.time_ns() - stamp) / 1e6)
             sent.append(stamp)
             next_t += period
         executor.spin_once(timeout_sec=max(0.0, min(next_t - time.monotonic(), 0.005)))
+    cpu_end, faults_end = _usage(node_proc.pid)
     end = time.monotonic() + 1.0
     while time.monotonic() < end:
         executor.spin_once(timeout_sec=0.05)
     node_proc.terminate()
     node_proc.wait(timeout=20)
+    receiver.destroy()
     latencies = [(received[s] - s) / 1e6 for s in sent if s in received]
     lat = percentiles(latencies)
-    pred = node_side.get("predictor_p50_ms", float("nan"))
+    deser = time_calls(lambda: deserialize_message(last[0], Image), 30) if last else np.array([np.nan])
+    side = {k: node_side.get(k, float("nan")) for k in _NODE_KEYS}
+    pred = 0.0 if args.io == RELAY else side["predictor_p50_ms"]
     result = {
         "sent": len(sent),
         "received": len(latencies),
@@ -143,16 +184,71 @@ def _child(args: argparse.Namespace) -> int:
         "latency_p50_ms": lat["p50"],
         "latency_p95_ms": lat["p95"],
         "predictor_p50_ms": pred,
-        "overhead_p50_ms": round(lat["p50"] - pred, 3) if not np.isnan(pred) else float("nan"),
-        "overhead_p95_ms": round(lat["p95"] - pred, 3) if not np.isnan(pred) else float("nan"),
-        "node_wait_p50_ms": node_side.get("mailbox_wait_p50_ms", float("nan")),
-        "node_worker_p50_ms": node_side.get("worker_p50_ms", float("nan")),
-        "node_in_to_out_p50_ms": node_side.get("latency_p50_ms", float("nan")),
+        "overhead_p50_ms": round(lat["p50"] - pred, 3),
+        "overhead_p95_ms": round(lat["p95"] - pred, 3),
+        "camera_pub_p50_ms": round(float(np.median(camera_pub)), 3),
+        "to_node_p50_ms": side["input_age_p50_ms"],
+        "node_wait_p50_ms": side["mailbox_wait_p50_ms"],
+        "node_worker_p50_ms": side["worker_p50_ms"],
+        "node_publish_p50_ms": side["publish_p50_ms"],
+        "node_in_out_p50_ms": side["latency_p50_ms"],
+        "to_rx_p50_ms": round(lat["p50"] - side["output_age_p50_ms"], 3),
+        "rx_deserialize_p50_ms": round(float(np.median(deser)), 3),
+        "node_cpu_ms_per_frame": round((cpu_end - cpu_start) * 1e3 / max(len(sent), 1), 3),
+        "node_faults_per_frame": round((faults_end - faults_start) / max(len(sent), 1), 1),
+        "load": round(os.getloadavg()[0], 2),
     }
     print(json.dumps(result))
     node.destroy_node()
     rclpy.shutdown()
     return 0
+
+
+def _relay() -> int:
+    """The transport floor: a node named masking_node that republishes each received frame's bytes unchanged
+    (serialized in and out, input on its own thread, same QoS as masking_node), until SIGTERM/SIGINT."""
+    import signal
+
+    import rclpy
+    from sensor_msgs.msg import Image
+
+    from ivm_ros.ros import qos
+    from ivm_ros.ros.dedicated import DedicatedSubscription
+    from ivm_ros.runtime import tune_malloc
+
+    tune_malloc()  # as masking_node's main() does
+    rclpy.init()
+    node = rclpy.create_node("masking_node")
+    pub = node.create_publisher(Image, "~/masked_image", qos.profile("reliable", 1))
+    sub = DedicatedSubscription(node, Image, "image_raw", pub.publish, qos.profile("sensor_data", 1), raw=True)
+    done = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    try:
+        done.wait()
+    except KeyboardInterrupt:
+        pass
+    sub.destroy()
+    node.destroy_node()
+    rclpy.try_shutdown()
+    return 0
+
+
+def _ratios(rows: list[dict]) -> list[dict]:
+    """rclpy/raw ratios of the main timings, per Fast DDS configuration and repeat."""
+    keys = ("overhead_p50_ms", "overhead_p95_ms", "node_in_out_p50_ms", "node_cpu_ms_per_frame")
+    out = []
+    for row in rows:
+        if row["io"] != "rclpy":
+            continue
+        base = next(
+            (r for r in rows if r["io"] == "raw" and r["fastdds"] == row["fastdds"] and r["run"] == row["run"]), None
+        )
+        if base is None:
+            continue
+        ratio = {"fastdds": row["fastdds"], "run": row["run"]}
+        ratio.update({k.split("_ms")[0] + "_x": round(row[k] / base[k], 2) if base[k] else float("nan") for k in keys})
+        out.append(ratio)
+    return out
 
 
 def main(argv: list[str]) -> int:
@@ -162,23 +258,47 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--rate", type=float, default=30.0)
     parser.add_argument("--size", default="640x480")
     parser.add_argument("--profiles", default="shipped,default", help="Fast DDS configurations to compare")
+    parser.add_argument(
+        "--io",
+        default=",".join((*IO_PATHS, RELAY)),
+        help="node I/O paths to compare: raw, rclpy; 'relay' is the transport floor (a node that only "
+        "republishes each frame's bytes)",
+    )
+    parser.add_argument("--repeat", type=int, default=1, help="runs of every configuration, interleaved")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--relay", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--profile", default="shipped", help=argparse.SUPPRESS)
     add_json_flag(parser)
     args = parser.parse_args(argv)
+    if args.relay:
+        return _relay()
     if args.child:
         return _child(args)
     width, height = (int(v) for v in args.size.split("x"))
+    ios = [io for io in args.io.split(",") if io]
+    if any(io not in (*IO_PATHS, RELAY) for io in ios):
+        parser.error(f"--io takes {', '.join((*IO_PATHS, RELAY))}")
     rows = []
-    for i, profile in enumerate(args.profiles.split(",")):
-        res = run_once(profile, args.model, args.seconds, args.rate, width, height, domain=150 + (os.getpid() + i) % 60)
-        rows.append({"fastdds": profile, **res})
+    for run in range(args.repeat):
+        for i, profile in enumerate(args.profiles.split(",")):
+            for j, io in enumerate(ios if run % 2 == 0 else ios[::-1]):  # alternate the order against drift
+                domain = 150 + (os.getpid() + 7 * run + 3 * i + j) % 60
+                res = run_once(profile, io, args.model, args.seconds, args.rate, width, height, domain)
+                rows.append({"fastdds": profile, "io": io, "run": run, **res})
+    rows.sort(key=lambda r: (r["fastdds"] != "shipped", r["run"], r["io"]))
     print(
         f"masking_node, {args.size} rgb8 at {args.rate:g} Hz for {args.seconds:g} s, predictor {args.model}, "
-        "two processes"
+        "two processes (ms; load = 1-min load average)"
     )
     print_table(rows, list(rows[0]))
-    emit_json(args, {"bench": "node", "size": args.size, "rate_hz": args.rate, "model": args.model, "rows": rows})
+    ratios = _ratios(rows)
+    if ratios:
+        print("\nrclpy / raw (node I/O through rclpy message conversion vs serialized CDR)")
+        print_table(ratios, list(ratios[0]))
+    emit_json(
+        args,
+        {"bench": "node", "size": args.size, "rate_hz": args.rate, "model": args.model, "rows": rows, "ratios": ratios},
+    )
     return 0
 
 

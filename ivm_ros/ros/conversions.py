@@ -28,25 +28,36 @@ class ImageRejected(ValueError):
 def image_to_array(msg: Image, max_pixels: int = 0) -> tuple[np.ndarray, str]:
     """Zero-copy view of an Image as (H, W, C) uint8, with the row padding (``step``) stripped.
 
-    Returns the view and its encoding. Raises :class:`ImageRejected` for unknown encodings, zero or
-    oversized dimensions (``max_pixels`` > 0), ``step`` shorter than a row, or a data length that does not
-    match ``step * height``.
+    Returns the view and its encoding. Raises :class:`ImageRejected` as :func:`check_image` does.
     """
-    enc = msg.encoding
-    if enc not in CHANNELS:
-        raise ImageRejected("encoding", f"unsupported encoding {enc!r}; supported: {sorted(CHANNELS)}")
-    h, w, step, c = int(msg.height), int(msg.width), int(msg.step), CHANNELS[enc]
+    enc, h, w, step = msg.encoding, int(msg.height), int(msg.width), int(msg.step)
+    c = check_image(enc, h, w, step, len(msg.data), max_pixels)
+    return view_rows(np.frombuffer(msg.data, dtype=np.uint8), h, w, step, c), enc
+
+
+def check_image(encoding: str, height: int, width: int, step: int, n_bytes: int, max_pixels: int = 0) -> int:
+    """Validates an Image's fields; returns its channel count.
+
+    Raises :class:`ImageRejected` for unknown encodings, zero or oversized dimensions (``max_pixels`` > 0),
+    ``step`` shorter than a row, or a data length (``n_bytes``) that does not match ``step * height``.
+    """
+    if encoding not in CHANNELS:
+        raise ImageRejected("encoding", f"unsupported encoding {encoding!r}; supported: {sorted(CHANNELS)}")
+    h, w, c = height, width, CHANNELS[encoding]
     if h == 0 or w == 0:
         raise ImageRejected("size", f"zero size {w}x{h}")
     if max_pixels and h * w > max_pixels:
         raise ImageRejected("size", f"{w}x{h} = {h * w} pixels exceeds max_pixels={max_pixels}")
     if step < w * c:
-        raise ImageRejected("step", f"step {step} < width*channels {w * c} for {enc}")
-    n = len(msg.data)
-    if n != step * h:
-        raise ImageRejected("data_length", f"{n} bytes, expected step*height = {step}*{h} = {step * h}")
-    flat = np.frombuffer(msg.data, dtype=np.uint8)
-    return flat.reshape(h, step)[:, : w * c].reshape(h, w, c), enc
+        raise ImageRejected("step", f"step {step} < width*channels {w * c} for {encoding}")
+    if n_bytes != step * h:
+        raise ImageRejected("data_length", f"{n_bytes} bytes, expected step*height = {step}*{h} = {step * h}")
+    return c
+
+
+def view_rows(flat: np.ndarray, height: int, width: int, step: int, channels: int) -> np.ndarray:
+    """Flat uint8 buffer of ``step * height`` bytes -> (H, W, C) view without the row padding."""
+    return flat.reshape(height, step)[:, : width * channels].reshape(height, width, channels)
 
 
 def compressed_to_array(msg: CompressedImage, max_pixels: int = 0) -> tuple[np.ndarray, str]:

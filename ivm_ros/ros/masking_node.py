@@ -11,6 +11,10 @@ configures and activates itself, so ``ros2 run`` works without a lifecycle manag
 
 Callbacks only validate and hand the newest frame to a one-slot mailbox; one worker thread runs the
 predictor and the masking, so a slow model drops frames (counted) instead of queueing them.
+
+With ``raw_cdr`` (default) Images are taken and published as serialized CDR bytes (:mod:`ivm_ros.ros.cdr`):
+the input is a zero-copy view of the received bytes and each output is serialized with one copy, instead of
+rclpy's message conversion (two to three copies of the pixels each way). Other nodes see the same messages.
 """
 
 from __future__ import annotations
@@ -20,21 +24,26 @@ import threading
 import time
 from typing import Any
 
+import numpy as np
 import rclpy
 import torch
 from rcl_interfaces.msg import SetParametersResult
+from rclpy.clock import ROSClock
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.serialization import deserialize_message
 from sensor_msgs.msg import CompressedImage, Image
-from std_msgs.msg import String
+from std_msgs.msg import Header, String
 
 from ivm_ros.masking import MODES, MaskingConfig, debug_overlay
 from ivm_ros.models.registry import PredictorLoadError, config_fields, load_predictor
 from ivm_ros.pipeline import MaskingPipeline, MaskingResult
 from ivm_ros.ros import diagnostics, qos
+from ivm_ros.ros.cdr import CdrUnsupported, RawImage, parse_image, serialize_image
 from ivm_ros.ros.conversions import ImageRejected, array_to_image, compressed_to_array, image_to_array
+from ivm_ros.ros.dedicated import DedicatedSubscription
 from ivm_ros.ros.params import declare
-from ivm_ros.runtime import Counters, LatencyWindow, LatestMailbox, RateMeter
+from ivm_ros.runtime import Counters, LatencyWindow, LatestMailbox, RateMeter, tune_malloc
 
 DEFAULT_MODEL = "lite"
 BEFORE_INSTRUCTION = ("pass_through", "drop")
@@ -55,9 +64,30 @@ _MASKING_PARAMS: dict[str, tuple[str, str, float | None, float | None]] = {
 
 @dataclasses.dataclass
 class _Frame:
-    header: Any
-    msg: Image | CompressedImage
+    sec: int  # input header stamp, copied to every output
+    nanosec: int
+    frame_id: str
+    msg: Image | CompressedImage | RawImage
     received: float  # time.monotonic() at arrival
+    stamp_ns: int = dataclasses.field(init=False)
+
+    def __post_init__(self) -> None:
+        self.stamp_ns = self.sec * 1_000_000_000 + self.nanosec
+
+    def header(self) -> Header:
+        if isinstance(self.msg, (Image, CompressedImage)):
+            return self.msg.header
+        header = Header(frame_id=self.frame_id)
+        header.stamp.sec, header.stamp.nanosec = self.sec, self.nanosec
+        return header
+
+    def image(self, max_pixels: int = 0) -> tuple[np.ndarray, str]:
+        """(H, W, C) uint8 and its encoding; raises ImageRejected."""
+        if isinstance(self.msg, RawImage):
+            return self.msg.to_array(max_pixels), self.msg.encoding
+        if isinstance(self.msg, CompressedImage):
+            return compressed_to_array(self.msg, max_pixels)
+        return image_to_array(self.msg, max_pixels)
 
 
 class MaskingNode(LifecycleNode):
@@ -87,6 +117,14 @@ class MaskingNode(LifecycleNode):
             "reliable",
             "outputs' QoS ('reliable' serves both kinds of subscriber)",
             choices=qos.PROFILES,
+            read_only=True,
+        )
+        declare(
+            self,
+            "raw_cdr",
+            True,
+            "take and publish Images as serialized CDR bytes (zero-copy input, one copy out) instead of "
+            "through rclpy's message conversion",
             read_only=True,
         )
         declare(self, "max_pixels", 3840 * 2160, "frames with more pixels are rejected", lo=1, hi=1 << 30)
@@ -121,12 +159,18 @@ class MaskingNode(LifecycleNode):
         self.rate_in, self.rate_out = RateMeter(), RateMeter()
         self.latency, self.predictor_ms = LatencyWindow(), LatencyWindow()
         self.wait_ms, self.work_ms = LatencyWindow(), LatencyWindow()  # mailbox wait; worker time per frame
+        self.publish_ms = LatencyWindow()  # time in publish() per frame, all outputs
+        # Stamp age (ROS clock - header stamp) at arrival and when the masked image goes to publish():
+        # meaningful when the camera stamps with this machine's clock (or sim time); stamps of 0 are skipped.
+        self.input_age_ms, self.output_age_ms = LatencyWindow(), LatencyWindow()
         self.mailbox: LatestMailbox[_Frame] = LatestMailbox()
         self.pipeline: MaskingPipeline | None = None
         self._instruction: tuple[str, float] | None = None  # (text, monotonic time received)
         self._worker: threading.Thread | None = None
         self._work_start = 0.0
         self._running = False
+        self._raw = True
+        self._image_sub: DedicatedSubscription | None = None
         self._subs: list[Any] = []
         self._pubs: dict[str, Any] = {}
         self._diag_timer = None
@@ -255,14 +299,19 @@ class MaskingNode(LifecycleNode):
         topic, msg_type = (
             ("image_raw/compressed", CompressedImage) if transport == "compressed" else ("image_raw", Image)
         )
+        self._raw = self.get_parameter("raw_cdr").value
+        self._image_sub = DedicatedSubscription(  # its own thread: no executor delay (ros/dedicated.py)
+            self,
+            msg_type,
+            topic,
+            self._on_image,
+            in_qos,
+            raw=self._raw and msg_type is Image,
+            event_callbacks=qos.subscription_events(self.get_logger(), topic, "image_qos", self._count_qos),
+            on_error=self._on_take_error,
+            name="ivm_masking_input",
+        )
         self._subs = [
-            self.create_subscription(
-                msg_type,
-                topic,
-                self._on_image,
-                in_qos,
-                event_callbacks=qos.subscription_events(self.get_logger(), topic, "image_qos", self._count_qos),
-            ),
             self.create_subscription(
                 String,
                 "instruction",
@@ -297,6 +346,9 @@ class MaskingNode(LifecycleNode):
 
     def _unsubscribe(self) -> None:
         """Stops the worker and drops the input subscriptions (what activate set up)."""
+        if self._image_sub is not None:
+            self._image_sub.destroy()
+            self._image_sub = None
         self._stop_worker()
         for sub in self._subs:
             self.destroy_subscription(sub)
@@ -329,17 +381,30 @@ class MaskingNode(LifecycleNode):
 
     # ------------------------------------------------------------------------------------------- callbacks
 
-    def _on_image(self, msg: Image | CompressedImage) -> None:
+    def _on_image(self, msg: bytes | Image | CompressedImage) -> None:
         now = time.monotonic()
         self.rate_in.tick(now)
         self.counters.add("frames_in")
-        if isinstance(msg, Image):
-            try:
-                image_to_array(msg, self.get_parameter("max_pixels").value)  # validation only: cheap
-            except ImageRejected as exc:
-                self._reject(exc.reason, str(exc))
-                return
-        if self.mailbox.put(_Frame(msg.header, msg, now)) is not None:
+        try:
+            if isinstance(msg, bytes):  # raw_cdr: serialized sensor_msgs/Image
+                try:
+                    msg = parse_image(msg)
+                except CdrUnsupported:  # an encapsulation we do not parse: let rclpy do it
+                    try:
+                        msg = deserialize_message(msg, Image)
+                    except RuntimeError as exc:
+                        raise ImageRejected("cdr_deserialize", str(exc)) from None
+            if isinstance(msg, RawImage):
+                frame = _Frame(msg.sec, msg.nanosec, msg.frame_id, msg, now)
+            else:
+                stamp = msg.header.stamp
+                frame = _Frame(stamp.sec, stamp.nanosec, msg.header.frame_id, msg, now)
+            if not isinstance(msg, CompressedImage):
+                frame.image(self.get_parameter("max_pixels").value)  # validation only: cheap
+        except ImageRejected as exc:
+            self._reject(exc.reason, str(exc))
+            return
+        if self.mailbox.put(frame) is not None:
             self.counters.add("dropped_busy")
 
     def _on_instruction(self, msg: String) -> None:
@@ -361,6 +426,12 @@ class MaskingNode(LifecycleNode):
         self.counters.add(f"rejected_{reason}")
         self.get_logger().warning(
             f"rejected ({reason}): {detail}", throttle_duration_sec=self.get_parameter("log_throttle").value
+        )
+
+    def _on_take_error(self, exc: Exception) -> None:
+        self.counters.add("dropped_error")
+        self.get_logger().error(
+            f"image input: {type(exc).__name__}: {exc}", throttle_duration_sec=self.get_parameter("log_throttle").value
         )
 
     def _count_qos(self, policy: str) -> None:
@@ -390,11 +461,7 @@ class MaskingNode(LifecycleNode):
         pipeline = self.pipeline
         if pipeline is None:
             return
-        max_pixels = self.get_parameter("max_pixels").value
-        if isinstance(frame.msg, CompressedImage):
-            image, encoding = compressed_to_array(frame.msg, max_pixels)
-        else:
-            image, encoding = image_to_array(frame.msg, max_pixels)
+        image, encoding = frame.image(self.get_parameter("max_pixels").value)
         instruction = self._instruction
         if instruction is None:
             if self.get_parameter("before_instruction").value == "drop":
@@ -409,23 +476,39 @@ class MaskingNode(LifecycleNode):
                 self.counters.add("fail_safe")
         self._publish(frame, result)
 
+    def _now_ns(self) -> int:
+        """The node's clock in ns: ``time.time_ns()`` unless ROS (sim) time is active (Clock.now() costs ~65 us)."""
+        clock = self.get_clock()
+        if isinstance(clock, ROSClock) and clock.ros_time_is_active:
+            return clock.now().nanoseconds
+        return time.time_ns()
+
     def _publish(self, frame: _Frame, result: MaskingResult) -> None:
         pubs = self._pubs
         if not pubs:
             return
-        pubs["masked_image"].publish(array_to_image(result.masked, result.encoding, frame.header))
+        if self._raw:
+            encode = lambda arr, enc: serialize_image(arr, enc, frame.sec, frame.nanosec, frame.frame_id)
+        else:
+            header = frame.header()
+            encode = lambda arr, enc: array_to_image(arr, enc, header)
+        start = time.monotonic()
+        if frame.stamp_ns:  # one clock read: ages at publish and, by the monotonic clock, at arrival
+            age_ms = (self._now_ns() - frame.stamp_ns) / 1e6
+            self.output_age_ms.add(age_ms)
+            self.input_age_ms.add(age_ms - (start - frame.received) * 1e3)
+        pubs["masked_image"].publish(encode(result.masked, result.encoding))
         if pubs["mask"].get_subscription_count() > 0:
-            pubs["mask"].publish(array_to_image(result.mask, "mono8", frame.header))
+            pubs["mask"].publish(encode(result.mask, "mono8"))
         if pubs["overlay"].get_subscription_count() > 0:
-            image, encoding = (
-                image_to_array(frame.msg) if isinstance(frame.msg, Image) else compressed_to_array(frame.msg)
-            )
+            image, encoding = frame.image()
             view = debug_overlay(image[..., :3], result.mask)
             enc = "bgr8" if encoding in ("bgr8", "bgra8", "8UC3") else "rgb8"
-            pubs["overlay"].publish(array_to_image(view, enc, frame.header))
+            pubs["overlay"].publish(encode(view, enc))
         self.counters.add("frames_out")
         self.rate_out.tick()
         done = time.monotonic()
+        self.publish_ms.add((done - start) * 1e3)
         self.latency.add((done - frame.received) * 1e3)
         self.work_ms.add((done - self._work_start) * 1e3)
 
@@ -444,6 +527,11 @@ class MaskingNode(LifecycleNode):
             "predictor_p50_ms": self.predictor_ms.percentile(50),
             "mailbox_wait_p50_ms": self.wait_ms.percentile(50),
             "worker_p50_ms": self.work_ms.percentile(50),
+            "publish_p50_ms": self.publish_ms.percentile(50),
+            "input_age_p50_ms": self.input_age_ms.percentile(50),
+            "input_age_p95_ms": self.input_age_ms.percentile(95),
+            "output_age_p50_ms": self.output_age_ms.percentile(50),
+            "output_age_p95_ms": self.output_age_ms.percentile(95),
             "instruction": instruction[0] if instruction else "",
             "instruction_age_s": (time.monotonic() - instruction[1]) if instruction else float("nan"),
         }
@@ -471,6 +559,7 @@ class MaskingNode(LifecycleNode):
 
 
 def main(args: list[str] | None = None) -> None:
+    tune_malloc()  # frame-sized buffers stay in the heap instead of being page-faulted in per frame (runtime.py)
     rclpy.init(args=args)
     node = MaskingNode()
     executor = SingleThreadedExecutor()
