@@ -109,7 +109,12 @@ def generate_launch_description() -> LaunchDescription:
         executable="policy_node",
         name="policy_node",
         namespace=LaunchConfiguration("namespace"),
-        parameters=[LaunchConfiguration("policy_params_file"), {"use_sim_time": LaunchConfiguration("use_sim_time")}],
+        parameters=[
+            LaunchConfiguration("policy_params_file"),
+            # actuation starts enabled only in simulation; a real robot waits for ~/enable
+            {"use_sim_time": LaunchConfiguration("use_sim_time"),
+             "start_enabled": PythonExpression(["'", sim, "' == 'true'"])},
+        ],
         remappings=[
             ("image", LaunchConfiguration("policy_image_topic")),
             ("wrist_image", wrist_topic),

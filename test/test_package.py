@@ -179,6 +179,7 @@ def test_launch_policy_argument_starts_policy_node_on_the_masked_image():
     assert defaults["policy_image_topic"] == "'masking_node/masked_image'"
     assert 'executable="policy_node"' in text and 'condition=IfCondition(LaunchConfiguration("policy"))' in text
     assert '("~/action", action_topic)' in text and "'action' if '" in text
+    assert """"start_enabled": PythonExpression(["'", sim, "' == 'true'"])""" in text  # enabled only in simulation
 
 
 @pytest.mark.skipif(
