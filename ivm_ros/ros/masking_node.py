@@ -30,7 +30,7 @@ import torch
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.clock import ROSClock
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
-from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
 from rclpy.serialization import deserialize_message
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header, String
@@ -43,6 +43,7 @@ from ivm_ros.ros.cdr import CdrUnsupported, RawImage, parse_image, serialize_ima
 from ivm_ros.ros.conversions import ImageRejected, array_to_image, compressed_to_array, image_to_array
 from ivm_ros.ros.dedicated import DedicatedSubscription
 from ivm_ros.ros.params import declare
+from ivm_ros.ros.worker_node import WorkerLifecycleNode
 from ivm_ros.runtime import Counters, LatencyWindow, LatestMailbox, RateMeter, tune_malloc
 
 DEFAULT_MODEL = "lite"
@@ -90,7 +91,7 @@ class _Frame:
         return image_to_array(self.msg, max_pixels)
 
 
-class MaskingNode(LifecycleNode):
+class MaskingNode(WorkerLifecycleNode):
     """See the module docstring."""
 
     def __init__(self, node_name: str = "masking_node", **kwargs: Any) -> None:
@@ -322,27 +323,11 @@ class MaskingNode(LifecycleNode):
                 ),
             ),
         ]
-        self.mailbox.reopen()
-        self._running = True
-        self._worker = threading.Thread(target=self._work, name="ivm_masking_worker", daemon=True)
-        self._worker.start()
+        self._start_worker("ivm_masking_worker")
         self.get_logger().info(
             f"active: {self.resolve_topic_name(topic)} ({qos_name}) -> {self.resolve_topic_name('~/masked_image')}"
         )
         return super().on_activate(state)
-
-    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._unsubscribe()
-        return super().on_deactivate(state)
-
-    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._release()
-        return TransitionCallbackReturn.SUCCESS
-
-    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._unsubscribe()
-        self._release()
-        return TransitionCallbackReturn.SUCCESS
 
     def _unsubscribe(self) -> None:
         """Stops the worker and drops the input subscriptions (what activate set up)."""
@@ -364,13 +349,6 @@ class MaskingNode(LifecycleNode):
         if self.pipeline is not None:
             self.pipeline.close()
             self.pipeline = None
-
-    def _stop_worker(self) -> None:
-        self._running = False
-        self.mailbox.close()
-        if self._worker is not None:
-            self._worker.join(timeout=10.0)
-            self._worker = None
 
     def _model_known(self) -> bool:
         try:

@@ -46,7 +46,7 @@ import rclpy
 from geometry_msgs.msg import TwistStamped
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
-from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
 from sensor_msgs.msg import Image
 from std_msgs.msg import Float64, Float64MultiArray, MultiArrayDimension, MultiArrayLayout, String
 from std_srvs.srv import SetBool, Trigger
@@ -56,6 +56,7 @@ from ivm_ros.policies.registry import PolicyLoadError, config_fields, load_polic
 from ivm_ros.ros import diagnostics, qos
 from ivm_ros.ros.params import declare
 from ivm_ros.ros.raw_image import ImageInvalid, check_image, image_to_rgb
+from ivm_ros.ros.worker_node import WorkerLifecycleNode
 from ivm_ros.runtime import Counters, LatencyWindow, LatestMailbox, RateMeter
 
 DEFAULT_POLICY = "embedded"
@@ -78,7 +79,7 @@ class _Frame:
     received_mono: float  # time.monotonic()
 
 
-class PolicyNode(LifecycleNode):
+class PolicyNode(WorkerLifecycleNode):
     """See the module docstring."""
 
     def __init__(self, node_name: str = "policy_node", **kwargs: Any) -> None:
@@ -238,10 +239,7 @@ class PolicyNode(LifecycleNode):
         with self._lock:
             self._generation += 1
             self._pending.clear()
-        self.mailbox.reopen()
-        self._running = True
-        self._worker = threading.Thread(target=self._work, name="ivm_policy_worker", daemon=True)
-        self._worker.start()
+        self._start_worker("ivm_policy_worker")
         if not self._param("act_on_every_frame"):
             self._control_timer = self.create_timer(1.0 / self._param("control_rate"), self._on_tick)
         mode = "every frame" if self._param("act_on_every_frame") else f"{self._param('control_rate'):g} Hz"
@@ -251,30 +249,13 @@ class PolicyNode(LifecycleNode):
         )
         return super().on_activate(state)
 
-    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._unsubscribe()
-        return super().on_deactivate(state)
-
-    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._release()
-        return TransitionCallbackReturn.SUCCESS
-
-    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._unsubscribe()
-        self._release()
-        return TransitionCallbackReturn.SUCCESS
-
     def _unsubscribe(self) -> None:
         """Stops the control timer and the worker and drops the subscriptions (what activate set up)."""
         timer = getattr(self, "_control_timer", None)
         if timer is not None:
             self.destroy_timer(timer)
             self._control_timer = None
-        self._running = False
-        self.mailbox.close()
-        if self._worker is not None:
-            self._worker.join(timeout=10.0)
-            self._worker = None
+        self._stop_worker()
         for sub in self._subs:
             self.destroy_subscription(sub)
         self._subs = []

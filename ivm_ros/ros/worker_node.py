@@ -1,0 +1,59 @@
+"""The lifecycle skeleton shared by masking_node and policy_node: one worker thread fed by a one-slot mailbox.
+
+configure loads the model (subclass), activate subscribes and starts the worker (:meth:`_start_worker`),
+deactivate undoes activate (:meth:`_unsubscribe`), cleanup undoes configure (:meth:`_release`), shutdown does both.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+
+from ivm_ros.runtime import LatestMailbox
+
+
+class WorkerLifecycleNode(LifecycleNode):
+    """Subclasses set ``self.mailbox`` and implement :meth:`_work`, :meth:`_unsubscribe` and :meth:`_release`."""
+
+    mailbox: LatestMailbox
+    _worker: threading.Thread | None = None
+    _running: bool = False
+
+    def _work(self) -> None:
+        """The worker loop: takes from the mailbox while ``self._running``."""
+        raise NotImplementedError
+
+    def _unsubscribe(self) -> None:
+        """Undoes activate: stops the worker (:meth:`_stop_worker`) and drops subscriptions and timers."""
+        raise NotImplementedError
+
+    def _release(self) -> None:
+        """Undoes configure: publishers, services, the model."""
+        raise NotImplementedError
+
+    def _start_worker(self, name: str) -> None:
+        self.mailbox.reopen()
+        self._running = True
+        self._worker = threading.Thread(target=self._work, name=name, daemon=True)
+        self._worker.start()
+
+    def _stop_worker(self) -> None:
+        self._running = False
+        self.mailbox.close()
+        if self._worker is not None:
+            self._worker.join(timeout=10.0)
+            self._worker = None
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._unsubscribe()
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._release()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._unsubscribe()
+        self._release()
+        return TransitionCallbackReturn.SUCCESS
