@@ -29,7 +29,6 @@ import rclpy
 import torch
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.clock import ROSClock
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
 from rclpy.serialization import deserialize_message
 from sensor_msgs.msg import CompressedImage, Image
@@ -43,7 +42,7 @@ from ivm_ros.ros.cdr import CdrUnsupported, RawImage, parse_image, serialize_ima
 from ivm_ros.ros.conversions import ImageRejected, array_to_image, compressed_to_array, image_to_array
 from ivm_ros.ros.dedicated import DedicatedSubscription
 from ivm_ros.ros.params import declare
-from ivm_ros.ros.worker_node import WorkerLifecycleNode
+from ivm_ros.ros.worker_node import WorkerLifecycleNode, spin_node
 from ivm_ros.runtime import Counters, LatencyWindow, LatestMailbox, RateMeter, tune_malloc
 
 DEFAULT_MODEL = "lite"
@@ -538,19 +537,7 @@ class MaskingNode(WorkerLifecycleNode):
 
 def main(args: list[str] | None = None) -> None:
     tune_malloc()  # frame-sized buffers stay in the heap instead of being page-faulted in per frame (runtime.py)
-    rclpy.init(args=args)
-    node = MaskingNode()
-    executor = SingleThreadedExecutor()
-    executor.add_node(node)
-    try:
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.on_shutdown(None)  # stop the worker before the context goes away
-        node.destroy_node()
-        if rclpy.ok():
-            rclpy.shutdown()
+    spin_node(MaskingNode, args)
 
 
 if __name__ == "__main__":

@@ -45,7 +45,6 @@ import numpy as np
 import rclpy
 from geometry_msgs.msg import TwistStamped
 from rcl_interfaces.msg import SetParametersResult
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
 from sensor_msgs.msg import Image
 from std_msgs.msg import Float64, Float64MultiArray, MultiArrayDimension, MultiArrayLayout, String
@@ -56,7 +55,7 @@ from ivm_ros.policies.registry import PolicyLoadError, config_fields, load_polic
 from ivm_ros.ros import diagnostics, qos
 from ivm_ros.ros.params import declare
 from ivm_ros.ros.raw_image import ImageInvalid, check_image, image_to_rgb
-from ivm_ros.ros.worker_node import WorkerLifecycleNode
+from ivm_ros.ros.worker_node import WorkerLifecycleNode, spin_node
 from ivm_ros.runtime import Counters, LatencyWindow, LatestMailbox, RateMeter
 
 DEFAULT_POLICY = "embedded"
@@ -566,19 +565,7 @@ class PolicyNode(WorkerLifecycleNode):
 
 
 def main(args: list[str] | None = None) -> None:
-    rclpy.init(args=args)
-    node = PolicyNode()
-    executor = SingleThreadedExecutor()
-    executor.add_node(node)
-    try:
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.on_shutdown(None)  # stop the worker before the context goes away
-        node.destroy_node()
-        if rclpy.ok():
-            rclpy.shutdown()
+    spin_node(PolicyNode, args)
 
 
 if __name__ == "__main__":

@@ -57,3 +57,24 @@ class WorkerLifecycleNode(LifecycleNode):
         self._unsubscribe()
         self._release()
         return TransitionCallbackReturn.SUCCESS
+
+
+def spin_node(make_node, args: list[str] | None = None) -> None:
+    """A node executable's main: init, build with ``make_node()``, spin a SingleThreadedExecutor until Ctrl-C or
+    an external shutdown, then stop the worker (on_shutdown) before the context goes away."""
+    import rclpy
+    from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+
+    rclpy.init(args=args)
+    node = make_node()
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
+    try:
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        node.on_shutdown(None)
+        node.destroy_node()
+        if rclpy.ok():
+            rclpy.shutdown()
