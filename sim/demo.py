@@ -80,13 +80,21 @@ def main(argv: list[str] | None = None) -> int:
                 sim.set_parameters([Parameter("task", value=task), Parameter("distraction", value=level),
                                     Parameter("seed", value=args.seed)])
                 stamp = None
-                for _attempt in range(3):  # a best-effort frame can still be lost; the same seed replays it
+                # The reset's frame and its instruction travel on different topics: the first frame of a new task
+                # can be masked for the previous one. So the episode is reset again (same seed: the same frame)
+                # once masking_node holds the new instruction; a lost best-effort frame is replayed the same way.
+                for attempt in range(4):
                     for kind in got.values():
                         kind.clear()
                     future = reset.call_async(Trigger.Request())
                     executor.spin_until_future_complete(future, timeout_sec=60)
                     if not future.done() or not future.result().success:
                         raise RuntimeError(f"sim_node reset to {task}/{level} failed: {future.result()}")
+                    if attempt == 0:
+                        deadline = time.monotonic() + 10
+                        while time.monotonic() < deadline and masking.stats()["instruction"] != sim.env.instruction:
+                            settle(0.05)
+                        continue
                     deadline = time.monotonic() + 20
                     while time.monotonic() < deadline and stamp is None:
                         executor.spin_once(timeout_sec=0.05)
