@@ -71,6 +71,7 @@ class Harness:
         self.get_success = self.node.create_client(Trigger, "sim_node/get_success")
         self.reset_policy = self.node.create_client(Trigger, "policy_node/reset")
         self.frames: dict[str, list] = {"camera": [], "seen": []}
+        self.settle_s = 0.5  # wall seconds for a new instruction to reach masking_node and policy_node
         self.record = False
         if record:
             self.node.create_subscription(Image, "camera/image_raw", lambda m: self._keep("camera", m),
@@ -95,7 +96,9 @@ class Harness:
             if not client.wait_for_service(timeout_sec=timeout):
                 raise TimeoutError(f"service {client.srv_name} not available after {timeout} s")
 
-    def episode(self, task: str, seed: int, level: str, max_steps: int, wall_timeout: float) -> dict[str, Any]:
+    def episode(self, task: str, seed: int, level: str, max_steps: int, wall_timeout: float, record: bool = False
+                ) -> dict[str, Any]:
+        """One episode; with ``record`` the camera and masked frames of the run are kept in ``self.frames``."""
         from rcl_interfaces.srv import SetParameters
         from rclpy.parameter import Parameter
         from std_srvs.srv import Trigger
@@ -106,7 +109,19 @@ class Harness:
         result = self.spin_until(self.set_params.call_async(request), 10)
         if not all(r.successful for r in result.results):
             raise RuntimeError(f"sim_node refused parameters: {[r.reason for r in result.results]}")
+        # A reset's frame and its instruction travel on different topics, so the first frame of a new task could
+        # be masked and acted on for the previous one. Reset once to deliver the instruction, let it settle, then
+        # reset the policy and the sim again (same seed: the same episode) and run that one.
+        answer = self.spin_until(self.reset_sim.call_async(Trigger.Request()), 60)
+        if not answer.success:
+            raise RuntimeError(f"sim_node reset failed: {answer.message}")
+        end = time.monotonic() + self.settle_s
+        while time.monotonic() < end:
+            self.rclpy.spin_once(self.node, timeout_sec=0.05)
         self.spin_until(self.reset_policy.call_async(Trigger.Request()), 10)
+        for v in self.frames.values():
+            v.clear()
+        self.record = record
         t0 = time.monotonic()
         answer = self.spin_until(self.reset_sim.call_async(Trigger.Request()), 60)
         if not answer.success:
@@ -118,6 +133,7 @@ class Harness:
             report = json.loads(reply.message)
             if reply.success or report.get("steps", 0) >= max_steps:
                 break
+        self.record = False
         report["wall_s"] = time.monotonic() - t0
         report["success"] = bool(report.get("success", False))
         return report
@@ -180,13 +196,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             harness.wait_ready(args.startup_timeout)
             todo = [(lv, t, s) for lv in args.levels for t in args.tasks for s in range(args.seeds)]
             for level, task, s in tqdm(todo, desc=f"masking {masking}", unit="ep"):
-                harness.record = s < args.gifs
-                for v in harness.frames.values():
-                    v.clear()
-                rep = harness.episode(task, args.start_seed + s, level, args.max_steps, args.episode_timeout)
+                record = s < args.gifs
+                rep = harness.episode(task, args.start_seed + s, level, args.max_steps, args.episode_timeout, record)
                 rep |= {"masking": masking, "level": level, "task": task}
                 episodes.append(rep)
-                if harness.record:
+                if record:
                     seen = harness.frames["seen"] if masking == "on" else []
                     save_gif(out / "gifs" / f"{task}_{level}_mask-{masking}_seed{args.start_seed + s}.gif",
                              harness.frames["camera"], seen)
