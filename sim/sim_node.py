@@ -93,7 +93,7 @@ class Episode:
         return dataclasses.asdict(self) | {"elapsed_s": round(self.steps / CONTROL_HZ, 6)}
 
 
-class SimNode(Node):
+class SimNode(diagnostics.RejectionCounting, Node):
     """See the module docstring."""
 
     def __init__(self, node_name: str = "sim_node", **kwargs: Any) -> None:
@@ -361,13 +361,6 @@ class SimNode(Node):
         hold = np.zeros(7)
         hold[6] = self.env.scene.gripper_action
         return hold
-
-    def _reject(self, reason: str, detail: str) -> None:
-        self.counters.add(f"rejected_{reason}")
-        self.get_logger().warning(f"rejected ({reason}): {detail}", throttle_duration_sec=self._param("log_throttle"))
-
-    def _count_qos(self, policy: str) -> None:
-        self.counters.add(f"qos_incompatible_{policy.lower()}")
 
     # -------------------------------------------------------------------------------------------- worker
 

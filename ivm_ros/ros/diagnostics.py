@@ -30,3 +30,19 @@ def _fmt(value: Any) -> str:
     if isinstance(value, float):
         return "n/a" if math.isnan(value) else f"{value:.3f}"
     return str(value)
+
+
+class RejectionCounting:
+    """Mixin for nodes with ``self.counters`` (:class:`ivm_ros.runtime.Counters`) and a ``log_throttle`` parameter:
+    bad input is counted as ``rejected_<reason>`` and logged (throttled); incompatible QoS as
+    ``qos_incompatible_<policy>`` (the handlers of :mod:`ivm_ros.ros.qos` log it)."""
+
+    def _reject(self, reason: str, detail: str) -> None:
+        self.counters.add(f"rejected_{reason}")  # type: ignore[attr-defined]
+        self.get_logger().warning(  # type: ignore[attr-defined]
+            f"rejected ({reason}): {detail}",
+            throttle_duration_sec=self.get_parameter("log_throttle").value,  # type: ignore[attr-defined]
+        )
+
+    def _count_qos(self, policy: str) -> None:
+        self.counters.add(f"qos_incompatible_{policy.lower()}")  # type: ignore[attr-defined]

@@ -41,7 +41,7 @@ from ivm_ros.ros import diagnostics, qos
 from ivm_ros.ros.cdr import CdrUnsupported, RawImage, parse_image, serialize_image
 from ivm_ros.ros.conversions import ImageRejected, array_to_image, compressed_to_array, image_to_array
 from ivm_ros.ros.dedicated import DedicatedSubscription
-from ivm_ros.ros.params import declare
+from ivm_ros.ros.params import declare, declare_settings
 from ivm_ros.ros.worker_node import WorkerLifecycleNode, spin_node
 from ivm_ros.runtime import Counters, LatencyWindow, LatestMailbox, RateMeter, tune_malloc
 
@@ -152,7 +152,6 @@ class MaskingNode(WorkerLifecycleNode):
             read_only=True,
         )
         declare(self, "log_throttle", 5.0, "seconds between repeated warnings of one kind", lo=0.0, hi=3600.0)
-        autostart = declare(self, "autostart", True, "configure and activate on start", read_only=True)
         self.add_on_set_parameters_callback(self._on_set_parameters)
 
         self.counters = Counters()
@@ -178,8 +177,7 @@ class MaskingNode(WorkerLifecycleNode):
         default = self.get_parameter("default_instruction").value.strip()
         if default:
             self._instruction = (default, time.monotonic())
-        if autostart:
-            self._autostart_timer = self.create_timer(0.0, self._autostart)
+        self._start_when_asked()
 
     # ------------------------------------------------------------------------------------------ parameters
 
@@ -202,14 +200,7 @@ class MaskingNode(WorkerLifecycleNode):
         except PredictorLoadError as exc:
             self.get_logger().error(str(exc))
             return
-        for key, value in fields.items():
-            if not self.has_parameter(f"model_config.{key}"):
-                declare(
-                    self,
-                    f"model_config.{key}",
-                    list(value) if isinstance(value, tuple) else value,
-                    f"setting '{key}' of predictor {model!r}",
-                )
+        declare_settings(self, "model_config", fields, f"predictor {model!r}")
 
     def masking_config(self, overrides: dict[str, Any] | None = None) -> MaskingConfig:
         """Builds (and validates) a MaskingConfig from the current parameters plus ``overrides``."""
@@ -246,12 +237,6 @@ class MaskingNode(WorkerLifecycleNode):
         return SetParametersResult(successful=True)
 
     # ------------------------------------------------------------------------------------------- lifecycle
-
-    def _autostart(self) -> None:
-        self._autostart_timer.cancel()
-        self.destroy_timer(self._autostart_timer)
-        if self.trigger_configure() == TransitionCallbackReturn.SUCCESS:
-            self.trigger_activate()
 
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         threads = self.get_parameter("torch_threads").value
@@ -399,20 +384,11 @@ class MaskingNode(WorkerLifecycleNode):
             self.counters.add("instructions")
             self.get_logger().info(f"instruction: {text!r}")
 
-    def _reject(self, reason: str, detail: str) -> None:
-        self.counters.add(f"rejected_{reason}")
-        self.get_logger().warning(
-            f"rejected ({reason}): {detail}", throttle_duration_sec=self.get_parameter("log_throttle").value
-        )
-
     def _on_take_error(self, exc: Exception) -> None:
         self.counters.add("dropped_error")
         self.get_logger().error(
             f"image input: {type(exc).__name__}: {exc}", throttle_duration_sec=self.get_parameter("log_throttle").value
         )
-
-    def _count_qos(self, policy: str) -> None:
-        self.counters.add(f"qos_incompatible_{policy.lower()}")
 
     # -------------------------------------------------------------------------------------------- worker
 

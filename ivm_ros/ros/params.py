@@ -46,3 +46,12 @@ def declare(
         elif isinstance(default, int) and not isinstance(default, bool):
             desc.integer_range = [IntegerRange(from_value=int(lo), to_value=int(hi), step=1)]
     return node.declare_parameter(name, default, desc).value
+
+
+def declare_settings(node: Node, prefix: str, fields: dict[str, Any], owner: str) -> None:
+    """Declares ``<prefix>.<name>`` for each of a plugin's settings (name -> default) not declared yet; the
+    description names ``owner`` (e.g. "predictor 'lite'")."""
+    for key, value in fields.items():
+        if not node.has_parameter(f"{prefix}.{key}"):
+            declare(node, f"{prefix}.{key}", list(value) if isinstance(value, tuple) else value,
+                    f"setting '{key}' of {owner}")

@@ -53,7 +53,7 @@ from std_srvs.srv import SetBool, Trigger
 from ivm_ros.policies.base import ACTION_LABELS, Observation, Policy, check_actions
 from ivm_ros.policies.registry import PolicyLoadError, config_fields, load_policy
 from ivm_ros.ros import diagnostics, qos
-from ivm_ros.ros.params import declare
+from ivm_ros.ros.params import declare, declare_settings
 from ivm_ros.ros.raw_image import ImageInvalid, check_image, image_to_rgb
 from ivm_ros.ros.worker_node import WorkerLifecycleNode, spin_node
 from ivm_ros.runtime import Counters, LatencyWindow, LatestMailbox, RateMeter
@@ -118,7 +118,6 @@ class PolicyNode(WorkerLifecycleNode):
         declare(self, "diagnostics_period", 1.0, "seconds between /diagnostics messages", lo=0.1, hi=60.0,
                 read_only=True)
         declare(self, "log_throttle", 5.0, "seconds between repeated warnings of one kind", lo=0.0, hi=3600.0)
-        autostart = declare(self, "autostart", True, "configure and activate on start", read_only=True)
         self.add_on_set_parameters_callback(self._on_set_parameters)
 
         self.counters = Counters()
@@ -144,8 +143,7 @@ class PolicyNode(WorkerLifecycleNode):
         self._own_services: list[Any] = []
         self._own_timers: list[Any] = []
         self._last_error = ""
-        if autostart:
-            self._autostart_timer = self.create_timer(0.0, self._autostart)
+        self._start_when_asked()
 
     # ------------------------------------------------------------------------------------------ parameters
 
@@ -158,10 +156,7 @@ class PolicyNode(WorkerLifecycleNode):
         except PolicyLoadError as exc:
             self.get_logger().error(str(exc))
             return
-        for key, value in fields.items():
-            if not self.has_parameter(f"policy_config.{key}"):
-                declare(self, f"policy_config.{key}", list(value) if isinstance(value, tuple) else value,
-                        f"setting '{key}' of policy {policy!r}")
+        declare_settings(self, "policy_config", fields, f"policy {policy!r}")
 
     def _on_set_parameters(self, params: list[rclpy.Parameter]) -> SetParametersResult:
         for p in params:
@@ -182,12 +177,6 @@ class PolicyNode(WorkerLifecycleNode):
         return SetParametersResult(successful=True)
 
     # ------------------------------------------------------------------------------------------- lifecycle
-
-    def _autostart(self) -> None:
-        self._autostart_timer.cancel()
-        self.destroy_timer(self._autostart_timer)
-        if self.trigger_configure() == TransitionCallbackReturn.SUCCESS:
-            self.trigger_activate()
 
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._declare_policy_config(self.policy_name)
@@ -356,13 +345,6 @@ class PolicyNode(WorkerLifecycleNode):
             self._pending.clear()
         response.success, response.message = True, "the policy restarts its task at the next frame"
         return response
-
-    def _reject(self, reason: str, detail: str) -> None:
-        self.counters.add(f"rejected_{reason}")
-        self.get_logger().warning(f"rejected ({reason}): {detail}", throttle_duration_sec=self._param("log_throttle"))
-
-    def _count_qos(self, policy: str) -> None:
-        self.counters.add(f"qos_incompatible_{policy.lower()}")
 
     # ------------------------------------------------------------------------------------------- control
 

@@ -10,11 +10,14 @@ import threading
 
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 
+from ivm_ros.ros.diagnostics import RejectionCounting
+from ivm_ros.ros.params import declare
 from ivm_ros.runtime import LatestMailbox
 
 
-class WorkerLifecycleNode(LifecycleNode):
-    """Subclasses set ``self.mailbox`` and implement :meth:`_work`, :meth:`_unsubscribe` and :meth:`_release`."""
+class WorkerLifecycleNode(RejectionCounting, LifecycleNode):
+    """Subclasses set ``self.mailbox`` and ``self.counters`` and implement :meth:`_work`, :meth:`_unsubscribe`
+    and :meth:`_release`."""
 
     mailbox: LatestMailbox
     _worker: threading.Thread | None = None
@@ -31,6 +34,18 @@ class WorkerLifecycleNode(LifecycleNode):
     def _release(self) -> None:
         """Undoes configure: publishers, services, the model."""
         raise NotImplementedError
+
+    def _start_when_asked(self) -> None:
+        """Declares the read-only ``autostart`` parameter; when true, the first spin configures and activates.
+        Call at the end of ``__init__``."""
+        if declare(self, "autostart", True, "configure and activate on start", read_only=True):
+            self._autostart_timer = self.create_timer(0.0, self._autostart)
+
+    def _autostart(self) -> None:
+        self._autostart_timer.cancel()
+        self.destroy_timer(self._autostart_timer)
+        if self.trigger_configure() == TransitionCallbackReturn.SUCCESS:
+            self.trigger_activate()
 
     def _start_worker(self, name: str) -> None:
         self.mailbox.reopen()
