@@ -1,8 +1,7 @@
-"""Image encodings (ROS names) and the channel handling the nodes need; NumPy/OpenCV only, no ROS."""
+"""Image encodings (ROS names) and the channel handling the nodes need; NumPy (OpenCV on use), no ROS."""
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
 
 #: Supported encodings -> channels.
@@ -31,6 +30,8 @@ def to_rgb(arr: np.ndarray, encoding: str) -> np.ndarray:
     """(H, W, C) uint8 in ``encoding`` -> contiguous (H, W, 3) uint8 RGB (the predictors' input)."""
     if encoding in ("rgb8",):
         return np.ascontiguousarray(arr)
+    import cv2  # here, not at module level: ivm_ros.ros.conversions (and so the policy node) imports this module
+
     if encoding == "rgba8":
         return cv2.cvtColor(np.ascontiguousarray(arr), cv2.COLOR_RGBA2RGB)
     if encoding in ("bgr8", "8UC3"):

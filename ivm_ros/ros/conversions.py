@@ -8,7 +8,6 @@ bytes and is accepted either way.
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
@@ -69,6 +68,8 @@ def compressed_to_array(msg: CompressedImage, max_pixels: int = 0) -> tuple[np.n
         header = _peek_size(buf)
         if header is not None and header[0] * header[1] > max_pixels:
             raise ImageRejected("size", f"{header[1]}x{header[0]} exceeds max_pixels={max_pixels}")
+    import cv2  # here, not at module level: the policy node's process must not need OpenCV
+
     arr = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
     if arr is None:
         raise ImageRejected("decode", f"cannot decode {len(msg.data)} bytes of format {msg.format!r}")
@@ -101,6 +102,8 @@ def array_to_compressed(
     arr: np.ndarray, encoding: str, header: Header | None = None, fmt: str = "jpeg"
 ) -> CompressedImage:
     """(H, W, C) uint8 -> CompressedImage (``fmt`` "jpeg" or "png"), for tests and bag tools."""
+    import cv2
+
     bgr = arr if encoding in ("bgr8", "mono8") else cv2.cvtColor(arr, cv2.COLOR_RGB2BGR)
     ok, buf = cv2.imencode(".jpg" if fmt == "jpeg" else ".png", bgr)
     if not ok:

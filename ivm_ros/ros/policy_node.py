@@ -54,7 +54,7 @@ from ivm_ros.policies.base import ACTION_LABELS, Observation, Policy, check_acti
 from ivm_ros.policies.registry import PolicyLoadError, config_fields, load_policy
 from ivm_ros.ros import diagnostics, qos
 from ivm_ros.ros.params import declare, declare_settings
-from ivm_ros.ros.raw_image import ImageInvalid, check_image, image_to_rgb
+from ivm_ros.ros.raw_image import ImageRejected, check_image, image_to_rgb
 from ivm_ros.ros.worker_node import WorkerLifecycleNode, spin_node
 from ivm_ros.runtime import Counters, LatencyWindow, LatestMailbox, RateMeter
 
@@ -274,7 +274,7 @@ class PolicyNode(WorkerLifecycleNode):
         every_frame = self._param("act_on_every_frame")
         try:
             check_image(msg, self._param("max_pixels"))
-        except ImageInvalid as exc:
+        except ImageRejected as exc:
             self._reject(exc.reason, str(exc))
             if every_frame and self._enabled:
                 self._hold("rejected_frame")
@@ -294,7 +294,7 @@ class PolicyNode(WorkerLifecycleNode):
     def _on_wrist(self, msg: Image) -> None:
         try:
             check_image(msg, self._param("max_pixels"))
-        except ImageInvalid as exc:
+        except ImageRejected as exc:
             self._reject(f"wrist_{exc.reason}", str(exc))
             return
         self._wrist = msg
@@ -446,7 +446,7 @@ class PolicyNode(WorkerLifecycleNode):
                 continue
             try:
                 self._process(frame)
-            except ImageInvalid as exc:
+            except ImageRejected as exc:
                 self._reject(exc.reason, str(exc))
                 self._hold_frame("rejected_frame")
             except Exception as exc:  # a failing policy must not kill the worker
