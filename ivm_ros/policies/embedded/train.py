@@ -95,7 +95,8 @@ def train_policy(data: DemoSet, text: np.ndarray, arch: PolicyArch, cfg: PolicyT
     first = make_batch(data, text, rng.integers(0, len(data), 2), arch, cfg, norm, rng)
     params = model.init(jax.random.PRNGKey(cfg.seed), first["static"], first["gripper"], first["proprio"],
                         first["text"])
-    schedule = optax.warmup_cosine_decay_schedule(0.0, cfg.lr, cfg.warmup_steps, cfg.steps)
+    warmup = min(cfg.warmup_steps, cfg.steps // 2)  # a short run still decays
+    schedule = optax.warmup_cosine_decay_schedule(0.0, cfg.lr, warmup, cfg.steps)
     opt = optax.chain(optax.clip_by_global_norm(1.0), optax.adamw(schedule, weight_decay=cfg.weight_decay))
     opt_state = opt.init(params)
 
