@@ -93,6 +93,9 @@ class _Frame:
 class MaskingNode(WorkerLifecycleNode):
     """See the module docstring."""
 
+    DIAGNOSTIC_TASK = "masking"
+    OK_MESSAGE = "masking"
+
     def __init__(self, node_name: str = "masking_node", **kwargs: Any) -> None:
         super().__init__(node_name, **kwargs)
         defaults = MaskingConfig()
@@ -491,24 +494,8 @@ class MaskingNode(WorkerLifecycleNode):
         values.update(self.counters.snapshot())
         return values
 
-    def publish_diagnostics(self) -> None:
-        pub = self._pubs.get("diagnostics")
-        if pub is None:
-            return
-        values = self.stats()
-        rejected = sum(v for k, v in values.items() if k.startswith("rejected_"))
-        if self._last_error:
-            level, message = diagnostics.ERROR, self._last_error
-        elif not values["instruction"]:
-            level, message = diagnostics.WARN, "no instruction yet"
-        elif rejected:
-            level, message = diagnostics.WARN, f"{rejected} input(s) rejected"
-        else:
-            level, message = diagnostics.OK, "masking"
-        name = f"{self.get_fully_qualified_name()}: masking"
-        pub.publish(
-            diagnostics.array(self.get_clock().now().to_msg(), diagnostics.status(name, level, message, values))
-        )
+    def _status(self, values: dict) -> tuple[bytes, str] | None:
+        return (diagnostics.WARN, "no instruction yet") if not values["instruction"] else None
 
 
 def main(args: list[str] | None = None) -> None:

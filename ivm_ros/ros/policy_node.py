@@ -81,6 +81,9 @@ class _Frame:
 class PolicyNode(WorkerLifecycleNode):
     """See the module docstring."""
 
+    DIAGNOSTIC_TASK = "policy"
+    OK_MESSAGE = "acting"
+
     def __init__(self, node_name: str = "policy_node", **kwargs: Any) -> None:
         super().__init__(node_name, **kwargs)
         self.policy_name = declare(
@@ -525,25 +528,12 @@ class PolicyNode(WorkerLifecycleNode):
         values.update(self.counters.snapshot())
         return values
 
-    def publish_diagnostics(self) -> None:
-        pub = self._pubs.get("diagnostics")
-        if pub is None:
-            return
-        values = self.stats()
-        rejected = sum(v for k, v in values.items() if k.startswith("rejected_"))
-        if self._last_error:
-            level, message = diagnostics.ERROR, self._last_error
-        elif not values["enabled"]:
-            level, message = diagnostics.OK, "disabled (call ~/enable to actuate)"
-        elif values["watchdog"] != "ok":
-            level, message = diagnostics.WARN, f"holding: {values['watchdog']}"
-        elif rejected:
-            level, message = diagnostics.WARN, f"{rejected} input(s) rejected"
-        else:
-            level, message = diagnostics.OK, "acting"
-        name = f"{self.get_fully_qualified_name()}: policy"
-        pub.publish(diagnostics.array(self.get_clock().now().to_msg(),
-                                      diagnostics.status(name, level, message, values)))
+    def _status(self, values: dict) -> tuple[bytes, str] | None:
+        if not values["enabled"]:
+            return diagnostics.OK, "disabled (call ~/enable to actuate)"
+        if values["watchdog"] != "ok":
+            return diagnostics.WARN, f"holding: {values['watchdog']}"
+        return None
 
 
 def main(args: list[str] | None = None) -> None:

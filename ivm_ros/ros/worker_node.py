@@ -10,18 +10,52 @@ import threading
 
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 
+from ivm_ros.ros import diagnostics
 from ivm_ros.ros.diagnostics import RejectionCounting
 from ivm_ros.ros.params import declare
 from ivm_ros.runtime import LatestMailbox
 
 
 class WorkerLifecycleNode(RejectionCounting, LifecycleNode):
-    """Subclasses set ``self.mailbox`` and ``self.counters`` and implement :meth:`_work`, :meth:`_unsubscribe`
-    and :meth:`_release`."""
+    """Subclasses set ``self.mailbox``, ``self.counters``, ``self._pubs`` and ``self._last_error`` and implement
+    :meth:`_work`, :meth:`_unsubscribe`, :meth:`_release`, :meth:`stats` and :meth:`_status`."""
 
     mailbox: LatestMailbox
     _worker: threading.Thread | None = None
     _running: bool = False
+    _pubs: dict
+    _last_error: str = ""
+    #: the diagnostics status is named "<fully qualified node name>: <DIAGNOSTIC_TASK>"; OK_MESSAGE when all is well
+    DIAGNOSTIC_TASK = "worker"
+    OK_MESSAGE = "working"
+
+    def stats(self) -> dict:
+        """The values published in diagnostics (key -> number or string)."""
+        raise NotImplementedError
+
+    def _status(self, values: dict) -> tuple[bytes, str] | None:
+        """(level, message) for a node-specific condition in ``values``, or None when there is none."""
+        raise NotImplementedError
+
+    def publish_diagnostics(self) -> None:
+        """One DiagnosticStatus on ``/diagnostics``: the last error, else the node's own condition, else rejected
+        inputs (WARN), else OK."""
+        pub = self._pubs.get("diagnostics")
+        if pub is None:
+            return
+        values = self.stats()
+        rejected = sum(v for k, v in values.items() if k.startswith("rejected_"))
+        if self._last_error:
+            level, message = diagnostics.ERROR, self._last_error
+        elif (own := self._status(values)) is not None:
+            level, message = own
+        elif rejected:
+            level, message = diagnostics.WARN, f"{rejected} input(s) rejected"
+        else:
+            level, message = diagnostics.OK, self.OK_MESSAGE
+        name = f"{self.get_fully_qualified_name()}: {self.DIAGNOSTIC_TASK}"
+        pub.publish(diagnostics.array(self.get_clock().now().to_msg(), diagnostics.status(name, level, message,
+                                                                                          values)))
 
     def _work(self) -> None:
         """The worker loop: takes from the mailbox while ``self._running``."""
