@@ -1,10 +1,19 @@
 """ivm_ros: one tree that builds with colcon (ament_python) and installs with pip."""
 
 from glob import glob
+from pathlib import Path
 
-from setuptools import find_packages, setup
+from setuptools import setup
 
 PACKAGE = "ivm_ros"
+
+
+def _packages(folder: str, name: str) -> list[str]:
+    """Every folder under `folder` that holds a module, as a package of `name`. find_packages() skips folders
+    without __init__.py (ivm_ros/policies/embedded): the editable install imports them as namespace packages,
+    but `colcon build` (setup.py install) left their modules out, so policy_node could not load `embedded`."""
+    return sorted({".".join((name, *py.parent.relative_to(folder).parts)) for py in Path(folder).rglob("*.py")})
+
 
 # Executables `ros2 run ivm_ros <name>` finds (colcon installs them into lib/ivm_ros via setup.cfg).
 NODES = [
@@ -20,8 +29,7 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.10",
     # `sim/` is the simulation package; it imports ivm_ros, never the reverse.
-    packages=find_packages(include=[PACKAGE, f"{PACKAGE}.*"])
-    + ["ivm_ros_sim" + p[len("sim"):] for p in find_packages(include=["sim", "sim.*"])],
+    packages=_packages(PACKAGE, PACKAGE) + _packages("sim", "ivm_ros_sim"),
     package_dir={"ivm_ros_sim": "sim"},
     package_data={PACKAGE: ["models/**/*.safetensors", "models/**/*.json", "policies/**/*.msgpack"]},
     data_files=[

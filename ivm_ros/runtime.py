@@ -5,6 +5,7 @@ from __future__ import annotations
 import collections
 import ctypes
 import os
+import signal
 import sys
 import threading
 import time
@@ -16,6 +17,14 @@ T = TypeVar("T")
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
 MMAP_THRESHOLD = 32 << 20  # the largest glibc accepts on 64-bit
 TRIM_THRESHOLD = 128 << 20
+
+
+def ignore_further_interrupts() -> None:
+    """From the main thread at the start of a node's shutdown: SIGINT is ignored from now on. A Ctrl-C in a
+    terminal running ``ros2 launch`` reaches every node twice (from the terminal and again from launch); the
+    second one would otherwise interrupt the worker join and kill the node mid-cleanup with exit code -2."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def tune_malloc() -> bool:

@@ -39,6 +39,7 @@ service callback; an environment lock serialises them with the worker.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import threading
@@ -62,7 +63,7 @@ from std_srvs.srv import Trigger
 from ivm_ros.ros import diagnostics, qos
 from ivm_ros.ros.conversions import array_to_image
 from ivm_ros.ros.params import declare
-from ivm_ros.runtime import Counters, LatencyWindow, RateMeter
+from ivm_ros.runtime import Counters, LatencyWindow, RateMeter, ignore_further_interrupts
 
 RANDOM_TASK = "random"
 SPLITS = ("eval", "train", "heldout")
@@ -504,8 +505,10 @@ class SimNode(diagnostics.RejectionCounting, Node):
             with self._cond:
                 self._cond.notify_all()
             self._worker.join(timeout=10.0)
-        with self._env_lock:
-            self.env.close()
+        env = getattr(self, "env", None)  # either may be absent when __init__ failed part way
+        if env is not None:
+            with getattr(self, "_env_lock", None) or contextlib.nullcontext():
+                env.close()
 
     def destroy_node(self) -> None:
         self.close()
@@ -531,6 +534,7 @@ def main(args: list[str] | None = None) -> None:
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
+        ignore_further_interrupts()
         if node is not None:
             node.destroy_node()  # stops the worker and closes PyBullet before the context goes away
         if rclpy.ok():

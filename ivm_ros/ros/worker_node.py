@@ -13,7 +13,7 @@ from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackRet
 from ivm_ros.ros import diagnostics
 from ivm_ros.ros.diagnostics import RejectionCounting
 from ivm_ros.ros.params import declare
-from ivm_ros.runtime import LatestMailbox
+from ivm_ros.runtime import LatestMailbox, ignore_further_interrupts
 
 
 class WorkerLifecycleNode(RejectionCounting, LifecycleNode):
@@ -123,6 +123,7 @@ def spin_node(make_node, args: list[str] | None = None) -> None:
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
+        ignore_further_interrupts()
         node.on_shutdown(None)
         node.destroy_node()
         if rclpy.ok():

@@ -340,3 +340,15 @@ def test_sim_node_executable_in_its_own_process(ros_context):
         spinner.close()
         probe.destroy_node()
         stop_node_process(proc)
+
+
+def test_sim_node_without_assets_fails_with_one_clear_error(tmp_path):
+    """A sim_node that cannot find the CALVIN assets says so and exits non-zero; its shutdown does not add a
+    second traceback from closing a half-built node."""
+    env = dict(os.environ, IVM_ROS_SHARED=str(tmp_path))
+    proc = subprocess.run([sys.executable, "-m", "ivm_ros_sim.sim_node"], env=env, capture_output=True, text=True,
+                          timeout=60)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert "CALVIN assets not found" in output and "set IVM_ROS_SHARED" in output, output[-3000:]
+    assert "AttributeError" not in output, output[-3000:]
