@@ -200,6 +200,9 @@ calvin = CALVIN's evaluation sentences, no and large distraction.
 ## Limits
 Trained only on simulated frames of one scene: on real photos it is a demonstration of the pipeline, not a
 useful mask. For real robots use the faithful `ivm` predictor (IVM-V1.0 weights) or retrain on your own data.
+Each method was trained once (seed 0): differences of 1-2 points are within what another seed could move.
+DWSL needs machine labels that are often right: with an earlier data engine whose machine labels were all wrong
+(half the data; nothing for the discriminator to select), DWSL lost to both SL ablations by 5-7 points.
 """
 
 

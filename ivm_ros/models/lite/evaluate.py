@@ -110,7 +110,7 @@ def plot_bars(results: Mapping[str, Mapping[str, float]], path: str | Path, titl
     ax.set_ylim(0, 1)
     ax.set_ylabel("mIoU")
     ax.set_title(title)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.24), ncol=min(4, len(series)), frameon=False)
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
