@@ -79,7 +79,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     root, out = Path(args.data), Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    folders = make_data(root, args.samples, args.eval_samples, args.seed, args.machine_fraction,
+    data_seed = args.seed if args.data_seed is None else args.data_seed
+    folders = make_data(root, args.samples, args.eval_samples, data_seed, args.machine_fraction,
                         args.machine_error)
     data_seconds = time.perf_counter() - t0
     torch.set_num_threads(args.threads)
@@ -157,6 +158,8 @@ def model_card(report: dict[str, Any], ship: str, args: argparse.Namespace) -> s
            f"--machine-error {args.machine_error} --eval-samples {args.eval_samples} --steps {args.steps} "
            f"--batch-size {args.batch_size} "
            f"--disc-steps {args.disc_steps} --seed {args.seed} --threads {args.threads} --ship")
+    if args.data_seed is not None and args.data_seed != args.seed:
+        cmd = cmd.replace(" --ship", f" --data-seed {args.data_seed} --ship")
     return f"""# lite_v1: embedded instruction-guided masking model
 
 Trained by this project, from scratch, on frames of its own PyBullet CALVIN scene D (`sim/`); no downloaded
@@ -219,7 +222,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--disc-steps", type=int, default=400, help="discriminator steps per fold (two folds)")
     ap.add_argument("--image-size", type=int, default=160)
     ap.add_argument("--methods", default=",".join(METHODS), help=f"comma-separated subset of {METHODS}")
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seed", type=int, default=0, help="training seed (and the training data's, by default)")
+    ap.add_argument("--data-seed", type=int, default=None,
+                    help="training data seed when it differs from --seed (another training seed on the same data)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--ship", action="store_true",
                     help="install the DWSL checkpoint (trained now or earlier in --out) and model card in the package")
