@@ -35,6 +35,7 @@ def node_commands(masking: bool, args: argparse.Namespace) -> dict[str, list[str
     """``python -m`` command lines of the nodes of one masking condition."""
     py = [sys.executable, "-m"]
     sim = [*py, "ivm_ros_sim.sim_node", "--ros-args", "-p", "lockstep:=true", "-p", "lockstep_timeout:=2.0",
+           "-p", "seed_increment:=0",
            "-p", f"max_steps:={args.max_steps}", "-p", "publish_gripper_camera:=true", "-p", "sentence_split:=eval",
            "-p", "action_timeout:=0.1"]
     variant = "masked" if masking else "raw"
@@ -134,6 +135,8 @@ class Harness:
             if reply.success or report.get("steps", 0) >= max_steps:
                 break
         self.record = False
+        if report.get("seed") != seed:
+            raise RuntimeError(f"sim_node ran seed {report.get('seed')} when asked for {seed}")
         report["wall_s"] = time.monotonic() - t0
         report["success"] = bool(report.get("success", False))
         return report
@@ -181,9 +184,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     use_fastdds_profile()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    episodes: list[dict[str, Any]] = []
+    episodes = load_finished(out / "episodes.json") if args.resume else []
+    done = {(ep["masking"], ep["level"], ep["task"], ep["seed"]) for ep in episodes}
     t_start = time.monotonic()
     for masking in args.masking:
+        todo = [(lv, t, s) for lv in args.levels for t in args.tasks for s in range(args.seeds)
+                if (masking, lv, t, args.start_seed + s) not in done]
+        if not todo:
+            continue
         procs = []
         logs = []
         for name, cmd in node_commands(masking == "on", args).items():
@@ -194,7 +202,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         harness = Harness(record=args.gifs > 0)
         try:
             harness.wait_ready(args.startup_timeout)
-            todo = [(lv, t, s) for lv in args.levels for t in args.tasks for s in range(args.seeds)]
             for level, task, s in tqdm(todo, desc=f"masking {masking}", unit="ep"):
                 record = s < args.gifs
                 rep = harness.episode(task, args.start_seed + s, level, args.max_steps, args.episode_timeout, record)
@@ -218,6 +225,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             for log in logs:
                 log.close()
     return summarize(episodes, out, time.monotonic() - t_start)
+
+
+def load_finished(path: Path) -> list[dict[str, Any]]:
+    """Episodes already recorded in ``path`` (``[]`` when it does not exist), for ``--resume``."""
+    if not path.exists():
+        return []
+    episodes = json.loads(path.read_text())
+    keys = ("masking", "level", "task", "seed", "success")
+    if not isinstance(episodes, list) or not all(isinstance(e, dict) and all(k in e for k in keys) for e in episodes):
+        raise SystemExit(f"{path}: not an episodes list written by sim-eval-policy; remove it or drop --resume")
+    return episodes
 
 
 def summarize(episodes: list[dict[str, Any]], out: Path, wall: float) -> dict[str, Any]:
@@ -254,6 +272,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--startup-timeout", type=float, default=120.0)
     ap.add_argument("--episode-timeout", type=float, default=120.0, help="wall seconds per episode")
     ap.add_argument("--out", default="out/eval")
+    ap.add_argument("--resume", action="store_true",
+                    help="keep the episodes already in OUT/episodes.json and run only the missing ones")
     args = ap.parse_args(argv)
     for key in ("tasks", "levels", "masking"):
         setattr(args, key, [v for v in getattr(args, key).split(",") if v])

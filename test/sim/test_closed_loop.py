@@ -19,8 +19,9 @@ def test_closed_loop_runs_both_conditions_and_writes_results(tmp_path, monkeypat
                            "--gifs", "1", "--out", str(tmp_path), "--startup-timeout", "90"])
     assert rc == 0
     episodes = json.loads((tmp_path / "episodes.json").read_text())
-    assert [(e["masking"], e["task"], e["steps"]) for e in episodes] == [("on", "open_drawer", 6),
-                                                                         ("off", "open_drawer", 6)]
+    # the seed the sim ran is the one asked for (the settling reset before each episode replays it)
+    assert [(e["masking"], e["task"], e["seed"], e["steps"]) for e in episodes] == [("on", "open_drawer", 1000, 6),
+                                                                                    ("off", "open_drawer", 1000, 6)]
     assert not any(e["success"] for e in episodes)  # a +x push never opens the drawer
     results = json.loads((tmp_path / "results.json").read_text())
     assert set(results["overall"]) == {"clean / masking on", "clean / masking off"}
@@ -28,3 +29,25 @@ def test_closed_loop_runs_both_conditions_and_writes_results(tmp_path, monkeypat
     assert (tmp_path / "success.png").is_file()
     gifs = sorted(p.name for p in (tmp_path / "gifs").iterdir())
     assert gifs == ["open_drawer_none_mask-off_seed1000.gif", "open_drawer_none_mask-on_seed1000.gif"]
+
+    # --resume with everything already recorded starts no node and keeps the episodes as they are
+    def popen_must_not_run(*a, **k):
+        raise AssertionError("--resume started nodes although every episode was recorded")
+
+    monkeypatch.setattr(closed_loop.subprocess, "Popen", popen_must_not_run)
+    before = (tmp_path / "episodes.json").read_text()
+    rc = closed_loop.main(["--tasks", "open_drawer", "--levels", "none", "--masking", "on,off", "--seeds", "1",
+                           "--out", str(tmp_path), "--resume"])
+    assert rc == 0
+    assert (tmp_path / "episodes.json").read_text() == before
+    assert json.loads((tmp_path / "results.json").read_text())["episodes"] == 2
+
+
+def test_resume_refuses_a_file_it_did_not_write(tmp_path):
+    (tmp_path / "episodes.json").write_text(json.dumps([{"task": "open_drawer"}]))
+    try:
+        closed_loop.main(["--out", str(tmp_path), "--resume"])
+    except SystemExit as e:
+        assert "not an episodes list written by sim-eval-policy" in str(e)
+    else:
+        raise AssertionError("a foreign episodes.json was accepted")
