@@ -12,7 +12,8 @@
 3. Evaluation: mIoU per set, per task family, per distraction level; ``report.json`` (all methods found in
    ``--out``), ``miou_methods.png``, ``miou_families.png`` and ``gallery_<set>.png``.
 4. ``--ship``: copies the DWSL generator to ``ivm_ros/models/lite/weights/lite_v1.safetensors`` and writes
-   ``MODEL_CARD.md`` beside it from the report.
+   ``MODEL_CARD.md`` beside it from the report. ``--seed-runs`` adds runs with other training seeds on the same
+   data (other ``--out`` folders): the report and card then give every seed's mIoU and the mean over seeds.
 """
 
 from __future__ import annotations
@@ -109,6 +110,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                                    if (out / f"{m}.json").is_file()}
     if not methods:
         raise ValueError(f"no trained method in {out}")
+    report["seed_runs"] = seed_runs(out, [Path(p) for p in args.seed_runs])
     report["total_seconds"] = time.perf_counter() - t0
     plot_bars({m: {k: v["all"]["mIoU"] for k, v in r["eval"].items()} for m, r in methods.items()},
               out / "miou_methods.png", "lite IVM mIoU on held-out episodes, by method", TARGETS)
@@ -127,6 +129,71 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return report
 
 
+def _run_methods(folder: Path) -> dict[str, Any]:
+    return {m: json.loads((folder / f"{m}.json").read_text()) for m in METHODS if (folder / f"{m}.json").is_file()}
+
+
+def seed_runs(out: Path, others: list[Path]) -> dict[str, dict[str, Any]]:
+    """method -> training seed -> that run's method report, for ``out`` and ``others`` (runs with other training
+    seeds). Runs must differ in the seed only: another data set, budget or method setting is a ``ValueError``."""
+    runs: dict[str, dict[str, Any]] = {}
+    for folder in [out, *others]:
+        found = _run_methods(folder)
+        if folder != out and not found:
+            raise ValueError(f"--seed-runs {folder}: no trained method there")
+        for method, rep in found.items():
+            seed = rep["config"]["seed"]
+            ref = next(iter(runs.get(method, {}).values()), None)
+            if ref is not None:
+                if seed in runs[method]:
+                    raise ValueError(f"--seed-runs {folder}: {method} seed {seed} is already in another run")
+                a, b = ({k: v for k, v in r["config"].items() if k != "seed"} for r in (ref, rep))
+                a |= {k: ref.get(k) for k in ("train_samples", "exact_labels")}
+                b |= {k: rep.get(k) for k in ("train_samples", "exact_labels")}
+                if a != b:
+                    changed = sorted(k for k in a.keys() | b.keys() if a.get(k) != b.get(k))
+                    raise ValueError(f"--seed-runs {folder}: {method} differs from the other seeds in more than the "
+                                     f"training seed ({', '.join(changed)})")
+            runs.setdefault(method, {})[seed] = rep
+    return runs
+
+
+def seed_section(runs: dict[str, dict[str, Any]], ship: str, sets: list[str]) -> str:
+    """Markdown: every seed's mIoU per method and set, the mean over seeds, and ``ship`` minus each other method
+    paired by seed. Empty when every method has one seed."""
+    if all(len(per) < 2 for per in runs.values()):
+        return ""
+    miou = {m: {seed: [r["eval"][s]["all"]["mIoU"] for s in sets] for seed, r in per.items()}
+            for m, per in runs.items()}
+    rows = []
+    for m, per in miou.items():
+        rows += [f"| {m} | {seed} | " + " | ".join(f"{x:.3f}" for x in v) + " |" for seed, v in sorted(per.items())]
+        if len(per) > 1:
+            mean = np.mean(list(per.values()), axis=0)
+            rows.append(f"| {m} | mean of {len(per)} | " + " | ".join(f"**{x:.3f}**" for x in mean) + " |")
+    pairs = []
+    for other in miou:
+        common = sorted(set(miou[ship]) & set(miou[other])) if other != ship and ship in miou else []
+        if len(common) > 1:  # one common seed is the differences section above
+            d = np.mean([np.subtract(miou[ship][k], miou[other][k]) for k in common], axis=0)
+            per_seed = ", ".join(f"seed {k} {np.mean(np.subtract(miou[ship][k], miou[other][k])):+.3f}"
+                                 for k in common)
+            pairs.append(f"- {ship} - {other} over seeds {', '.join(map(str, common))}: "
+                         + ", ".join(f"{s} {x:+.3f}" for s, x in zip(sets, d))
+                         + f" (mean {np.mean(d):+.3f}; per seed: {per_seed})")
+    return f"""
+## Training seeds (same data, same budget)
+| method | seed | {' | '.join(sets)} |
+|---|---|{'---|' * len(sets)}
+{chr(10).join(rows)}
+
+{chr(10).join(pairs)}
+
+Another seed: the command above with `--seed N --data-seed <its --seed> --out <folder>` and without `--ship`;
+then ship with `--seed-runs <folder>` added.
+"""
+
+
 def differences(methods: dict[str, Any], ship: str, sets: list[str]) -> str:
     """Markdown list: the shipped method's mIoU minus each other method's, per evaluation set and on average."""
     lines = []
@@ -137,6 +204,14 @@ def differences(methods: dict[str, Any], ship: str, sets: list[str]) -> str:
         lines.append(f"- {ship} - {other}: " + ", ".join(f"{s} {x:+.3f}" for s, x in zip(sets, d))
                      + f" (mean {np.mean(d):+.3f})")
     return "\n".join(lines) or "(no ablation trained)"
+
+
+def seed_note(runs: dict[str, dict[str, Any]]) -> str:
+    if all(len(per) < 2 for per in runs.values()):
+        return "Each method was trained once: another training seed can move mIoU by a few points."
+    seeds = {m: len(per) for m, per in runs.items()}
+    return ("Training seeds per method: " + ", ".join(f"{m} {n}" for m, n in seeds.items())
+            + "; see the seed table for how far one seed moves mIoU.")
 
 
 def model_card(report: dict[str, Any], ship: str, args: argparse.Namespace) -> str:
@@ -195,6 +270,7 @@ calvin = CALVIN's evaluation sentences, no and large distraction.
 ## {ship} against the ablations (mIoU difference per set)
 {differences(methods, ship, sets)}
 
+{seed_section(report.get("seed_runs", {}), ship, sets)}
 ## Per task family ({ship})
 | family | {' | '.join(sets)} |
 |---|{'---|' * len(sets)}
@@ -203,7 +279,7 @@ calvin = CALVIN's evaluation sentences, no and large distraction.
 ## Limits
 Trained only on simulated frames of one scene: on real photos it is a demonstration of the pipeline, not a
 useful mask. For real robots use the faithful `ivm` predictor (IVM-V1.0 weights) or retrain on your own data.
-Each method was trained once (seed 0): differences of 1-2 points are within what another seed could move.
+{seed_note(report.get("seed_runs", {}))}
 DWSL needs machine labels that are often right: with an earlier data engine whose machine labels were all wrong
 (half the data; nothing for the discriminator to select), DWSL lost to both SL ablations by 5-7 points.
 """
@@ -225,6 +301,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0, help="training seed (and the training data's, by default)")
     ap.add_argument("--data-seed", type=int, default=None,
                     help="training data seed when it differs from --seed (another training seed on the same data)")
+    ap.add_argument("--seed-runs", nargs="*", default=[], metavar="OUT",
+                    help="--out folders of runs with other training seeds on the same data, for the report and card")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--ship", action="store_true",
                     help="install the DWSL checkpoint (trained now or earlier in --out) and model card in the package")

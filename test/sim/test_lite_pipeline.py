@@ -42,6 +42,29 @@ def test_sim_train_lite_end_to_end(tmp_path, monkeypatch, capsys):
     assert "dwsl - sl_mix: clean" in card and "--machine-error 0.5" in card and "--batch-size 4" in card
     checkpoint.load_lite(shipped)
 
+    # another training seed on the same data joins the card; ship minus each ablation is paired by seed
+    def variant(out: str, **changes: str) -> list[str]:
+        args = dict(zip(base[::2], base[1::2])) | {"--out": str(tmp_path / out), "--data-seed": "3"}
+        args |= {f"--{k.replace('_', '-')}": v for k, v in changes.items()}
+        return [x for kv in args.items() for x in kv]
+
+    seed4 = variant("seed4", seed="4")
+    assert lite_pipeline.main([*seed4, "--methods", "dwsl,sl_mix"]) == 0
+    assert lite_pipeline.main([*base, "--methods", "", "--ship", "--seed-runs", str(tmp_path / "seed4")]) == 0
+    report = json.loads((run / "report.json").read_text())
+    assert {m: sorted(per) for m, per in report["seed_runs"].items()} == {"dwsl": ["3", "4"], "sl_hq": ["3"],
+                                                                          "sl_mix": ["3", "4"]}
+    card = (shipped.parent / "MODEL_CARD.md").read_text()
+    assert "## Training seeds" in card and "| dwsl | mean of 2 |" in card and "| sl_hq | mean of" not in card
+    assert "dwsl - sl_mix over seeds 3, 4: clean" in card and "dwsl - sl_hq over seeds" not in card
+    assert shipped.read_bytes() == (run / "dwsl.safetensors").read_bytes()  # still seed 3's generator
+
+    capsys.readouterr()  # a "seed run" with another budget is not another seed
+    other = variant("steps3", seed="5", steps="3")
+    assert lite_pipeline.main([*other, "--methods", "sl_mix"]) == 0
+    assert lite_pipeline.main([*base, "--methods", "", "--seed-runs", str(tmp_path / "steps3")]) == 2
+    assert "sl_mix differs from the other seeds in more than the training seed (steps)" in capsys.readouterr().err
+
     capsys.readouterr()
     assert lite_pipeline.main([*base, "--machine-error", "0.9", "--methods", "sl_mix"]) == 2
     assert "machine_error=0.5, not 0.9" in capsys.readouterr().err
