@@ -168,5 +168,6 @@ def test_bench_node_json(capsys):
         assert row["sent"] >= 40 and row["received"] >= 0.9 * row["sent"], row
         for key in ("overhead_p50_ms", "to_node_p50_ms", "node_in_out_p50_ms", "to_rx_p50_ms", "node_cpu_ms_per_frame"):
             assert row[key] == row[key], key  # measured, not NaN
+        assert isinstance(row["lost_node_busy"], int) and row["lost_node_busy"] >= 0  # the node's own counter
     assert result["ratios"] and "overhead_p50_x" in result["ratios"][0]
     assert any(line.startswith("rclpy / raw") for line in lines)

@@ -17,7 +17,9 @@ I/O path (``raw``: serialized CDR in and out, the default; ``rclpy``: rclpy mess
 ``raw_cdr:=false``) runs in a fresh process pair, side by side, with ratios rclpy/raw; ``relay`` is
 the transport floor: the same topics and QoS through a node that only republishes each frame's bytes.
 ``node_cpu`` is the node process's CPU time (user + system) and ``node_faults`` its minor page faults per frame
-sent while measuring (a 640x480 buffer page-faulted in anew costs ~225).
+sent while measuring (a 640x480 buffer page-faulted in anew costs ~225). ``lost_node_busy`` is how many frames
+the node itself dropped because its worker was still busy (its ``dropped_busy`` counter, warm-up included); the
+rest of ``lost`` was lost in transport.
 """
 
 from __future__ import annotations
@@ -46,6 +48,8 @@ _NODE_KEYS = (
     "input_age_p50_ms",
     "output_age_p50_ms",
 )
+#: Node counters the bench reads (absent from diagnostics until first counted, so absent = 0).
+_NODE_COUNTS = ("dropped_busy",)
 IO_PATHS = ("raw", "rclpy")
 #: Pseudo I/O path: a relay instead of masking_node (the transport floor).
 RELAY = "relay"
@@ -129,7 +133,7 @@ def _child(args: argparse.Namespace) -> int:
     def on_diag(msg: DiagnosticArray) -> None:
         for status in msg.status:
             for kv in status.values:
-                if kv.key in _NODE_KEYS:
+                if kv.key in _NODE_KEYS or kv.key in _NODE_COUNTS:
                     node_side[kv.key] = float(kv.value) if kv.value != "n/a" else float("nan")
 
     receiver = DedicatedSubscription(
@@ -181,6 +185,7 @@ def _child(args: argparse.Namespace) -> int:
         "sent": len(sent),
         "received": len(latencies),
         "lost": len(sent) - len(latencies),
+        "lost_node_busy": float("nan") if args.io == RELAY else int(node_side.get("dropped_busy", 0)),
         "latency_p50_ms": lat["p50"],
         "latency_p95_ms": lat["p95"],
         "predictor_p50_ms": pred,
