@@ -10,7 +10,8 @@
    Each method's results go to ``<method>.json``, so methods can be trained by separate processes (one per core,
    ``--methods``) into the same ``--out``; every run then re-aggregates what is there.
 3. Evaluation: mIoU per set, per task family, per distraction level; ``report.json`` (all methods found in
-   ``--out``), ``miou_methods.png``, ``miou_families.png`` and ``gallery_<set>.png``.
+   ``--out``), ``miou_methods.png``, ``miou_families.png``, ``gallery_<set>.png`` and, with ``--seed-runs``,
+   ``miou_seeds.png`` (mean over seeds, each seed a dot).
 4. Every run writes ``MODEL_CARD.md`` (from the report) to ``--out``; ``--ship`` copies the DWSL generator to
    ``ivm_ros/models/lite/weights/lite_v1.safetensors`` and the card beside it. ``--seed-runs`` adds runs with
    other training seeds on the same data (other ``--out`` folders): the report and card then give every seed's
@@ -111,7 +112,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                                    if (out / f"{m}.json").is_file()}
     if not methods:
         raise ValueError(f"no trained method in {out}")
-    report["seed_runs"] = seed_runs(out, [Path(p) for p in args.seed_runs])
+    report["seed_runs"] = runs = seed_runs(out, [Path(p) for p in args.seed_runs])
+    if any(len(per) > 1 for per in runs.values()):
+        per_seed = {m: {s: [r["eval"][s]["all"]["mIoU"] for r in per.values()] for s in EVAL_SETS}
+                    for m, per in runs.items()}
+        plot_bars({m: {s: float(np.mean(v)) for s, v in sets.items()} for m, sets in per_seed.items()},
+                  out / "miou_seeds.png", "lite IVM mIoU, mean over training seeds (dots: each seed)", TARGETS,
+                  points=per_seed)
     report["total_seconds"] = time.perf_counter() - t0
     plot_bars({m: {k: v["all"]["mIoU"] for k, v in r["eval"].items()} for m, r in methods.items()},
               out / "miou_methods.png", "lite IVM mIoU on held-out episodes, by method", TARGETS)

@@ -62,6 +62,7 @@ def test_sim_train_lite_end_to_end(tmp_path, monkeypatch, capsys):
     assert "## Training seeds" in card and "| dwsl | mean of 2 |" in card and "| sl_hq | mean of" not in card
     assert "dwsl - sl_mix over seeds 3, 4: clean" in card and "dwsl - sl_hq over seeds" not in card
     assert shipped.read_bytes() == (run / "dwsl.safetensors").read_bytes()  # still seed 3's generator
+    assert (run / "miou_seeds.png").stat().st_size > 0
 
     capsys.readouterr()  # a "seed run" with another budget is not another seed
     other = variant("steps3", seed="5", steps="3")

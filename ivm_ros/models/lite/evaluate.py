@@ -3,7 +3,7 @@ bar plot and a gallery image of predictions."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import cv2
@@ -87,8 +87,10 @@ def _tint(img: np.ndarray, mask: np.ndarray, colour: tuple[int, int, int]) -> np
 
 
 def plot_bars(results: Mapping[str, Mapping[str, float]], path: str | Path, title: str,
-              targets: Mapping[str, float] | None = None) -> Path:
-    """Grouped bars: results[series][category] = mIoU. Saved as PNG."""
+              targets: Mapping[str, float] | None = None,
+              points: Mapping[str, Mapping[str, Sequence[float]]] | None = None) -> Path:
+    """Grouped bars: results[series][category] = mIoU; ``points[series][category]`` (e.g. one value per training
+    seed) are drawn as dots on their bar. Saved as PNG."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -101,7 +103,11 @@ def plot_bars(results: Mapping[str, Mapping[str, float]], path: str | Path, titl
     fig, ax = plt.subplots(figsize=(max(6, 0.8 * len(cats) + 2), 4))
     for k, s in enumerate(series):
         vals = [results[s].get(c, np.nan) for c in cats]
-        ax.bar(x + (k - (len(series) - 1) / 2) * width, vals, width, label=s)
+        centers = x + (k - (len(series) - 1) / 2) * width
+        ax.bar(centers, vals, width, label=s)
+        for i, cat in enumerate(cats):
+            dots = list((points or {}).get(s, {}).get(cat, ()))
+            ax.plot([centers[i]] * len(dots), dots, "o", color="k", markersize=3, zorder=3)
     for cat, val in (targets or {}).items():
         if cat in cats:
             i = cats.index(cat)
