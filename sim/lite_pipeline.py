@@ -228,7 +228,7 @@ def model_card(report: dict[str, Any], ship: str, args: argparse.Namespace) -> s
     """Markdown model card: data, command, budget, metrics of every method. Titled lite_v1 when ``args.ship``."""
     methods = report["methods"]
     sets = list(EVAL_SETS)
-    rows = "\n".join(f"| {m}{' (shipped)' if m == ship else ''} | "
+    rows = "\n".join(f"| {m}{' (shipped)' if m == ship and args.ship else ''} | "
                      + " | ".join(f"{r['eval'][s]['all']['mIoU']:.3f}" for s in sets)
                      + f" | {r['train_seconds'] / 60:.0f} |" for m, r in methods.items())
     fams = methods[ship]["eval"]
