@@ -15,8 +15,11 @@ On-disk format (no pickle anywhere; load with ``np.load(path, allow_pickle=False
 
     The label model follows the IVM data mix: a ``machine_fraction`` of the labels comes from a machine labeller
     (quality 0) that is wrong (one of the degradations) with probability ``machine_error`` and exact otherwise;
-    the rest are human labels (quality 1, exact). A labeller that is always wrong (``machine_error=1``) leaves
-    nothing for DWSL to select.
+    the rest are human labels (quality 1, exact). ``machine_errors="independent"`` draws the labeller's error
+    afresh for every frame; ``"systematic"`` decides once per task (with probability ``machine_error``) whether
+    the labeller fails on it, and if so how (one degradation kind, and the same wrong object where it can), as an
+    automatic labeller that fails on the same things every time. A labeller that is always wrong
+    (``machine_error=1``) leaves nothing for DWSL to select.
 
 ``demos`` -> ``OUT/demos/``:
     ``index.json``  {"format": "ivm_ros_sim.demos/1", "episodes": [{"file", "task", "instruction", "seed",
@@ -34,6 +37,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +54,8 @@ from tqdm import tqdm
 #: Tasks the data engine samples: all 34 (the scripted expert solves every family).
 EXPERT_TASKS = tuple(T.all_tasks())
 DEGRADATIONS = ("box", "dilate", "erode", "partial", "wrong_object")
+#: How the machine labeller's errors are drawn: per frame, or once per task (see the module docstring).
+MACHINE_ERRORS = ("independent", "systematic")
 
 
 # ---------------------------------------------------------------------------------------------- degradations
@@ -101,9 +107,21 @@ def _wrong_object_mask(env: CalvinSceneEnv, seg: np.ndarray, parts: list, rng: n
     return np.zeros(seg.shape, bool)
 
 
+def systematic_failures(seed: int, machine_error: float) -> dict[str, str | None]:
+    """task -> the degradation a systematic machine labeller always makes on it, or None where it is right. Each
+    task fails with probability ``machine_error``, drawn once from ``seed``."""
+    rng = np.random.default_rng([seed, 7919])
+    out: dict[str, str | None] = {}
+    for task in sorted(EXPERT_TASKS):
+        fails = rng.random() < machine_error
+        kind = DEGRADATIONS[int(rng.integers(len(DEGRADATIONS)))]
+        out[task] = kind if fails else None
+    return out
+
+
 # ---------------------------------------------------------------------------------------------- ivm dataset
 def generate_ivm(out: Path, samples: int, seed: int = 0, size: int = 200, machine_fraction: float = 0.8,
-                 machine_error: float = 0.5,
+                 machine_error: float = 0.5, machine_errors: str = "independent",
                  frames_per_episode: int = 4, levels: tuple[str, ...] = ("none", "small", "medium", "large"),
                  instruction_split: str = "train", shard_size: int = 500, gripper: bool = False,
                  progress: bool = True) -> dict[str, Any]:
@@ -113,7 +131,10 @@ def generate_ivm(out: Path, samples: int, seed: int = 0, size: int = 200, machin
     for name, value in (("machine_fraction", machine_fraction), ("machine_error", machine_error)):
         if not 0.0 <= value <= 1.0:
             raise ValueError(f"{name} must be in [0, 1], got {value}")
+    if machine_errors not in MACHINE_ERRORS:
+        raise ValueError(f"machine_errors must be one of {MACHINE_ERRORS}, got {machine_errors!r}")
     out.mkdir(parents=True, exist_ok=True)
+    failures = systematic_failures(seed, machine_error) if machine_errors == "systematic" else None
     rng = np.random.default_rng(seed)
     env = CalvinSceneEnv(static_size=size, gripper_size=size, render=False, segmentation=True)  # one shape per shard
     cams = ("static", "gripper") if gripper else ("static",)
@@ -158,7 +179,13 @@ def generate_ivm(out: Path, samples: int, seed: int = 0, size: int = 200, machin
                     quality, kind, label = 1, "none", exact
                     if rng.random() < machine_fraction:
                         quality = 0
-                        if rng.random() < machine_error:
+                        if failures is not None and failures[task] is not None:
+                            kind = failures[task]
+                            # the same wrong object each time: candidates shuffled by a per-task generator
+                            task_rng = np.random.default_rng([seed, zlib.crc32(task.encode())])
+                            other = _wrong_object_mask(env, seg, parts, task_rng) if kind == "wrong_object" else None
+                            label = degrade(exact, kind, rng, other)
+                        elif failures is None and rng.random() < machine_error:
                             kind = DEGRADATIONS[int(rng.integers(len(DEGRADATIONS)))]
                             other = _wrong_object_mask(env, seg, parts, rng) if kind == "wrong_object" else None
                             label = degrade(exact, kind, rng, other)
@@ -191,6 +218,7 @@ def generate_ivm(out: Path, samples: int, seed: int = 0, size: int = 200, machin
              "quality": {"1": "human label (exact)", "0": "machine label (exact or degraded, see degradation)"},
              "mask_rule": "see ivm_ros_sim.masks module docstring",
              "args": {"seed": seed, "machine_fraction": machine_fraction, "machine_error": machine_error,
+                      "machine_errors": machine_errors,
                       "levels": list(levels),
                       "instruction_split": instruction_split, "frames_per_episode": frames_per_episode}}
     (out / "index.json").write_text(json.dumps(index, indent=1))
@@ -296,6 +324,8 @@ def main(argv: list[str] | None = None) -> int:
     a.add_argument("--size", type=int, default=200)
     a.add_argument("--machine-fraction", type=float, default=0.8, help="share of machine labels (quality 0)")
     a.add_argument("--machine-error", type=float, default=0.5, help="share of machine labels that are wrong")
+    a.add_argument("--machine-errors", default="independent", choices=MACHINE_ERRORS,
+                   help="labeller errors drawn per frame, or once per task (systematic)")
     a.add_argument("--levels", default="none,small,medium,large")
     a.add_argument("--split", default="train", choices=("train", "heldout", "eval"))
     a.add_argument("--gripper", action="store_true", help="also sample the gripper camera")
@@ -319,7 +349,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.cmd == "ivm":
             t0 = time.perf_counter()
             idx = generate_ivm(args.out / "ivm", args.samples, args.seed, args.size, args.machine_fraction,
-                               args.machine_error,
+                               args.machine_error, args.machine_errors,
                                levels=levels, instruction_split=args.split, gripper=args.gripper)
             dt = time.perf_counter() - t0
             print(f"wrote {idx['count']} samples in {len(idx['shards'])} shard(s) to {args.out / 'ivm'} "

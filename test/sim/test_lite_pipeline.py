@@ -43,6 +43,7 @@ def test_sim_train_lite_end_to_end(tmp_path, monkeypatch, capsys):
     assert shipped.read_bytes() == (run / "dwsl.safetensors").read_bytes()
     card = (shipped.parent / "MODEL_CARD.md").read_text()
     assert card.startswith("# lite_v1:") and card.rstrip().endswith("points.") and "--seed 3 --threads 1 --ship" in card
+    assert "--machine-errors independent" in card and "50% of the time (drawn per frame)" in card
     assert "dwsl - sl_mix: clean" in card and "--machine-error 0.5" in card and "--batch-size 4" in card
     checkpoint.load_lite(shipped)
 
@@ -73,3 +74,5 @@ def test_sim_train_lite_end_to_end(tmp_path, monkeypatch, capsys):
     capsys.readouterr()
     assert lite_pipeline.main([*base, "--machine-error", "0.9", "--methods", "sl_mix"]) == 2
     assert "machine_error=0.5, not 0.9" in capsys.readouterr().err
+    assert lite_pipeline.main([*base, "--machine-errors", "systematic", "--methods", "sl_mix"]) == 2
+    assert "machine_errors=independent, not systematic" in capsys.readouterr().err

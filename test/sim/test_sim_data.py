@@ -47,6 +47,24 @@ def test_ivm_dataset_round_trip(tmp_path):
     assert ds["mask"][good].reshape(good.sum(), -1).any(axis=1).all()  # exact labels are never empty
 
 
+
+def test_systematic_machine_errors(tmp_path):
+    """A systematic labeller fails on a task always the same way (or never), drawn once per task from the seed."""
+    assert all(v is None for v in data.systematic_failures(0, 0.0).values())
+    always = data.systematic_failures(0, 1.0)
+    assert set(always) == set(data.EXPERT_TASKS) and set(always.values()) <= set(data.DEGRADATIONS)
+    half = data.systematic_failures(3, 0.5)
+    assert half == data.systematic_failures(3, 0.5) and 0 < sum(v is not None for v in half.values()) < len(half)
+    index = data.generate_ivm(tmp_path, samples=16, seed=3, size=48, machine_fraction=1.0, machine_error=0.5,
+                              machine_errors="systematic", frames_per_episode=4, progress=False)
+    assert index["args"]["machine_errors"] == "systematic"
+    ds = data.load_ivm(tmp_path)
+    for task, kind in zip(ds["task"], ds["degradation"]):
+        assert kind == (half[str(task)] or "none"), task
+    assert {"none"} < set(ds["degradation"])  # this seed draws tasks the labeller gets right and ones it fails
+    with pytest.raises(ValueError, match="machine_errors"):
+        data.generate_ivm(tmp_path / "x", samples=1, machine_errors="sometimes", progress=False)
+
 def test_demos_round_trip(tmp_path):
     index = data.generate_demos(tmp_path, episodes=2, seed=0, tasks=("turn_on_led", "open_drawer"),
                                 static_size=48, gripper_size=32, progress=False)
