@@ -179,15 +179,15 @@ def generate_ivm(out: Path, samples: int, seed: int = 0, size: int = 200, machin
                     quality, kind, label = 1, "none", exact
                     if rng.random() < machine_fraction:
                         quality = 0
-                        if failures is not None and failures[task] is not None:
-                            kind = failures[task]
-                            # the same wrong object each time: candidates shuffled by a per-task generator
-                            task_rng = np.random.default_rng([seed, zlib.crc32(task.encode())])
-                            other = _wrong_object_mask(env, seg, parts, task_rng) if kind == "wrong_object" else None
-                            label = degrade(exact, kind, rng, other)
-                        elif failures is None and rng.random() < machine_error:
+                        # which wrong object: per frame, or the same each time (a per-task generator's shuffle)
+                        pick_rng = rng
+                        if failures is not None:
+                            kind = failures[task] or "none"
+                            pick_rng = np.random.default_rng([seed, zlib.crc32(task.encode())])
+                        elif rng.random() < machine_error:
                             kind = DEGRADATIONS[int(rng.integers(len(DEGRADATIONS)))]
-                            other = _wrong_object_mask(env, seg, parts, rng) if kind == "wrong_object" else None
+                        if kind != "none":
+                            other = _wrong_object_mask(env, seg, parts, pick_rng) if kind == "wrong_object" else None
                             label = degrade(exact, kind, rng, other)
                     buf["image"].append(img)
                     buf["mask"].append(label.astype(np.uint8))

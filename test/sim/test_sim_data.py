@@ -47,7 +47,6 @@ def test_ivm_dataset_round_trip(tmp_path):
     assert ds["mask"][good].reshape(good.sum(), -1).any(axis=1).all()  # exact labels are never empty
 
 
-
 def test_systematic_machine_errors(tmp_path):
     """A systematic labeller fails on a task always the same way (or never), drawn once per task from the seed."""
     assert all(v is None for v in data.systematic_failures(0, 0.0).values())
@@ -64,6 +63,7 @@ def test_systematic_machine_errors(tmp_path):
     assert {"none"} < set(ds["degradation"])  # this seed draws tasks the labeller gets right and ones it fails
     with pytest.raises(ValueError, match="machine_errors"):
         data.generate_ivm(tmp_path / "x", samples=1, machine_errors="sometimes", progress=False)
+
 
 def test_demos_round_trip(tmp_path):
     index = data.generate_demos(tmp_path, episodes=2, seed=0, tasks=("turn_on_led", "open_drawer"),
