@@ -13,7 +13,7 @@
    ``--out``), ``miou_methods.png``, ``miou_families.png``, ``gallery_<set>.png`` and, with ``--seed-runs``,
    ``miou_seeds.png`` (mean over seeds, each seed a dot).
 4. Every run writes ``MODEL_CARD.md`` (from the report) to ``--out``; ``--ship`` copies the DWSL generator to
-   ``ivm_ros/models/lite/weights/lite_v1.safetensors`` and the card beside it. ``--seed-runs`` adds runs with
+   ``ivm_ros/models/lite/weights/lite_v2.safetensors`` and the card beside it. ``--seed-runs`` adds runs with
    other training seeds on the same data (other ``--out`` folders): the report and card then give every seed's
    mIoU and the mean over seeds.
 """
@@ -233,7 +233,7 @@ def _labeller(args: argparse.Namespace) -> str:
 
 
 def model_card(report: dict[str, Any], ship: str, args: argparse.Namespace) -> str:
-    """Markdown model card: data, command, budget, metrics of every method. Titled lite_v1 when ``args.ship``."""
+    """Markdown model card: data, command, budget, metrics of every method; titled as shipped with ``args.ship``."""
     methods = report["methods"]
     sets = list(EVAL_SETS)
     rows = "\n".join(f"| {m}{' (shipped)' if m == ship and args.ship else ''} | "
@@ -255,7 +255,7 @@ def model_card(report: dict[str, Any], ship: str, args: argparse.Namespace) -> s
         cmd += f" --data-seed {args.data_seed}"
     if args.ship:
         cmd += " --ship"
-    title = ("lite_v1: embedded instruction-guided masking model" if args.ship
+    title = (f"{checkpoint.SHIPPED_NAME}: embedded instruction-guided masking model" if args.ship
              else f"lite training run `{args.out}` (not shipped)")
     return f"""# {title}
 

@@ -16,7 +16,7 @@ from ivm_ros.models.lite import checkpoint  # noqa: E402
 
 
 def test_sim_train_lite_end_to_end(tmp_path, monkeypatch, capsys):
-    shipped = tmp_path / "weights" / "lite_v1.safetensors"
+    shipped = tmp_path / "weights" / "lite_v2.safetensors"
     monkeypatch.setattr(checkpoint, "SHIPPED", shipped)
     base = ["--data", str(tmp_path / "data"), "--out", str(tmp_path / "run"), "--samples", "40", "--eval-samples",
             "4", "--steps", "2", "--disc-steps", "2", "--batch-size", "4", "--image-size", "64", "--threads", "1",
@@ -42,7 +42,7 @@ def test_sim_train_lite_end_to_end(tmp_path, monkeypatch, capsys):
     assert index["args"]["machine_fraction"] == 0.8 and index["args"]["machine_error"] == 0.5
     assert shipped.read_bytes() == (run / "dwsl.safetensors").read_bytes()
     card = (shipped.parent / "MODEL_CARD.md").read_text()
-    assert card.startswith("# lite_v1:") and card.rstrip().endswith("points.") and "--seed 3 --threads 1 --ship" in card
+    assert card.startswith("# lite_v2:") and card.rstrip().endswith("points.") and "--seed 3 --threads 1 --ship" in card
     assert "--machine-errors independent" in card and "50% of the time (drawn per frame)" in card
     assert "dwsl - sl_mix: clean" in card and "--machine-error 0.5" in card and "--batch-size 4" in card
     checkpoint.load_lite(shipped)

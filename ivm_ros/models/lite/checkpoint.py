@@ -19,8 +19,9 @@ from ivm_ros.models.lite.model import LiteArch, LiteIVM, QualityDiscriminator
 
 FORMAT = "ivm_ros.lite/1"
 DISCRIMINATOR_FORMAT = "ivm_ros.lite-discriminator/1"
-#: The checkpoint shipped with the package (trained by `ivm-ros lite-train`, see MODEL_CARD.md beside it).
-SHIPPED = Path(__file__).resolve().parent / "weights" / "lite_v1.safetensors"
+#: Name of the checkpoint shipped with the package (trained by `ivm-ros sim-train-lite`, MODEL_CARD.md beside it).
+SHIPPED_NAME = "lite_v2"
+SHIPPED = Path(__file__).resolve().parent / "weights" / f"{SHIPPED_NAME}.safetensors"
 
 
 class LiteCheckpointError(RuntimeError):

