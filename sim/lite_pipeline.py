@@ -115,8 +115,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                                    if (out / f"{m}.json").is_file()}
     if not methods:
         raise ValueError(f"no trained method in {out}")
-    for m, rep in methods.items():  # runs from before the digest was recorded
-        rep.setdefault("tensor_digest", checkpoint.tensor_digest(out / f"{m}.safetensors"))
+    for m, rep in methods.items():
+        if "tensor_digest" not in rep:  # runs from before the digest was recorded
+            rep["tensor_digest"] = checkpoint.tensor_digest(out / f"{m}.safetensors")
     report["seed_runs"] = runs = seed_runs(out, [Path(p) for p in args.seed_runs])
     if any(len(per) > 1 for per in runs.values()):
         per_seed = {m: {s: [r["eval"][s]["all"]["mIoU"] for r in per.values()] for s in EVAL_SETS}
