@@ -156,7 +156,7 @@ def test_bench_node_json(capsys):
     object last."""
     import json
 
-    from ivm_ros.ros import bench_node
+    from ivm_ros.commands.bench import node as bench_node
 
     assert bench_node.main(["--seconds", "1.5", "--profiles", "shipped", "--json"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()

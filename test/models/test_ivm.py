@@ -301,7 +301,7 @@ def test_pickle_carrying_code_is_refused(tmp_path):
 
 
 def test_convert_command_roundtrip(sources, model, frames, tmp_path):
-    from ivm_ros.cli import main as cli
+    from ivm_ros.commands.cli import main as cli
 
     out = tmp_path / "ivm_tiny.safetensors"
     rc = cli(
@@ -401,7 +401,7 @@ def test_fail_safe_keeps_whole_frame_on_non_finite_output(frames):
 
 
 def test_release_postprocess_reference():
-    from ivm_ros.models.ivm.bench import release_postprocess
+    from ivm_ros.models.ivm.reference import release_postprocess
 
     img = np.full((40, 60, 3), 100, np.uint8)
     # Nothing above threshold -> keep all. (The release adds the threshold and then tests `>`, so it relies on
@@ -415,7 +415,7 @@ def test_release_postprocess_reference():
 
 
 def test_bench_tiny_json(capsys):
-    from ivm_ros.models.ivm.bench import main
+    from ivm_ros.commands.bench.ivm import main
 
     assert main(["--tiny", "--iters", "2", "--warmup", "1", "--json"]) == 0
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])

@@ -15,19 +15,22 @@ from importlib.metadata import entry_points
 
 #: Built-in subcommands: name -> ("module:function", one-line help).
 COMMANDS: dict[str, tuple[str, str]] = {
-    "ivm-convert": ("ivm_ros.models.ivm.convert:main", "IVM-V1.0 release files (SAM + LLaVA + IVM) -> one safetensors"),
-    "demo": ("ivm_ros.demo:main", "mask a real photo through the real masking node and save the results"),
-    "mask": ("ivm_ros.masking.cli:main", "mask image files offline with a predictor (no ROS)"),
-    "predictors": ("ivm_ros.models.cli:main", "list registered mask predictors and their settings"),
+    "ivm-convert": (
+        "ivm_ros.commands.ivm_convert:main",
+        "IVM-V1.0 release files (SAM + LLaVA + IVM) -> one safetensors",
+    ),
+    "demo": ("ivm_ros.commands.demo:main", "mask a real photo through the real masking node and save the results"),
+    "mask": ("ivm_ros.commands.mask:main", "mask image files offline with a predictor (no ROS)"),
+    "predictors": ("ivm_ros.commands.predictors:main", "list registered mask predictors and their settings"),
 }
 
 #: Built-in benchmarks: name -> ("module:function", one-line help).
 BENCHES: dict[str, tuple[str, str]] = {
-    "ivm": ("ivm_ros.models.ivm.bench:main", "IVM-V1.0 engine vs the release's reference path (--tiny on CPU)"),
-    "lite": ("ivm_ros.models.lite.bench:main", "lite predictor and full masking pipeline per frame, threads x sizes"),
-    "masking": ("ivm_ros.masking.bench:main", "masking library vs an OpenCV/NumPy reference"),
-    "policy": ("ivm_ros.policies.embedded.bench:main", "embedded policy step: act(), jitted vs eager forward"),
-    "node": ("ivm_ros.ros.bench_node:main", "masking node overhead and frame loss between two processes"),
+    "ivm": ("ivm_ros.commands.bench.ivm:main", "IVM-V1.0 engine vs the release's reference path (--tiny on CPU)"),
+    "lite": ("ivm_ros.commands.bench.lite:main", "lite predictor and full masking pipeline per frame, threads x sizes"),
+    "masking": ("ivm_ros.commands.bench.masking:main", "masking library vs an OpenCV/NumPy reference"),
+    "policy": ("ivm_ros.commands.bench.policy:main", "embedded policy step: act(), jitted vs eager forward"),
+    "node": ("ivm_ros.commands.bench.node:main", "masking node overhead and frame loss between two processes"),
 }
 
 

@@ -19,16 +19,13 @@ import json
 import statistics
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
-import cv2
 import numpy as np
 import torch
-import torch.nn.functional as F
-from PIL import Image
 
-from ivm_ros.models.ivm.model import ARCHS, IMAGENET_MEAN, IMAGENET_STD, IVMModel
-from ivm_ros.models.ivm.prompt_encoder import CLIP_MEAN, CLIP_STD
+from ivm_ros.models.ivm.model import ARCHS, IVMModel
+from ivm_ros.models.ivm.reference import reference_forward
 
 NOMINAL_FLOP_PER_FRAME = 14.4e12  # SAM-H at 1024^2 (~5.7 T) + LLaVA-7B prefill of ~600 tokens (~8.8 T)
 BF16_PEAK = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "L40S": 362e12, "RTX 4090": 165e12}
@@ -38,41 +35,6 @@ INSTRUCTIONS = [
     "push the blue block left",
     "put the duck in the pan",
 ]
-
-
-def release_postprocess(prob: np.ndarray, image: np.ndarray, threshold: float = 0.1) -> np.ndarray:
-    """The release's ``forward_batch`` tail on one frame: (H, W) probabilities + (H, W, 3) image -> float image."""
-    mask = prob.astype(np.float32)[:, :, None].copy()
-    if threshold > mask.max():  # fail to find the target: keep the whole image (relies on sigmoid > 0, as released)
-        mask += threshold
-    mask = (mask > threshold).astype(np.float32)
-    k = int(mask.shape[0] * 0.05) * 2 + 1
-    mask = cv2.dilate(mask, cv2.getStructuringElement(cv2.MORPH_RECT, (k, k)), iterations=1).astype(np.float32)
-    mask = cv2.GaussianBlur(mask, (k, k), 0)[:, :, None]
-    white = np.full_like(image, 255, dtype=np.float32)
-    return image.astype(np.float32) * mask + white * (1 - mask)
-
-
-def reference_forward(model: IVMModel, frames: np.ndarray, instructions: Sequence[str]) -> list[np.ndarray]:
-    """Release-style path: PIL resizing on the host, per-frame sigmoid + NumPy/OpenCV post-processing."""
-    s, c = model.arch.img_size, model.prompt_encoder.clip_size
-    squares = [Image.fromarray(f).resize((s, s), Image.BICUBIC) for f in frames]
-    sam = np.stack([np.asarray(q, np.float32) / 255.0 for q in squares])
-    sam = (sam - np.array(IMAGENET_MEAN, np.float32)) / np.array(IMAGENET_STD, np.float32)
-    clip = np.stack([np.asarray(q.resize((c, c), Image.BICUBIC), np.float32) / 255.0 for q in squares])
-    clip = (clip - np.array(CLIP_MEAN, np.float32)) / np.array(CLIP_STD, np.float32)
-    dev = model.device
-    sam_t = torch.from_numpy(sam).permute(0, 3, 1, 2).to(dev)
-    clip_t = torch.from_numpy(clip).permute(0, 3, 1, 2).to(dev)
-    ids, mask = model.prompt_encoder.tokenize(instructions, dev)
-    with torch.no_grad():
-        logits = model(sam_t, clip_t, ids, mask)
-        logits = F.interpolate(logits.float(), (s, s), mode="bilinear", align_corners=False)
-        out = []
-        for lg, frame in zip(logits, frames):
-            prob = torch.sigmoid(F.interpolate(lg[None], frame.shape[:2], mode="bilinear", align_corners=False))
-            out.append(release_postprocess(prob[0, 0].cpu().numpy(), frame))
-    return out
 
 
 def _time(fn: Callable[[], object], iters: int, warmup: int, cuda: bool) -> list[float]:
@@ -131,7 +93,7 @@ def full_size_model(device: torch.device, dtype: torch.dtype) -> IVMModel:
     return model.to(dtype).eval().requires_grad_(False)
 
 
-def main(argv: list[str]) -> int:
+def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(
         prog="ivm-ros bench ivm", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -143,24 +105,25 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--no-reference", action="store_true")
     ap.add_argument("--compile", action="store_true", help="torch.compile the image encoder (engine)")
     ap.add_argument("--json", action="store_true", help="print one JSON object as the last line")
-    args = ap.parse_args(argv)
+    return ap
 
-    from ivm_ros.models.base import resolve_device
+
+Case = tuple[int, np.ndarray, list[str], dict]
+
+
+def _engine_cases(
+    args: argparse.Namespace,
+    device: torch.device,
+    dtype: torch.dtype,
+    iters: int,
+    batches: list[int],
+    peak: float | None,
+) -> list[Case]:
+    """Times the engine (IVMPredictor on a random model) per batch size; returns (batch, frames, texts, row)."""
     from ivm_ros.models.ivm.predictor import IVMConfig, IVMPredictor
     from ivm_ros.models.ivm.tiny import tiny_model
 
-    device = resolve_device(args.device)
     cuda = device.type == "cuda"
-    if not args.tiny and not cuda:
-        print(
-            "ivm-ros bench ivm: the full-size model (7.7 B parameters) needs CUDA; use --tiny on the CPU",
-            file=sys.stderr,
-        )
-        return 2
-    dtype = torch.bfloat16 if cuda else torch.float32
-    iters = args.iters or (10 if args.tiny else 20)
-    batches = [int(b) for b in args.batches.split(",")]
-    torch.manual_seed(0)
     engine_model = (tiny_model() if args.tiny else full_size_model(device, dtype)).to(device, dtype)
     predictor = IVMPredictor(
         IVMConfig(
@@ -169,14 +132,6 @@ def main(argv: list[str]) -> int:
         model=engine_model,
     )
     rng = np.random.default_rng(0)
-    results: dict[str, object] = {
-        "device": torch.cuda.get_device_name(device) if cuda else "cpu",
-        "size": "tiny" if args.tiny else "full",
-        "frame": "640x480",
-        "engine_dtype": str(dtype).replace("torch.", ""),
-        "torch": torch.__version__,
-    }
-    peak = next((v for k, v in BF16_PEAK.items() if k in str(results["device"])), None)
     rows = []
     for b in batches:
         frames = rng.integers(0, 256, (b, 480, 640, 3), dtype=np.uint8)
@@ -193,25 +148,32 @@ def main(argv: list[str]) -> int:
                 row["engine"]["bf16_peak_fraction"] = eng["fps"] * NOMINAL_FLOP_PER_FRAME / peak
         rows.append((b, frames, texts, row))
     predictor.close()
-    engine_model = None
-    if not args.no_reference:
-        if cuda:
-            torch.cuda.empty_cache()
-        ref_model = tiny_model() if args.tiny else full_size_model(device, torch.float32)
-        if not args.tiny:  # the release ran LLaVA in fp16 and everything else in fp32
-            ref_model.prompt_encoder.model.to(torch.float16)
-        ref_model.to(device)
-        for b, frames, texts, row in rows:
-            if cuda:
-                torch.cuda.reset_peak_memory_stats(device)
-            row["reference"] = _stats(
-                _time(functools.partial(reference_forward, ref_model, frames, texts), iters, args.warmup, cuda), b
-            )
-            if cuda:
-                row["reference"]["peak_gpu_mem_gib"] = torch.cuda.max_memory_allocated(device) / 2**30
-            row["speedup"] = row["engine"]["fps"] / row["reference"]["fps"]
-    results["cases"] = [r for *_, r in rows]
+    return rows
 
+
+def _reference_cases(args: argparse.Namespace, device: torch.device, iters: int, rows: list[Case]) -> None:
+    """Times the release-style reference path on the same frames; adds ``reference`` and ``speedup`` to rows."""
+    from ivm_ros.models.ivm.tiny import tiny_model
+
+    cuda = device.type == "cuda"
+    if cuda:
+        torch.cuda.empty_cache()
+    ref_model = tiny_model() if args.tiny else full_size_model(device, torch.float32)
+    if not args.tiny:  # the release ran LLaVA in fp16 and everything else in fp32
+        ref_model.prompt_encoder.model.to(torch.float16)
+    ref_model.to(device)
+    for b, frames, texts, row in rows:
+        if cuda:
+            torch.cuda.reset_peak_memory_stats(device)
+        row["reference"] = _stats(
+            _time(functools.partial(reference_forward, ref_model, frames, texts), iters, args.warmup, cuda), b
+        )
+        if cuda:
+            row["reference"]["peak_gpu_mem_gib"] = torch.cuda.max_memory_allocated(device) / 2**30
+        row["speedup"] = row["engine"]["fps"] / row["reference"]["fps"]
+
+
+def _print_results(results: dict, tiny: bool) -> None:
     print(
         f"IVM-V1.0 bench ({results['size']}, random weights) on {results['device']}, 640x480 frames, "
         f"engine {results['engine_dtype']}"
@@ -227,8 +189,40 @@ def main(argv: list[str]) -> int:
                 )
         if "speedup" in r:
             print(f"{'':>5} speedup engine/reference: {r['speedup']:.2f}x")
-    if args.tiny:
+    if tiny:
         print("note: --tiny measures the code path at toy size on the CPU; it says nothing about GPU speed.")
+
+
+def main(argv: list[str]) -> int:
+    args = _parser().parse_args(argv)
+
+    from ivm_ros.models.base import resolve_device
+
+    device = resolve_device(args.device)
+    cuda = device.type == "cuda"
+    if not args.tiny and not cuda:
+        print(
+            "ivm-ros bench ivm: the full-size model (7.7 B parameters) needs CUDA; use --tiny on the CPU",
+            file=sys.stderr,
+        )
+        return 2
+    dtype = torch.bfloat16 if cuda else torch.float32
+    iters = args.iters or (10 if args.tiny else 20)
+    batches = [int(b) for b in args.batches.split(",")]
+    torch.manual_seed(0)
+    results: dict[str, object] = {
+        "device": torch.cuda.get_device_name(device) if cuda else "cpu",
+        "size": "tiny" if args.tiny else "full",
+        "frame": "640x480",
+        "engine_dtype": str(dtype).replace("torch.", ""),
+        "torch": torch.__version__,
+    }
+    peak = next((v for k, v in BF16_PEAK.items() if k in str(results["device"])), None)
+    rows = _engine_cases(args, device, dtype, iters, batches, peak)
+    if not args.no_reference:
+        _reference_cases(args, device, iters, rows)
+    results["cases"] = [r for *_, r in rows]
+    _print_results(results, args.tiny)
     if args.json:
         print(json.dumps(results))
     return 0

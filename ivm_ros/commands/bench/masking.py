@@ -11,7 +11,7 @@ import argparse
 import numpy as np
 import torch
 
-from ivm_ros.benchutil import add_json_flag, emit_json, percentiles, print_table, time_calls
+from ivm_ros.commands.bench.common import add_json_flag, emit_json, percentiles, print_table, time_calls
 from ivm_ros.masking.apply import apply_mask
 from ivm_ros.masking.config import MODES, MaskingConfig
 from ivm_ros.masking.reference import reference_mask

@@ -18,7 +18,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ivm_ros.benchutil import print_table
+from ivm_ros.commands.bench.common import print_table
 from ivm_ros.masking.config import MODES
 from ivm_ros.paths import shared_dir, use_fastdds_profile
 

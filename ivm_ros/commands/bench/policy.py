@@ -12,7 +12,7 @@ import argparse
 import jax
 import numpy as np
 
-from ivm_ros.benchutil import add_json_flag, emit_json, percentiles, print_table, time_calls
+from ivm_ros.commands.bench.common import add_json_flag, emit_json, percentiles, print_table, time_calls
 from ivm_ros.policies.base import Observation
 from ivm_ros.policies.embedded.checkpoint import SHIPPED
 

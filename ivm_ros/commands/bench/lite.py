@@ -14,7 +14,7 @@ import argparse
 import numpy as np
 import torch
 
-from ivm_ros.benchutil import add_json_flag, emit_json, percentiles, print_table, time_calls
+from ivm_ros.commands.bench.common import add_json_flag, emit_json, percentiles, print_table, time_calls
 from ivm_ros.masking import MaskingConfig
 from ivm_ros.models.lite.predictor import LiteConfig, LitePredictor
 from ivm_ros.models.simple import KeepAllPredictor

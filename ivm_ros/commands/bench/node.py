@@ -35,7 +35,7 @@ import time
 
 import numpy as np
 
-from ivm_ros.benchutil import add_json_flag, emit_json, percentiles, print_table
+from ivm_ros.commands.bench.common import add_json_flag, emit_json, percentiles, print_table
 from ivm_ros.paths import config_file
 
 #: Node diagnostics the bench reads.
@@ -69,7 +69,7 @@ def run_once(
     profile: str, io: str, model: str, seconds: float, rate: float, width: int, height: int, domain: int
 ) -> dict:
     """Runs one configuration in a fresh child process pair and returns its numbers."""
-    cmd = [sys.executable, "-m", "ivm_ros.ros.bench_node", "--child", "--profile", profile, "--io", io]
+    cmd = [sys.executable, "-m", "ivm_ros.commands.bench.node", "--child", "--profile", profile, "--io", io]
     cmd += ["--model", model, "--seconds", str(seconds), "--rate", str(rate), "--size", f"{width}x{height}"]
     out = subprocess.run(cmd, env=_child_env(profile, domain), capture_output=True, text=True, timeout=seconds + 90)
     lines = [ln for ln in out.stdout.splitlines() if ln.startswith("{")]
@@ -102,7 +102,7 @@ def _child(args: argparse.Namespace) -> int:
     from sensor_msgs.msg import Image
     from std_msgs.msg import String
 
-    from ivm_ros.benchutil import time_calls
+    from ivm_ros.commands.bench.common import time_calls
     from ivm_ros.ros import qos
     from ivm_ros.ros.cdr import serialize_image
     from ivm_ros.ros.dedicated import DedicatedSubscription
@@ -111,7 +111,7 @@ def _child(args: argparse.Namespace) -> int:
     tune_malloc()  # the camera's own publish: ~2.0 -> ~0.6 ms p50 here (runtime.tune_malloc)
     width, height = (int(v) for v in args.size.split("x"))
     if args.io == RELAY:
-        node_cmd = [sys.executable, "-m", "ivm_ros.ros.bench_node", "--relay"]
+        node_cmd = [sys.executable, "-m", "ivm_ros.commands.bench.node", "--relay"]
     else:
         node_cmd = [sys.executable, "-m", "ivm_ros.ros.masking_node", "--ros-args", "-p", f"model:={args.model}"]
         node_cmd += ["-p", "diagnostics_period:=0.5", "-p", f"raw_cdr:={str(args.io == 'raw').lower()}"]
