@@ -19,7 +19,7 @@ def _packages(folder: str, name: str) -> list[str]:
 NODES = [
     "masking_node = ivm_ros.ros.masking_node:main",
     "policy_node = ivm_ros.ros.policy_node:main",  # the policy's own packages: the `policy` extra, or Octo's env
-    "sim_node = ivm_ros_sim.sim_node:main",  # needs the `sim` extra
+    "sim_node = ivm_ros_sim.ros.sim_node:main",  # needs the `sim` extra
 ]
 
 setup(
@@ -69,9 +69,9 @@ setup(
     entry_points={
         "console_scripts": NODES + ["ivm-ros = ivm_ros.cli:main"],
         # `ivm-ros <name>` / `ivm-ros bench <name>` plug-ins (see ivm_ros/cli.py)
-        "ivm_ros.commands": ["sim-data = ivm_ros_sim.data:main", "sim-train-lite = ivm_ros_sim.lite_pipeline:main",
-                             "sim-demo = ivm_ros_sim.demo:main", "sim-train-policy = ivm_ros_sim.policy_pipeline:main",
-                             "sim-eval-policy = ivm_ros_sim.closed_loop:main"],
+        "ivm_ros.commands": ["sim-data = ivm_ros_sim.data.engine:main", "sim-train-lite = ivm_ros_sim.train.lite:main",
+                             "sim-demo = ivm_ros_sim.demo:main", "sim-train-policy = ivm_ros_sim.train.policy:main",
+                             "sim-eval-policy = ivm_ros_sim.eval.closed_loop:main"],
         "ivm_ros.benches": ["sim = ivm_ros_sim.bench:main"],
         "ivm_ros.demos": ["sim = ivm_ros_sim.demo:main"],
     },

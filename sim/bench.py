@@ -16,9 +16,9 @@ import time
 from pathlib import Path
 
 import numpy as np
-from ivm_ros_sim.data import generate_ivm
-from ivm_ros_sim.env import CalvinSceneEnv
-from ivm_ros_sim.expert import Expert
+from ivm_ros_sim.calvin.env import CalvinSceneEnv
+from ivm_ros_sim.calvin.expert import Expert
+from ivm_ros_sim.data.engine import generate_ivm
 
 
 def _env_steps(env: CalvinSceneEnv, steps: int, task: str, distraction: str) -> float:

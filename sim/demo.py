@@ -32,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     use_fastdds_profile()
 
     import rclpy
-    from ivm_ros_sim.sim_node import SimNode
+    from ivm_ros_sim.ros.sim_node import SimNode
     from rclpy.executors import SingleThreadedExecutor
     from rclpy.parameter import Parameter
     from sensor_msgs.msg import Image

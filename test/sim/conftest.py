@@ -9,7 +9,7 @@ pytest.importorskip("pybullet")
 
 @pytest.fixture(scope="module")
 def env():
-    from ivm_ros_sim.env import CalvinSceneEnv
+    from ivm_ros_sim.calvin.env import CalvinSceneEnv
 
     e = CalvinSceneEnv(static_size=64, gripper_size=32)
     yield e
@@ -19,7 +19,7 @@ def env():
 @pytest.fixture(scope="module")
 def fast_env():
     """No rendering: for expert rollouts."""
-    from ivm_ros_sim.env import CalvinSceneEnv
+    from ivm_ros_sim.calvin.env import CalvinSceneEnv
 
     e = CalvinSceneEnv(static_size=64, gripper_size=32, render=False)
     yield e

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from ivm_ros_sim import tasks as T
-from ivm_ros_sim.expert import rollout
+from ivm_ros_sim.calvin import tasks as T
+from ivm_ros_sim.calvin.expert import rollout
 
 CORE = ["rotate_red_block_left", "rotate_pink_block_right", "push_blue_block_right", "push_red_block_left",
         "lift_pink_block_table", "lift_red_block_drawer", "open_drawer", "close_drawer", "move_slider_left",

@@ -125,7 +125,7 @@ def camera_specs(static_size: int = 200, gripper_size: int = 84) -> dict[str, Ca
 
 @dataclasses.dataclass
 class RenderSettings:
-    """Tiny-renderer lighting; distractors change these (see :mod:`ivm_ros_sim.distractors`)."""
+    """Tiny-renderer lighting; distractors change these (see :mod:`ivm_ros_sim.calvin.distractors`)."""
 
     light_direction: tuple[float, float, float] = (1.0, -1.0, 2.5)
     light_color: tuple[float, float, float] = (1.0, 1.0, 1.0)

@@ -17,9 +17,9 @@ from collections.abc import Iterator
 
 import numpy as np
 import pybullet as p
-from ivm_ros_sim import tasks as T
-from ivm_ros_sim.env import MAX_REL_ORN, MAX_REL_POS, CalvinSceneEnv
-from ivm_ros_sim.masks import mask_from_segmentation, relevant_parts
+from ivm_ros_sim.calvin import tasks as T
+from ivm_ros_sim.calvin.env import MAX_REL_ORN, MAX_REL_POS, CalvinSceneEnv
+from ivm_ros_sim.calvin.masks import mask_from_segmentation, relevant_parts
 
 DOWN_ROLL, DOWN_PITCH = np.pi, 0.0
 HOME_YAW = np.pi / 2  # at this yaw the fingers close along world x
@@ -294,7 +294,7 @@ class Episode:
     """One recorded rollout. Arrays are stacked over T steps: ``rgb_static`` (T, S, S, 3) uint8,
     ``rgb_gripper`` (T, G, G, 3) uint8, ``robot_obs`` (T, 15), ``scene_obs`` (T, 24), ``actions`` (T, 7) float32
     (observation t is what the expert saw before action t) and, when the env renders segmentation,
-    ``mask_static`` (T, S, S) bool ground-truth masks (:mod:`ivm_ros_sim.masks`)."""
+    ``mask_static`` (T, S, S) bool ground-truth masks (:mod:`ivm_ros_sim.calvin.masks`)."""
 
     task: str
     instruction: str

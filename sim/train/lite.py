@@ -30,8 +30,8 @@ from typing import Any
 
 import numpy as np
 import torch
-from ivm_ros_sim import tasks as T
-from ivm_ros_sim.data import MACHINE_ERRORS, generate_ivm
+from ivm_ros_sim.calvin import tasks as T
+from ivm_ros_sim.data.engine import MACHINE_ERRORS, generate_ivm
 
 from ivm_ros.models.lite import checkpoint
 from ivm_ros.models.lite.data import IVMSet, load_set

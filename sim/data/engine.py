@@ -26,7 +26,7 @@ On-disk format (no pickle anywhere; load with ``np.load(path, allow_pickle=False
                     "distraction", "success", "steps"}], "args"}
     ``episode_00000.npz`` (compressed): ``rgb_static`` (T, S, S, 3) uint8, ``rgb_gripper`` (T, G, G, 3) uint8,
         ``robot_obs`` (T, 15) float64, ``scene_obs`` (T, 24) float64, ``actions`` (T, 7) float32 (relative,
-        see :mod:`ivm_ros_sim.env`), ``mask_static`` (T, S, S) uint8 GT masks, and 0-d ``task``,
+        see :mod:`ivm_ros_sim.calvin.env`), ``mask_static`` (T, S, S) uint8 GT masks, and 0-d ``task``,
         ``instruction``, ``distraction`` (str), ``seed`` (int), ``success`` (bool).
 
 ``expert`` measures the scripted expert's success per task family (no files unless ``--json``).
@@ -43,12 +43,12 @@ from typing import Any
 
 import cv2
 import numpy as np
-from ivm_ros_sim import distractors as dist
-from ivm_ros_sim import tasks as T
-from ivm_ros_sim.env import CalvinSceneEnv
-from ivm_ros_sim.expert import Expert, rollout
-from ivm_ros_sim.masks import mask_from_segmentation, relevant_parts
-from ivm_ros_sim.scene import BLOCKS, decode_segmentation
+from ivm_ros_sim.calvin import distractors as dist
+from ivm_ros_sim.calvin import tasks as T
+from ivm_ros_sim.calvin.env import CalvinSceneEnv
+from ivm_ros_sim.calvin.expert import Expert, rollout
+from ivm_ros_sim.calvin.masks import mask_from_segmentation, relevant_parts
+from ivm_ros_sim.calvin.scene import BLOCKS, decode_segmentation
 from tqdm import tqdm
 
 #: Tasks the data engine samples: all 34 (the scripted expert solves every family).
@@ -216,7 +216,7 @@ def generate_ivm(out: Path, samples: int, seed: int = 0, size: int = 200, machin
     index = {"format": "ivm_ros_sim.ivm/1", "count": count, "image_size": size, "episodes": episode,
              "shards": shards,
              "quality": {"1": "human label (exact)", "0": "machine label (exact or degraded, see degradation)"},
-             "mask_rule": "see ivm_ros_sim.masks module docstring",
+             "mask_rule": "see ivm_ros_sim.calvin.masks module docstring",
              "args": {"seed": seed, "machine_fraction": machine_fraction, "machine_error": machine_error,
                       "machine_errors": machine_errors,
                       "levels": list(levels),

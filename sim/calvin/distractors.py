@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import pybullet as p
 import pybullet_data
-from ivm_ros_sim.scene import CalvinScene, RenderSettings, shared_dir
+from ivm_ros_sim.calvin.scene import CalvinScene, RenderSettings, shared_dir
 
 
 @dataclasses.dataclass(frozen=True)

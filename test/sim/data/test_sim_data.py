@@ -6,40 +6,41 @@ import json
 
 import numpy as np
 import pytest
-from ivm_ros_sim import bench, data
+from ivm_ros_sim import bench
+from ivm_ros_sim.data import engine
 
 
 def test_degradations():
     rng = np.random.default_rng(0)
     m = np.zeros((40, 40), bool)
     m[10:20, 12:25] = True
-    box = data.degrade(m, "box", rng)
+    box = engine.degrade(m, "box", rng)
     assert (box >= m).all() and box.sum() > m.sum()
-    assert (data.degrade(m, "dilate", rng) >= m).all()
-    eroded = data.degrade(m, "erode", rng)
+    assert (engine.degrade(m, "dilate", rng) >= m).all()
+    eroded = engine.degrade(m, "erode", rng)
     assert (eroded <= m).all() and 0 < eroded.sum() < m.sum()
-    part = data.degrade(m, "partial", rng)
+    part = engine.degrade(m, "partial", rng)
     assert (part <= m).all() and 0 < part.sum() < m.sum()
     other = np.zeros_like(m)
     other[30:35, 30:35] = True
-    np.testing.assert_array_equal(data.degrade(m, "wrong_object", rng, other), other)
+    np.testing.assert_array_equal(engine.degrade(m, "wrong_object", rng, other), other)
     with pytest.raises(ValueError):
-        data.degrade(m, "blur", rng)
+        engine.degrade(m, "blur", rng)
 
 
 def test_ivm_dataset_round_trip(tmp_path):
-    index = data.generate_ivm(tmp_path, samples=10, seed=1, size=48, machine_fraction=0.6, machine_error=0.5,
+    index = engine.generate_ivm(tmp_path, samples=10, seed=1, size=48, machine_fraction=0.6, machine_error=0.5,
                               frames_per_episode=5, shard_size=6, progress=False)
     assert index["count"] == 10 and [s["count"] for s in index["shards"]] == [6, 4]
     assert json.loads((tmp_path / "index.json").read_text()) == index
     assert (tmp_path / "gallery.png").stat().st_size > 1000
-    ds = data.load_ivm(tmp_path)
+    ds = engine.load_ivm(tmp_path)
     assert ds["image"].shape == (10, 48, 48, 3) and ds["image"].dtype == np.uint8
     assert ds["mask"].shape == (10, 48, 48) and set(np.unique(ds["mask"])) <= {0, 1}
     assert set(ds["quality"]) == {0, 1}
     assert all(d == "none" for d, q in zip(ds["degradation"], ds["quality"]) if q == 1)
     machine = [d for d, q in zip(ds["degradation"], ds["quality"]) if q == 0]
-    assert set(machine) <= {"none", *data.DEGRADATIONS}
+    assert set(machine) <= {"none", *engine.DEGRADATIONS}
     assert "none" in machine and len(set(machine)) > 1  # the machine labeller is sometimes right, sometimes wrong
     for key in ("instruction", "task", "camera", "distraction"):
         assert ds[key].dtype.kind == "U" and all(len(x) for x in ds[key])
@@ -49,24 +50,24 @@ def test_ivm_dataset_round_trip(tmp_path):
 
 def test_systematic_machine_errors(tmp_path):
     """A systematic labeller fails on a task always the same way (or never), drawn once per task from the seed."""
-    assert all(v is None for v in data.systematic_failures(0, 0.0).values())
-    always = data.systematic_failures(0, 1.0)
-    assert set(always) == set(data.EXPERT_TASKS) and set(always.values()) <= set(data.DEGRADATIONS)
-    half = data.systematic_failures(3, 0.5)
-    assert half == data.systematic_failures(3, 0.5) and 0 < sum(v is not None for v in half.values()) < len(half)
-    index = data.generate_ivm(tmp_path, samples=16, seed=3, size=48, machine_fraction=1.0, machine_error=0.5,
+    assert all(v is None for v in engine.systematic_failures(0, 0.0).values())
+    always = engine.systematic_failures(0, 1.0)
+    assert set(always) == set(engine.EXPERT_TASKS) and set(always.values()) <= set(engine.DEGRADATIONS)
+    half = engine.systematic_failures(3, 0.5)
+    assert half == engine.systematic_failures(3, 0.5) and 0 < sum(v is not None for v in half.values()) < len(half)
+    index = engine.generate_ivm(tmp_path, samples=16, seed=3, size=48, machine_fraction=1.0, machine_error=0.5,
                               machine_errors="systematic", frames_per_episode=4, progress=False)
     assert index["args"]["machine_errors"] == "systematic"
-    ds = data.load_ivm(tmp_path)
+    ds = engine.load_ivm(tmp_path)
     for task, kind in zip(ds["task"], ds["degradation"]):
         assert kind == (half[str(task)] or "none"), task
     assert {"none"} < set(ds["degradation"])  # this seed draws tasks the labeller gets right and ones it fails
     with pytest.raises(ValueError, match="machine_errors"):
-        data.generate_ivm(tmp_path / "x", samples=1, machine_errors="sometimes", progress=False)
+        engine.generate_ivm(tmp_path / "x", samples=1, machine_errors="sometimes", progress=False)
 
 
 def test_demos_round_trip(tmp_path):
-    index = data.generate_demos(tmp_path, episodes=2, seed=0, tasks=("turn_on_led", "open_drawer"),
+    index = engine.generate_demos(tmp_path, episodes=2, seed=0, tasks=("turn_on_led", "open_drawer"),
                                 static_size=48, gripper_size=32, progress=False)
     assert len(index["episodes"]) == 2
     for entry in index["episodes"]:
@@ -81,10 +82,10 @@ def test_demos_round_trip(tmp_path):
 
 
 def test_commands(tmp_path, capsys):
-    assert data.main(["ivm", "--out", str(tmp_path), "--samples", "3", "--size", "32", "--levels", "large"]) == 0
+    assert engine.main(["ivm", "--out", str(tmp_path), "--samples", "3", "--size", "32", "--levels", "large"]) == 0
     assert "wrote 3 samples" in capsys.readouterr().out
     with pytest.raises(SystemExit):
-        data.main(["ivm", "--out", str(tmp_path), "--levels", "extreme"])
+        engine.main(["ivm", "--out", str(tmp_path), "--levels", "extreme"])
     assert bench.main(["--steps", "3", "--samples", "2", "--static-size", "32", "--gripper-size", "32",
                        "--json"]) == 0
     last = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
@@ -94,5 +95,5 @@ def test_commands(tmp_path, capsys):
 def test_commands_registered():
     from importlib.metadata import entry_points
 
-    assert entry_points(group="ivm_ros.commands")["sim-data"].value == "ivm_ros_sim.data:main"
+    assert entry_points(group="ivm_ros.commands")["sim-data"].value == "ivm_ros_sim.data.engine:main"
     assert entry_points(group="ivm_ros.benches")["sim"].value == "ivm_ros_sim.bench:main"

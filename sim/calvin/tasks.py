@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 import yaml
-from ivm_ros_sim.scene import BLOCKS, JOINTS, LIGHTS, shared_dir
+from ivm_ros_sim.calvin.scene import BLOCKS, JOINTS, LIGHTS, shared_dir
 from scipy.spatial.transform import Rotation
 
 COLORS = ("red", "blue", "pink")

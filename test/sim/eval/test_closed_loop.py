@@ -7,9 +7,9 @@ import json
 import os
 from pathlib import Path
 
-from ivm_ros_sim import closed_loop
+from ivm_ros_sim.eval import closed_loop
 
-TEST_DIR = Path(__file__).resolve().parents[1]
+TEST_DIR = Path(__file__).resolve().parents[2]
 
 
 def test_closed_loop_runs_both_conditions_and_writes_results(tmp_path, monkeypatch):

@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from ivm_ros_sim.env import CalvinSceneEnv
-from ivm_ros_sim.masks import gt_mask
+from ivm_ros_sim.calvin.env import CalvinSceneEnv
+from ivm_ros_sim.calvin.masks import gt_mask
 
 from ivm_ros.models.lite.checkpoint import SHIPPED
 from ivm_ros.models.lite.evaluate import iou

@@ -1,4 +1,4 @@
-"""Gymnasium-style environment over :class:`~ivm_ros_sim.scene.CalvinScene`.
+"""Gymnasium-style environment over :class:`~ivm_ros_sim.calvin.scene.CalvinScene`.
 
 ``reset(seed, task, distraction) -> (obs, info)`` and ``step(action) -> (obs, reward, terminated, truncated,
 info)`` (the gymnasium 5-tuple). One step is one 30 Hz control period = 8 physics steps at 240 Hz.
@@ -8,7 +8,7 @@ Actions are CALVIN-style relative end-effector commands, (7,) float in [-1, 1] (
 are added to the previous *target* pose (not the measured pose); gripper > 0 opens, <= 0 closes.
 
 Observation dict (CALVIN names): ``rgb_static`` (S, S, 3) uint8, ``rgb_gripper`` (G, G, 3) uint8,
-``robot_obs`` (15,) float64, ``scene_obs`` (24,) float64 (layouts in :mod:`ivm_ros_sim.scene`). With
+``robot_obs`` (15,) float64, ``scene_obs`` (24,) float64 (layouts in :mod:`ivm_ros_sim.calvin.scene`). With
 ``segmentation=True`` also ``seg_static`` / ``seg_gripper`` (H, W) int32 raw PyBullet object+link ids.
 
 Reward is 1.0 on the step the task's oracle first reports success; ``terminated`` is success, ``truncated`` is
@@ -22,9 +22,9 @@ from typing import Any
 import numpy as np
 import pybullet as p
 from gymnasium import spaces
-from ivm_ros_sim import distractors as dist
-from ivm_ros_sim import tasks as T
-from ivm_ros_sim.scene import ARM_JOINTS, BLOCKS, CONTROL_HZ, FINGER_JOINTS, PHYSICS_HZ, TCP_LINK, CalvinScene
+from ivm_ros_sim.calvin import distractors as dist
+from ivm_ros_sim.calvin import tasks as T
+from ivm_ros_sim.calvin.scene import ARM_JOINTS, BLOCKS, CONTROL_HZ, FINGER_JOINTS, PHYSICS_HZ, TCP_LINK, CalvinScene
 
 MAX_REL_POS = 0.02  # m per step at action 1.0
 MAX_REL_ORN = 0.05  # rad per step at action 1.0
@@ -87,7 +87,7 @@ class CalvinSceneEnv:
     def reset(self, seed: int | None = None, task: str | None = None, distraction: str = "none",
               options: dict[str, Any] | None = None) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         """Starts an episode. ``task`` None draws one of the 34 tasks; ``distraction`` is a level name of
-        :data:`ivm_ros_sim.distractors.LEVELS`. ``options`` may hold ``instruction_split`` ("eval", "train",
+        :data:`ivm_ros_sim.calvin.distractors.LEVELS`. ``options`` may hold ``instruction_split`` ("eval", "train",
         "heldout") or ``instruction`` (a given sentence). Same seed, task and level -> identical episode."""
         options = dict(options or {})
         if task is not None:
@@ -140,7 +140,7 @@ class CalvinSceneEnv:
 
     def _grasp_for_start(self, block: str) -> None:
         """Puts ``block`` between the closed fingers above its position (for place / stack starts)."""
-        from ivm_ros_sim.expert import Expert  # local import: expert depends on env
+        from ivm_ros_sim.calvin.expert import Expert  # local import: expert depends on env
 
         Expert(self).run_lift(block)
 

@@ -34,7 +34,7 @@ TASKS = ("lift_red_block_table", "lift_blue_block_table", "open_drawer", "turn_o
 def node_commands(masking: bool, args: argparse.Namespace) -> dict[str, list[str]]:
     """``python -m`` command lines of the nodes of one masking condition."""
     py = [sys.executable, "-m"]
-    sim = [*py, "ivm_ros_sim.sim_node", "--ros-args", "-p", "lockstep:=true", "-p", "lockstep_timeout:=2.0",
+    sim = [*py, "ivm_ros_sim.ros.sim_node", "--ros-args", "-p", "lockstep:=true", "-p", "lockstep_timeout:=2.0",
            "-p", "seed_increment:=0",
            "-p", f"max_steps:={args.max_steps}", "-p", "publish_gripper_camera:=true", "-p", "sentence_split:=eval",
            "-p", "action_timeout:=0.1"]

@@ -22,8 +22,8 @@ objects). Occluded parts are not in the mask (it is what the camera sees).
 from __future__ import annotations
 
 import numpy as np
-from ivm_ros_sim import tasks as T
-from ivm_ros_sim.scene import BLOCKS, CalvinScene, decode_segmentation
+from ivm_ros_sim.calvin import tasks as T
+from ivm_ros_sim.calvin.scene import BLOCKS, CalvinScene, decode_segmentation
 
 Part = tuple[int, int | None]  # (body id, link index or None for every link of the body)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from ivm_ros_sim import tasks as T
+from ivm_ros_sim.calvin import tasks as T
 from scipy.spatial.transform import Rotation
 
 TABLE = ("table", "base_link")

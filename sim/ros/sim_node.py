@@ -1,6 +1,6 @@
-"""sim_node: CALVIN scene D (PyBullet, :class:`~ivm_ros_sim.env.CalvinSceneEnv`) <-> ROS 2.
+"""sim_node: CALVIN scene D (PyBullet, :class:`~ivm_ros_sim.calvin.env.CalvinSceneEnv`) <-> ROS 2.
 
-A plain rclpy node; the algorithm lives in :mod:`ivm_ros_sim.env`. All names are relative (remappable).
+A plain rclpy node; the algorithm lives in :mod:`ivm_ros_sim.calvin.env`. All names are relative (remappable).
 
 Out, every tick with one header stamp = sim time (``/clock`` first, then the rest):
 ``camera/image_raw`` + ``camera/camera_info`` (static camera, rgb8), ``gripper_camera/image_raw`` +
@@ -11,8 +11,8 @@ layout's dim label). On each reset: ``instruction`` (String) and ``~/success`` (
 transient-local; ``~/success`` again when the episode's (sticky) success changes. ``/diagnostics`` periodically.
 
 In: ``action`` (Float64MultiArray, 7-D ``dx dy dz droll dpitch dyaw gripper`` in [-1, 1], see
-:mod:`ivm_ros_sim.env`), ``delta_twist_cmds`` (TwistStamped in ``world_frame``, m/s and rad/s, converted with
-:func:`~ivm_ros_sim.env.twist_to_action` over one control period; faster twists are clipped and counted) and
+:mod:`ivm_ros_sim.calvin.env`), ``delta_twist_cmds`` (TwistStamped in ``world_frame``, m/s and rad/s, converted with
+:func:`~ivm_ros_sim.calvin.env.twist_to_action` over one control period; faster twists are clipped and counted) and
 ``gripper_cmd`` (Float64, > 0 open; sets the gripper of the twist commands and of the latest command).
 
 Command rule: each control tick applies the latest command if it arrived no more than ``action_timeout`` sim
@@ -49,9 +49,9 @@ from typing import Any
 import numpy as np
 import rclpy
 from geometry_msgs.msg import PoseStamped, TwistStamped
-from ivm_ros_sim import distractors, tasks
-from ivm_ros_sim.env import MAX_REL_ORN, MAX_REL_POS, CalvinSceneEnv, twist_to_action
-from ivm_ros_sim.scene import CONTROL_HZ, ROBOT_JOINT_NAMES, ROBOT_OBS_LABELS, SCENE_OBS_LABELS
+from ivm_ros_sim.calvin import distractors, tasks
+from ivm_ros_sim.calvin.env import MAX_REL_ORN, MAX_REL_POS, CalvinSceneEnv, twist_to_action
+from ivm_ros_sim.calvin.scene import CONTROL_HZ, ROBOT_JOINT_NAMES, ROBOT_OBS_LABELS, SCENE_OBS_LABELS
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node

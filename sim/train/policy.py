@@ -33,7 +33,7 @@ POLICIES = {"masked": "lite", "raw": "none"}
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    from ivm_ros_sim.data import generate_demos
+    from ivm_ros_sim.data.engine import generate_demos
 
     from ivm_ros.models.lite.predictor import LitePredictor
     from ivm_ros.models.lite.text import InstructionEncoder

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from ivm_ros_sim.env import CalvinSceneEnv
-from ivm_ros_sim.expert import Expert
+from ivm_ros_sim.calvin.env import CalvinSceneEnv
+from ivm_ros_sim.calvin.expert import Expert
 
 
 def _run(env: CalvinSceneEnv, seed: int, task: str, level: str, steps: int = 12) -> list[dict[str, np.ndarray]]:
@@ -86,7 +86,7 @@ def test_step_before_reset_raises():
 
 
 def test_missing_assets_named(monkeypatch, tmp_path):
-    from ivm_ros_sim.scene import shared_dir
+    from ivm_ros_sim.calvin.scene import shared_dir
 
     monkeypatch.setenv("IVM_ROS_SHARED", str(tmp_path))
     with pytest.raises(FileNotFoundError, match="IVM_ROS_SHARED"):
@@ -94,7 +94,7 @@ def test_missing_assets_named(monkeypatch, tmp_path):
 
 
 def test_twist_to_action_and_clock(env):
-    from ivm_ros_sim.env import twist_to_action
+    from ivm_ros_sim.calvin.env import twist_to_action
 
     a = twist_to_action([0.3, 0, -0.6], [0, 0, 0.75], gripper=0.0)
     np.testing.assert_allclose(a, [0.5, 0, -1.0, 0, 0, 0.5, -1.0])  # 0.3 m/s * 1/30 s = 1 cm = half a step

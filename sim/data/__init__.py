@@ -1,0 +1,1 @@
+"""The data engine (`ivm-ros sim-data`): IVM datasets, expert demonstrations, expert success."""

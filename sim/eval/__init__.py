@@ -1,0 +1,1 @@
+"""Evaluations in the simulator: the closed loop over ROS (`sim-eval-policy`)."""
