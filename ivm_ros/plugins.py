@@ -1,4 +1,4 @@
-"""A name -> class registry for plug-ins (policies; mask predictors could share it), loaded lazily.
+"""A name -> class registry for plug-ins (mask predictors and policies), loaded lazily.
 
 A registered name maps to a ``"module:Class"`` string that is imported only when used, so heavy optional
 packages load only for the plug-in that needs them; a ``"module:Class"`` string that is not registered loads a

@@ -93,7 +93,7 @@ def test_checkpoint_errors(tmp_path):
 def test_embedded_policy_chain_from_a_checkpoint(tmp_path):
     import jax
 
-    from ivm_ros.policies.embedded.model import EmbeddedPolicy as Net
+    from ivm_ros.policies.embedded.model import EmbeddedPolicyNet as Net
 
     params = Net(TINY).init(jax.random.PRNGKey(0), *ck.example_inputs(TINY))
     path = ck.save(tmp_path / "p.msgpack", params, TINY,

@@ -201,14 +201,6 @@ def _composite_np(img: np.ndarray, soft: np.ndarray, background: np.ndarray) -> 
     return cv2.blendLinear(img, background, soft, 1.0 - soft)
 
 
-def _box_np(keep: np.ndarray) -> np.ndarray:
-    rows = np.flatnonzero(keep.any(axis=1))
-    cols = np.flatnonzero(keep.any(axis=0))
-    if rows.size == 0:
-        return np.array([0, 0, keep.shape[1], keep.shape[0]])
-    return np.array([cols[0], rows[0], cols[-1] + 1, rows[-1] + 1])
-
-
 def _crop_np(img: np.ndarray, box: np.ndarray, resize: bool) -> np.ndarray:
     x0, y0, x1, y1 = (int(v) for v in box)
     crop = img[y0:y1, x0:x1]

@@ -21,7 +21,7 @@ import struct
 
 import numpy as np
 
-from ivm_ros.ros.conversions import ImageRejected, check_image, view_rows
+from ivm_ros.ros.conversions import ImageRejected, check_image_fields, view_rows
 
 #: Encapsulation identifiers (first two bytes) -> (uint32, stamp) structs in that byte order.
 _STRUCTS = {
@@ -49,7 +49,7 @@ class RawImage:
 
     def to_array(self, max_pixels: int = 0) -> np.ndarray:
         """Zero-copy (H, W, C) uint8 view with the row padding stripped; validated like ``image_to_array``."""
-        c = check_image(self.encoding, self.height, self.width, self.step, self.data.size, max_pixels)
+        c = check_image_fields(self.encoding, self.height, self.width, self.step, self.data.size, max_pixels)
         return view_rows(self.data, self.height, self.width, self.step, c)
 
 

@@ -27,14 +27,14 @@ class ImageRejected(ValueError):
 def image_to_array(msg: Image, max_pixels: int = 0) -> tuple[np.ndarray, str]:
     """Zero-copy view of an Image as (H, W, C) uint8, with the row padding (``step``) stripped.
 
-    Returns the view and its encoding. Raises :class:`ImageRejected` as :func:`check_image` does.
+    Returns the view and its encoding. Raises :class:`ImageRejected` as :func:`check_image_fields` does.
     """
     enc, h, w, step = msg.encoding, int(msg.height), int(msg.width), int(msg.step)
-    c = check_image(enc, h, w, step, len(msg.data), max_pixels)
+    c = check_image_fields(enc, h, w, step, len(msg.data), max_pixels)
     return view_rows(np.frombuffer(msg.data, dtype=np.uint8), h, w, step, c), enc
 
 
-def check_image(encoding: str, height: int, width: int, step: int, n_bytes: int, max_pixels: int = 0) -> int:
+def check_image_fields(encoding: str, height: int, width: int, step: int, n_bytes: int, max_pixels: int = 0) -> int:
     """Validates an Image's fields; returns its channel count.
 
     Raises :class:`ImageRejected` for unknown encodings, zero or oversized dimensions (``max_pixels`` > 0),

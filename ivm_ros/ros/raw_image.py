@@ -10,10 +10,9 @@ from __future__ import annotations
 import numpy as np
 from sensor_msgs.msg import Image
 
-from ivm_ros.ros.conversions import ImageRejected, image_to_array
-from ivm_ros.ros.conversions import check_image as check_fields
+from ivm_ros.ros.conversions import ImageRejected, check_image_fields, image_to_array
 
-__all__ = ["ImageRejected", "check_image", "image_to_rgb"]
+__all__ = ["ImageRejected", "check_image_message", "image_to_rgb"]
 
 #: encoding -> index of R, G, B in a pixel; mono replicates its one channel.
 _RGB_INDEX = {
@@ -27,14 +26,14 @@ _RGB_INDEX = {
 }
 
 
-def check_image(msg: Image, max_pixels: int = 0) -> None:
+def check_image_message(msg: Image, max_pixels: int = 0) -> None:
     """Raises :class:`ImageRejected` for unknown encodings, zero or oversized frames (``max_pixels`` > 0),
     ``step`` shorter than a row, or a data length other than ``step * height``. Cheap: no pixel is read."""
-    check_fields(msg.encoding, int(msg.height), int(msg.width), int(msg.step), len(msg.data), max_pixels)
+    check_image_fields(msg.encoding, int(msg.height), int(msg.width), int(msg.step), len(msg.data), max_pixels)
 
 
 def image_to_rgb(msg: Image, max_pixels: int = 0) -> np.ndarray:
     """(H, W, 3) uint8 RGB view (rgb8) or copy (other encodings) of ``msg``; row padding and alpha dropped.
-    Raises :class:`ImageRejected` as :func:`check_image` does."""
+    Raises :class:`ImageRejected` as :func:`check_image_message` does."""
     pixels, encoding = image_to_array(msg, max_pixels)
     return pixels if encoding == "rgb8" else pixels[..., list(_RGB_INDEX[encoding])]

@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ivm_ros.archs import ArchRecord
 from ivm_ros.models.ivm.decoder import ConditionedMaskDecoder
 from ivm_ros.models.ivm.image_encoder import ImageEncoderViT
 from ivm_ros.models.ivm.prompt_encoder import CLIP_MEAN, CLIP_STD, LLaVAPromptEncoder
@@ -25,7 +26,7 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 @dataclasses.dataclass(frozen=True)
-class IVMArch:
+class IVMArch(ArchRecord):
     """Sizes of the non-LLaVA parts. Defaults are IVM-V1.0 (SAM ViT-H image encoder)."""
 
     img_size: int = 1024
@@ -43,15 +44,6 @@ class IVMArch:
     lora_r: int = 8
     lora_alpha: int = 16
     lora_dropout: float = 0.05
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict) -> IVMArch:
-        values = dict(values)
-        values["vit_global_attn_indexes"] = tuple(values.get("vit_global_attn_indexes", ()))
-        return cls(**values)
 
 
 ARCHS: dict[str, IVMArch] = {

@@ -11,7 +11,7 @@ import jax
 import numpy as np
 from flax import serialization
 
-from ivm_ros.policies.embedded.model import EmbeddedPolicy, PolicyArch
+from ivm_ros.policies.embedded.model import EmbeddedPolicyNet, PolicyArch
 
 FORMAT = "ivm_ros.embedded-policy/1"
 WEIGHTS = Path(__file__).resolve().parent / "weights"
@@ -33,7 +33,7 @@ def save(path: str | Path, params: Any, arch: PolicyArch, norm: dict[str, np.nda
     return path
 
 
-def load(path: str | Path) -> tuple[EmbeddedPolicy, Any, dict[str, np.ndarray], dict[str, Any]]:
+def load(path: str | Path) -> tuple[EmbeddedPolicyNet, Any, dict[str, np.ndarray], dict[str, Any]]:
     """(model, params, norm, info); checks the format and every parameter's shape against the arch."""
     path = Path(path)
     if not path.is_file():
@@ -51,7 +51,7 @@ def load(path: str | Path) -> tuple[EmbeddedPolicy, Any, dict[str, np.ndarray], 
         norm = {k: np.asarray(v, np.float32) for k, v in doc["norm"].items()}
     except (KeyError, TypeError, ValueError) as exc:
         raise PolicyCheckpointError(f"{path}: bad metadata: {exc}") from exc
-    model = EmbeddedPolicy(arch)
+    model = EmbeddedPolicyNet(arch)
     template = jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0), *example_inputs(arch)))
     want = {"/".join(map(str, k)): v.shape for k, v in _flat(serialization.to_state_dict(template))}
     got = {"/".join(map(str, k)): np.shape(v) for k, v in _flat(doc["params"])}

@@ -58,7 +58,7 @@ class FiLMConvNet(nn.Module):
         return jnp.concatenate([kx, ky, x.mean(axis=(1, 2))], axis=-1)
 
 
-class EmbeddedPolicy(nn.Module):
+class EmbeddedPolicyNet(nn.Module):
     """See the module docstring."""
 
     arch: PolicyArch

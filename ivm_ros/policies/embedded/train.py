@@ -1,4 +1,4 @@
-"""Behaviour cloning of :class:`~ivm_ros.policies.embedded.model.EmbeddedPolicy` on expert demonstrations.
+"""Behaviour cloning of :class:`~ivm_ros.policies.embedded.model.EmbeddedPolicyNet` on expert demonstrations.
 
 Observations: static camera masked by the lite IVM model with the IVM authors' augmentation (random threshold,
 random dilation; ``masking="lite"``) or the raw static camera (``masking="none"``: the baseline without IVM);
@@ -19,7 +19,7 @@ import optax
 from tqdm import tqdm
 
 from ivm_ros.policies.embedded.data import DemoSet, action_chunks, masked_static, window_indices
-from ivm_ros.policies.embedded.model import EmbeddedPolicy, PolicyArch
+from ivm_ros.policies.embedded.model import EmbeddedPolicyNet, PolicyArch
 
 MASKING = ("lite", "none")
 
@@ -68,7 +68,7 @@ def make_batch(data: DemoSet, text: np.ndarray, idx: np.ndarray, arch: PolicyArc
     }
 
 
-def bc_loss(model: EmbeddedPolicy, params: Any, batch: dict[str, jnp.ndarray], gripper_weight: float
+def bc_loss(model: EmbeddedPolicyNet, params: Any, batch: dict[str, jnp.ndarray], gripper_weight: float
             ) -> jnp.ndarray:
     motion, grip_logits = model.apply(params, batch["static"], batch["gripper"], batch["proprio"], batch["text"])
     valid = batch["valid"]
@@ -90,7 +90,7 @@ def train_policy(data: DemoSet, text: np.ndarray, arch: PolicyArch, cfg: PolicyT
     """Returns (params, normalisation statistics, report with the loss history)."""
     cfg.check()
     rng = np.random.default_rng(cfg.seed)
-    model = EmbeddedPolicy(arch)
+    model = EmbeddedPolicyNet(arch)
     norm = proprio_norm(data)
     first = make_batch(data, text, rng.integers(0, len(data), 2), arch, cfg, norm, rng)
     params = model.init(jax.random.PRNGKey(cfg.seed), first["static"], first["gripper"], first["proprio"],
