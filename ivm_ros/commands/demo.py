@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -25,19 +27,42 @@ from ivm_ros.paths import shared_dir, use_fastdds_profile
 INSTRUCTION = "pick up the red cup and place it on the green pan"
 
 
-def main(argv: list[str]) -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ivm-ros demo", description=__doc__)
     parser.add_argument("--image", type=Path, default=shared_dir() / "images" / "robot.jpg")
     parser.add_argument("--instruction", default=INSTRUCTION)
     parser.add_argument("--model", default=None, help="predictor (default: the masking node's default)")
     parser.add_argument("--out", type=Path, default=Path("out/demo"))
     parser.add_argument("--no-plugins", action="store_true", help="skip the demos of the ivm_ros.demos group")
+    return parser
+
+
+def main(argv: list[str]) -> int:
+    parser = _parser()
     args = parser.parse_args(argv)
     bgr = cv2.imread(str(args.image), cv2.IMREAD_COLOR)
     if bgr is None:
         parser.error(f"cannot read {args.image}")
     use_fastdds_profile()
+    results, rows, model = mask_every_mode(bgr, args.instruction, args.model)
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / "robot_modes.png"
+    _save_grid(bgr, results, args.instruction, model, path)
+    print(
+        f"masking_node on {args.image.name} ({bgr.shape[1]}x{bgr.shape[0]}), model {model!r}, "
+        f"instruction {args.instruction!r}"
+    )
+    print_table(rows, list(rows[0]))
+    print(f"saved {path}")
+    return 0 if args.no_plugins else run_plugins(args)
 
+
+def mask_every_mode(
+    bgr: np.ndarray, instruction: str, model: str | None
+) -> tuple[dict[str, np.ndarray], list[dict[str, Any]], str]:
+    """Runs masking_node and a camera in this process, switches the node through every mode at runtime and
+    returns (what it published per mode, plus the last mask as ``"mask"``; one row of numbers per mode; the
+    node's model)."""
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
     from rclpy.parameter import Parameter
@@ -45,15 +70,15 @@ def main(argv: list[str]) -> int:
     from std_msgs.msg import String
 
     from ivm_ros.ros import qos
-    from ivm_ros.ros.conversions import array_to_image, image_to_array
+    from ivm_ros.ros.conversions import array_to_image
     from ivm_ros.ros.masking_node import MaskingNode
 
     rclpy.init()
-    overrides = [Parameter("model", value=args.model)] if args.model else []
+    overrides = [Parameter("model", value=model)] if model else []
     node = MaskingNode(parameter_overrides=overrides)
     client = rclpy.create_node("ivm_demo_camera")
     pub = client.create_publisher(Image, "image_raw", qos.profile("sensor_data", 1))
-    client.create_publisher(String, "instruction", qos.latched()).publish(String(data=args.instruction))
+    client.create_publisher(String, "instruction", qos.latched()).publish(String(data=instruction))
     outputs: dict[str, list[Image]] = {"masked_image": [], "mask": []}
     for name in outputs:
         client.create_subscription(Image, f"masking_node/{name}", outputs[name].append, qos.profile("reliable", 5))
@@ -66,32 +91,10 @@ def main(argv: list[str]) -> int:
     try:
         for mode in MODES:
             node.set_parameters([Parameter("mode", value=mode)])
-            # Frames already in flight were masked with the previous mode: drain them, then collect.
-            drain = time.monotonic() + 0.3
-            while time.monotonic() < drain:
-                executor.spin_once(timeout_sec=0.05)
-            for lst in outputs.values():
-                lst.clear()
-            deadline = time.monotonic() + 20
-            while time.monotonic() < deadline and not (len(outputs["masked_image"]) >= 2 and outputs["mask"]):
-                pub.publish(frame)
-                executor.spin_once(timeout_sec=0.05)
-                executor.spin_once(timeout_sec=0.05)
-            if not outputs["masked_image"]:
+            results[mode], mask = _collect(executor, lambda: pub.publish(frame), outputs)
+            if results[mode] is None:
                 raise RuntimeError(f"masking_node published nothing in mode {mode!r}: {node.stats()}")
-            masked = image_to_array(outputs["masked_image"][-1])[0].copy()
-            mask = image_to_array(outputs["mask"][-1])[0][..., 0].copy()
-            results[mode] = masked
-            stats = node.stats()
-            rows.append(
-                {
-                    "mode": mode,
-                    "kept_%": round(100.0 * float((mask > 0).mean()), 1),
-                    "node_latency_p50_ms": stats["latency_p50_ms"],
-                    "predictor_p50_ms": stats["predictor_p50_ms"],
-                    "fail_safe_frames": stats.get("fail_safe", 0),
-                }
-            )
+            rows.append(_row(mode, mask, node.stats()))
         results["mask"] = cv2.cvtColor(mask, cv2.COLOR_GRAY2BGR)
     finally:
         node.on_shutdown(None)
@@ -99,16 +102,41 @@ def main(argv: list[str]) -> int:
         node.destroy_node()
         client.destroy_node()
         rclpy.shutdown()
-    args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / "robot_modes.png"
-    _save_grid(bgr, results, args.instruction, node.model, path)
-    print(
-        f"masking_node on {args.image.name} ({bgr.shape[1]}x{bgr.shape[0]}), model {node.model!r}, "
-        f"instruction {args.instruction!r}"
-    )
-    print_table(rows, list(rows[0]))
-    print(f"saved {path}")
-    return 0 if args.no_plugins else run_plugins(args)
+    return results, rows, node.model
+
+
+def _collect(executor, publish: Callable[[], None], outputs: dict[str, list]) -> tuple[Any, Any]:
+    """Frames already in flight were masked with the previous mode: drains them, then publishes until the node
+    sent back two masked images and a mask (20 s at most). Returns the last (masked image, mask), or
+    (None, None) if nothing came back."""
+    from ivm_ros.ros.conversions import image_to_array
+
+    drain = time.monotonic() + 0.3
+    while time.monotonic() < drain:
+        executor.spin_once(timeout_sec=0.05)
+    for lst in outputs.values():
+        lst.clear()
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and not (len(outputs["masked_image"]) >= 2 and outputs["mask"]):
+        publish()
+        executor.spin_once(timeout_sec=0.05)
+        executor.spin_once(timeout_sec=0.05)
+    if not outputs["masked_image"]:
+        return None, None
+    masked = image_to_array(outputs["masked_image"][-1])[0].copy()
+    mask = image_to_array(outputs["mask"][-1])[0][..., 0].copy()
+    return masked, mask
+
+
+def _row(mode: str, mask: np.ndarray, stats: dict) -> dict[str, Any]:
+    """One line of the demo's table: share of the frame kept and the node's own numbers."""
+    return {
+        "mode": mode,
+        "kept_%": round(100.0 * float((mask > 0).mean()), 1),
+        "node_latency_p50_ms": stats["latency_p50_ms"],
+        "predictor_p50_ms": stats["predictor_p50_ms"],
+        "fail_safe_frames": stats.get("fail_safe", 0),
+    }
 
 
 def run_plugins(args: argparse.Namespace) -> int:

@@ -32,10 +32,11 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 
 import numpy as np
 
-from ivm_ros.commands.bench.common import add_json_flag, emit_json, percentiles, print_table
+from ivm_ros.commands.bench.common import add_json_flag, emit_json, percentiles, print_table, time_calls
 from ivm_ros.paths import config_file
 
 #: Node diagnostics the bench reads.
@@ -93,16 +94,42 @@ def _stamp_ns(data: bytes) -> int:
     return sec * 1_000_000_000 + nanosec
 
 
+def _node_command(io: str, model: str) -> list[str]:
+    """The node under test: a relay (the transport floor) or masking_node with the given predictor and I/O path."""
+    if io == RELAY:
+        return [sys.executable, "-m", "ivm_ros.commands.bench.node", "--relay"]
+    cmd = [sys.executable, "-m", "ivm_ros.ros.masking_node", "--ros-args", "-p", f"model:={model}"]
+    cmd += ["-p", "diagnostics_period:=0.5", "-p", f"raw_cdr:={str(io == 'raw').lower()}"]
+    return cmd + ["-r", "__node:=masking_node"]
+
+
+class _Receiver:
+    """The client's receiving side: receive time per frame stamp, the last frame's bytes, the node's diagnostics."""
+
+    def __init__(self) -> None:
+        self.received: dict[int, int] = {}
+        self.last: list[bytes] = []
+        self.node_side: dict[str, float] = {}
+
+    def on_image(self, data: bytes) -> None:
+        self.received[_stamp_ns(data)] = time.time_ns()
+        self.last[:] = [data]
+
+    def on_diag(self, msg) -> None:  # diagnostic_msgs/DiagnosticArray
+        for status in msg.status:
+            for kv in status.values:
+                if kv.key in _NODE_KEYS or kv.key in _NODE_COUNTS:
+                    self.node_side[kv.key] = float(kv.value) if kv.value != "n/a" else float("nan")
+
+
 def _child(args: argparse.Namespace) -> int:
     """Runs in a process whose environment already selects the Fast DDS profile and domain."""
     import rclpy
     from diagnostic_msgs.msg import DiagnosticArray
     from rclpy.executors import SingleThreadedExecutor
-    from rclpy.serialization import deserialize_message
     from sensor_msgs.msg import Image
     from std_msgs.msg import String
 
-    from ivm_ros.commands.bench.common import time_calls
     from ivm_ros.ros import qos
     from ivm_ros.ros.cdr import serialize_image
     from ivm_ros.ros.dedicated import DedicatedSubscription
@@ -110,36 +137,18 @@ def _child(args: argparse.Namespace) -> int:
 
     tune_malloc()  # the camera's own publish: ~2.0 -> ~0.6 ms p50 here (runtime.tune_malloc)
     width, height = (int(v) for v in args.size.split("x"))
-    if args.io == RELAY:
-        node_cmd = [sys.executable, "-m", "ivm_ros.commands.bench.node", "--relay"]
-    else:
-        node_cmd = [sys.executable, "-m", "ivm_ros.ros.masking_node", "--ros-args", "-p", f"model:={args.model}"]
-        node_cmd += ["-p", "diagnostics_period:=0.5", "-p", f"raw_cdr:={str(args.io == 'raw').lower()}"]
-        node_cmd += ["-r", "__node:=masking_node"]
-    node_proc = subprocess.Popen(node_cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    cmd = _node_command(args.io, args.model)
+    node_proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     rclpy.init()
     node = rclpy.create_node("bench_node_client")
     pub = node.create_publisher(Image, "image_raw", qos.profile("sensor_data", 1))
     instr = node.create_publisher(String, "instruction", qos.latched())
     instr.publish(String(data="pick up the red block"))
-    received: dict[int, int] = {}
-    last: list[bytes] = []
-    node_side: dict[str, float] = {}
-
-    def on_image(data: bytes) -> None:
-        received[_stamp_ns(data)] = time.time_ns()
-        last[:] = [data]
-
-    def on_diag(msg: DiagnosticArray) -> None:
-        for status in msg.status:
-            for kv in status.values:
-                if kv.key in _NODE_KEYS or kv.key in _NODE_COUNTS:
-                    node_side[kv.key] = float(kv.value) if kv.value != "n/a" else float("nan")
-
+    rx = _Receiver()
     receiver = DedicatedSubscription(
-        node, Image, "masking_node/masked_image", on_image, qos.profile("reliable", 10), raw=True, name="bench_rx"
+        node, Image, "masking_node/masked_image", rx.on_image, qos.profile("reliable", 10), raw=True, name="bench_rx"
     )
-    node.create_subscription(DiagnosticArray, "/diagnostics", on_diag, 10)
+    node.create_subscription(DiagnosticArray, "/diagnostics", rx.on_diag, 10)
     executor = SingleThreadedExecutor()
     executor.add_node(node)
     frame = np.random.default_rng(0).integers(0, 256, (height, width, 3), dtype=np.uint8)
@@ -149,19 +158,41 @@ def _child(args: argparse.Namespace) -> int:
         pub.publish(serialize_image(frame, "rgb8", *divmod(stamp, 1_000_000_000), "camera"))
         return stamp
 
-    # wait for the node to come up and match both ways
+    _wait_until_matched(executor, publish, lambda: bool(pub.get_subscription_count() and rx.received))
+    rx.received.clear()
+    sent, camera_pub, usage = _camera_loop(executor, publish, node_proc.pid, args.rate, args.seconds)
+    end = time.monotonic() + 1.0
+    while time.monotonic() < end:
+        executor.spin_once(timeout_sec=0.05)
+    node_proc.terminate()
+    node_proc.wait(timeout=20)
+    receiver.destroy()
+    print(json.dumps(_child_result(args.io, rx, sent, camera_pub, usage)))
+    node.destroy_node()
+    rclpy.shutdown()
+    return 0
+
+
+def _wait_until_matched(executor, publish: Callable[[], int], matched: Callable[[], bool]) -> None:
+    """Publishes and spins until the node is up and matched both ways (60 s at most)."""
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and not (pub.get_subscription_count() and len(received) > 0):
+    while time.monotonic() < deadline and not matched():
         publish()
         executor.spin_once(timeout_sec=0.1)
-    received.clear()
+
+
+def _camera_loop(
+    executor, publish: Callable[[], int], pid: int, rate: float, seconds: float
+) -> tuple[list[int], list[float], tuple[float, int]]:
+    """Publishes at ``rate`` Hz for ``seconds``, spinning in between. Returns the stamps sent, each publish's
+    duration (ms) and the node process's (CPU seconds, minor faults) used meanwhile."""
     sent: list[int] = []
     camera_pub: list[float] = []
-    period = 1.0 / args.rate
-    cpu_start, faults_start = _usage(node_proc.pid)
+    period = 1.0 / rate
+    cpu_start, faults_start = _usage(pid)
     start = time.monotonic()
     next_t = start
-    while time.monotonic() - start < args.seconds:
+    while time.monotonic() - start < seconds:
         now = time.monotonic()
         if now >= next_t:
             stamp = publish()
@@ -169,23 +200,28 @@ def _child(args: argparse.Namespace) -> int:
             sent.append(stamp)
             next_t += period
         executor.spin_once(timeout_sec=max(0.0, min(next_t - time.monotonic(), 0.005)))
-    cpu_end, faults_end = _usage(node_proc.pid)
-    end = time.monotonic() + 1.0
-    while time.monotonic() < end:
-        executor.spin_once(timeout_sec=0.05)
-    node_proc.terminate()
-    node_proc.wait(timeout=20)
-    receiver.destroy()
-    latencies = [(received[s] - s) / 1e6 for s in sent if s in received]
+    cpu_end, faults_end = _usage(pid)
+    return sent, camera_pub, (cpu_end - cpu_start, faults_end - faults_start)
+
+
+def _child_result(
+    io: str, rx: _Receiver, sent: list[int], camera_pub: list[float], usage: tuple[float, int]
+) -> dict[str, float | int]:
+    """One configuration's numbers: loss, end-to-end latency, overhead and the per-hop split."""
+    from rclpy.serialization import deserialize_message
+    from sensor_msgs.msg import Image
+
+    latencies = [(rx.received[s] - s) / 1e6 for s in sent if s in rx.received]
     lat = percentiles(latencies)
-    deser = time_calls(lambda: deserialize_message(last[0], Image), 30) if last else np.array([np.nan])
-    side = {k: node_side.get(k, float("nan")) for k in _NODE_KEYS}
-    pred = 0.0 if args.io == RELAY else side["predictor_p50_ms"]
-    result = {
+    deser = time_calls(lambda: deserialize_message(rx.last[0], Image), 30) if rx.last else np.array([np.nan])
+    side = {k: rx.node_side.get(k, float("nan")) for k in _NODE_KEYS}
+    pred = 0.0 if io == RELAY else side["predictor_p50_ms"]
+    cpu, faults = usage
+    return {
         "sent": len(sent),
         "received": len(latencies),
         "lost": len(sent) - len(latencies),
-        "lost_node_busy": float("nan") if args.io == RELAY else int(node_side.get("dropped_busy", 0)),
+        "lost_node_busy": float("nan") if io == RELAY else int(rx.node_side.get("dropped_busy", 0)),
         "latency_p50_ms": lat["p50"],
         "latency_p95_ms": lat["p95"],
         "predictor_p50_ms": pred,
@@ -199,14 +235,10 @@ def _child(args: argparse.Namespace) -> int:
         "node_in_out_p50_ms": side["latency_p50_ms"],
         "to_rx_p50_ms": round(lat["p50"] - side["output_age_p50_ms"], 3),
         "rx_deserialize_p50_ms": round(float(np.median(deser)), 3),
-        "node_cpu_ms_per_frame": round((cpu_end - cpu_start) * 1e3 / max(len(sent), 1), 3),
-        "node_faults_per_frame": round((faults_end - faults_start) / max(len(sent), 1), 1),
+        "node_cpu_ms_per_frame": round(cpu * 1e3 / max(len(sent), 1), 3),
+        "node_faults_per_frame": round(faults / max(len(sent), 1), 1),
         "load": round(os.getloadavg()[0], 2),
     }
-    print(json.dumps(result))
-    node.destroy_node()
-    rclpy.shutdown()
-    return 0
 
 
 def _relay() -> int:
