@@ -31,93 +31,123 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     use_fastdds_profile()
 
-    import rclpy
-    from ivm_ros_sim.ros.sim_node import SimNode
-    from rclpy.executors import SingleThreadedExecutor
-    from rclpy.parameter import Parameter
-    from sensor_msgs.msg import Image
-    from std_srvs.srv import Trigger
-
-    from ivm_ros.ros import qos
-    from ivm_ros.ros.conversions import image_to_array
-    from ivm_ros.ros.masking_node import MaskingNode
-
-    rclpy.init()
-    sim = SimNode(parameter_overrides=[Parameter("lockstep", value=True), Parameter("lockstep_timeout", value=0.0),
-                                       Parameter("publish_gripper_camera", value=False),
-                                       Parameter("seed_increment", value=0)])
-    overrides = [Parameter("model", value=args.model)] if args.model else []
-    masking = MaskingNode(parameter_overrides=overrides, cli_args=["--ros-args", "-r", "image_raw:=camera/image_raw"])
-    client = rclpy.create_node("ivm_sim_demo")
-    got: dict[str, dict[int, Image]] = {"camera": {}, "masked": {}, "mask": {}}
-
-    def keep(kind: str):
-        return lambda msg: got[kind].__setitem__(msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec, msg)
-
-    client.create_subscription(Image, "camera/image_raw", keep("camera"), qos.profile("reliable", 5))
-    client.create_subscription(Image, "masking_node/masked_image", keep("masked"), qos.profile("reliable", 5))
-    client.create_subscription(Image, "masking_node/mask", keep("mask"), qos.profile("reliable", 5))
-    reset = client.create_client(Trigger, "sim_node/reset")
-    executor = SingleThreadedExecutor()
-    for node in (sim, masking, client):
-        executor.add_node(node)
+    rig = DemoRig(args.model)
     rows = []
+    try:
+        rig.wait_until_matched()
+        for level in [v for v in args.levels.split(",") if v]:
+            for task in [t for t in args.tasks.split(",") if t]:
+                frame, mask, masked_frame = rig.capture(task, level, args.seed)
+                rows.append((level, rig.sim.env.instruction, frame, mask, masked_frame))
+                print(f"[sim-demo] {task} ({level}): kept {100 * float((mask > 127).mean()):.1f}% of the frame")
+    finally:
+        rig.close()
+    path = save_grid(rows, args.out / "sim_lite.png", rig.masking.model)
+    print(f"sim_node -> masking_node (model {rig.masking.model!r}) on {len(rows)} episodes; saved {path}")
+    return 0
 
-    def settle(seconds: float) -> None:
+
+class DemoRig:
+    """sim_node (lockstep, paused after each reset) + masking_node + a client recording the camera frames, masks
+    and masked frames by stamp, all on one executor in this process (rclpy is imported here, not at module
+    import, so ``--help`` works without ROS)."""
+
+    def __init__(self, model: str | None) -> None:
+        import rclpy
+        from ivm_ros_sim.ros.sim_node import SimNode
+        from rclpy.executors import SingleThreadedExecutor
+        from rclpy.parameter import Parameter
+        from sensor_msgs.msg import Image
+        from std_srvs.srv import Trigger
+
+        from ivm_ros.ros import qos
+        from ivm_ros.ros.masking_node import MaskingNode
+
+        rclpy.init()
+        self.sim = SimNode(parameter_overrides=[
+            Parameter("lockstep", value=True), Parameter("lockstep_timeout", value=0.0),
+            Parameter("publish_gripper_camera", value=False), Parameter("seed_increment", value=0)])
+        overrides = [Parameter("model", value=model)] if model else []
+        self.masking = MaskingNode(parameter_overrides=overrides,
+                                   cli_args=["--ros-args", "-r", "image_raw:=camera/image_raw"])
+        self.client = rclpy.create_node("ivm_sim_demo")
+        self.got: dict[str, dict[int, Image]] = {"camera": {}, "masked": {}, "mask": {}}
+        for kind, topic in (("camera", "camera/image_raw"), ("masked", "masking_node/masked_image"),
+                            ("mask", "masking_node/mask")):
+            self.client.create_subscription(Image, topic, self._keep(kind), qos.profile("reliable", 5))
+        self.reset = self.client.create_client(Trigger, "sim_node/reset")
+        self.executor = SingleThreadedExecutor()
+        for node in (self.sim, self.masking, self.client):
+            self.executor.add_node(node)
+
+    def _keep(self, kind: str):
+        return lambda msg: self.got[kind].__setitem__(msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec, msg)
+
+    def settle(self, seconds: float) -> None:
         end = time.monotonic() + seconds
         while time.monotonic() < end:
-            executor.spin_once(timeout_sec=0.02)
+            self.executor.spin_once(timeout_sec=0.02)
 
-    try:
-        # The sim pauses after each reset's single frame: let every subscription match before the first reset.
+    def wait_until_matched(self) -> None:
+        """The sim pauses after each reset's single frame: let every subscription match before the first reset."""
+        client = self.client
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and not (client.count_subscribers("camera/image_raw") >= 2
                                                     and client.count_publishers("masking_node/masked_image") >= 1):
-            settle(0.05)
-        settle(0.5)
-        for level in [v for v in args.levels.split(",") if v]:
-            for task in [t for t in args.tasks.split(",") if t]:
-                sim.set_parameters([Parameter("task", value=task), Parameter("distraction", value=level),
-                                    Parameter("seed", value=args.seed)])
-                stamp = None
-                # The reset's frame and its instruction travel on different topics: the first frame of a new task
-                # can be masked for the previous one. So the episode is reset again (same seed: the same frame)
-                # once masking_node holds the new instruction; a lost best-effort frame is replayed the same way.
-                for attempt in range(4):
-                    for kind in got.values():
-                        kind.clear()
-                    future = reset.call_async(Trigger.Request())
-                    executor.spin_until_future_complete(future, timeout_sec=60)
-                    if not future.done() or not future.result().success:
-                        raise RuntimeError(f"sim_node reset to {task}/{level} failed: {future.result()}")
-                    if attempt == 0:
-                        deadline = time.monotonic() + 10
-                        while time.monotonic() < deadline and masking.stats()["instruction"] != sim.env.instruction:
-                            settle(0.05)
-                        continue
-                    deadline = time.monotonic() + 20
-                    while time.monotonic() < deadline and stamp is None:
-                        executor.spin_once(timeout_sec=0.05)
-                        both = set(got["camera"]) & set(got["masked"]) & set(got["mask"])
-                        stamp = max(both) if both else None
-                    if stamp is not None:
-                        break
-                if stamp is None:
-                    raise RuntimeError(f"no masked frame for {task}/{level}: {masking.stats()}")
-                frame = image_to_array(got["camera"][stamp])[0].copy()
-                mask = image_to_array(got["mask"][stamp])[0][..., 0].copy()
-                masked_frame = image_to_array(got["masked"][stamp])[0].copy()
-                rows.append((level, sim.env.instruction, frame, mask, masked_frame))
-                print(f"[sim-demo] {task} ({level}): kept {100 * float((mask > 127).mean()):.1f}% of the frame")
-    finally:
-        masking.on_shutdown(None)
-        executor.shutdown()
-        for node in (masking, client, sim):
+            self.settle(0.05)
+        self.settle(0.5)
+
+    def capture(self, task: str, level: str, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Resets the sim to (task, level, seed) and returns camera frame, mask and masked frame of one stamp.
+
+        The reset's frame and its instruction travel on different topics: the first frame of a new task can be
+        masked for the previous one. So the episode is reset again (same seed: the same frame) once masking_node
+        holds the new instruction; a lost best-effort frame is replayed the same way."""
+        from rclpy.parameter import Parameter
+
+        from ivm_ros.ros.conversions import image_to_array
+
+        self.sim.set_parameters([Parameter("task", value=task), Parameter("distraction", value=level),
+                                 Parameter("seed", value=seed)])
+        stamp = None
+        for attempt in range(4):
+            self._reset(task, level)
+            if attempt == 0:
+                deadline = time.monotonic() + 10
+                while time.monotonic() < deadline and self.masking.stats()["instruction"] != self.sim.env.instruction:
+                    self.settle(0.05)
+                continue
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline and stamp is None:
+                self.executor.spin_once(timeout_sec=0.05)
+                both = set(self.got["camera"]) & set(self.got["masked"]) & set(self.got["mask"])
+                stamp = max(both) if both else None
+            if stamp is not None:
+                break
+        if stamp is None:
+            raise RuntimeError(f"no masked frame for {task}/{level}: {self.masking.stats()}")
+        return (image_to_array(self.got["camera"][stamp])[0].copy(),
+                image_to_array(self.got["mask"][stamp])[0][..., 0].copy(),
+                image_to_array(self.got["masked"][stamp])[0].copy())
+
+    def _reset(self, task: str, level: str) -> None:
+        from std_srvs.srv import Trigger
+
+        for kind in self.got.values():
+            kind.clear()
+        future = self.reset.call_async(Trigger.Request())
+        self.executor.spin_until_future_complete(future, timeout_sec=60)
+        if not future.done() or not future.result().success:
+            raise RuntimeError(f"sim_node reset to {task}/{level} failed: {future.result()}")
+
+    def close(self) -> None:
+        import rclpy
+
+        self.masking.on_shutdown(None)
+        self.executor.shutdown()
+        for node in (self.masking, self.client, self.sim):
             node.destroy_node()
         rclpy.shutdown()
-    path = save_grid(rows, args.out / "sim_lite.png", masking.model)
-    print(f"sim_node -> masking_node (model {masking.model!r}) on {len(rows)} episodes; saved {path}")
-    return 0
 
 
 def save_grid(rows: list, path: Path, model: str) -> Path:

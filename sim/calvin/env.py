@@ -263,12 +263,28 @@ def _sample_xy(rng: np.random.Generator, lo: np.ndarray, hi: np.ndarray, taken: 
 def sample_initial_state(scene: CalvinScene, task: str, rng: np.random.Generator) -> tuple[np.ndarray, str | None]:
     """A random scene_obs (24,) that satisfies ``task``'s precondition, and the block to hold in the gripper
     at the start (place / stack tasks) or None. Blocks rest on the table or the cabinet shelf (z is set from
-    the block's height; the caller lets physics settle)."""
+    the block's height; the caller lets physics settle). The random draws happen in a fixed order
+    (articulations, block order, surfaces, positions), so a seed always gives the same state."""
+    s = _sample_articulations(scene, task, rng)
+    order = list(BLOCKS)
+    rng.shuffle(order)
+    where, grasp, stack_pair = _assign_surfaces(s, task, order, rng)
+    _place_blocks(s, scene, task, order, where, stack_pair[0] if stack_pair else None, rng)
+    if stack_pair:
+        top, bottom = stack_pair
+        ib, it = 6 + 6 * BLOCKS.index(bottom), 6 + 6 * BLOCKS.index(top)
+        s[it:it + 3] = s[ib:ib + 3] + [0, 0, scene.block_size[bottom][2] / 2 + scene.block_size[top][2] / 2 + 0.003]
+        s[it + 5] = s[ib + 5]
+    return s, grasp
+
+
+def _sample_articulations(scene: CalvinScene, task: str, rng: np.random.Generator) -> np.ndarray:
+    """A scene_obs (24,) with random articulations and lights (slider, drawer, button, switch, bulb, LED),
+    forced where ``task``'s precondition needs it; the block entries are left at zero."""
     kind, *args = T.check_task(task)
     fam = T.family(task)
     upper = scene.joint_upper
     s = np.zeros(24)
-    # articulations: random, then forced by the precondition
     s[0] = rng.choice([0.0, upper["base__slide"]])
     s[1] = rng.uniform(0.0, 0.05) if rng.random() < 0.7 else rng.uniform(0.12, upper["base__drawer"])
     s[3] = rng.choice([0.0, upper["base__switch"]])
@@ -285,18 +301,22 @@ def sample_initial_state(scene: CalvinScene, task: str, rng: np.random.Generator
             s[4] = float(state)
         else:
             s[5] = float(state)
-    if kind == "lift_object" and args[3] == "drawer_link" or kind in ("place_object", "push_object_into"):
+    if (kind == "lift_object" and args[3] == "drawer_link") or kind in ("place_object", "push_object_into"):
         if kind == "lift_object" or args[-1] == "drawer_link":
             s[1] = upper["base__drawer"]
+    return s
+
+
+def _assign_surfaces(s: np.ndarray, task: str, order: list[str], rng: np.random.Generator
+                     ) -> tuple[dict[str, str], str | None, tuple[str, str] | None]:
+    """Where each block goes (table, slider_left/right, drawer), the block to hold at the start (or None) and
+    the (top, bottom) pair to stack for unstack (or None). May move the sliding door (``s[0]``)."""
+    kind, *args = T.check_task(task)
     target = T.target_block(task)
-    surfaces = _surface_boxes(scene)
-    # where each block goes
     where: dict[str, str] = {}
-    order = list(BLOCKS)
-    rng.shuffle(order)
     for b in order:
         where[b] = "table" if rng.random() < 0.75 else ("slider_left" if s[0] < 0.1 else "slider_right")
-    if fam == "slider":  # keep the shelf clear so the door never pushes a block
+    if T.family(task) == "slider":  # keep the shelf clear so the door never pushes a block
         where = {b: "table" for b in BLOCKS}
     if target is not None:
         where[target] = {"base_link": "table", "plank_link": "slider_left",
@@ -314,32 +334,22 @@ def sample_initial_state(scene: CalvinScene, task: str, rng: np.random.Generator
     stack_pair = (order[0], order[1]) if kind == "unstack_objects" else None
     if stack_pair:
         where[stack_pair[0]] = where[stack_pair[1]] = "table"
+    return where, grasp, stack_pair
+
+
+def _place_blocks(s: np.ndarray, scene: CalvinScene, task: str, order: list[str], where: dict[str, str],
+                  skip: str | None, rng: np.random.Generator) -> None:
+    """Writes each block's position and yaw into ``s`` (in ``order``; ``skip`` is placed by the caller)."""
+    kind, *args = T.check_task(task)
+    target = T.target_block(task)
+    surfaces = _surface_boxes(scene)
     taken: dict[str, list[np.ndarray]] = {k: [] for k in (*SURFACE_NAMES, "drawer")}
     for b in order:
-        if stack_pair and b == stack_pair[0]:
+        if b == skip:
             continue
-        surf = where[b]
-        i = 6 + 6 * BLOCKS.index(b)
-        if surf == "drawer":
-            y0 = -scene.joint_upper["base__drawer"] * 0  # drawer interior at joint q: y in [-q-0.17, -q+0.05]
-            lo = np.array([0.10, y0 - s[1] - 0.12]); hi = np.array([0.26, y0 - s[1] - 0.02])  # noqa: E702
-            xy, z = rng.uniform(lo, hi), DRAWER_INSIDE[1]
-        else:
-            lo, hi = surfaces[surf]
-            if target == b and surf == "slider_left" and kind == "lift_object":  # reachable without the door
-                lo, hi = lo.copy(), hi.copy()
-                lo[0], hi[0] = -0.30, -0.24
-            if target == b and kind == "push_object":  # room to push 10+ cm, away from the switch and edge
-                lo, hi = lo.copy(), hi.copy()
-                hi[1] = -0.06
-                lo[0], hi[0] = (0.0, 0.15) if args[1] > 0 else (0.17, 0.28)
-            xy = _sample_xy(rng, lo, hi, taken[surf])
-            if xy is None:  # crowded shelf: fall back to the table
-                surf = "table"
-                xy = _sample_xy(rng, *surfaces["table"], taken["table"], 0.06)
-                xy = xy if xy is not None else rng.uniform(surfaces["table"][0][:2], surfaces["table"][1][:2])
-            z = surfaces[surf][0][2]
+        xy, z, surf = _block_spot(s, surfaces, where[b], taken, kind, args, b == target, rng)
         taken[surf].append(xy)
+        i = 6 + 6 * BLOCKS.index(b)
         half = scene.block_size[b][2] / 2
         s[i:i + 3] = [xy[0], xy[1], z + half + 0.002]
         s[i + 5] = rng.uniform(-np.pi / 2, np.pi / 2)
@@ -347,12 +357,29 @@ def sample_initial_state(scene: CalvinScene, task: str, rng: np.random.Generator
             s[i + 5] = rng.uniform(-0.5, 0.5)
         if b == target and surf.startswith("slider"):  # long side pointing into the cabinet: graspable from the front
             s[i + 5] = np.pi / 2 + rng.uniform(-0.3, 0.3)
-    if stack_pair:
-        top, bottom = stack_pair
-        ib, it = 6 + 6 * BLOCKS.index(bottom), 6 + 6 * BLOCKS.index(top)
-        s[it:it + 3] = s[ib:ib + 3] + [0, 0, scene.block_size[bottom][2] / 2 + scene.block_size[top][2] / 2 + 0.003]
-        s[it + 5] = s[ib + 5]
-    return s, grasp
+
+
+def _block_spot(s: np.ndarray, surfaces: dict[str, tuple[np.ndarray, np.ndarray]], surf: str,
+                taken: dict[str, list[np.ndarray]], kind: str, args: list, is_target: bool,
+                rng: np.random.Generator) -> tuple[np.ndarray, float, str]:
+    """(xy, surface z, surface) for one block on ``surf``; a crowded shelf falls back to the table."""
+    if surf == "drawer":  # drawer interior at joint q = s[1]: y in [-q-0.17, -q+0.05]
+        lo, hi = np.array([0.10, -s[1] - 0.12]), np.array([0.26, -s[1] - 0.02])
+        return rng.uniform(lo, hi), DRAWER_INSIDE[1], surf
+    lo, hi = surfaces[surf]
+    if is_target and surf == "slider_left" and kind == "lift_object":  # reachable without the door
+        lo, hi = lo.copy(), hi.copy()
+        lo[0], hi[0] = -0.30, -0.24
+    if is_target and kind == "push_object":  # room to push 10+ cm, away from the switch and edge
+        lo, hi = lo.copy(), hi.copy()
+        hi[1] = -0.06
+        lo[0], hi[0] = (0.0, 0.15) if args[1] > 0 else (0.17, 0.28)
+    xy = _sample_xy(rng, lo, hi, taken[surf])
+    if xy is None:  # crowded shelf: fall back to the table
+        surf = "table"
+        xy = _sample_xy(rng, *surfaces["table"], taken["table"], 0.06)
+        xy = xy if xy is not None else rng.uniform(surfaces["table"][0][:2], surfaces["table"][1][:2])
+    return xy, surfaces[surf][0][2], surf
 
 
 def twist_to_action(linear: np.ndarray, angular: np.ndarray, gripper: float, dt: float = 1.0 / CONTROL_HZ

