@@ -67,8 +67,8 @@ setup(
         "test": ["pytest", "ruff", "psutil"],
     },
     entry_points={
-        "console_scripts": NODES + ["ivm-ros = ivm_ros.cli:main"],
-        # `ivm-ros <name>` / `ivm-ros bench <name>` plug-ins (see ivm_ros/cli.py)
+        "console_scripts": NODES + ["ivm-ros = ivm_ros.commands.cli:main"],
+        # `ivm-ros <name>` / `ivm-ros bench <name>` plug-ins (see ivm_ros/commands/cli.py)
         "ivm_ros.commands": ["sim-data = ivm_ros_sim.data.engine:main", "sim-train-lite = ivm_ros_sim.train.lite:main",
                              "sim-demo = ivm_ros_sim.demo:main", "sim-train-policy = ivm_ros_sim.train.policy:main",
                              "sim-eval-policy = ivm_ros_sim.eval.closed_loop:main"],
