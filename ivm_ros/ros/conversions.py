@@ -1,4 +1,5 @@
-"""sensor_msgs Image / CompressedImage <-> NumPy arrays, validated, without per-pixel Python.
+"""sensor_msgs Image / CompressedImage <-> NumPy arrays, validated, without per-pixel Python; actions ->
+geometry_msgs/TwistStamped, std_msgs/Float64 (gripper) and Float64MultiArray.
 
 Incoming data is viewed, not copied (``np.frombuffer`` over the message buffer); outgoing data is written
 with ``arr.tobytes()``: assigning an ndarray or a memoryview to ``msg.data`` costs 24-43 ms per frame in
@@ -9,19 +10,17 @@ bytes and is accepted either way.
 from __future__ import annotations
 
 import numpy as np
+from geometry_msgs.msg import TwistStamped
 from sensor_msgs.msg import CompressedImage, Image
-from std_msgs.msg import Header
+from std_msgs.msg import Float64, Float64MultiArray, Header, MultiArrayDimension, MultiArrayLayout
 
 from ivm_ros.encodings import CHANNELS
+from ivm_ros.inputs import InputRejected
+from ivm_ros.policies.base import ACTION_LABELS
 
 
-class ImageRejected(ValueError):
-    """A message that cannot be used. ``reason`` is a short stable key for counters."""
-
-    def __init__(self, reason: str, detail: str) -> None:
-        super().__init__(f"{reason}: {detail}")
-        self.reason = reason
-        self.detail = detail
+class ImageRejected(InputRejected):
+    """A frame that cannot be used. ``reason`` is a short stable key for counters."""
 
 
 def image_to_array(msg: Image, max_pixels: int = 0) -> tuple[np.ndarray, str]:
@@ -130,3 +129,34 @@ def _peek_size(buf: np.ndarray) -> tuple[int, int] | None:
                 return int.from_bytes(data[i + 5 : i + 7], "big"), int.from_bytes(data[i + 7 : i + 9], "big")
             i += 2 + length
     return None
+
+
+# ------------------------------------------------------------------------------------------------ actions
+
+#: Labels of the 7 action values, in the layout of every ``~/action`` message.
+ACTION_LAYOUT = MultiArrayLayout(
+    dim=[MultiArrayDimension(label="action: " + ",".join(ACTION_LABELS), size=len(ACTION_LABELS),
+                             stride=len(ACTION_LABELS))],
+    data_offset=0,
+)
+
+
+def action_to_array(action: np.ndarray) -> Float64MultiArray:
+    """(7,) action ``dx dy dz droll dpitch dyaw gripper`` -> Float64MultiArray with a labelled layout."""
+    return Float64MultiArray(layout=ACTION_LAYOUT, data=[float(v) for v in action])
+
+
+def action_to_twist(action: np.ndarray, scale_per_second: np.ndarray, header: Header) -> TwistStamped:
+    """(7,) action -> TwistStamped: linear = ``action[:3] * scale_per_second[:3]`` (m/s), angular =
+    ``action[3:6] * scale_per_second[3:6]`` (rad/s); ``scale_per_second`` (6,) is metres / radians per action
+    unit times the control rate. The gripper value is not part of a twist."""
+    lin, ang = action[:3] * scale_per_second[:3], action[3:6] * scale_per_second[3:6]
+    twist = TwistStamped(header=header)
+    twist.twist.linear.x, twist.twist.linear.y, twist.twist.linear.z = (float(v) for v in lin)
+    twist.twist.angular.x, twist.twist.angular.y, twist.twist.angular.z = (float(v) for v in ang)
+    return twist
+
+
+def gripper_command(action: np.ndarray) -> Float64:
+    """The gripper value of a (7,) action (> 0 open) as std_msgs/Float64."""
+    return Float64(data=float(action[6]))

@@ -26,6 +26,27 @@ def array(stamp, *statuses: DiagnosticStatus) -> DiagnosticArray:
     return msg
 
 
+def summarize(values: dict[str, Any], last_error: str = "", condition: tuple[bytes, str] | None = None,
+              ok_message: str = "ok", rejected_what: str = "input(s)") -> tuple[bytes, str]:
+    """(level, message) of a node's status: its last error (ERROR), else its own ``condition``, else the
+    ``rejected_*`` counters in ``values`` (WARN), else OK with ``ok_message``."""
+    rejected = sum(v for k, v in values.items() if k.startswith("rejected_"))
+    if last_error:
+        return ERROR, last_error
+    if condition is not None:
+        return condition
+    if rejected:
+        return WARN, f"{rejected} {rejected_what} rejected"
+    return OK, ok_message
+
+
+def publish(node, publisher, task: str, level: bytes, message: str, values: dict[str, Any]) -> None:
+    """Publishes one status named ``"<fully qualified node name>: <task>"`` on ``publisher`` (/diagnostics),
+    stamped with the node's clock."""
+    name = f"{node.get_fully_qualified_name()}: {task}"
+    publisher.publish(array(node.get_clock().now().to_msg(), status(name, level, message, values)))
+
+
 def _fmt(value: Any) -> str:
     if isinstance(value, float):
         return "n/a" if math.isnan(value) else f"{value:.3f}"

@@ -20,7 +20,6 @@ rclpy's message conversion (two to three copies of the pixels each way). Other n
 from __future__ import annotations
 
 import dataclasses
-import threading
 import time
 from typing import Any
 
@@ -34,36 +33,71 @@ from rclpy.serialization import deserialize_message
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header, String
 
+from ivm_ros.inputs import InputRejected, check_instruction
 from ivm_ros.masking import MODES, MaskingConfig, debug_overlay
 from ivm_ros.models.registry import PredictorLoadError, config_fields, load_predictor
 from ivm_ros.pipeline import MaskingPipeline, MaskingResult
 from ivm_ros.ros import diagnostics, qos
 from ivm_ros.ros.cdr import CdrUnsupported, RawImage, parse_image, serialize_image
-from ivm_ros.ros.conversions import ImageRejected, array_to_image, compressed_to_array, image_to_array
+from ivm_ros.ros.conversions import (
+    ImageRejected,
+    array_to_image,
+    check_image_fields,
+    compressed_to_array,
+    image_to_array,
+)
 from ivm_ros.ros.dedicated import DedicatedSubscription
-from ivm_ros.ros.params import declare, declare_settings
+from ivm_ros.ros.params import Param, declare, declare_settings, declare_table
 from ivm_ros.ros.worker_node import WorkerLifecycleNode, spin_node
-from ivm_ros.runtime import Counters, LatencyWindow, LatestMailbox, RateMeter, tune_malloc
+from ivm_ros.runtime import LatencyWindow, RateMeter, tune_malloc
 
 DEFAULT_MODEL = "lite"
 BEFORE_INSTRUCTION = ("pass_through", "drop")
-#: Masking parameters: name -> (MaskingConfig field, description, lo, hi).
-_MASKING_PARAMS: dict[str, tuple[str, str, float | None, float | None]] = {
-    "threshold": ("threshold", "probability above which a pixel is kept", 0.0, 0.999),
-    "mode": ("mode", "background treatment: " + ", ".join(MODES), None, None),
-    "fill_color": ("fill_color", "overlay/highlight colour as [R, G, B] 0-255", None, None),
-    "dilate_ratio": ("dilate_ratio", "dilation kernel 2*int(r*H)+1 px (IVM: 0.05); 0 = off", 0.0, 0.5),
-    "feather_ratio": ("feather_ratio", "Gaussian feathering kernel 2*int(r*H)+1 px; 0 = off", 0.0, 0.5),
-    "blur_ratio": ("blur_ratio", "background blur kernel for mode 'blur', fraction of H", 0.0, 0.5),
-    "highlight_alpha": ("highlight_alpha", "fraction of background kept in mode 'highlight'", 0.0, 1.0),
-    "crop": ("crop", "crop the output to the kept region's box (always on in mode 'crop')", None, None),
-    "crop_resize": ("crop_resize", "resize a crop back to the input size", None, None),
-    "fail_safe": ("fail_safe", "no pixel above threshold -> keep the whole image", None, None),
-}
+_DEFAULTS = MaskingConfig()
+#: Masking parameters: each is the MaskingConfig field of the same name and changes at runtime.
+MASKING_PARAMETERS = (
+    Param("threshold", _DEFAULTS.threshold, "probability above which a pixel is kept", lo=0.0, hi=0.999),
+    Param("mode", _DEFAULTS.mode, "background treatment: " + ", ".join(MODES), choices=MODES),
+    Param("fill_color", list(_DEFAULTS.fill_color), "overlay/highlight colour as [R, G, B] 0-255"),
+    Param("dilate_ratio", _DEFAULTS.dilate_ratio, "dilation kernel 2*int(r*H)+1 px (IVM: 0.05); 0 = off",
+          lo=0.0, hi=0.5),
+    Param("feather_ratio", _DEFAULTS.feather_ratio, "Gaussian feathering kernel 2*int(r*H)+1 px; 0 = off",
+          lo=0.0, hi=0.5),
+    Param("blur_ratio", _DEFAULTS.blur_ratio, "background blur kernel for mode 'blur', fraction of H",
+          lo=0.0, hi=0.5),
+    Param("highlight_alpha", _DEFAULTS.highlight_alpha, "fraction of background kept in mode 'highlight'",
+          lo=0.0, hi=1.0),
+    Param("crop", _DEFAULTS.crop, "crop the output to the kept region's box (always on in mode 'crop')"),
+    Param("crop_resize", _DEFAULTS.crop_resize, "resize a crop back to the input size"),
+    Param("fail_safe", _DEFAULTS.fail_safe, "no pixel above threshold -> keep the whole image"),
+)
+_MASKING_FIELDS = tuple(p.name for p in MASKING_PARAMETERS)
+#: The node's own parameters (besides ``model`` and ``model_config.*``).
+PARAMETERS = (
+    Param("image_transport", "raw", "input transport: 'raw' (image_raw) or 'compressed' (image_raw/compressed)",
+          choices=("raw", "compressed"), read_only=True),
+    Param("image_qos", "sensor_data", "input QoS", choices=qos.PROFILES, read_only=True),
+    Param("image_qos_depth", 1, "input queue depth", lo=1, hi=100, read_only=True),
+    Param("output_qos", "reliable", "outputs' QoS ('reliable' serves both kinds of subscriber)",
+          choices=qos.PROFILES, read_only=True),
+    Param("raw_cdr", True, "take and publish Images as serialized CDR bytes (zero-copy input, one copy out) "
+          "instead of through rclpy's message conversion", read_only=True),
+    Param("max_pixels", 3840 * 2160, "frames with more pixels are rejected", lo=1, hi=1 << 30),
+    Param("max_instruction_chars", 1000, "longer instructions are rejected", lo=1, hi=100000),
+    Param("before_instruction", "pass_through", "until a valid instruction arrives: publish the frame unmasked "
+          "('pass_through') or publish nothing ('drop')", choices=BEFORE_INSTRUCTION),
+    Param("default_instruction", "", "instruction used until one arrives on the topic (empty: none)"),
+    Param("diagnostics_period", 1.0, "seconds between /diagnostics messages", lo=0.1, hi=60.0, read_only=True),
+    Param("torch_threads", 1, "torch CPU threads for the worker (0: torch's default). More than one lets OpenMP "
+          "spin-waits starve the ROS threads on small machines", lo=0, hi=256, read_only=True),
+    Param("log_throttle", 5.0, "seconds between repeated warnings of one kind", lo=0.0, hi=3600.0),
+)
 
 
 @dataclasses.dataclass
-class _Frame:
+class MaskingFrame:
+    """A frame in the mailbox: its header (copied to every output), the message and when it arrived."""
+
     sec: int  # input header stamp, copied to every output
     nanosec: int
     frame_id: str
@@ -81,8 +115,18 @@ class _Frame:
         header.stamp.sec, header.stamp.nanosec = self.sec, self.nanosec
         return header
 
+    def validate(self, max_pixels: int) -> None:
+        """Checks the fields of an Image (not a compressed one: its size is known only from its header) without
+        reading a pixel; raises ImageRejected."""
+        msg = self.msg
+        if isinstance(msg, RawImage):
+            check_image_fields(msg.encoding, msg.height, msg.width, msg.step, msg.data.size, max_pixels)
+        elif isinstance(msg, Image):
+            h, w, step = int(msg.height), int(msg.width), int(msg.step)
+            check_image_fields(msg.encoding, h, w, step, len(msg.data), max_pixels)
+
     def image(self, max_pixels: int = 0) -> tuple[np.ndarray, str]:
-        """(H, W, C) uint8 and its encoding; raises ImageRejected."""
+        """(H, W, C) uint8 (a zero-copy view unless compressed) and its encoding; raises ImageRejected."""
         if isinstance(self.msg, RawImage):
             return self.msg.to_array(max_pixels), self.msg.encoding
         if isinstance(self.msg, CompressedImage):
@@ -98,66 +142,14 @@ class MaskingNode(WorkerLifecycleNode):
 
     def __init__(self, node_name: str = "masking_node", **kwargs: Any) -> None:
         super().__init__(node_name, **kwargs)
-        defaults = MaskingConfig()
-        self._declare_masking_params(defaults)
+        declare_table(self, MASKING_PARAMETERS)
         self.model = declare(
             self, "model", DEFAULT_MODEL, "predictor: a registered name (ivm-ros predictors) or 'module:Class'"
         )
         self._declare_model_config(self.model)
-        declare(
-            self,
-            "image_transport",
-            "raw",
-            "input transport: 'raw' (image_raw) or 'compressed' (image_raw/compressed)",
-            choices=("raw", "compressed"),
-            read_only=True,
-        )
-        declare(self, "image_qos", "sensor_data", "input QoS", choices=qos.PROFILES, read_only=True)
-        declare(self, "image_qos_depth", 1, "input queue depth", lo=1, hi=100, read_only=True)
-        declare(
-            self,
-            "output_qos",
-            "reliable",
-            "outputs' QoS ('reliable' serves both kinds of subscriber)",
-            choices=qos.PROFILES,
-            read_only=True,
-        )
-        declare(
-            self,
-            "raw_cdr",
-            True,
-            "take and publish Images as serialized CDR bytes (zero-copy input, one copy out) instead of "
-            "through rclpy's message conversion",
-            read_only=True,
-        )
-        declare(self, "max_pixels", 3840 * 2160, "frames with more pixels are rejected", lo=1, hi=1 << 30)
-        declare(self, "max_instruction_chars", 1000, "longer instructions are rejected", lo=1, hi=100000)
-        declare(
-            self,
-            "before_instruction",
-            "pass_through",
-            "until a valid instruction arrives: publish the "
-            "frame unmasked ('pass_through') or publish nothing ('drop')",
-            choices=BEFORE_INSTRUCTION,
-        )
-        declare(self, "default_instruction", "", "instruction used until one arrives on the topic (empty: none)")
-        declare(
-            self, "diagnostics_period", 1.0, "seconds between /diagnostics messages", lo=0.1, hi=60.0, read_only=True
-        )
-        declare(
-            self,
-            "torch_threads",
-            1,
-            "torch CPU threads for the worker (0: torch's default). More than "
-            "one lets OpenMP spin-waits starve the ROS threads on small machines",
-            lo=0,
-            hi=256,
-            read_only=True,
-        )
-        declare(self, "log_throttle", 5.0, "seconds between repeated warnings of one kind", lo=0.0, hi=3600.0)
+        declare_table(self, PARAMETERS)
         self.add_on_set_parameters_callback(self._on_set_parameters)
 
-        self.counters = Counters()
         self.rate_in, self.rate_out = RateMeter(), RateMeter()
         self.latency, self.predictor_ms = LatencyWindow(), LatencyWindow()
         self.wait_ms, self.work_ms = LatencyWindow(), LatencyWindow()  # mailbox wait; worker time per frame
@@ -165,37 +157,19 @@ class MaskingNode(WorkerLifecycleNode):
         # Stamp age (ROS clock - header stamp) at arrival and when the masked image goes to publish():
         # meaningful when the camera stamps with this machine's clock (or sim time); stamps of 0 are skipped.
         self.input_age_ms, self.output_age_ms = LatencyWindow(), LatencyWindow()
-        self.mailbox: LatestMailbox[_Frame] = LatestMailbox()
         self.pipeline: MaskingPipeline | None = None
         self._instruction: tuple[str, float] | None = None  # (text, monotonic time received)
-        self._worker: threading.Thread | None = None
         self._work_start = 0.0
-        self._running = False
         self._raw = True
         self._image_sub: DedicatedSubscription | None = None
         self._subs: list[Any] = []
-        self._pubs: dict[str, Any] = {}
         self._diag_timer = None
-        self._last_error = ""
         default = self.get_parameter("default_instruction").value.strip()
         if default:
             self._instruction = (default, time.monotonic())
         self._start_when_asked()
 
     # ------------------------------------------------------------------------------------------ parameters
-
-    def _declare_masking_params(self, defaults: MaskingConfig) -> None:
-        for name, (field, description, lo, hi) in _MASKING_PARAMS.items():
-            value = getattr(defaults, field)
-            declare(
-                self,
-                name,
-                list(value) if isinstance(value, tuple) else value,
-                description,
-                lo=lo,
-                hi=hi,
-                choices=MODES if name == "mode" else None,
-            )
 
     def _declare_model_config(self, model: str) -> None:
         try:
@@ -207,14 +181,12 @@ class MaskingNode(WorkerLifecycleNode):
 
     def masking_config(self, overrides: dict[str, Any] | None = None) -> MaskingConfig:
         """Builds (and validates) a MaskingConfig from the current parameters plus ``overrides``."""
-        values = {field: self.get_parameter(name).value for name, (field, *_) in _MASKING_PARAMS.items()}
-        for name, value in (overrides or {}).items():
-            values[_MASKING_PARAMS[name][0]] = value
+        values = {name: self.get_parameter(name).value for name in _MASKING_FIELDS} | (overrides or {})
         values["fill_color"] = tuple(values["fill_color"])
         return MaskingConfig(**values)
 
     def _on_set_parameters(self, params: list[rclpy.Parameter]) -> SetParametersResult:
-        overrides = {p.name: p.value for p in params if p.name in _MASKING_PARAMS}
+        overrides = {p.name: p.value for p in params if p.name in _MASKING_FIELDS}
         for p in params:
             if p.name == "model" and self.pipeline is not None:
                 return SetParametersResult(
@@ -222,10 +194,6 @@ class MaskingNode(WorkerLifecycleNode):
                 )
             if p.name.startswith("model_config.") and self.pipeline is not None:
                 return SetParametersResult(successful=False, reason=f"{p.name} applies at configure: clean up first")
-            if p.name == "before_instruction" and p.value not in BEFORE_INSTRUCTION:
-                return SetParametersResult(
-                    successful=False, reason=f"before_instruction must be one of {BEFORE_INSTRUCTION}"
-                )
         if overrides:
             try:
                 config = self.masking_config(overrides)
@@ -242,6 +210,8 @@ class MaskingNode(WorkerLifecycleNode):
     # ------------------------------------------------------------------------------------------- lifecycle
 
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        if error := self._parameters_error():
+            return self._refuse_configure(error)
         threads = self.get_parameter("torch_threads").value
         if threads > 0:
             torch.set_num_threads(threads)
@@ -255,26 +225,17 @@ class MaskingNode(WorkerLifecycleNode):
         try:
             config = self.masking_config()
         except (ValueError, TypeError) as exc:
-            self._last_error = f"invalid masking parameters: {exc}"
-            self.get_logger().error(self._last_error)
-            return TransitionCallbackReturn.FAILURE
+            return self._refuse_configure(f"invalid masking parameters: {exc}")
         try:
             predictor = load_predictor(self.model, settings)
         except Exception as exc:  # a bad model must fail the transition, not kill the node
-            self._last_error = f"cannot load predictor {self.model!r}: {exc}"
-            self.get_logger().error(self._last_error)
-            return TransitionCallbackReturn.FAILURE
+            return self._refuse_configure(f"cannot load predictor {self.model!r}: {exc}")
         self.pipeline = MaskingPipeline(predictor, config)
         self._last_error = ""
         out_qos = qos.profile(self.get_parameter("output_qos").value, 1)
         for name in ("masked_image", "mask", "overlay"):
-            topic = f"~/{name}"
-            self._pubs[name] = self.create_publisher(
-                Image,
-                topic,
-                out_qos,
-                event_callbacks=qos.publisher_events(self.get_logger(), topic, "output_qos", self._count_qos),
-            )
+            self._pubs[name] = self.create_publisher(Image, f"~/{name}", out_qos, event_callbacks=qos.publisher_events(
+                self.get_logger(), f"~/{name}", "output_qos", self._count_qos))
         self._pubs["diagnostics"] = self.create_publisher(diagnostics.DiagnosticArray, "/diagnostics", 10)
         self._diag_timer = self.create_timer(self.get_parameter("diagnostics_period").value, self.publish_diagnostics)
         self.get_logger().info(f"configured: model={self.model} {predictor.describe()}")
@@ -360,12 +321,11 @@ class MaskingNode(WorkerLifecycleNode):
                     except RuntimeError as exc:
                         raise ImageRejected("cdr_deserialize", str(exc)) from None
             if isinstance(msg, RawImage):
-                frame = _Frame(msg.sec, msg.nanosec, msg.frame_id, msg, now)
+                frame = MaskingFrame(msg.sec, msg.nanosec, msg.frame_id, msg, now)
             else:
                 stamp = msg.header.stamp
-                frame = _Frame(stamp.sec, stamp.nanosec, msg.header.frame_id, msg, now)
-            if not isinstance(msg, CompressedImage):
-                frame.image(self.get_parameter("max_pixels").value)  # validation only: cheap
+                frame = MaskingFrame(stamp.sec, stamp.nanosec, msg.header.frame_id, msg, now)
+            frame.validate(self.get_parameter("max_pixels").value)  # fields only: no pixel is read
         except ImageRejected as exc:
             self._reject(exc.reason, str(exc))
             return
@@ -373,19 +333,14 @@ class MaskingNode(WorkerLifecycleNode):
             self.counters.add("dropped_busy")
 
     def _on_instruction(self, msg: String) -> None:
-        text = msg.data.strip()
-        limit = self.get_parameter("max_instruction_chars").value
-        if not text:
-            self._reject("instruction_empty", "empty or whitespace-only instruction ignored; keeping the previous one")
-        elif len(text) > limit:
-            self._reject(
-                "instruction_too_long",
-                f"instruction of {len(text)} chars > max_instruction_chars={limit} ignored; keeping the previous one",
-            )
-        else:
-            self._instruction = (text, time.monotonic())
-            self.counters.add("instructions")
-            self.get_logger().info(f"instruction: {text!r}")
+        try:
+            text = check_instruction(msg.data, self.get_parameter("max_instruction_chars").value)
+        except InputRejected as exc:
+            self._reject(exc.reason, exc.detail)
+            return
+        self._instruction = (text, time.monotonic())
+        self.counters.add("instructions")
+        self.get_logger().info(f"instruction: {text!r}")
 
     def _on_take_error(self, exc: Exception) -> None:
         self.counters.add("dropped_error")
@@ -395,23 +350,7 @@ class MaskingNode(WorkerLifecycleNode):
 
     # -------------------------------------------------------------------------------------------- worker
 
-    def _work(self) -> None:
-        while self._running:
-            frame = self.mailbox.get(timeout=0.2)
-            if frame is None:
-                continue
-            try:
-                self._process(frame)
-            except ImageRejected as exc:
-                self._reject(exc.reason, str(exc))
-            except Exception as exc:  # a failing predictor must not kill the worker
-                self.counters.add("dropped_error")
-                self._last_error = f"{type(exc).__name__}: {exc}"
-                self.get_logger().error(
-                    f"frame dropped: {self._last_error}", throttle_duration_sec=self.get_parameter("log_throttle").value
-                )
-
-    def _process(self, frame: _Frame) -> None:
+    def _process(self, frame: MaskingFrame) -> None:
         self._work_start = time.monotonic()
         self.wait_ms.add((self._work_start - frame.received) * 1e3)
         pipeline = self.pipeline
@@ -430,7 +369,7 @@ class MaskingNode(WorkerLifecycleNode):
             self.predictor_ms.add(result.predictor_ms)
             if result.fail_safe:
                 self.counters.add("fail_safe")
-        self._publish(frame, result)
+        self._publish(frame, result, image, encoding)
 
     def _now_ns(self) -> int:
         """The node's clock in ns: ``time.time_ns()`` unless ROS (sim) time is active (Clock.now() costs ~65 us)."""
@@ -439,7 +378,9 @@ class MaskingNode(WorkerLifecycleNode):
             return clock.now().nanoseconds
         return time.time_ns()
 
-    def _publish(self, frame: _Frame, result: MaskingResult) -> None:
+    def _publish(self, frame: MaskingFrame, result: MaskingResult, image: np.ndarray, encoding: str) -> None:
+        """Publishes the masked image, and the mask and the overlay (made from the frame's decoded ``image``)
+        where someone subscribes, each with the input's header."""
         pubs = self._pubs
         if not pubs:
             return
@@ -457,7 +398,6 @@ class MaskingNode(WorkerLifecycleNode):
         if pubs["mask"].get_subscription_count() > 0:
             pubs["mask"].publish(encode(result.mask, "mono8"))
         if pubs["overlay"].get_subscription_count() > 0:
-            image, encoding = frame.image()
             view = debug_overlay(image[..., :3], result.mask)
             enc = "bgr8" if encoding in ("bgr8", "bgra8", "8UC3") else "rgb8"
             pubs["overlay"].publish(encode(view, enc))

@@ -1,85 +1,97 @@
 """The lifecycle skeleton shared by masking_node and policy_node: one worker thread fed by a one-slot mailbox.
 
-configure loads the model (subclass), activate subscribes and starts the worker (:meth:`_start_worker`),
-deactivate undoes activate (:meth:`_unsubscribe`), cleanup undoes configure (:meth:`_release`), shutdown does both.
+The base owns the skeleton: ``counters``, the ``mailbox`` callbacks put the newest frame into, the ``_pubs``
+dict (name -> publisher; "diagnostics" publishes /diagnostics), the worker loop and the last error. A node
+implements the hooks: :meth:`_process` (one frame, on the worker thread), :meth:`_on_error` (a frame that
+raised; the default counts ``ERROR_COUNTER`` and logs), :meth:`_on_rejected` (a frame found bad while
+processing), :meth:`stats`, :meth:`_status`, :meth:`_unsubscribe` and :meth:`_release`.
+
+Lifecycle: configure loads the model (the node), activate subscribes and starts the worker
+(:meth:`_start_worker`), deactivate undoes activate (:meth:`_unsubscribe`), cleanup undoes configure
+(:meth:`_release`), shutdown does both.
 """
 
 from __future__ import annotations
 
+import abc
 import threading
+from typing import Any
 
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 
+from ivm_ros.inputs import InputRejected
 from ivm_ros.ros import diagnostics
 from ivm_ros.ros.diagnostics import RejectionCounting
-from ivm_ros.ros.params import declare
-from ivm_ros.runtime import LatestMailbox, ignore_further_interrupts
+from ivm_ros.ros.params import declare, invalid_parameters
+from ivm_ros.runtime import Counters, LatestMailbox, ignore_further_interrupts
 
 
-class WorkerLifecycleNode(RejectionCounting, LifecycleNode):
-    """Subclasses set ``self.mailbox``, ``self.counters``, ``self._pubs`` and ``self._last_error`` and implement
-    :meth:`_work`, :meth:`_unsubscribe`, :meth:`_release`, :meth:`stats` and :meth:`_status`."""
+class WorkerLifecycleNode(RejectionCounting, LifecycleNode, metaclass=abc.ABCMeta):
+    """See the module docstring."""
 
-    mailbox: LatestMailbox
-    _worker: threading.Thread | None = None
-    _running: bool = False
-    _pubs: dict
-    _last_error: str = ""
     #: the diagnostics status is named "<fully qualified node name>: <DIAGNOSTIC_TASK>"; OK_MESSAGE when all is well
     DIAGNOSTIC_TASK = "worker"
     OK_MESSAGE = "working"
+    #: counted when :meth:`_process` raises
+    ERROR_COUNTER = "dropped_error"
 
+    def __init__(self, node_name: str, **kwargs: Any) -> None:
+        super().__init__(node_name, **kwargs)
+        self.counters = Counters()
+        self.mailbox: LatestMailbox[Any] = LatestMailbox()
+        self._pubs: dict[str, Any] = {}
+        self._last_error = ""
+        self._worker: threading.Thread | None = None
+        self._running = False
+
+    # ------------------------------------------------------------------------------------------ hooks
+
+    @abc.abstractmethod
+    def _process(self, item: Any) -> None:
+        """Handles one item taken from the mailbox (worker thread). May raise: see :meth:`_on_error`."""
+
+    def _on_rejected(self, item: Any, exc: InputRejected) -> None:
+        """After a rejection found while processing ``item`` was counted and logged."""
+
+    def _on_error(self, exc: Exception) -> None:
+        """``_process`` raised: the frame is dropped (counted ``ERROR_COUNTER``), the error is kept for
+        diagnostics and logged (throttled); the worker serves the next frame."""
+        self.counters.add(self.ERROR_COUNTER)
+        self._last_error = f"{type(exc).__name__}: {exc}"
+        self.get_logger().error(f"frame dropped: {self._last_error}",
+                                throttle_duration_sec=self.get_parameter("log_throttle").value)
+
+    @abc.abstractmethod
     def stats(self) -> dict:
         """The values published in diagnostics (key -> number or string)."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def _status(self, values: dict) -> tuple[bytes, str] | None:
         """(level, message) for a node-specific condition in ``values``, or None when there is none."""
-        raise NotImplementedError
 
-    def publish_diagnostics(self) -> None:
-        """One DiagnosticStatus on ``/diagnostics``: the last error, else the node's own condition, else rejected
-        inputs (WARN), else OK."""
-        pub = self._pubs.get("diagnostics")
-        if pub is None:
-            return
-        values = self.stats()
-        rejected = sum(v for k, v in values.items() if k.startswith("rejected_"))
-        if self._last_error:
-            level, message = diagnostics.ERROR, self._last_error
-        elif (own := self._status(values)) is not None:
-            level, message = own
-        elif rejected:
-            level, message = diagnostics.WARN, f"{rejected} input(s) rejected"
-        else:
-            level, message = diagnostics.OK, self.OK_MESSAGE
-        name = f"{self.get_fully_qualified_name()}: {self.DIAGNOSTIC_TASK}"
-        pub.publish(diagnostics.array(self.get_clock().now().to_msg(), diagnostics.status(name, level, message,
-                                                                                          values)))
-
-    def _work(self) -> None:
-        """The worker loop: takes from the mailbox while ``self._running``."""
-        raise NotImplementedError
-
+    @abc.abstractmethod
     def _unsubscribe(self) -> None:
         """Undoes activate: stops the worker (:meth:`_stop_worker`) and drops subscriptions and timers."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def _release(self) -> None:
         """Undoes configure: publishers, services, the model."""
-        raise NotImplementedError
 
-    def _start_when_asked(self) -> None:
-        """Declares the read-only ``autostart`` parameter; when true, the first spin configures and activates.
-        Call at the end of ``__init__``."""
-        if declare(self, "autostart", True, "configure and activate on start", read_only=True):
-            self._autostart_timer = self.create_timer(0.0, self._autostart)
+    # ------------------------------------------------------------------------------------------ worker
 
-    def _autostart(self) -> None:
-        self._autostart_timer.cancel()
-        self.destroy_timer(self._autostart_timer)
-        if self.trigger_configure() == TransitionCallbackReturn.SUCCESS:
-            self.trigger_activate()
+    def _work(self) -> None:
+        """The worker loop: takes from the mailbox while running; a bad or failing frame never ends it."""
+        while self._running:
+            item = self.mailbox.get(timeout=0.2)
+            if item is None:
+                continue
+            try:
+                self._process(item)
+            except InputRejected as exc:
+                self._reject(exc.reason, str(exc))
+                self._on_rejected(item, exc)
+            except Exception as exc:  # a failing model must not kill the worker
+                self._on_error(exc)
 
     def _start_worker(self, name: str) -> None:
         self.mailbox.reopen()
@@ -93,6 +105,43 @@ class WorkerLifecycleNode(RejectionCounting, LifecycleNode):
         if self._worker is not None:
             self._worker.join(timeout=10.0)
             self._worker = None
+
+    # ------------------------------------------------------------------------------------- diagnostics
+
+    def publish_diagnostics(self) -> None:
+        """One DiagnosticStatus on ``/diagnostics``: the last error, else the node's own condition, else rejected
+        inputs (WARN), else OK."""
+        pub = self._pubs.get("diagnostics")
+        if pub is None:
+            return
+        values = self.stats()
+        level, message = diagnostics.summarize(values, self._last_error, self._status(values), self.OK_MESSAGE)
+        diagnostics.publish(self, pub, self.DIAGNOSTIC_TASK, level, message, values)
+
+    # --------------------------------------------------------------------------------------- lifecycle
+
+    def _start_when_asked(self) -> None:
+        """Declares the read-only ``autostart`` parameter; when true, the first spin configures and activates.
+        Call at the end of ``__init__``."""
+        if declare(self, "autostart", True, "configure and activate on start", read_only=True):
+            self._autostart_timer = self.create_timer(0.0, self._autostart)
+
+    def _autostart(self) -> None:
+        self._autostart_timer.cancel()
+        self.destroy_timer(self._autostart_timer)
+        if self.trigger_configure() == TransitionCallbackReturn.SUCCESS:
+            self.trigger_activate()
+
+    def _refuse_configure(self, message: str) -> TransitionCallbackReturn:
+        """Fails the configure transition with ``message`` (logged, kept for diagnostics); the node stays up."""
+        self._last_error = message
+        self.get_logger().error(message)
+        return TransitionCallbackReturn.FAILURE
+
+    def _parameters_error(self) -> str:
+        """Why the parameters cannot be used to configure (start values outside their choices), or ""."""
+        invalid = invalid_parameters(self)
+        return "invalid parameters: " + "; ".join(invalid) if invalid else ""
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._unsubscribe()
@@ -110,21 +159,24 @@ class WorkerLifecycleNode(RejectionCounting, LifecycleNode):
 
 def spin_node(make_node, args: list[str] | None = None) -> None:
     """A node executable's main: init, build with ``make_node()``, spin a SingleThreadedExecutor until Ctrl-C or
-    an external shutdown, then stop the worker (on_shutdown) before the context goes away."""
+    an external shutdown, then stop the node's threads (``on_shutdown``) and destroy it before the context goes
+    away. A node that failed to build is reported by its exception; the context is shut down all the same."""
     import rclpy
     from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 
     rclpy.init(args=args)
-    node = make_node()
-    executor = SingleThreadedExecutor()
-    executor.add_node(node)
+    node = None
     try:
+        node = make_node()
+        executor = SingleThreadedExecutor()
+        executor.add_node(node)
         executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
         ignore_further_interrupts()
-        node.on_shutdown(None)
-        node.destroy_node()
+        if node is not None:
+            node.on_shutdown(None)
+            node.destroy_node()
         if rclpy.ok():
             rclpy.shutdown()

@@ -1,0 +1,26 @@
+"""Validation of what nodes and tools receive, shared by all of them (no ROS): a rejection carries a short
+stable ``reason`` that nodes count as ``rejected_<reason>``."""
+
+from __future__ import annotations
+
+
+class InputRejected(ValueError):
+    """An input that cannot be used. ``reason`` is a short stable key for counters, ``detail`` says why."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+def check_instruction(text: str, max_chars: int) -> str:
+    """The instruction with surrounding whitespace removed; raises :class:`InputRejected` (``instruction_empty``,
+    ``instruction_too_long``) for an empty one or one longer than ``max_chars`` characters."""
+    text = text.strip()
+    if not text:
+        raise InputRejected("instruction_empty",
+                            "empty or whitespace-only instruction ignored; keeping the previous one")
+    if len(text) > max_chars:
+        raise InputRejected("instruction_too_long", f"instruction of {len(text)} chars > max_instruction_chars="
+                            f"{max_chars} ignored; keeping the previous one")
+    return text
