@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from ivm_ros.inputs import InputRejected
 from ivm_ros.policies.base import ACTION_DIM, Observation, check_actions
 from ivm_ros.runtime import Counters
 
@@ -137,7 +138,14 @@ class PolicyControl:
     def receive_wrist(self, image: Any, stamp_ns: int) -> None:
         self._wrist = (image, stamp_ns)
 
-    def receive_proprio(self, state: np.ndarray) -> None:
+    def receive_proprio(self, values: Any) -> None:
+        """Takes the robot state vector (1..10000 finite values) as (P,) float32; raises
+        :class:`~ivm_ros.inputs.InputRejected` (``proprio_size``, ``proprio_non_finite``) for others."""
+        state = np.asarray(values, dtype=np.float32)
+        if state.size == 0 or state.size > 10000:
+            raise InputRejected("proprio_size", f"proprio needs 1..10000 values, got {state.size}")
+        if not np.all(np.isfinite(state)):
+            raise InputRejected("proprio_non_finite", f"proprio has NaN/inf: {state.tolist()}")
         self._proprio = state
 
     def receive_frame(self, now: float) -> Pairing | None:

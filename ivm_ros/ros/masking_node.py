@@ -35,7 +35,7 @@ from std_msgs.msg import Header, String
 
 from ivm_ros.inputs import InputRejected, check_instruction
 from ivm_ros.masking import MODES, MaskingConfig, debug_overlay
-from ivm_ros.models.registry import PredictorLoadError, config_fields, load_predictor
+from ivm_ros.models.registry import PREDICTORS, load_predictor
 from ivm_ros.pipeline import MaskingPipeline, MaskingResult
 from ivm_ros.ros import diagnostics, qos
 from ivm_ros.ros.cdr import CdrUnsupported, RawImage, parse_image, serialize_image
@@ -47,7 +47,7 @@ from ivm_ros.ros.conversions import (
     image_to_array,
 )
 from ivm_ros.ros.dedicated import DedicatedSubscription
-from ivm_ros.ros.params import Param, declare, declare_settings, declare_table
+from ivm_ros.ros.params import Param, declare, declare_table
 from ivm_ros.ros.worker_node import WorkerLifecycleNode, spin_node
 from ivm_ros.runtime import LatencyWindow, RateMeter, tune_malloc
 
@@ -108,6 +108,22 @@ class MaskingFrame:
     def __post_init__(self) -> None:
         self.stamp_ns = self.sec * 1_000_000_000 + self.nanosec
 
+    @classmethod
+    def from_message(cls, msg: bytes | Image | CompressedImage, received: float) -> MaskingFrame:
+        """A frame from a received message: serialized Image bytes (``raw_cdr``: parsed zero-copy, or by rclpy
+        for an encapsulation the parser does not read), an Image or a CompressedImage. Raises ImageRejected."""
+        if isinstance(msg, bytes):
+            try:
+                msg = parse_image(msg)
+            except CdrUnsupported:
+                try:
+                    msg = deserialize_message(msg, Image)
+                except RuntimeError as exc:
+                    raise ImageRejected("cdr_deserialize", str(exc)) from None
+        if isinstance(msg, RawImage):
+            return cls(msg.sec, msg.nanosec, msg.frame_id, msg, received)
+        return cls(msg.header.stamp.sec, msg.header.stamp.nanosec, msg.header.frame_id, msg, received)
+
     def header(self) -> Header:
         if isinstance(self.msg, (Image, CompressedImage)):
             return self.msg.header
@@ -146,7 +162,7 @@ class MaskingNode(WorkerLifecycleNode):
         self.model = declare(
             self, "model", DEFAULT_MODEL, "predictor: a registered name (ivm-ros predictors) or 'module:Class'"
         )
-        self._declare_model_config(self.model)
+        self._declare_plugin_settings(PREDICTORS, "model_config", self.model)
         declare_table(self, PARAMETERS)
         self.add_on_set_parameters_callback(self._on_set_parameters)
 
@@ -171,14 +187,6 @@ class MaskingNode(WorkerLifecycleNode):
 
     # ------------------------------------------------------------------------------------------ parameters
 
-    def _declare_model_config(self, model: str) -> None:
-        try:
-            fields = config_fields(model)
-        except PredictorLoadError as exc:
-            self.get_logger().error(str(exc))
-            return
-        declare_settings(self, "model_config", fields, f"predictor {model!r}")
-
     def masking_config(self, overrides: dict[str, Any] | None = None) -> MaskingConfig:
         """Builds (and validates) a MaskingConfig from the current parameters plus ``overrides``."""
         values = {name: self.get_parameter(name).value for name in _MASKING_FIELDS} | (overrides or {})
@@ -187,13 +195,8 @@ class MaskingNode(WorkerLifecycleNode):
 
     def _on_set_parameters(self, params: list[rclpy.Parameter]) -> SetParametersResult:
         overrides = {p.name: p.value for p in params if p.name in _MASKING_FIELDS}
-        for p in params:
-            if p.name == "model" and self.pipeline is not None:
-                return SetParametersResult(
-                    successful=False, reason="model can change only while unconfigured (deactivate and clean up first)"
-                )
-            if p.name.startswith("model_config.") and self.pipeline is not None:
-                return SetParametersResult(successful=False, reason=f"{p.name} applies at configure: clean up first")
+        if refusal := self._refuse_while_loaded(params, self.pipeline is not None, ("model", "model_config")):
+            return refusal
         if overrides:
             try:
                 config = self.masking_config(overrides)
@@ -215,13 +218,8 @@ class MaskingNode(WorkerLifecycleNode):
         threads = self.get_parameter("torch_threads").value
         if threads > 0:
             torch.set_num_threads(threads)
-        self._declare_model_config(self.model)
-        known = set(config_fields(self.model)) if self._model_known() else set()
-        settings = {
-            key: tuple(p.value) if isinstance(p.value, list) else p.value
-            for key, p in self.get_parameters_by_prefix("model_config").items()
-            if key in known
-        }
+        self._declare_plugin_settings(PREDICTORS, "model_config", self.model)
+        settings = self._plugin_settings(PREDICTORS, "model_config", self.model, sequence=tuple)
         try:
             config = self.masking_config()
         except (ValueError, TypeError) as exc:
@@ -245,32 +243,18 @@ class MaskingNode(WorkerLifecycleNode):
         transport = self.get_parameter("image_transport").value
         qos_name = self.get_parameter("image_qos").value
         in_qos = qos.profile(qos_name, self.get_parameter("image_qos_depth").value)
-        topic, msg_type = (
-            ("image_raw/compressed", CompressedImage) if transport == "compressed" else ("image_raw", Image)
-        )
+        compressed = transport == "compressed"
+        topic, msg_type = ("image_raw/compressed", CompressedImage) if compressed else ("image_raw", Image)
         self._raw = self.get_parameter("raw_cdr").value
         self._image_sub = DedicatedSubscription(  # its own thread: no executor delay (ros/dedicated.py)
-            self,
-            msg_type,
-            topic,
-            self._on_image,
-            in_qos,
-            raw=self._raw and msg_type is Image,
+            self, msg_type, topic, self._on_image, in_qos, raw=self._raw and msg_type is Image,
             event_callbacks=qos.subscription_events(self.get_logger(), topic, "image_qos", self._count_qos),
-            on_error=self._on_take_error,
-            name="ivm_masking_input",
+            on_error=self._on_take_error, name="ivm_masking_input",
         )
-        self._subs = [
-            self.create_subscription(
-                String,
-                "instruction",
-                self._on_instruction,
-                qos.latched(),
-                event_callbacks=qos.subscription_events(
-                    self.get_logger(), "instruction", "instruction QoS", self._count_qos
-                ),
-            ),
-        ]
+        self._subs = [self.create_subscription(String, "instruction", self._on_instruction, qos.latched(),
+                                               event_callbacks=qos.subscription_events(
+                                                   self.get_logger(), "instruction", "instruction QoS",
+                                                   self._count_qos))]
         self._start_worker("ivm_masking_worker")
         self.get_logger().info(
             f"active: {self.resolve_topic_name(topic)} ({qos_name}) -> {self.resolve_topic_name('~/masked_image')}"
@@ -283,27 +267,16 @@ class MaskingNode(WorkerLifecycleNode):
             self._image_sub.destroy()
             self._image_sub = None
         self._stop_worker()
-        for sub in self._subs:
-            self.destroy_subscription(sub)
+        self._destroy(subscriptions=self._subs)
         self._subs = []
 
     def _release(self) -> None:
-        if self._diag_timer is not None:
-            self.destroy_timer(self._diag_timer)
-            self._diag_timer = None
-        for pub in self._pubs.values():
-            self.destroy_publisher(pub)
-        self._pubs = {}
+        self._destroy(timers=[self._diag_timer])
+        self._diag_timer = None
+        self._destroy_publishers()
         if self.pipeline is not None:
             self.pipeline.close()
             self.pipeline = None
-
-    def _model_known(self) -> bool:
-        try:
-            config_fields(self.model)
-            return True
-        except PredictorLoadError:
-            return False
 
     # ------------------------------------------------------------------------------------------- callbacks
 
@@ -312,19 +285,7 @@ class MaskingNode(WorkerLifecycleNode):
         self.rate_in.tick(now)
         self.counters.add("frames_in")
         try:
-            if isinstance(msg, bytes):  # raw_cdr: serialized sensor_msgs/Image
-                try:
-                    msg = parse_image(msg)
-                except CdrUnsupported:  # an encapsulation we do not parse: let rclpy do it
-                    try:
-                        msg = deserialize_message(msg, Image)
-                    except RuntimeError as exc:
-                        raise ImageRejected("cdr_deserialize", str(exc)) from None
-            if isinstance(msg, RawImage):
-                frame = MaskingFrame(msg.sec, msg.nanosec, msg.frame_id, msg, now)
-            else:
-                stamp = msg.header.stamp
-                frame = MaskingFrame(stamp.sec, stamp.nanosec, msg.header.frame_id, msg, now)
+            frame = MaskingFrame.from_message(msg, now)
             frame.validate(self.get_parameter("max_pixels").value)  # fields only: no pixel is read
         except ImageRejected as exc:
             self._reject(exc.reason, str(exc))
@@ -344,9 +305,8 @@ class MaskingNode(WorkerLifecycleNode):
 
     def _on_take_error(self, exc: Exception) -> None:
         self.counters.add("dropped_error")
-        self.get_logger().error(
-            f"image input: {type(exc).__name__}: {exc}", throttle_duration_sec=self.get_parameter("log_throttle").value
-        )
+        self.get_logger().error(f"image input: {type(exc).__name__}: {exc}",
+                                throttle_duration_sec=self.get_parameter("log_throttle").value)
 
     # -------------------------------------------------------------------------------------------- worker
 

@@ -40,10 +40,10 @@ from std_srvs.srv import SetBool, Trigger
 
 from ivm_ros.inputs import InputRejected, check_instruction
 from ivm_ros.policies.control import WATCHDOG_ACTIONS, ControlSettings, Pairing, PolicyControl
-from ivm_ros.policies.registry import PolicyLoadError, config_fields, load_policy
+from ivm_ros.policies.registry import POLICIES, load_policy
 from ivm_ros.ros import diagnostics, qos
 from ivm_ros.ros.conversions import action_to_array, action_to_twist, gripper_command
-from ivm_ros.ros.params import Param, declare, declare_settings, declare_table
+from ivm_ros.ros.params import Param, declare, declare_table
 from ivm_ros.ros.raw_image import check_image_message, image_to_rgb
 from ivm_ros.ros.worker_node import WorkerLifecycleNode, spin_node
 from ivm_ros.runtime import LatencyWindow, RateMeter
@@ -104,7 +104,7 @@ class PolicyNode(WorkerLifecycleNode):
         self.policy_name = declare(
             self, "policy", DEFAULT_POLICY, "policy: a registered name (embedded, octo) or 'module:Class'"
         )
-        self._declare_policy_config(self.policy_name)
+        self._declare_plugin_settings(POLICIES, "policy_config", self.policy_name)
         declare_table(self, PARAMETERS)
         self.add_on_set_parameters_callback(self._on_set_parameters)
         settings = ControlSettings(**{name: self._param(name) for name in _CONTROL_FIELDS})
@@ -123,19 +123,10 @@ class PolicyNode(WorkerLifecycleNode):
     def _param(self, name: str) -> Any:
         return self.get_parameter(name).value
 
-    def _declare_policy_config(self, policy: str) -> None:
-        try:
-            fields = config_fields(policy)
-        except PolicyLoadError as exc:
-            self.get_logger().error(str(exc))
-            return
-        declare_settings(self, "policy_config", fields, f"policy {policy!r}")
-
     def _on_set_parameters(self, params: list[rclpy.Parameter]) -> SetParametersResult:
+        if refusal := self._refuse_while_loaded(params, self.policy is not None, ("policy", "policy_config")):
+            return refusal
         for p in params:
-            if (p.name == "policy" or p.name.startswith("policy_config.")) and self.policy is not None:
-                return SetParametersResult(successful=False, reason=f"{p.name} applies at configure: deactivate "
-                                           "and clean up first")
             if p.name == "action_scale":
                 scale = np.asarray(p.value, dtype=np.float64)
                 if scale.shape != (6,) or not np.all(np.isfinite(scale)):
@@ -154,15 +145,10 @@ class PolicyNode(WorkerLifecycleNode):
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         if error := self._parameters_error():
             return self._refuse_configure(error)
-        self._declare_policy_config(self.policy_name)
+        self._declare_plugin_settings(POLICIES, "policy_config", self.policy_name)
         try:
-            known = set(config_fields(self.policy_name))
-            settings = {
-                key: p.value if isinstance(p.value, (bool, int, float, str)) else list(p.value)
-                for key, p in self.get_parameters_by_prefix("policy_config").items()
-                if key in known
-            }
-            self.policy = load_policy(self.policy_name, settings)
+            self.policy = load_policy(self.policy_name, self._plugin_settings(POLICIES, "policy_config",
+                                                                              self.policy_name))
         except Exception as exc:  # a bad policy must fail the transition, not kill the node
             return self._refuse_configure(f"cannot load policy {self.policy_name!r}: {exc}")
         self._last_error = ""
@@ -204,23 +190,17 @@ class PolicyNode(WorkerLifecycleNode):
 
     def _unsubscribe(self) -> None:
         """Stops the control timer and the worker and drops the subscriptions (what activate set up)."""
-        if self._control_timer is not None:
-            self.destroy_timer(self._control_timer)
-            self._control_timer = None
+        self._destroy(timers=[self._control_timer])
+        self._control_timer = None
         self._stop_worker()
-        for sub in self._subs:
-            self.destroy_subscription(sub)
+        self._destroy(subscriptions=self._subs)
         self._subs = []
         self.control.clear_pending()
 
     def _release(self) -> None:
-        for timer in self._own_timers:
-            self.destroy_timer(timer)
-        for service in self._own_services:
-            self.destroy_service(service)
-        for pub in self._pubs.values():
-            self.destroy_publisher(pub)
-        self._own_timers, self._own_services, self._pubs = [], [], {}
+        self._destroy(timers=self._own_timers, services=self._own_services)
+        self._destroy_publishers()
+        self._own_timers, self._own_services = [], []
         if self.policy is not None:
             self.policy.close()
             self.policy = None
@@ -253,13 +233,10 @@ class PolicyNode(WorkerLifecycleNode):
         self.control.receive_wrist(msg, _stamp_ns(msg.header))
 
     def _on_proprio(self, msg: Float64MultiArray) -> None:
-        state = np.asarray(msg.data, dtype=np.float32)
-        if state.size == 0 or state.size > 10000:
-            self._reject("proprio_size", f"proprio needs 1..10000 values, got {state.size}")
-        elif not np.all(np.isfinite(state)):
-            self._reject("proprio_non_finite", f"proprio has NaN/inf: {state.tolist()}")
-        else:
-            self.control.receive_proprio(state)
+        try:
+            self.control.receive_proprio(msg.data)
+        except InputRejected as exc:
+            self._reject(exc.reason, exc.detail)
 
     def _on_instruction(self, msg: String) -> None:
         try:
@@ -340,21 +317,18 @@ class PolicyNode(WorkerLifecycleNode):
 
     def stats(self) -> dict[str, Any]:
         """The numbers /diagnostics reports, as a dict (also used by tests)."""
-        control = self.control.report(self._now())
+        control = self.control.report(self._now())  # enabled, watchdog, pending actions, instruction, ages
         values: dict[str, Any] = {
             "policy": self.policy_name,
-            "enabled": control["enabled"],
+            "enabled": control.pop("enabled"),
             "mode": "every_frame" if self._param("act_on_every_frame") else f"timer {self._param('control_rate'):g} Hz",
-            "watchdog": control["watchdog"],
+            "watchdog": control.pop("watchdog"),
             "input_rate_hz": self.rate_in.rate(),
             "action_rate_hz": self.rate_out.rate(),
             "inference_p50_ms": self.infer_ms.percentile(50),
             "inference_p95_ms": self.infer_ms.percentile(95),
             "frame_to_action_p50_ms": self.latency.percentile(50),
-            "pending_actions": control["pending_actions"],
-            "instruction": control["instruction"],
-            "instruction_age_s": control["instruction_age_s"],
-            "observation_age_s": control["observation_age_s"],
+            **control,
         }
         values.update(self.counters.snapshot())
         return values

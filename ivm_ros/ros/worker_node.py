@@ -17,12 +17,15 @@ import abc
 import threading
 from typing import Any
 
+import rclpy
+from rcl_interfaces.msg import SetParametersResult
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 
 from ivm_ros.inputs import InputRejected
+from ivm_ros.plugins import PluginLoadError, Registry
 from ivm_ros.ros import diagnostics
 from ivm_ros.ros.diagnostics import RejectionCounting
-from ivm_ros.ros.params import declare, invalid_parameters
+from ivm_ros.ros.params import declare, declare_settings, invalid_parameters
 from ivm_ros.runtime import Counters, LatestMailbox, ignore_further_interrupts
 
 
@@ -76,6 +79,53 @@ class WorkerLifecycleNode(RejectionCounting, LifecycleNode, metaclass=abc.ABCMet
     @abc.abstractmethod
     def _release(self) -> None:
         """Undoes configure: publishers, services, the model."""
+
+    # ------------------------------------------------------------------------------------- plug-in settings
+
+    def _declare_plugin_settings(self, registry: Registry, prefix: str, spec: str) -> None:
+        """Declares ``<prefix>.<setting>`` for each setting of the plug-in ``spec`` (a registered name or
+        ``module:Class``) not declared yet; an unknown plug-in is logged (configure reports it)."""
+        try:
+            fields = registry.config_fields(spec)
+        except PluginLoadError as exc:
+            self.get_logger().error(str(exc))
+            return
+        declare_settings(self, prefix, fields, f"{registry.kind} {spec!r}")
+
+    def _plugin_settings(self, registry: Registry, prefix: str, spec: str, sequence: type = list) -> dict[str, Any]:
+        """The values of the plug-in's ``<prefix>.*`` parameters that it knows (arrays as ``sequence``)."""
+        try:
+            known = set(registry.config_fields(spec))
+        except PluginLoadError:
+            return {}
+        return {key: sequence(p.value) if isinstance(p.value, (list, tuple)) else p.value
+                for key, p in self.get_parameters_by_prefix(prefix).items() if key in known}
+
+    @staticmethod
+    def _refuse_while_loaded(params: list[rclpy.Parameter], loaded: bool, names: tuple[str, ...]
+                             ) -> SetParametersResult | None:
+        """A refusal for a change of a parameter in ``names`` (or under ``<name>.``) while the plug-in it
+        chooses is ``loaded`` (they apply at configure), else None."""
+        for p in params:
+            if loaded and (p.name in names or p.name.split(".")[0] in names):
+                return SetParametersResult(successful=False, reason=f"{p.name} applies at configure: deactivate "
+                                           "and clean up first")
+        return None
+
+    def _destroy(self, timers: list = (), services: list = (), subscriptions: list = ()) -> None:
+        """Destroys the given timers, services and subscriptions (``None`` entries are skipped)."""
+        for timer in timers:
+            if timer is not None:
+                self.destroy_timer(timer)
+        for service in services:
+            self.destroy_service(service)
+        for sub in subscriptions:
+            self.destroy_subscription(sub)
+
+    def _destroy_publishers(self) -> None:
+        for pub in self._pubs.values():
+            self.destroy_publisher(pub)
+        self._pubs = {}
 
     # ------------------------------------------------------------------------------------------ worker
 
