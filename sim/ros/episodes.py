@@ -1,0 +1,89 @@
+"""sim_node's episode bookkeeping and sim time, without ROS: resets from the parameters (:class:`Episodes`), what
+an episode reports, the seed sequence of resets, the step limit, and header stamps from control ticks."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from ivm_ros_sim.calvin.scene import CONTROL_HZ
+
+NS_PER_TICK = 1_000_000_000 / CONTROL_HZ
+RANDOM_TASK = "random"  # the task parameter's value for "draw one of the 34"
+
+
+@dataclasses.dataclass
+class Episode:
+    """What ``~/get_success`` reports; ``steps`` control periods since the reset."""
+
+    task: str
+    seed: int
+    distraction: str
+    instruction: str
+    steps: int = 0
+    success: bool = False
+    truncated: bool = False
+
+    def report(self) -> dict[str, Any]:
+        return dataclasses.asdict(self) | {"elapsed_s": round(self.steps / CONTROL_HZ, 6)}
+
+    def started(self) -> dict[str, Any]:
+        """What ``~/reset`` answers: the episode's task, seed, distraction and instruction."""
+        keys = ("task", "seed", "distraction", "instruction")
+        return {k: v for k, v in dataclasses.asdict(self).items() if k in keys}
+
+    def over(self, max_steps: int) -> bool:
+        """Whether the episode reached ``max_steps`` (0: no limit); records it as ``truncated``."""
+        self.truncated = bool(max_steps) and self.steps >= max_steps
+        return self.truncated
+
+
+class SeedSequence:
+    """Seeds of successive resets: ``seed + k * increment``, k counting the resets since ``seed`` was set."""
+
+    def __init__(self) -> None:
+        self.k = 0
+
+    def seed(self, seed: int, increment: int) -> int:
+        """The seed of the next reset (call :meth:`advance` once that reset succeeded)."""
+        return seed + self.k * increment
+
+    def advance(self) -> None:
+        self.k += 1
+
+    def restart(self) -> None:
+        """``seed`` was set: the next reset uses it as it is."""
+        self.k = 0
+
+
+class Episodes:
+    """The current episode and the resets that start them: each reset uses the next seed of the sequence and
+    advances sim time by one tick (``resets``), so two episodes never share a stamp."""
+
+    def __init__(self) -> None:
+        self.current: Episode | None = None
+        self.seeds = SeedSequence()
+        self.resets = 0
+
+    def start(self, env: Any, task: str, seed: int, increment: int, distraction: str, split: str
+              ) -> tuple[dict[str, Any] | None, str]:
+        """Resets ``env`` (a :class:`~ivm_ros_sim.calvin.env.CalvinSceneEnv`) to ``task`` (or RANDOM_TASK), the
+        sequence's next seed, ``distraction`` and an instruction from ``split``. Returns (first observation, "")
+        or, when the reset fails (bad names, no valid start state), (None, why); then there is no episode."""
+        seed = self.seeds.seed(seed, increment)
+        try:
+            obs, info = env.reset(seed=seed, task=None if task == RANDOM_TASK else task, distraction=distraction,
+                                  options={"instruction_split": split})
+        except Exception as exc:
+            self.current = None
+            return None, f"reset failed for task={task} seed={seed} distraction={distraction}: {exc}"
+        self.seeds.advance()
+        self.resets += 1
+        self.current = Episode(info["task"], seed, distraction, info["instruction"])
+        return obs, ""
+
+
+def stamp(ticks: int) -> tuple[int, int]:
+    """(sec, nanosec) of ``ticks`` control periods of sim time."""
+    sec, nanosec = divmod(round(ticks * NS_PER_TICK), 1_000_000_000)
+    return sec, nanosec

@@ -1,0 +1,67 @@
+"""sim_node's episode bookkeeping and sim time (ivm_ros_sim.ros.episodes), without ROS or PyBullet."""
+
+from __future__ import annotations
+
+from ivm_ros_sim.ros.episodes import RANDOM_TASK, Episode, Episodes, SeedSequence, stamp
+
+
+class FakeEnv:
+    """Records reset calls; fails for the task 'broken'."""
+
+    def __init__(self) -> None:
+        self.calls = []
+
+    def reset(self, seed, task, distraction, options):
+        self.calls.append((seed, task, distraction, options))
+        if task == "broken":
+            raise ValueError("no valid start state")
+        return {"obs": seed}, {"task": task or "drawn_task", "instruction": f"do {task}"}
+
+
+def test_seed_sequence_adds_the_increment_per_reset_until_seed_is_set():
+    seeds = SeedSequence()
+    assert seeds.seed(5, 3) == 5
+    seeds.advance()
+    seeds.advance()
+    assert seeds.seed(5, 3) == 11 and seeds.seed(5, 0) == 5  # increment 0 replays
+    seeds.restart()
+    assert seeds.seed(7, 3) == 7
+
+
+def test_episode_reports_and_truncates_at_max_steps():
+    ep = Episode("open_drawer", 3, "none", "open the drawer")
+    assert ep.started() == {"task": "open_drawer", "seed": 3, "distraction": "none", "instruction": "open the drawer"}
+    ep.steps = 45
+    assert not ep.over(0) and not ep.truncated  # 0: no limit
+    assert not ep.over(46)
+    assert ep.over(45) and ep.truncated
+    report = ep.report()
+    assert report["elapsed_s"] == 1.5 and report["truncated"] and report["steps"] == 45
+
+
+def test_stamps_are_ticks_over_30_hz():
+    assert stamp(0) == (0, 0)
+    assert stamp(1) == (0, 33_333_333)
+    assert stamp(2) == (0, 66_666_667)
+    assert stamp(30) == (1, 0)
+    assert stamp(31) == (1, 33_333_333)
+
+
+def test_episodes_start_uses_the_seed_sequence_and_counts_resets():
+    env, book = FakeEnv(), Episodes()
+    obs, error = book.start(env, "open_drawer", 10, 2, "small", "train")
+    assert obs == {"obs": 10} and error == ""
+    assert env.calls[-1] == (10, "open_drawer", "small", {"instruction_split": "train"})
+    assert book.current == Episode("open_drawer", 10, "small", "do open_drawer") and book.resets == 1
+    obs, _ = book.start(env, RANDOM_TASK, 10, 2, "none", "eval")
+    assert env.calls[-1][:2] == (12, None) and book.current.task == "drawn_task" and book.resets == 2
+
+
+def test_a_failed_reset_leaves_no_episode_and_keeps_the_seed():
+    env, book = FakeEnv(), Episodes()
+    book.start(env, "open_drawer", 0, 1, "none", "eval")
+    obs, error = book.start(env, "broken", 0, 1, "none", "eval")
+    assert obs is None and book.current is None and book.resets == 1
+    assert error == "reset failed for task=broken seed=1 distraction=none: no valid start state"
+    book.start(env, "open_drawer", 0, 1, "none", "eval")
+    assert env.calls[-1][0] == 1  # the failed reset did not use up seed 1
