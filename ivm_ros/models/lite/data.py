@@ -1,4 +1,4 @@
-"""Reading IVM datasets (the data engine's ``index.json`` + ``shard_*.npz`` format, see ivm_ros_sim.data)
+"""Reading IVM datasets (the data engine's ``index.json`` + ``shard_*.npz`` format, see ivm_ros_sim.data.engine)
 into tensors for training and evaluation. ``np.load(allow_pickle=False)``: a dataset never runs code."""
 
 from __future__ import annotations

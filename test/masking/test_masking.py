@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import torch
 
-from ivm_ros.masking import MODES, MaskingConfig, apply_mask, debug_overlay, gaussian_kernel_1d, kernel_size
 from ivm_ros.commands.bench.masking import synthetic_frame
+from ivm_ros.masking import MODES, MaskingConfig, apply_mask, debug_overlay, gaussian_kernel_1d, kernel_size
 from ivm_ros.masking.reference import reference_mask
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "images"
+SHARED = Path(__file__).resolve().parents[3] / "shared" / "images"
 
 
 def _robot() -> np.ndarray:

@@ -16,7 +16,7 @@ from rosutil import Probe, Spinner, stop_node_process, wait_for
 from ivm_ros.ros.conversions import image_to_array
 from ivm_ros.ros.masking_node import MaskingNode
 
-TEST_DIR = Path(__file__).resolve().parent
+TEST_DIR = Path(__file__).resolve().parents[1]  # test/: where the doubles live
 
 
 def _rss_mb() -> float:

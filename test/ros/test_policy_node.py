@@ -24,7 +24,7 @@ from ivm_ros.ros import qos
 from ivm_ros.ros.conversions import array_to_image
 from ivm_ros.ros.policy_node import PolicyNode
 
-TEST_DIR = Path(__file__).resolve().parent
+TEST_DIR = Path(__file__).resolve().parents[1]  # test/: where the doubles live
 PIXEL = "policy_doubles:PixelPolicyForTest"
 
 
