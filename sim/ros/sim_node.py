@@ -47,7 +47,7 @@ import functools
 import json
 import threading
 import time
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 import rclpy
@@ -64,20 +64,11 @@ from std_msgs.msg import Float64, Float64MultiArray
 from std_srvs.srv import Trigger
 
 from ivm_ros.ros import diagnostics, qos
-from ivm_ros.ros.params import declare
+from ivm_ros.ros.params import Param, declare_table
 from ivm_ros.ros.worker_node import spin_node
 from ivm_ros.runtime import Counters, LatencyWindow, RateMeter
 
 SPLITS = ("eval", "train", "heldout")
-
-
-class Param(NamedTuple):
-    name: str
-    default: Any
-    description: str
-    range: tuple[float, float] | None = None
-    choices: tuple[str, ...] | None = None
-    read_only: bool = False
 
 
 @functools.cache
@@ -85,31 +76,31 @@ def parameters() -> tuple[Param, ...]:
     """Every parameter, in declaration order (a function: the task names are read from the CALVIN assets, which
     importing this module does not need)."""
     return (
-        Param("static_size", 200, "static camera image size, px (CALVIN: 200)", (16, 1024), read_only=True),
-        Param("gripper_size", 84, "gripper camera image size, px (CALVIN: 84)", (16, 1024), read_only=True),
+        Param("static_size", 200, "static camera image size, px (CALVIN: 200)", 16, 1024, read_only=True),
+        Param("gripper_size", 84, "gripper camera image size, px (CALVIN: 84)", 16, 1024, read_only=True),
         Param("publish_gripper_camera", True, "render and publish the gripper camera (off: ~20% faster steps)"),
         Param("task", RANDOM_TASK, "task of the next reset: one of the 34 CALVIN tasks or 'random'",
               choices=(RANDOM_TASK, *tasks.all_tasks())),
-        Param("seed", 0, "seed of the next reset (setting it restarts the seed sequence)", (0, 2**31 - 1)),
-        Param("seed_increment", 1, "added to the seed at every reset since 'seed' was set (0: replay)", (0, 1_000_000)),
+        Param("seed", 0, "seed of the next reset (setting it restarts the seed sequence)", 0, 2**31 - 1),
+        Param("seed_increment", 1, "added to the seed at every reset since 'seed' was set (0: replay)", 0, 1_000_000),
         Param("distraction", "none", "distractor level of the next reset", choices=tuple(distractors.LEVELS)),
         Param("sentence_split", "eval", "instruction of the next reset: CALVIN's eval sentence or a train / heldout "
               "paraphrase", choices=SPLITS),
-        Param("real_time_factor", 1.0, "sim seconds per wall second (0: as fast as possible)", (0.0, 100.0)),
+        Param("real_time_factor", 1.0, "sim seconds per wall second (0: as fast as possible)", 0.0, 100.0),
         Param("lockstep", False, "step only after a command for the latest observation (or a timeout)"),
-        Param("lockstep_timeout", 5.0, "wall seconds a lockstep step waits for a command (0: forever)", (0.0, 3600.0)),
-        Param("action_timeout", 0.5, "sim seconds a command stays in force; later ticks hold still", (0.0, 3600.0)),
+        Param("lockstep_timeout", 5.0, "wall seconds a lockstep step waits for a command (0: forever)", 0.0, 3600.0),
+        Param("action_timeout", 0.5, "sim seconds a command stays in force; later ticks hold still", 0.0, 3600.0),
         Param("max_steps", 0, "steps per episode before the node waits for ~/reset (0: no limit; CALVIN: 360)",
-              (0, 10_000_000)),
+              0, 10_000_000),
         Param("world_frame", "world", "frame of ~/tcp_pose and of accepted twists", read_only=True),
         *(Param(f"{name}_camera_frame", f"{name}_camera", f"frame_id of {prefix}/*", read_only=True)
           for name, prefix in CAMERA_TOPICS.items()),
         Param("output_qos", "reliable", "QoS of images and states ('reliable' serves both kinds of subscriber)",
               choices=qos.PROFILES, read_only=True),
-        Param("output_qos_depth", 5, "queue depth of the outputs", (1, 100), read_only=True),
+        Param("output_qos_depth", 5, "queue depth of the outputs", 1, 100, read_only=True),
         Param("command_qos", "reliable", "QoS of the command subscriptions", choices=qos.PROFILES, read_only=True),
-        Param("diagnostics_period", 1.0, "seconds between /diagnostics messages", (0.1, 60.0), read_only=True),
-        Param("log_throttle", 5.0, "seconds between repeated warnings of one kind", (0.0, 3600.0)),
+        Param("diagnostics_period", 1.0, "seconds between /diagnostics messages", 0.1, 60.0, read_only=True),
+        Param("log_throttle", 5.0, "seconds between repeated warnings of one kind", 0.0, 3600.0),
     )
 
 
@@ -128,9 +119,7 @@ class SimNode(diagnostics.RejectionCounting, Node):
 
     def __init__(self, node_name: str = "sim_node", **kwargs: Any) -> None:
         super().__init__(node_name, **kwargs)
-        for p in parameters():
-            lo, hi = p.range or (None, None)
-            declare(self, p.name, p.default, p.description, lo=lo, hi=hi, choices=p.choices, read_only=p.read_only)
+        declare_table(self, parameters())
         self.add_on_set_parameters_callback(_check_choices)
         self.add_post_set_parameters_callback(self._after_set_parameters)
 
