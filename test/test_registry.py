@@ -17,9 +17,9 @@ def test_registered_names_load():
 
 
 def test_module_class_string_and_settings():
-    p = load_predictor("doubles:SlowCenterPredictorForTest", {"delay_s": 0.0})
+    p = load_predictor("support.predictors:SlowCenterPredictorForTest", {"delay_s": 0.0})
     assert p.config.delay_s == 0.0
-    assert config_fields("doubles:SlowCenterPredictorForTest") == {"device": "cpu", "delay_s": 0.05}
+    assert config_fields("support.predictors:SlowCenterPredictorForTest") == {"device": "cpu", "delay_s": 0.05}
 
 
 @pytest.mark.parametrize(
@@ -27,8 +27,8 @@ def test_module_class_string_and_settings():
     [
         ("nope", None, "unknown predictor"),
         ("no_such_module_xyz:Cls", None, "cannot import"),
-        ("doubles:Missing", None, "no attribute"),
-        ("doubles:SlowConfig", None, "not a MaskPredictor"),
+        ("support.predictors:Missing", None, "no attribute"),
+        ("support.predictors:SlowConfig", None, "not a MaskPredictor"),
         ("keep_all", {"bogus": 1}, "no settings"),
         ("keep_all", {"device": "cuda:7"} if not torch.cuda.is_available() else {"device": "bad"}, "CUDA|device"),
     ],

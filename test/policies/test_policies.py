@@ -8,7 +8,7 @@ import sys
 
 import numpy as np
 import pytest
-from policy_doubles import ChunkPolicyForTest, OctoModelStandInForTest
+from support.policies import ChunkPolicyForTest, OctoModelStandInForTest
 
 from ivm_ros.policies import registry
 from ivm_ros.policies.base import Observation, check_actions
@@ -120,7 +120,7 @@ def test_registry_resolves_names_and_module_class_paths():
     fields = registry.config_fields("octo")  # no octo import needed for its settings
     assert fields["window"] == 2 and fields["execution"] == "ensemble" and len(fields["action_scale"]) == 6
     assert "octo" in registry.available()
-    policy = registry.load_policy("policy_doubles:PixelPolicyForTest", {"chunk": 3})
+    policy = registry.load_policy("support.policies:PixelPolicyForTest", {"chunk": 3})
     assert policy.config.chunk == 3
     with pytest.raises(registry.PolicyLoadError, match="unknown policy"):
         registry.resolve_class("no_such_policy")

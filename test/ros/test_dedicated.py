@@ -6,8 +6,8 @@ import threading
 
 from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.qos import QoSProfile, ReliabilityPolicy
-from rosutil import Spinner, wait_for
 from std_msgs.msg import String
+from support.ros import Spinner, wait_for
 
 from ivm_ros.ros.dedicated import DedicatedSubscription
 

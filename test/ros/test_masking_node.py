@@ -8,13 +8,13 @@ from lifecycle_msgs.msg import State
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rclpy.serialization import serialize_message
-from rosutil import Probe, Spinner, wait_for
 from sensor_msgs.msg import CompressedImage, Image
+from support.ros import Probe, Spinner, wait_for
 
 from ivm_ros.ros.conversions import array_to_compressed, image_to_array
 from ivm_ros.ros.masking_node import MaskingNode
 
-CENTER = "doubles:CenterPredictorForTest"
+CENTER = "support.predictors:CenterPredictorForTest"
 
 
 def frame(h: int = 48, w: int = 64, value: int = 100) -> np.ndarray:
@@ -216,7 +216,7 @@ def test_bad_input_is_counted_and_node_keeps_serving(rig):
 
 
 def test_predictor_failure_is_counted_and_node_recovers(rig):
-    node, probe = rig(model="doubles:FailingPredictorForTest")
+    node, probe = rig(model="support.predictors:FailingPredictorForTest")
     probe.instruct("explode now")
     img = frame()
     assert wait_for(lambda: (probe.send(img), node.stats().get("dropped_error", 0) >= 1)[1], 10, 0.05)
@@ -264,10 +264,10 @@ def test_overlay_only_when_subscribed(rig, monkeypatch):
 
 
 def test_lifecycle_transitions(rig):
-    from doubles import ClosingPredictorForTest
+    from support.predictors import ClosingPredictorForTest
 
     ClosingPredictorForTest.closed = 0
-    node, probe = rig(model="doubles:ClosingPredictorForTest")
+    node, probe = rig(model="support.predictors:ClosingPredictorForTest")
     probe.instruct("anything")
     img = frame()
     _send_until(probe, "masked_image", img)

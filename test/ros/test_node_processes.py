@@ -11,12 +11,11 @@ from pathlib import Path
 import numpy as np
 import rclpy
 from rclpy.parameter import Parameter
-from rosutil import Probe, Spinner, stop_node_process, wait_for
+from support import TEST_ROOT
+from support.ros import Probe, Spinner, stop_node_process, wait_for
 
 from ivm_ros.ros.conversions import image_to_array
 from ivm_ros.ros.masking_node import MaskingNode
-
-TEST_DIR = Path(__file__).resolve().parents[1]  # test/: where the doubles live
 
 
 def _rss_mb() -> float:
@@ -27,14 +26,14 @@ def _rss_mb() -> float:
 
 
 def test_masking_node_executable_in_its_own_process(ros_context):
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(TEST_DIR), os.environ.get("PYTHONPATH", "")]))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(TEST_ROOT), os.environ.get("PYTHONPATH", "")]))
     cmd = [
         sys.executable,
         "-m",
         "ivm_ros.ros.masking_node",
         "--ros-args",
         "-p",
-        "model:=doubles:CenterPredictorForTest",
+        "model:=support.predictors:CenterPredictorForTest",
         "-p",
         "dilate_ratio:=0.0",
         "-p",
@@ -82,7 +81,7 @@ def test_overload_bounded_latency_counted_drops_flat_memory(ros_context):
     node = MaskingNode(
         context=ros_context,
         parameter_overrides=[
-            Parameter("model", value="doubles:SlowCenterPredictorForTest"),
+            Parameter("model", value="support.predictors:SlowCenterPredictorForTest"),
             Parameter("model_config.delay_s", value=0.05),
         ],
     )
@@ -135,7 +134,8 @@ def test_overload_bounded_latency_counted_drops_flat_memory(ros_context):
 
 def test_shutdown_with_frames_in_flight_is_clean(ros_context):
     node = MaskingNode(
-        context=ros_context, parameter_overrides=[Parameter("model", value="doubles:SlowCenterPredictorForTest")]
+        context=ros_context,
+        parameter_overrides=[Parameter("model", value="support.predictors:SlowCenterPredictorForTest")],
     )
     probe = Probe(ros_context)
     spinner = Spinner(ros_context, node, probe)

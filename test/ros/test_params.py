@@ -62,7 +62,7 @@ def test_policy_node_with_a_bad_watchdog_action_refuses_to_configure(ros_context
 
     node = PolicyNode(context=ros_context, parameter_overrides=[
         Parameter("watchdog_action", value="explode"), Parameter("autostart", value=False),
-        Parameter("policy", value="policy_doubles:PixelPolicyForTest")])
+        Parameter("policy", value="support.policies:PixelPolicyForTest")])
     try:
         node.trigger_configure()
         assert node._state_machine.current_state[0] == State.PRIMARY_STATE_UNCONFIGURED

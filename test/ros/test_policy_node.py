@@ -6,26 +6,25 @@ import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
 import rclpy
 from geometry_msgs.msg import TwistStamped
-from policy_doubles import PixelPolicyForTest
 from rclpy.node import Node
 from rclpy.parameter import Parameter
-from rosutil import Spinner, stop_node_process, wait_for
 from sensor_msgs.msg import Image
 from std_msgs.msg import Float64, Float64MultiArray, String
 from std_srvs.srv import SetBool, Trigger
+from support import TEST_ROOT
+from support.policies import PixelPolicyForTest
+from support.ros import Spinner, stop_node_process, wait_for
 
 from ivm_ros.ros import qos
 from ivm_ros.ros.conversions import array_to_image
 from ivm_ros.ros.policy_node import PolicyNode
 
-TEST_DIR = Path(__file__).resolve().parents[1]  # test/: where the doubles live
-PIXEL = "policy_doubles:PixelPolicyForTest"
+PIXEL = "support.policies:PixelPolicyForTest"
 
 
 class PolicyProbe(Node):
@@ -289,7 +288,7 @@ def test_unknown_policy_fails_configure_and_node_stays_up(ros_context):
 
 def test_policy_node_executable_in_its_own_process(ros_context):
     """The console entry point as a subprocess, namespaced and remapped the way the launch file does."""
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(TEST_DIR), os.environ.get("PYTHONPATH", "")]))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(TEST_ROOT), os.environ.get("PYTHONPATH", "")]))
     cmd = [sys.executable, "-m", "ivm_ros.ros.policy_node", "--ros-args", "-p", f"policy:={PIXEL}",
            "-p", "start_enabled:=true", "-p", "act_on_every_frame:=true",
            "-r", "__ns:=/robot", "-r", "image:=masking_node/masked_image", "-r", "~/action:=/sim/action"]

@@ -5,17 +5,15 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
 
 from ivm_ros_sim.eval import closed_loop
-
-TEST_DIR = Path(__file__).resolve().parents[2]
+from support import TEST_ROOT
 
 
 def test_closed_loop_runs_both_conditions_and_writes_results(tmp_path, monkeypatch):
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(TEST_DIR), os.environ.get("PYTHONPATH", "")]))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(TEST_ROOT), os.environ.get("PYTHONPATH", "")]))
     rc = closed_loop.main(["--tasks", "open_drawer", "--levels", "none", "--masking", "on,off", "--seeds", "1",
-                           "--max-steps", "6", "--policy", "policy_doubles:PixelPolicyForTest", "--model", "keep_all",
+                           "--max-steps", "6", "--policy", "support.policies:PixelPolicyForTest", "--model", "keep_all",
                            "--gifs", "1", "--out", str(tmp_path), "--startup-timeout", "90"])
     assert rc == 0
     episodes = json.loads((tmp_path / "episodes.json").read_text())

@@ -8,7 +8,6 @@ import subprocess
 import sys
 import time
 from collections import defaultdict
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,15 +20,15 @@ from ivm_ros_sim.ros.sim_node import SimNode
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rosgraph_msgs.msg import Clock
-from rosutil import Spinner, stop_node_process, wait_for
 from sensor_msgs.msg import CameraInfo, Image, JointState
 from std_msgs.msg import Bool, Float64, Float64MultiArray, String
 from std_srvs.srv import Trigger
+from support import TEST_ROOT
+from support.ros import Spinner, stop_node_process, wait_for
 
 from ivm_ros.ros import qos
 from ivm_ros.ros.conversions import image_to_array
 
-TEST_DIR = Path(__file__).resolve().parents[2]
 TICK_NS = 1_000_000_000 / 30
 
 
@@ -321,7 +320,7 @@ def test_max_steps_pauses_until_reset(rig):
 
 
 def test_sim_node_executable_in_its_own_process(ros_context):
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(TEST_DIR), os.environ.get("PYTHONPATH", "")]))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(TEST_ROOT), os.environ.get("PYTHONPATH", "")]))
     cmd = [sys.executable, "-m", "ivm_ros_sim.ros.sim_node", "--ros-args", "-r", "__ns:=/robot",
            "-p", "static_size:=64", "-p", "publish_gripper_camera:=false", "-p", "task:=open_drawer",
            "-p", "real_time_factor:=1.0"]
