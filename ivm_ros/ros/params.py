@@ -116,7 +116,7 @@ def _enforce_choices(node: Node, name: str, choices: tuple[str, ...], value: Any
     table[name] = choices
     if value not in choices:
         invalid[name] = f"{name} must be one of {list(choices)}, got {value!r}"
-        node.get_logger().error(f"parameter {invalid[name]}: set a valid value before configuring")
+        node.get_logger().error(f"parameter {invalid[name]}: set a valid value")
 
 
 def declare_settings(node: Node, prefix: str, fields: dict[str, Any], owner: str) -> None:
