@@ -3,6 +3,8 @@ stable ``reason`` that nodes count as ``rejected_<reason>``."""
 
 from __future__ import annotations
 
+import unicodedata
+
 
 class InputRejected(ValueError):
     """An input that cannot be used. ``reason`` is a short stable key for counters, ``detail`` says why."""
@@ -14,8 +16,15 @@ class InputRejected(ValueError):
 
 
 def check_instruction(text: str, max_chars: int) -> str:
-    """The instruction with surrounding whitespace removed; raises :class:`InputRejected` (``instruction_empty``,
-    ``instruction_too_long``) for an empty one or one longer than ``max_chars`` characters."""
+    """The instruction with surrounding whitespace removed; raises :class:`InputRejected` for one that was not
+    valid UTF-8 (rclpy decodes such bytes with U+FFFD replacement characters) or holds control characters other
+    than whitespace (``instruction_encoding``), an empty one (``instruction_empty``) or one longer than
+    ``max_chars`` characters (``instruction_too_long``)."""
+    bad = next((c for c in text if c == "\ufffd" or (unicodedata.category(c) in ("Cc", "Cs") and not c.isspace())),
+               None)
+    if bad is not None:
+        raise InputRejected("instruction_encoding", f"instruction with {bad!r} (invalid UTF-8 or a control "
+                            "character) ignored; keeping the previous one")
     text = text.strip()
     if not text:
         raise InputRejected("instruction_empty",
