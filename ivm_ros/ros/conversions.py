@@ -9,6 +9,8 @@ bytes and is accepted either way.
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 from geometry_msgs.msg import TwistStamped
 from sensor_msgs.msg import CompressedImage, Image
@@ -59,17 +61,24 @@ def view_rows(flat: np.ndarray, height: int, width: int, step: int, channels: in
 
 
 def compressed_to_array(msg: CompressedImage, max_pixels: int = 0) -> tuple[np.ndarray, str]:
-    """Decodes a CompressedImage (JPEG/PNG ...) to (H, W, C) uint8 and its encoding (bgr8/bgra8/mono8)."""
+    """Decodes a CompressedImage to (H, W, C) uint8 and its encoding (bgr8/bgra8/mono8).
+
+    With ``max_pixels`` > 0 the frame is first checked by :func:`check_compressed_header` (JPEG and PNG only,
+    from their headers, before anything is decoded); with 0 any format OpenCV reads is decoded. The decoder's
+    own limit, ``OPENCV_IO_MAX_IMAGE_PIXELS``, is read once when OpenCV loads: set it in the process
+    environment to bound it too; its refusal is a ``decode`` rejection. Raises :class:`ImageRejected`.
+    """
     if len(msg.data) == 0:
         raise ImageRejected("data_length", "empty CompressedImage")
     buf = np.frombuffer(msg.data, dtype=np.uint8)
     if max_pixels:
-        header = _peek_size(buf)
-        if header is not None and header[0] * header[1] > max_pixels:
-            raise ImageRejected("size", f"{header[1]}x{header[0]} exceeds max_pixels={max_pixels}")
+        check_compressed_header(buf, max_pixels)
     import cv2  # here, not at module level: the policy node's process must not need OpenCV
 
-    arr = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
+    try:
+        arr = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
+    except cv2.error as exc:  # e.g. above OPENCV_IO_MAX_IMAGE_PIXELS
+        raise ImageRejected("decode", f"decoder refused {len(msg.data)} bytes: {str(exc).strip()[-200:]}") from None
     if arr is None:
         raise ImageRejected("decode", f"cannot decode {len(msg.data)} bytes of format {msg.format!r}")
     if arr.dtype != np.uint8:
@@ -114,21 +123,82 @@ def array_to_compressed(
     return msg
 
 
-def _peek_size(buf: np.ndarray) -> tuple[int, int] | None:
-    """(height, width) from a PNG or JPEG header without decoding, or None if not recognised."""
-    data = buf[:65536].tobytes()
-    if data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) >= 24:
-        return int.from_bytes(data[20:24], "big"), int.from_bytes(data[16:20], "big")
-    if data[:2] == b"\xff\xd8":
-        i = 2
-        while i + 9 < len(data):
-            if data[i] != 0xFF:
-                return None
-            marker, length = data[i + 1], int.from_bytes(data[i + 2 : i + 4], "big")
-            if marker in (0xC0, 0xC1, 0xC2):
-                return int.from_bytes(data[i + 5 : i + 7], "big"), int.from_bytes(data[i + 7 : i + 9], "big")
-            i += 2 + length
-    return None
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+#: JPEG start-of-frame markers (they carry the image size): 0xC0-0xCF except DHT (0xC4), JPG (0xC8), DAC (0xCC).
+JPEG_SOF_MARKERS = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+_JPEG_STANDALONE = frozenset([0x01, *range(0xD0, 0xD8)])  # TEM, RST0-7: markers without a length field
+#: Markers walked before the frame header at most (real files: < 100, even with a large ICC profile split over
+#: APP2 segments); bounds the walk to about a millisecond whatever the bytes.
+JPEG_MAX_MARKERS = 1000
+_FILL = re.compile(rb"\xff+")  # a marker's 0xFF and any fill bytes before its code, skipped in C
+
+
+def check_compressed_header(data: np.ndarray | bytes | memoryview, max_pixels: int) -> tuple[int, int]:
+    """(height, width) of a compressed frame from its header alone (microseconds), or :class:`ImageRejected`.
+
+    JPEG: the segments are walked from SOI to the first start-of-frame marker (any of :data:`JPEG_SOF_MARKERS`)
+    over the whole buffer, skipping fill bytes (0xFF runs) and standalone markers (TEM, RST0-7). PNG: the IHDR
+    chunk, which must come first. Other formats (BMP, TIFF, WebP ...; OpenCV reads them) are refused, not parsed.
+    Reasons: ``format`` neither JPEG nor PNG; ``size_unknown`` the header ends, or reaches SOS / EOI, before it
+    states the size, a JPEG height of 0 (set later by DNL), or more than :data:`JPEG_MAX_MARKERS` markers before
+    the frame header; ``decode`` a JPEG structure error (no marker where one must be, a segment length < 2, a
+    short SOF); ``size`` a zero dimension or more than ``max_pixels`` pixels (0: no limit). Whatever the bytes,
+    nothing but ImageRejected is raised.
+    """
+    mv = memoryview(data).cast("B")
+    if mv[:8] == PNG_SIGNATURE:
+        h, w = _png_size(mv)
+    elif mv[:2] == b"\xff\xd8":
+        h, w = _jpeg_size(mv)
+    else:
+        raise ImageRejected("format", f"not JPEG or PNG (starts {bytes(mv[:8]).hex()}): only JPEG and PNG "
+                            "frames are decoded when max_pixels is set")
+    if h == 0 or w == 0:
+        raise ImageRejected("size", f"zero size {w}x{h} in the header")
+    if max_pixels and h * w > max_pixels:
+        raise ImageRejected("size", f"{w}x{h} (header) exceeds max_pixels={max_pixels}")
+    return h, w
+
+
+def _png_size(mv: memoryview) -> tuple[int, int]:
+    if len(mv) < 24 or mv[12:16] != b"IHDR":
+        raise ImageRejected("size_unknown", "PNG without an IHDR chunk first")
+    return int.from_bytes(mv[20:24], "big"), int.from_bytes(mv[16:20], "big")
+
+
+def _jpeg_size(mv: memoryview) -> tuple[int, int]:
+    n, i = len(mv), 2
+    for _ in range(JPEG_MAX_MARKERS):
+        if i >= n:
+            raise ImageRejected("size_unknown", f"JPEG header ends after {n} bytes before a frame header (SOF)")
+        if mv[i] != 0xFF:
+            raise ImageRejected("decode", f"JPEG: byte 0x{mv[i]:02x} at offset {i} where a marker must be")
+        i = _FILL.match(mv, i).end()
+        if i >= n:
+            raise ImageRejected("size_unknown", f"JPEG header ends after {n} bytes in fill bytes")
+        marker, i = mv[i], i + 1
+        if marker in _JPEG_STANDALONE:
+            continue
+        if marker in (0x00, 0xD8):
+            raise ImageRejected("decode", f"JPEG: marker 0x{marker:02x} at offset {i - 1} inside the header")
+        if marker in (0xDA, 0xD9):
+            raise ImageRejected("size_unknown", f"JPEG: {'SOS' if marker == 0xDA else 'EOI'} at offset {i - 1} "
+                                "before any frame header (SOF)")
+        if i + 2 > n:
+            raise ImageRejected("size_unknown", f"JPEG header ends after {n} bytes in a segment length")
+        length = int.from_bytes(mv[i : i + 2], "big")
+        if length < 2 or (marker in JPEG_SOF_MARKERS and length < 8):
+            raise ImageRejected("decode", f"JPEG: segment 0x{marker:02x} at offset {i - 2} has length {length}")
+        if i + length > n:
+            raise ImageRejected("size_unknown", f"JPEG segment 0x{marker:02x} at offset {i - 2} of length "
+                                f"{length} runs past the end ({n} bytes)")
+        if marker in JPEG_SOF_MARKERS:  # length, precision (1), height (2), width (2), components ...
+            h = int.from_bytes(mv[i + 3 : i + 5], "big")
+            if h == 0:
+                raise ImageRejected("size_unknown", "JPEG height 0: set by a DNL marker after the first scan")
+            return h, int.from_bytes(mv[i + 5 : i + 7], "big")
+        i += length
+    raise ImageRejected("size_unknown", f"JPEG: more than {JPEG_MAX_MARKERS} markers before a frame header (SOF)")
 
 
 # ------------------------------------------------------------------------------------------------ actions

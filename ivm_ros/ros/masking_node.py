@@ -42,6 +42,7 @@ from ivm_ros.ros.cdr import CdrUnsupported, RawImage, parse_image, serialize_ima
 from ivm_ros.ros.conversions import (
     ImageRejected,
     array_to_image,
+    check_compressed_header,
     check_image_fields,
     compressed_to_array,
     image_to_array,
@@ -132,14 +133,16 @@ class MaskingFrame:
         return header
 
     def validate(self, max_pixels: int) -> None:
-        """Checks the fields of an Image (not a compressed one: its size is known only from its header) without
-        reading a pixel; raises ImageRejected."""
+        """Checks the fields of an Image, or a compressed frame's JPEG/PNG header, without decoding a pixel;
+        raises ImageRejected."""
         msg = self.msg
         if isinstance(msg, RawImage):
             check_image_fields(msg.encoding, msg.height, msg.width, msg.step, msg.data.size, max_pixels)
         elif isinstance(msg, Image):
             h, w, step = int(msg.height), int(msg.width), int(msg.step)
             check_image_fields(msg.encoding, h, w, step, len(msg.data), max_pixels)
+        elif max_pixels and len(msg.data):  # empty: rejected by compressed_to_array (data_length)
+            check_compressed_header(msg.data, max_pixels)
 
     def image(self, max_pixels: int = 0) -> tuple[np.ndarray, str]:
         """(H, W, C) uint8 (a zero-copy view unless compressed) and its encoding; raises ImageRejected."""
@@ -399,6 +402,8 @@ class MaskingNode(WorkerLifecycleNode):
 
 
 def main(args: list[str] | None = None) -> None:
+    # OPENCV_IO_MAX_IMAGE_PIXELS (the decoder's own limit) cannot follow max_pixels: OpenCV reads it once, when it
+    # loads, and this module's imports load it. Set it in the node's environment to bound the decoder as well.
     tune_malloc()  # frame-sized buffers stay in the heap instead of being page-faulted in per frame (runtime.py)
     spin_node(MaskingNode, args)
 
