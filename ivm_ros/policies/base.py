@@ -15,6 +15,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from ivm_ros.inputs import InputRejected
+
 ACTION_DIM = 7
 ACTION_LABELS = ("dx", "dy", "dz", "droll", "dpitch", "dyaw", "gripper")
 
@@ -25,13 +27,16 @@ class Observation:
 
     ``image_primary``: (H, W, 3) uint8 RGB, the third-person (masked) camera. ``image_wrist``: optional
     (h, w, 3) uint8 RGB gripper camera. ``proprio``: optional (P,) float32 robot state. ``stamp``: seconds,
-    the frame's capture time (header stamp). Policies resize images themselves.
+    the frame's capture time (header stamp). ``elapsed_steps``: see below. Policies resize images themselves.
     """
 
     image_primary: np.ndarray
     image_wrist: np.ndarray | None = None
     proprio: np.ndarray | None = None
     stamp: float = 0.0
+    #: control steps executed since the previous observation the policy acted on (1 in lockstep; more when the
+    #: caller executed several actions of the returned chunk between frames); chunk wrappers age by it
+    elapsed_steps: int = 1
 
     def __post_init__(self) -> None:
         for name in ("image_primary", "image_wrist"):
@@ -40,6 +45,28 @@ class Observation:
                 continue
             if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3 or 0 in image.shape:
                 raise ValueError(f"{name} must be a non-empty (H, W, 3) uint8 array, got {image.dtype} {image.shape}")
+
+
+@dataclasses.dataclass(frozen=True)
+class ProprioSpec:
+    """The robot state vector a policy expects: ``dim`` values, each within ``low[i]..high[i]`` (inclusive;
+    None: no range check). What a deployment can check before the policy acts on a vector."""
+
+    dim: int
+    low: np.ndarray | None = None
+    high: np.ndarray | None = None
+
+    def check(self, state: np.ndarray) -> None:
+        """Raises :class:`~ivm_ros.inputs.InputRejected` (``proprio_size``, ``proprio_range``) unless ``state``
+        (P,) fits."""
+        if state.shape != (self.dim,):
+            raise InputRejected("proprio_size", f"the policy expects {self.dim} proprio values, got {state.size}")
+        if self.low is not None and self.high is not None:
+            out = np.flatnonzero((state < self.low) | (state > self.high))
+            if out.size:
+                i = int(out[0])
+                raise InputRejected("proprio_range", f"proprio[{i}] = {state[i]:g} outside the policy's plausible "
+                                    f"range {self.low[i]:g}..{self.high[i]:g} ({out.size} value(s) out)")
 
 
 @dataclasses.dataclass
@@ -81,6 +108,11 @@ class Policy(abc.ABC):
     def describe(self) -> dict[str, Any]:
         """Short facts for diagnostics (name, settings)."""
         return {"policy": type(self).__name__}
+
+    def proprio_spec(self) -> ProprioSpec | None:
+        """The robot state this policy expects (length, plausible range), or None when it takes none or does
+        not say. Callers reject vectors that do not fit instead of acting on them."""
+        return None
 
 
 def check_actions(actions: Any) -> np.ndarray:

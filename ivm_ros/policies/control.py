@@ -5,12 +5,16 @@ It owns, under one lock, everything the node's callbacks, its control timer and 
 - the *generation*: a number bumped by every event that voids the current plan and restarts the policy's task
   (a changed instruction, enable, ``~/reset``, a gap in the frames longer than ``observation_timeout``, the
   first watchdog hold of a fault); the worker resets the policy when the generation it last saw is older;
-- the watchdog (:meth:`watchdog`): ``no_instruction``, ``instruction_stale``, ``no_observation``,
-  ``observation_stale`` or "" when actuation may go on;
+- the watchdog (:meth:`watchdog`): ``no_instruction``, ``instruction_stale``, ``no_proprio``,
+  ``proprio_rejected``, ``proprio_stale``, ``no_observation``, ``observation_stale`` or "" when actuation may go
+  on;
 - the pending actions of the newest plan (timer mode executes them one per tick, each once: they are deltas)
   and the gripper command a hold repeats;
-- the newest wrist image and proprio vector, paired with each frame at its arrival (:class:`Pairing`) and
-  assembled with the decoded frame into the policy's :class:`Observation` (:meth:`observation`).
+- the wrist images and proprio vector (:class:`~ivm_ros.policies.sensors.Sensors`: a proprio vector that is
+  missing, implausible or stale makes the watchdog hold), paired with each frame by capture stamp and assembled
+  with the decoded frame into the policy's :class:`Observation` (:meth:`observation`), with the number of plan
+  actions executed since the previous one (so chunk wrappers stay aligned when the timer outpaces the camera);
+- the publishing gate (:meth:`publishing`): once :meth:`set_enabled` ``(False)`` returns, no motion goes out.
 
 Times are seconds on the node's clock (sim time under ``use_sim_time``), passed in by the caller, so every
 decision is a plain function of its inputs and testable without ROS. Actions are (7,) float arrays
@@ -20,15 +24,16 @@ decision is a plain function of its inputs and testable without ROS. Actions are
 from __future__ import annotations
 
 import collections
+import contextlib
 import dataclasses
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
 
-from ivm_ros.inputs import InputRejected
 from ivm_ros.policies.base import ACTION_DIM, Observation, check_actions
+from ivm_ros.policies.sensors import Sensors
 from ivm_ros.runtime import Counters
 
 WATCHDOG_ACTIONS = ("hold", "silent")
@@ -44,16 +49,9 @@ class ControlSettings:
     watchdog_action: str = "hold"  #: "hold" (zero motion, last gripper) or "silent" (publish nothing)
     action_limit: float = 1.0  #: published actions are clipped to +-limit (counted); 0 = no clipping
     initial_gripper: float = 1.0  #: gripper command of holds before the first action (> 0 open)
-
-
-@dataclasses.dataclass(frozen=True)
-class Pairing:
-    """The newest wrist image (opaque to the core, with its stamp in ns) and proprio vector when a frame
-    arrived; None where the node does not subscribe or nothing has arrived yet."""
-
-    wrist: Any = None
-    wrist_stamp_ns: int = 0
-    proprio: np.ndarray | None = None
+    on_disable: str = "hold"  #: on disable: "hold" publishes one zero-motion action at once, "silent" nothing
+    proprio_timeout: float = 0.5  #: s since the newest valid proprio vector before it is stale; 0 = never
+    pairing_wait: float = 0.05  #: wall s the worker waits for the wrist image of a frame's stamp
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,22 +73,27 @@ class Step:
     instruction: str = ""
     reset: bool = False
     fault: str = ""
+    executed_at_start: int = 0  #: plan actions executed in total when the step began
+    elapsed_steps: int = 1  #: plan actions executed since the previous step began
 
 
 class PolicyControl:
     """See the module docstring. ``counters`` receives the core's events (``watchdog_<reason>``,
     ``starved_ticks``, ``plans_voided``, ``policy_resets``, ``clipped_actions``, ``actions_out``, ...)."""
 
-    def __init__(self, settings: ControlSettings, counters: Counters, enabled: bool = False) -> None:
+    def __init__(self, settings: ControlSettings, counters: Counters, enabled: bool = False,
+                 sensors: Sensors | None = None) -> None:
         self.settings = settings
         self.counters = counters
+        self.sensors = sensors if sensors is not None else Sensors()
         self._lock = threading.Lock()
+        self._gate = threading.Lock()  # held while a command is published and while actuation is switched off
         self._enabled = enabled
         self._instruction: tuple[str, float] | None = None  # (text, node clock s)
         self._last_frame: float | None = None  # node clock s of the newest valid frame
-        self._wrist: tuple[Any, int] | None = None  # (image, stamp ns)
-        self._proprio: np.ndarray | None = None
         self._pending: collections.deque[np.ndarray] = collections.deque()
+        self._executed = 0  # plan actions executed in total (ages the policy's chunks)
+        self._executed_at_last_step = 0
         self._gripper = float(settings.initial_gripper)
         self._generation = 0
         self._policy_generation = -1  # the generation the policy was last reset for (worker)
@@ -102,13 +105,33 @@ class PolicyControl:
     def enabled(self) -> bool:
         return self._enabled
 
-    def set_enabled(self, enabled: bool) -> None:
-        """Opens or closes the actuation gate; enabling restarts the task. Pending actions are dropped."""
-        with self._lock:
-            if enabled and not self._enabled:
+    def set_enabled(self, enabled: bool) -> np.ndarray | None:
+        """Opens or closes actuation; enabling restarts the task; pending actions are dropped. Disabling waits
+        for a command being published to finish (see :meth:`publishing`), so once it returns no motion is
+        published; returns the final hold to publish with :meth:`publishing` ``(final=True)`` (``on_disable:
+        hold``, when it was enabled), else None."""
+        with self._gate, self._lock:
+            was = self._enabled
+            if enabled and not was:
                 self._generation += 1
             self._enabled = bool(enabled)
             self._pending.clear()
+        if was and not enabled and self.settings.on_disable == "hold":
+            self.counters.add("disable_holds")
+            return self.hold_action()
+        return None
+
+    @contextlib.contextmanager
+    def publishing(self, final: bool = False) -> Iterator[bool]:
+        """Wraps the publishing of one command: yields whether it may go out (actuation enabled, or ``final``:
+        the hold that :meth:`set_enabled` returned). A command refused here is counted
+        (``dropped_disabled``). Disabling waits for a command inside this block, which closes the race between
+        a worker that decided to act and an operator who disabled meanwhile."""
+        with self._gate:
+            allowed = self._enabled or final
+            if not allowed:
+                self.counters.add("dropped_disabled")
+            yield allowed
 
     def request_reset(self) -> None:
         """The policy restarts its task (history, pending actions) before its next frame."""
@@ -135,22 +158,9 @@ class PolicyControl:
         self.counters.add("instructions")
         return changed
 
-    def receive_wrist(self, image: Any, stamp_ns: int) -> None:
-        self._wrist = (image, stamp_ns)
-
-    def receive_proprio(self, values: Any) -> None:
-        """Takes the robot state vector (1..10000 finite values) as (P,) float32; raises
-        :class:`~ivm_ros.inputs.InputRejected` (``proprio_size``, ``proprio_non_finite``) for others."""
-        state = np.asarray(values, dtype=np.float32)
-        if state.size == 0 or state.size > 10000:
-            raise InputRejected("proprio_size", f"proprio needs 1..10000 values, got {state.size}")
-        if not np.all(np.isfinite(state)):
-            raise InputRejected("proprio_non_finite", f"proprio has NaN/inf: {state.tolist()}")
-        self._proprio = state
-
-    def receive_frame(self, now: float) -> Pairing | None:
-        """A valid frame arrived: notes its time (a gap longer than ``observation_timeout`` restarts the task)
-        and returns what to pair it with, or None while disabled (counted ``frames_disabled``)."""
+    def receive_frame(self, now: float) -> bool:
+        """A valid frame arrived: notes its time (a gap longer than ``observation_timeout`` restarts the task).
+        False while disabled (counted ``frames_disabled``): the frame is not acted on."""
         with self._lock:
             timeout = self.settings.observation_timeout
             if self._last_frame is not None and timeout > 0 and now - self._last_frame > timeout:
@@ -159,9 +169,7 @@ class PolicyControl:
             enabled = self._enabled
         if not enabled:
             self.counters.add("frames_disabled")
-            return None
-        wrist = self._wrist
-        return Pairing(wrist[0] if wrist else None, wrist[1] if wrist else 0, self._proprio)
+        return enabled
 
     # ----------------------------------------------------------------------------------------- watchdog
 
@@ -180,7 +188,7 @@ class PolicyControl:
             return self._watchdog(now)
 
     def _watchdog(self, now: float) -> str:
-        fault = self._instruction_fault(now)
+        fault = self._instruction_fault(now) or self.sensors.fault(now, self.settings.proprio_timeout)
         if fault:
             return fault
         if self._last_frame is None:
@@ -218,6 +226,7 @@ class PolicyControl:
             self.counters.add("clipped_actions")
             a = np.clip(a, -limit, limit)
         self._gripper = float(a[6])
+        self._executed += 1
         self.counters.add("actions_out")
         return a
 
@@ -252,36 +261,39 @@ class PolicyControl:
         stale instruction, or acts (resetting the policy first when the generation moved on)."""
         with self._lock:
             instruction, generation, enabled = self._instruction, self._generation, self._enabled
-            fault = self._instruction_fault(now)
+            fault = self._instruction_fault(now) or self.sensors.fault(now, self.settings.proprio_timeout)
+            executed, elapsed = self._executed, self._executed - self._executed_at_last_step
         if not enabled:
             return None
         if fault:
             return Step(generation, fault=fault)
-        return Step(generation, instruction[0], reset=generation != self._policy_generation)
+        reset = generation != self._policy_generation
+        self._executed_at_last_step = executed
+        return Step(generation, instruction[0], reset, executed_at_start=executed,
+                    elapsed_steps=1 if reset else elapsed)
 
     def policy_was_reset(self, step: Step) -> None:
         """The worker reset the policy for ``step`` (counted ``policy_resets``); a failed reset is retried."""
         self._policy_generation = step.generation
         self.counters.add("policy_resets")
 
-    def observation(self, image: np.ndarray, stamp_ns: int, pairing: Pairing,
+    def observation(self, image: np.ndarray, stamp_ns: int, step: Step,
                     decode_wrist: Callable[[Any], np.ndarray]) -> Observation:
-        """The policy's input: the decoded (H, W, 3) uint8 RGB frame captured at ``stamp_ns``, the wrist image
-        paired with it (decoded by ``decode_wrist``; one with another stamp is still used and counted
-        ``wrist_stamp_mismatch``) and the proprio vector."""
-        wrist = None
-        if pairing.wrist is not None:
-            wrist = decode_wrist(pairing.wrist)
-            if pairing.wrist_stamp_ns != stamp_ns:  # a different capture time: informative, still used
-                self.counters.add("wrist_stamp_mismatch")
+        """The policy's input for ``step``: the decoded (H, W, 3) uint8 RGB frame captured at ``stamp_ns``, the
+        wrist image of the same stamp (waiting up to ``pairing_wait`` for it; otherwise the newest, counted
+        ``wrist_stamp_mismatch``), decoded by ``decode_wrist``, the newest valid proprio vector, and the plan
+        actions executed since the policy's previous observation."""
+        wrist, proprio, matched = self.sensors.pair(stamp_ns, self.settings.pairing_wait, decode_wrist)
+        if wrist is not None and not matched:
+            self.counters.add("wrist_stamp_mismatch")
         stamp = stamp_ns // 1_000_000_000 + (stamp_ns % 1_000_000_000) * 1e-9  # = sec + nanosec * 1e-9
-        return Observation(image, wrist, pairing.proprio, stamp=stamp)
+        return Observation(image, wrist, proprio, stamp=stamp, elapsed_steps=step.elapsed_steps)
 
     def finish_step(self, step: Step, actions: Any) -> np.ndarray | None:
         """The policy's output for ``step``: validated (ValueError for a bad shape or non-finite values). In
         every-frame mode returns its first action, executed, to publish now; in timer mode it becomes the plan
-        the ticks execute, unless the generation moved on or actuation was disabled meanwhile (counted
-        ``plans_voided``); returns None."""
+        the ticks execute (less the steps the previous plan executed while the policy ran), unless the
+        generation moved on or actuation was disabled meanwhile (counted ``plans_voided``); returns None."""
         actions = check_actions(actions)
         if self.settings.act_on_every_frame:
             return self.execute(actions[0])
@@ -289,7 +301,8 @@ class PolicyControl:
             if step.generation != self._generation or not self._enabled:
                 self.counters.add("plans_voided")
                 return None
-            self._pending = collections.deque(actions)
+            ran = self._executed - step.executed_at_start  # the old plan's actions executed during inference
+            self._pending = collections.deque(actions[ran:])
         return None
 
     # -------------------------------------------------------------------------------------- diagnostics

@@ -154,9 +154,9 @@ def load_octo_model(checkpoint: str, step: int = -1) -> Any:
 
 
 class OctoPolicy(ExecutedPolicy):
-    """Octo as the robot runs it: model -> temporal ensembling (one action per call) or receding horizon
-    (one per call) or the whole chunk -> sticky gripper (+1 open / -1 closed). Returns (1, 7), or
-    (action_horizon, 7) with ``execution: chunk``.
+    """Octo as the robot runs it: model -> temporal ensembling or receding horizon or the whole chunk -> sticky
+    gripper (+1 open / -1 closed). Returns the plan from now on, (k, 7), k <= action_horizon: row 0 is what
+    Octo's own wrappers return for one step per call (see :mod:`ivm_ros.policies.wrappers`).
 
     ``model``: an already built ``OctoModel`` (or anything with its ``create_tasks`` / ``sample_actions`` /
     ``example_batch`` / ``dataset_statistics``); by default the checkpoint is loaded.

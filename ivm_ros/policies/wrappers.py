@@ -1,10 +1,14 @@
 """History and action-chunk execution, kept apart from the models (as Octo's gym wrappers are).
 
 * :class:`History` keeps the last ``window`` observations for a model with an observation window (Octo: 2).
-* :class:`TemporalEnsemble` averages the predictions different chunks made for the current step (ACT's
-  temporal ensembling, as Octo's ``TemporalEnsembleWrapper``): one action per call.
-* :class:`RecedingHorizon` executes the first ``execute_steps`` actions of a chunk, one per call, then asks
-  the model again (Octo's ``RHCWrapper`` with one environment step per call).
+* :class:`TemporalEnsemble` averages the predictions different chunks made for each coming step (ACT's
+  temporal ensembling, as Octo's ``TemporalEnsembleWrapper``, for the current step and the ones after it).
+* :class:`RecedingHorizon` executes the first ``execute_steps`` actions of a chunk, then asks the model again
+  (Octo's ``RHCWrapper``).
+
+Every call returns the actions from now on ((k, 7), executed one per control step); the next observation's
+``elapsed_steps`` tells the wrappers how many were executed (1 in lockstep, where each call's first row is
+exactly what Octo's wrappers return), so a controller faster than the camera executes the plan between frames.
 * :class:`StickyGripper` turns a continuous gripper output into open/closed commands that switch only after
   ``repeat`` consecutive requests (Octo's WidowX evaluation).
 
@@ -83,11 +87,14 @@ class PolicyWrapper(Policy):
 
 
 class TemporalEnsemble(PolicyWrapper):
-    """Executes, at every step, a weighted average of the actions the last ``horizon`` chunks predicted for it.
+    """Executes, at every step, a weighted average of the actions the last chunks predicted for it.
 
-    The chunk predicted ``i`` steps ago contributes its row ``i``. Weights are ``exp(-exp_weight * j)`` with
-    ``j = 0`` for the oldest contributing chunk (so ``exp_weight > 0`` trusts older predictions more, as in
-    Octo; 0 is a plain mean), normalised to sum 1. Returns (1, 7).
+    A chunk predicted ``a`` steps ago (its age, advanced by each observation's ``elapsed_steps``) contributes
+    its row ``a + k`` to step ``now + k``; chunks older than ``horizon`` steps are dropped. Weights are
+    ``exp(-exp_weight * j)`` with ``j = 0`` for the oldest contributing chunk (so ``exp_weight > 0`` trusts
+    older predictions more, as in Octo; 0 is a plain mean), normalised to sum 1. Returns (horizon, 7): row ``k``
+    is the ensemble for step ``now + k`` from the chunks known now, so a caller that executes several steps
+    between observations has them (row 0 alone is ACT's / Octo's temporal ensembling).
     """
 
     def __init__(self, policy: Policy, horizon: int, exp_weight: float = 0.0) -> None:
@@ -96,7 +103,7 @@ class TemporalEnsemble(PolicyWrapper):
             raise ValueError(f"horizon must be >= 1, got {horizon}")
         self.horizon = horizon
         self.exp_weight = exp_weight
-        self._chunks: collections.deque[np.ndarray] = collections.deque(maxlen=horizon)
+        self._chunks: list[tuple[int, np.ndarray]] = []  # (age in steps, chunk), oldest first
 
     def reset(self, instruction: str) -> None:
         self._chunks.clear()
@@ -107,18 +114,22 @@ class TemporalEnsemble(PolicyWrapper):
         if len(chunk) < self.horizon:
             raise ValueError(f"temporal ensembling over {self.horizon} steps needs chunks of >= {self.horizon}, "
                              f"got {len(chunk)}")
-        self._chunks.append(chunk[: self.horizon])
-        n = len(self._chunks)
-        # oldest chunk first: it was predicted n-1 steps ago, so its row n-1 is for now
-        preds = np.stack([c[n - 1 - j] for j, c in enumerate(self._chunks)])
-        weights = np.exp(-self.exp_weight * np.arange(n))
-        weights /= weights.sum()
-        return (weights[:, None] * preds).sum(axis=0, keepdims=True).astype(np.float32)
+        elapsed = max(int(obs.elapsed_steps), 0)
+        self._chunks = [(age + elapsed, c) for age, c in self._chunks if age + elapsed < self.horizon]
+        self._chunks.append((0, chunk[: self.horizon]))
+        rows = []
+        for k in range(self.horizon):
+            preds = np.stack([c[age + k] for age, c in self._chunks if age + k < self.horizon])
+            weights = np.exp(-self.exp_weight * np.arange(len(preds)))
+            rows.append((weights[:, None] * preds).sum(axis=0) / weights.sum())
+        return np.stack(rows).astype(np.float32)
 
 
 class RecedingHorizon(PolicyWrapper):
-    """Calls the policy every ``execute_steps`` calls and returns the first ``execute_steps`` actions of its
-    chunk one per call (fewer if the chunk is shorter). Returns (1, 7)."""
+    """Asks the policy for a chunk, executes its first ``execute_steps`` actions, then asks again (Octo's
+    ``RHCWrapper``). Each call returns the actions of the current chunk not executed yet ((k, 7), k <=
+    ``execute_steps``); an observation's ``elapsed_steps`` says how many of the previous call's rows were
+    executed. One row executed per call gives Octo's behaviour."""
 
     def __init__(self, policy: Policy, execute_steps: int) -> None:
         super().__init__(policy)
@@ -126,15 +137,21 @@ class RecedingHorizon(PolicyWrapper):
             raise ValueError(f"execute_steps must be >= 1, got {execute_steps}")
         self.execute_steps = execute_steps
         self._queue: collections.deque[np.ndarray] = collections.deque()
+        self._started = False
 
     def reset(self, instruction: str) -> None:
         self._queue.clear()
+        self._started = False
         super().reset(instruction)
 
     def act(self, obs: Observation) -> np.ndarray:
+        if self._started:
+            for _ in range(min(max(int(obs.elapsed_steps), 0), len(self._queue))):
+                self._queue.popleft()
+        self._started = True
         if not self._queue:
             self._queue.extend(check_actions(self.policy.act(obs))[: self.execute_steps])
-        return self._queue.popleft()[None]
+        return np.stack(self._queue)
 
 
 class StickyGripper(PolicyWrapper):
@@ -143,7 +160,9 @@ class StickyGripper(PolicyWrapper):
     The gripper starts open at reset. A row asks for "open" when its gripper value is above ``threshold``;
     the state switches only after ``repeat`` consecutive rows ask for the other state (Octo's WidowX
     evaluation: threshold 0.5 on outputs in [0, 1]). Outputs ``open_value`` / ``closed_value``
-    (default +1 / -1: the simulator's convention, > 0 open). Rows of a chunk are processed in order.
+    (default +1 / -1: the simulator's convention, > 0 open). Rows of a chunk are processed in order; the next
+    observation's ``elapsed_steps`` says how many of them were executed, and the state continues from there
+    (rows that were never executed do not move it).
     """
 
     def __init__(
@@ -161,19 +180,29 @@ class StickyGripper(PolicyWrapper):
         self.open_value, self.closed_value = open_value, closed_value
         self.is_open = True
         self._requests = 0  # consecutive rows asking for the other state
+        self._after_rows: list[tuple[bool, int]] = []  # (is_open, requests) after each row of the last output
+        self._before_rows = (True, 0)  # (is_open, requests) before the last output's rows
 
     def reset(self, instruction: str) -> None:
-        self.is_open, self._requests = True, 0
+        self.is_open, self._requests, self._after_rows, self._before_rows = True, 0, [], (True, 0)
         super().reset(instruction)
 
     def act(self, obs: Observation) -> np.ndarray:
+        executed = min(max(int(obs.elapsed_steps), 0), len(self._after_rows))
+        if executed:
+            self.is_open, self._requests = self._after_rows[executed - 1]
+        elif self._after_rows:  # none of the last output's rows ran: back to the state before them
+            self.is_open, self._requests = self._before_rows
+        self._before_rows = (self.is_open, self._requests)
         actions = check_actions(self.policy.act(obs)).copy()
+        is_open, requests, self._after_rows = self.is_open, self._requests, []
         for row in actions:
             wants_open = bool(row[6] > self.threshold)
-            self._requests = self._requests + 1 if wants_open != self.is_open else 0
-            if self._requests >= self.repeat:
-                self.is_open, self._requests = wants_open, 0
-            row[6] = self.open_value if self.is_open else self.closed_value
+            requests = requests + 1 if wants_open != is_open else 0
+            if requests >= self.repeat:
+                is_open, requests = wants_open, 0
+            row[6] = self.open_value if is_open else self.closed_value
+            self._after_rows.append((is_open, requests))
         return actions
 
 

@@ -7,6 +7,8 @@ from typing import Any
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 
+from ivm_ros.inputs import InputRejected
+
 OK, WARN, ERROR = DiagnosticStatus.OK, DiagnosticStatus.WARN, DiagnosticStatus.ERROR
 
 
@@ -64,6 +66,16 @@ class RejectionCounting:
             f"rejected ({reason}): {detail}",
             throttle_duration_sec=self.get_parameter("log_throttle").value,  # type: ignore[attr-defined]
         )
+
+    def _accepted(self, check, *args, prefix: str = "") -> bool:
+        """Runs ``check(*args)``; an :class:`~ivm_ros.inputs.InputRejected` it raises is counted as
+        ``rejected_<prefix><reason>`` and logged, and the result is False."""
+        try:
+            check(*args)
+        except InputRejected as exc:
+            self._reject(f"{prefix}{exc.reason}", exc.detail)
+            return False
+        return True
 
     def _count_qos(self, policy: str) -> None:
         self.counters.add(f"qos_incompatible_{policy.lower()}")  # type: ignore[attr-defined]

@@ -39,8 +39,9 @@ from std_msgs.msg import Float64, Float64MultiArray, Header, String
 from std_srvs.srv import SetBool, Trigger
 
 from ivm_ros.inputs import InputRejected, check_instruction
-from ivm_ros.policies.control import WATCHDOG_ACTIONS, ControlSettings, Pairing, PolicyControl
+from ivm_ros.policies.control import WATCHDOG_ACTIONS, ControlSettings, PolicyControl
 from ivm_ros.policies.registry import POLICIES, load_policy
+from ivm_ros.policies.sensors import Sensors
 from ivm_ros.ros import diagnostics, qos
 from ivm_ros.ros.conversions import action_to_array, action_to_twist, gripper_command
 from ivm_ros.ros.params import Param, declare, declare_table
@@ -71,6 +72,16 @@ PARAMETERS = (
     Param("use_wrist_image", False, "subscribe to wrist_image and give the policy the newest one", read_only=True),
     Param("use_proprio", False, "subscribe to proprio (Float64MultiArray) and give the policy the newest one",
           read_only=True),
+    Param("on_disable", "hold", "when ~/enable turns actuation off: 'hold' publishes one zero-motion command with "
+          "the last gripper at once, 'silent' publishes nothing", choices=("hold", "silent")),
+    Param("proprio_timeout", 0.5, "s (node clock) since the newest valid proprio vector before the watchdog holds "
+          "(with use_proprio); 0 = never stale", lo=0.0, hi=3600.0),
+    Param("proprio_limits", "policy", "plausible proprio values: 'policy' (the range the policy states, from its "
+          "training statistics) or 'off' (only length, finiteness and proprio_max_abs)", choices=("policy", "off"),
+          read_only=True),
+    Param("proprio_max_abs", 1e6, "proprio values beyond +-this are rejected", lo=0.0, hi=1e30, read_only=True),
+    Param("pairing_wait", 0.05, "wall s the worker waits for the wrist image with the frame's stamp before it takes "
+          "the newest one (counted wrist_stamp_mismatch)", lo=0.0, hi=1.0),
     Param("image_qos", "sensor_data", "input images' QoS", choices=qos.PROFILES, read_only=True),
     Param("image_qos_depth", 1, "input queue depth", lo=1, hi=100, read_only=True),
     Param("output_qos", "reliable", "command outputs' QoS", choices=qos.PROFILES, read_only=True),
@@ -85,10 +96,9 @@ _CONTROL_FIELDS = tuple(f.name for f in dataclasses.fields(ControlSettings))
 
 @dataclasses.dataclass
 class PolicyFrame:
-    """A frame in the mailbox: the message, what it was paired with at arrival, and when it arrived."""
+    """A frame in the mailbox: the message and when it arrived."""
 
     msg: Image
-    pairing: Pairing
     received_mono: float  # time.monotonic()
 
 
@@ -108,7 +118,8 @@ class PolicyNode(WorkerLifecycleNode):
         declare_table(self, PARAMETERS)
         self.add_on_set_parameters_callback(self._on_set_parameters)
         settings = ControlSettings(**{name: self._param(name) for name in _CONTROL_FIELDS})
-        self.control = PolicyControl(settings, self.counters, enabled=bool(self._param("start_enabled")))
+        sensors = Sensors(self._param("use_wrist_image"), self._param("use_proprio"), self._param("proprio_max_abs"))
+        self.control = PolicyControl(settings, self.counters, bool(self._param("start_enabled")), sensors)
         self.rate_in, self.rate_out = RateMeter(), RateMeter()
         self.infer_ms, self.latency = LatencyWindow(), LatencyWindow()
         self.policy = None
@@ -152,6 +163,7 @@ class PolicyNode(WorkerLifecycleNode):
         except Exception as exc:  # a bad policy must fail the transition, not kill the node
             return self._refuse_configure(f"cannot load policy {self.policy_name!r}: {exc}")
         self._last_error = ""
+        self.control.sensors.spec = self.policy.proprio_spec() if self._param("proprio_limits") == "policy" else None
         out = qos.profile(self._param("output_qos"), 10)
         for name, msg_type in (("gripper_cmd", Float64), ("delta_twist_cmds", TwistStamped),
                                ("action", Float64MultiArray)):
@@ -214,29 +226,18 @@ class PolicyNode(WorkerLifecycleNode):
         now = self._now()
         self.rate_in.tick()
         self.counters.add("frames_in")
-        try:
-            check_image_message(msg, self._param("max_pixels"))
-        except InputRejected as exc:
-            self._reject(exc.reason, str(exc))
+        if not self._accepted(check_image_message, msg, self._param("max_pixels")):
             self._publish(self.control.hold_frame("rejected_frame"))
             return
-        pairing = self.control.receive_frame(now)
-        if pairing is not None and self.mailbox.put(PolicyFrame(msg, pairing, time.monotonic())) is not None:
+        if self.control.receive_frame(now) and self.mailbox.put(PolicyFrame(msg, time.monotonic())) is not None:
             self.counters.add("dropped_busy")
 
     def _on_wrist(self, msg: Image) -> None:
-        try:
-            check_image_message(msg, self._param("max_pixels"))
-        except InputRejected as exc:
-            self._reject(f"wrist_{exc.reason}", str(exc))
-            return
-        self.control.receive_wrist(msg, _stamp_ns(msg.header))
+        if self._accepted(check_image_message, msg, self._param("max_pixels"), prefix="wrist_"):
+            self.control.sensors.receive_wrist(msg, _stamp_ns(msg.header))
 
     def _on_proprio(self, msg: Float64MultiArray) -> None:
-        try:
-            self.control.receive_proprio(msg.data)
-        except InputRejected as exc:
-            self._reject(exc.reason, exc.detail)
+        self._accepted(self.control.sensors.receive_proprio, msg.data, self._now())
 
     def _on_instruction(self, msg: String) -> None:
         try:
@@ -248,7 +249,7 @@ class PolicyNode(WorkerLifecycleNode):
             self.get_logger().info(f"instruction: {text!r}")
 
     def _on_enable(self, request: SetBool.Request, response: SetBool.Response) -> SetBool.Response:
-        self.control.set_enabled(bool(request.data))
+        self._publish(self.control.set_enabled(bool(request.data)), final=True)  # the hold on disable, if any
         response.success = True
         response.message = "enabled" if request.data else "disabled"
         self.get_logger().info(f"actuation {response.message}")
@@ -282,7 +283,7 @@ class PolicyNode(WorkerLifecycleNode):
             policy.reset(step.instruction)
             self.control.policy_was_reset(step)
         image = image_to_rgb(frame.msg, self._param("max_pixels"))
-        obs = self.control.observation(image, _stamp_ns(frame.msg.header), frame.pairing, image_to_rgb)
+        obs = self.control.observation(image, _stamp_ns(frame.msg.header), step, image_to_rgb)
         start = time.monotonic()
         actions = policy.act(obs)
         self.infer_ms.add((time.monotonic() - start) * 1e3)
@@ -298,17 +299,21 @@ class PolicyNode(WorkerLifecycleNode):
         super()._on_error(exc)
         self._publish(self.control.hold_frame("policy_error"))
 
-    def _publish(self, action: np.ndarray | None, executed: bool = False) -> None:
-        """Publishes one (7,) action on all three outputs (nothing for None): gripper first (the simulator
-        applies it to the twist that follows), then the twist, then the 7-D action."""
+    def _publish(self, action: np.ndarray | None, executed: bool = False, final: bool = False) -> None:
+        """Publishes one (7,) action on all three outputs (nothing for None, or when actuation was disabled
+        meanwhile, unless it is the ``final`` hold of a disable): gripper first (the simulator applies it to the
+        twist that follows), then the twist, then the 7-D action."""
         pubs = self._pubs
         if action is None or not pubs:
             return
-        header = Header(stamp=self.get_clock().now().to_msg(), frame_id=self._param("twist_frame"))
         per_second = np.asarray(self._param("action_scale"), dtype=np.float64) * self._param("control_rate")
-        pubs["gripper_cmd"].publish(gripper_command(action))
-        pubs["delta_twist_cmds"].publish(action_to_twist(action, per_second, header))
-        pubs["action"].publish(action_to_array(action))
+        with self.control.publishing(final) as allowed:
+            if not allowed:
+                return
+            header = Header(stamp=self.get_clock().now().to_msg(), frame_id=self._param("twist_frame"))
+            pubs["gripper_cmd"].publish(gripper_command(action))
+            pubs["delta_twist_cmds"].publish(action_to_twist(action, per_second, header))
+            pubs["action"].publish(action_to_array(action))
         self.counters.add("published")
         if executed:
             self.rate_out.tick()

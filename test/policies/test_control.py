@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 
 from ivm_ros.inputs import InputRejected
-from ivm_ros.policies.control import ControlSettings, Pairing, PolicyControl
+from ivm_ros.policies.base import ProprioSpec
+from ivm_ros.policies.control import ControlSettings, PolicyControl
+from ivm_ros.policies.sensors import Sensors
 from ivm_ros.runtime import Counters
 
 
@@ -18,8 +20,8 @@ def _plan(n: int, gripper: float = 1.0) -> np.ndarray:
     return actions
 
 
-def _control(**settings) -> PolicyControl:
-    return PolicyControl(ControlSettings(**settings), Counters(), enabled=True)
+def _control(sensors: Sensors | None = None, **settings) -> PolicyControl:
+    return PolicyControl(ControlSettings(**settings), Counters(), enabled=True, sensors=sensors)
 
 
 def _ready(control: PolicyControl, now: float = 0.0) -> None:
@@ -107,7 +109,7 @@ def test_disabled_publishes_nothing_and_voids_plans():
     assert control.counters.get("plans_voided") == 1
     assert control.tick(0.01).action is None and control.counters.get("ticks_disabled") == 1
     assert control.begin_step(0.01) is None
-    assert control.receive_frame(0.02) is None and control.counters.get("frames_disabled") == 1
+    assert control.receive_frame(0.02) is False and control.counters.get("frames_disabled") == 1
     assert control.hold_frame("rejected_frame") is None
 
 
@@ -179,37 +181,134 @@ def test_bad_policy_output_raises_with_the_reason():
         control.finish_step(step, np.zeros((2, 6)))
 
 
-def test_observation_pairs_wrist_and_proprio_and_counts_other_capture_times():
-    control = _control()
-    control.receive_wrist("wrist-msg", 5_000_000_123)
-    control.receive_proprio([0.1, 0.2, 0.3])
-    pairing = control.receive_frame(0.0)
-    assert pairing == Pairing("wrist-msg", 5_000_000_123, pairing.proprio)
+def test_observation_pairs_the_wrist_image_of_the_same_stamp_and_the_newest_proprio():
+    control = _control(Sensors(use_wrist=True, use_proprio=True), pairing_wait=0.0)
+    control.sensors.receive_wrist("wrist-5.0", 5_000_000_123)
+    control.sensors.receive_wrist("wrist-5.1", 5_100_000_000)  # a newer capture arrived already
+    control.sensors.receive_proprio([0.1, 0.2, 0.3], 0.0)
+    _ready(control)
+    step = control.begin_step(0.0)
     image = np.zeros((4, 6, 3), np.uint8)
-    wrist_image = np.ones((2, 2, 3), np.uint8)
-    obs = control.observation(image, 5_000_000_123, pairing, lambda msg: wrist_image)
-    assert obs.image_wrist is wrist_image and obs.stamp == 5 + 123 * 1e-9
+    seen = []
+    obs = control.observation(image, 5_000_000_123, step, lambda msg: seen.append(msg) or np.ones((2, 2, 3), np.uint8))
+    assert seen == ["wrist-5.0"] and obs.stamp == 5 + 123 * 1e-9 and obs.elapsed_steps == 1
     np.testing.assert_allclose(obs.proprio, [0.1, 0.2, 0.3])
     assert control.counters.get("wrist_stamp_mismatch") == 0
-    control.observation(image, 5_033_000_000, pairing, lambda msg: wrist_image)
-    assert control.counters.get("wrist_stamp_mismatch") == 1
+    decode = lambda msg: seen.append(msg) or np.ones((2, 2, 3), np.uint8)  # noqa: E731
+    control.observation(image, 5_033_000_000, step, decode)  # no wrist of that stamp: the newest, counted
+    assert seen[-1] == "wrist-5.1" and control.counters.get("wrist_stamp_mismatch") == 1
+
+
+def test_pairing_waits_for_a_wrist_image_published_just_after_the_frame():
+    import threading
+
+    control = _control(Sensors(use_wrist=True), pairing_wait=2.0)
+    control.sensors.receive_wrist("previous", 1)
+    _ready(control)
+    step = control.begin_step(0.0)
+    threading.Timer(0.05, control.sensors.receive_wrist, ("same capture", 2)).start()
+    seen = []
+    control.observation(np.zeros((4, 6, 3), np.uint8), 2, step, lambda msg: seen.append(msg) or np.ones((2, 2, 3),
+                                                                                                  np.uint8))
+    assert seen == ["same capture"] and control.counters.get("wrist_stamp_mismatch") == 0
 
 
 def test_without_wrist_the_observation_has_none():
     control = _control()
-    obs = control.observation(np.zeros((4, 6, 3), np.uint8), 0, Pairing(), lambda msg: pytest.fail("decoded"))
+    _ready(control)
+    obs = control.observation(np.zeros((4, 6, 3), np.uint8), 0, control.begin_step(0.0),
+                              lambda msg: pytest.fail("decoded"))
     assert obs.image_wrist is None and obs.proprio is None
 
 
 @pytest.mark.parametrize(("values", "reason"), [([], "proprio_size"), ([0.0, float("nan")], "proprio_non_finite"),
-                                                ([float("inf")], "proprio_non_finite")])
-def test_bad_proprio_is_rejected_and_the_previous_vector_kept(values, reason):
-    control = _control()
-    control.receive_proprio([1.0, 2.0])
+                                                ([float("inf")], "proprio_non_finite"), ([1e30], "proprio_range")])
+def test_bad_proprio_is_rejected_and_the_node_holds_instead_of_acting_on_the_old_one(values, reason):
+    control = _control(Sensors(use_proprio=True))
+    control.sensors.receive_proprio([1.0, 2.0], 0.0)
+    _ready(control)
+    assert control.watchdog(0.0) == ""
     with pytest.raises(InputRejected) as info:
-        control.receive_proprio(values)
+        control.sensors.receive_proprio(values, 0.1)
     assert info.value.reason == reason
-    np.testing.assert_array_equal(control.receive_frame(0.0).proprio, [1.0, 2.0])
+    assert control.watchdog(0.1) == "proprio_rejected"
+    assert control.begin_step(0.1).fault == "proprio_rejected" and control.tick(0.1).fault == "proprio_rejected"
+    control.sensors.receive_proprio([1.0, 3.0], 0.2)
+    assert control.watchdog(0.2) == ""
+
+
+def test_proprio_missing_or_stale_holds():
+    control = _control(Sensors(use_proprio=True), proprio_timeout=0.5, observation_timeout=0.0)
+    _ready(control)
+    assert control.tick(0.0).fault == "no_proprio"
+    control.sensors.receive_proprio([0.0], 1.0)
+    assert control.watchdog(1.2) == "" and control.watchdog(1.6) == "proprio_stale"
+    assert control.counters.get("watchdog_no_proprio") == 1
+
+
+def test_the_policys_proprio_spec_checks_length_and_range():
+    sensors = Sensors(use_proprio=True)
+    sensors.spec = ProprioSpec(3, low=np.array([-1.0, -1.0, 0.0]), high=np.array([1.0, 1.0, 0.1]))
+    sensors.receive_proprio([0.5, -0.5, 0.05], 0.0)
+    with pytest.raises(InputRejected, match="expects 3 proprio values") as info:
+        sensors.receive_proprio([0.5, -0.5], 0.0)
+    assert info.value.reason == "proprio_size"
+    with pytest.raises(InputRejected, match=r"proprio\[2\] = 0.5 outside"):
+        sensors.receive_proprio([0.5, -0.5, 0.5], 0.0)
+
+
+def test_disable_waits_for_a_command_being_published_and_nothing_moves_after():
+    import threading
+
+    control = _control()
+    published, inside, release = [], threading.Event(), threading.Event()
+
+    def worker() -> None:
+        with control.publishing() as allowed:  # a worker that decided to act
+            inside.set()
+            release.wait(2.0)
+            if allowed:
+                published.append("motion")
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    inside.wait(2.0)
+    disabling = threading.Thread(target=lambda: published.append(("final", control.set_enabled(False))))
+    disabling.start()
+    disabling.join(0.1)
+    assert disabling.is_alive()  # disable waits for the command in flight
+    release.set()
+    thread.join(2.0)
+    disabling.join(2.0)
+    assert published[0] == "motion" and published[1][0] == "final"
+    np.testing.assert_array_equal(published[1][1][:6], 0.0)  # the final hold: zero motion
+    with control.publishing() as allowed:
+        assert not allowed
+    with control.publishing(final=True) as allowed:
+        assert allowed
+    assert control.counters.get("dropped_disabled") == 1 and control.counters.get("disable_holds") == 1
+
+
+def test_silent_disable_returns_no_hold_and_disabling_twice_returns_none():
+    assert _control(on_disable="silent").set_enabled(False) is None
+    control = _control()
+    assert control.set_enabled(False) is not None and control.set_enabled(False) is None
+
+
+def test_a_plan_skips_the_steps_executed_while_the_policy_ran_and_the_next_step_knows_how_many():
+    control = _control()
+    _ready(control)
+    first = control.begin_step(0.0)
+    control.policy_was_reset(first)
+    control.finish_step(first, _plan(4))
+    second = control.begin_step(0.01)  # a new frame, no tick yet
+    assert second.elapsed_steps == 0
+    assert control.tick(0.02).executed and control.tick(0.03).executed  # two ticks while the policy runs
+    control.finish_step(second, _plan(4))
+    assert control.report(0.03)["pending_actions"] == 2  # rows 0 and 1 are in the past
+    np.testing.assert_allclose(control.tick(0.04).action[0], 0.3, rtol=1e-6)
+    third = control.begin_step(0.05)
+    assert third.elapsed_steps == 3 and not third.reset
 
 
 def test_report_states_the_control_state():

@@ -104,7 +104,8 @@ def test_embedded_policy_chain_from_a_checkpoint(tmp_path):
         obs = Observation(np.zeros((200, 200, 3), np.uint8), np.zeros((84, 84, 3), np.uint8), np.zeros(15))
         for _ in range(3):
             a = policy.act(obs)
-            assert a.shape == (1, 7) and abs(float(a[0, 6])) == 1.0 and np.all(np.abs(a[0, :6]) <= 1.0)
+            assert a.shape == (TINY.chunk, 7)  # the plan from now: the ensemble for each coming step
+            assert np.all(np.abs(a[:, 6]) == 1.0) and np.all(np.abs(a[:, :6]) <= 1.0)
         with pytest.raises(ValueError, match="proprio"):
             policy.act(Observation(np.zeros((200, 200, 3), np.uint8), np.zeros((84, 84, 3), np.uint8)))
     finally:

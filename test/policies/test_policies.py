@@ -74,7 +74,7 @@ def test_temporal_ensemble_matches_hand_computed_weights():
     expected = [1.0, 5.0203254, 26.2957312, 262.9573121]
     for value in expected:
         out = policy.act(obs())
-        assert out.shape == (1, 7) and out.dtype == np.float32
+        assert out.shape == (3, 7) and out.dtype == np.float32  # the plan for now and the next two steps
         assert out[0, 0] == pytest.approx(value, rel=1e-6)
         assert out[0, 6] == pytest.approx(1.0)
     policy.reset("again")
@@ -86,6 +86,51 @@ def test_temporal_ensemble_matches_hand_computed_weights():
     assert plain.act(obs())[0, 0] == pytest.approx((2 + 5) / 2)  # exp_weight 0: a plain mean
     with pytest.raises(ValueError, match="chunks of >= 3"):
         TemporalEnsemble(ChunkPolicyForTest([chunk([1, 2])]), horizon=3).act(obs())
+
+
+def obs_after(steps: int) -> Observation:
+    """An observation after ``steps`` control steps executed since the previous one."""
+    return Observation(np.zeros((8, 8, 3), np.uint8), elapsed_steps=steps)
+
+
+def test_temporal_ensemble_plans_ahead_and_ages_chunks_by_executed_steps():
+    inner = ChunkPolicyForTest([chunk([1, 2, 3, 4]), chunk([10, 20, 30, 40])])
+    policy = TemporalEnsemble(inner, horizon=4)
+    policy.reset("task")
+    first = policy.act(obs_after(1))
+    assert first[:, 0].tolist() == [1, 2, 3, 4]  # one chunk: the plan is that chunk
+    second = policy.act(obs_after(2))  # two of its rows ran: the old chunk's row 2 is for now
+    np.testing.assert_allclose(second[:, 0], [(3 + 10) / 2, (4 + 20) / 2, 30, 40])
+    lockstep = TemporalEnsemble(ChunkPolicyForTest([chunk([1, 2, 3, 4]), chunk([10, 20, 30, 40])]), horizon=4)
+    lockstep.reset("task")
+    lockstep.act(obs_after(1))
+    assert lockstep.act(obs_after(1))[0, 0] == pytest.approx((2 + 10) / 2)  # one step per call, as Octo
+    stale = TemporalEnsemble(ChunkPolicyForTest([chunk([1, 2]), chunk([10, 20])]), horizon=2)
+    stale.reset("task")
+    stale.act(obs_after(1))
+    assert stale.act(obs_after(5))[:, 0].tolist() == [10, 20]  # chunks older than the horizon are dropped
+
+
+def test_receding_horizon_drops_the_rows_that_ran():
+    inner = ChunkPolicyForTest([chunk([1, 2, 3, 4]), chunk([5, 6, 7, 8])])
+    policy = RecedingHorizon(inner, execute_steps=3)
+    policy.reset("task")
+    assert policy.act(obs_after(1))[:, 0].tolist() == [1, 2, 3]
+    assert policy.act(obs_after(2))[:, 0].tolist() == [3]
+    assert policy.act(obs_after(1))[:, 0].tolist() == [5, 6, 7] and inner.calls == 2
+
+
+def test_sticky_gripper_state_follows_only_the_rows_that_ran():
+    inner = ChunkPolicyForTest([chunk([0, 0, 0], 0.0), chunk([0, 0, 0], 0.9)])
+    policy = StickyGripper(inner, threshold=0.5, repeat=2)
+    policy.reset("task")
+    assert policy.act(obs_after(1))[:, 6].tolist() == [1, -1, -1]  # closes at the second request
+    # only the first row ran (one close request): the second call's open requests keep it open
+    assert policy.act(obs_after(1))[:, 6].tolist() == [1, 1, 1]
+    again = StickyGripper(ChunkPolicyForTest([chunk([0, 0, 0], 0.0), chunk([0, 0, 0], 0.0)]), repeat=2)
+    again.reset("task")
+    again.act(obs_after(1))
+    assert again.act(obs_after(3))[:, 6].tolist() == [-1, -1, -1]  # all three ran: it was closed
 
 
 def test_receding_horizon_executes_the_first_steps_then_replans():
@@ -261,7 +306,7 @@ def test_octo_policy_execution_modes():
     ensemble = _octo(model, dataset="other_dataset")  # mean 0, std 1, no mask: actions as given
     ensemble.reset("task")
     first, second = ensemble.act(obs(0)), ensemble.act(obs(0))
-    assert first.shape == (1, 7) and first[0, 0] == pytest.approx(0.0)
+    assert first.shape == (4, 7) and first[0, 0] == pytest.approx(0.0)
     assert second[0, 0] == pytest.approx((1.0 + 0.0) / 2)  # the older chunk's row 1, the newer's row 0
     assert second[0, 6] == -1.0
     receding = _octo(OctoModelStandInForTest(normalized=rising), dataset="other_dataset", execution="receding",

@@ -14,7 +14,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from ivm_ros.policies.base import Observation, Policy, PolicyConfig
+from ivm_ros.policies.base import Observation, Policy, PolicyConfig, ProprioSpec
 from ivm_ros.policies.embedded import checkpoint
 from ivm_ros.policies.embedded.data import PROPRIO_INDEX
 from ivm_ros.policies.wrappers import ExecutedPolicy, History, check_execution, execution_chain
@@ -78,6 +78,15 @@ class EmbeddedModelPolicy(Policy):
         prob_open = 0.5 * (1.0 + np.tanh(0.5 * np.asarray(grip[0], np.float32)))  # sigmoid without overflow
         return np.concatenate([np.asarray(motion[0], np.float32), prob_open[:, None]], axis=1)
 
+    def proprio_spec(self) -> ProprioSpec:
+        """CALVIN's robot_obs (15,): tcp xyz within 10 standard deviations of the training mean (the shipped
+        normalisation statistics), euler angles within +-(pi + 0.5), gripper width -0.01..0.2 m, joints within
+        +-2 pi, the last gripper action within +-1.5."""
+        mean, std = self.norm["proprio_mean"], self.norm["proprio_std"]
+        low = np.array([*(mean[:3] - 10 * std[:3]), *[-np.pi - 0.5] * 3, -0.01, *[-2 * np.pi] * 7, -1.5])
+        high = np.array([*(mean[:3] + 10 * std[:3]), *[np.pi + 0.5] * 3, 0.2, *[2 * np.pi] * 7, 1.5])
+        return ProprioSpec(15, low.astype(np.float32), high.astype(np.float32))
+
     def _resize(self, img: np.ndarray, size: int) -> np.ndarray:
         if img.shape[:2] == (size, size):
             return img
@@ -92,8 +101,10 @@ class EmbeddedModelPolicy(Policy):
 
 
 class EmbeddedPolicy(ExecutedPolicy):
-    """The embedded policy as executed: one action per call ((1, 7), gripper +1 open / -1 closed), or the
-    whole chunk with ``execution: chunk``."""
+    """The embedded policy as executed (:func:`~ivm_ros.policies.wrappers.execution_chain`): the plan from now
+    on, (k, 7) with gripper +1 open / -1 closed: the temporal ensemble for each of the next ``chunk`` steps
+    (default), the rest of the receding-horizon chunk, or the whole chunk (``execution: chunk``). Lockstep
+    callers execute row 0; a faster controller executes the following rows until the next frame."""
 
     Config = EmbeddedConfig
 
@@ -110,3 +121,6 @@ class EmbeddedPolicy(ExecutedPolicy):
 
     def describe(self) -> dict[str, Any]:
         return {**self.core.describe(), "execution": self.config.execution}
+
+    def proprio_spec(self) -> ProprioSpec:
+        return self.core.proprio_spec()
