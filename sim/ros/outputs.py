@@ -59,17 +59,19 @@ class SimOutputs:
         msg = clock(ticks)
         pubs["clock"].publish(msg)
         now = msg.clock
-        for name in ("static", "gripper") if render_gripper else ("static",):
+        # State first, then the gripper camera, then the static camera: a subscriber that pairs a static frame
+        # with the newest state and wrist image (policy_node) finds this tick's already there.
+        pubs["robot_state"].publish(joint_state(Header(stamp=now), ROBOT_JOINT_NAMES, *scene.robot_joint_states()))
+        pubs["tcp_pose"].publish(pose(Header(stamp=now, frame_id=self.world_frame), *scene.tcp_pose()))
+        for key, lay in self.layouts.items():
+            pubs[key].publish(Float64MultiArray(layout=lay, data=obs[key].tolist()))
+        for name in ("gripper", "static") if render_gripper else ("static",):
             prefix = CAMERA_TOPICS[name]
             header = Header(stamp=now, frame_id=self.frames[name])
             pubs[f"{prefix}/image_raw"].publish(array_to_image(obs[f"rgb_{name}"], "rgb8", header))
             info = self.camera_infos[name]
             info.header.stamp = now
             pubs[f"{prefix}/camera_info"].publish(info)
-        pubs["robot_state"].publish(joint_state(Header(stamp=now), ROBOT_JOINT_NAMES, *scene.robot_joint_states()))
-        pubs["tcp_pose"].publish(pose(Header(stamp=now, frame_id=self.world_frame), *scene.tcp_pose()))
-        for key, lay in self.layouts.items():
-            pubs[key].publish(Float64MultiArray(layout=lay, data=obs[key].tolist()))
         if success != self.success_sent:
             pubs["success"].publish(Bool(data=success))
             self.success_sent = success
