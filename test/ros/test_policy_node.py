@@ -9,16 +9,13 @@ import time
 
 import numpy as np
 import pytest
-import rclpy
-from geometry_msgs.msg import TwistStamped
-from rclpy.node import Node
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import Image
-from std_msgs.msg import Float64, Float64MultiArray, String
-from std_srvs.srv import SetBool, Trigger
+from std_msgs.msg import Float64MultiArray
+from std_srvs.srv import Trigger
 from support import TEST_ROOT
 from support.policies import PixelPolicyForTest
-from support.ros import Spinner, stop_node_process, wait_for
+from support.ros import PolicyProbe, Spinner, stop_node_process, wait_for
 
 from ivm_ros.ros import qos
 from ivm_ros.ros.conversions import array_to_image
@@ -27,70 +24,9 @@ from ivm_ros.ros.policy_node import PolicyNode
 PIXEL = "support.policies:PixelPolicyForTest"
 
 
-class PolicyProbe(Node):
-    """Publishes frames and instructions to a policy node; records its three command outputs."""
-
-    def __init__(self, context: rclpy.Context, prefix: str = "/policy_node", image_topic: str = "image",
-                 instruction_topic: str = "instruction", image_qos: str = "sensor_data") -> None:
-        super().__init__("policy_probe", context=context)
-        self.image_pub = self.create_publisher(Image, image_topic, qos.profile(image_qos, 10))
-        self.instruction_pub = self.create_publisher(String, instruction_topic, qos.latched())
-        self.actions: list[tuple[float, Float64MultiArray]] = []
-        self.twists: list[TwistStamped] = []
-        self.grippers: list[float] = []
-        out = qos.profile("reliable", 1000)
-        self.create_subscription(Float64MultiArray, f"{prefix}/action",
-                                 lambda m: self.actions.append((time.monotonic(), m)), out)
-        self.create_subscription(TwistStamped, f"{prefix}/delta_twist_cmds", self.twists.append, out)
-        self.create_subscription(Float64, f"{prefix}/gripper_cmd", lambda m: self.grippers.append(m.data), out)
-        self.enable_client = self.create_client(SetBool, f"{prefix}/enable")
-        self.reset_client = self.create_client(Trigger, f"{prefix}/reset")
-
-    def instruct(self, text: str) -> None:
-        self.instruction_pub.publish(String(data=text))
-
-    def send(self, value: int, stamp_s: float = 0.0, size: int = 32, encoding: str = "rgb8") -> Image:
-        msg = array_to_image(np.full((size, size, 3), value, np.uint8), encoding)
-        msg.header.stamp.sec, msg.header.stamp.nanosec = int(stamp_s), int(round((stamp_s % 1) * 1e9))
-        self.image_pub.publish(msg)
-        return msg
-
-    def call(self, client, request, timeout: float = 5.0):
-        assert client.wait_for_service(timeout_sec=timeout)
-        future = client.call_async(request)
-        assert wait_for(future.done, timeout)
-        return future.result()
-
-    def enable(self, on: bool = True) -> None:
-        assert self.call(self.enable_client, SetBool.Request(data=on)).success
-
-    def values(self) -> list[list[float]]:
-        return [list(m.data) for _, m in self.actions]
-
-
 @pytest.fixture
-def rig(ros_context):
-    made = []
-
-    def make(**params):
-        PixelPolicyForTest.resets.clear()
-        PixelPolicyForTest.calls.clear()
-        PixelPolicyForTest.observations.clear()
-        defaults = {"policy": PIXEL, "diagnostics_period": 0.2, "control_rate": 20.0}
-        defaults.update(params)
-        node = PolicyNode(context=ros_context, parameter_overrides=[Parameter(k, value=v) for k, v in defaults.items()])
-        probe = PolicyProbe(ros_context, image_qos=defaults.get("image_qos", "sensor_data"))
-        spinner = Spinner(ros_context, node, probe)
-        made.append((node, probe, spinner))
-        assert wait_for(lambda: node._state_machine.current_state[1] == "active", 10)
-        return node, probe
-
-    yield make
-    for node, probe, spinner in made:
-        spinner.close()
-        node.on_shutdown(None)
-        node.destroy_node()
-        probe.destroy_node()
+def rig(policy_rig):
+    return policy_rig
 
 
 def _stream(probe: PolicyProbe, seconds: float, value: int = 51, hz: float = 30.0) -> None:

@@ -8,7 +8,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ivm_ros.policies.base import Observation, Policy, PolicyConfig
+from ivm_ros.policies.base import Observation, Policy, PolicyConfig, ProprioSpec
+from ivm_ros.policies.wrappers import ExecutedPolicy, execution_chain
 
 
 @dataclasses.dataclass
@@ -16,6 +17,7 @@ class PixelConfig(PolicyConfig):
     chunk: int = 1  # rows per act()
     delay_s: float = 0.0  # sleep per act() (a slow model)
     gripper: float = 1.0
+    proprio_dim: int = 0  # > 0: states a ProprioSpec of this length (no range)
 
 
 class PixelPolicyForTest(Policy):
@@ -45,6 +47,9 @@ class PixelPolicyForTest(Policy):
         if "nan" in self.instruction:
             out[0, 0] = np.nan
         return out
+
+    def proprio_spec(self) -> ProprioSpec | None:
+        return ProprioSpec(self.config.proprio_dim) if self.config.proprio_dim else None
 
 
 class ChunkPolicyForTest(Policy):
@@ -134,3 +139,25 @@ class OctoModelStandInForTest:
             mask = stats.get("mask", np.ones_like(stats["mean"], dtype=bool))
             action = np.where(mask, action * stats["std"] + stats["mean"], action)
         return action
+
+
+@dataclasses.dataclass
+class EnsembledPixelConfig(PixelConfig):
+    chunk: int = 4
+    first_row_only: bool = False  # emulate a chain that returns one action per call (before issue 15)
+
+
+class EnsembledPixelPolicyForTest(ExecutedPolicy):
+    """The pixel double as a model with 4-step chunks, run through the real execution chain (temporal
+    ensembling -> sticky gripper) as the embedded and Octo policies are; ``first_row_only`` keeps row 0."""
+
+    Config = EnsembledPixelConfig
+
+    def __init__(self, config: EnsembledPixelConfig | None = None) -> None:
+        super().__init__(config)
+        self.core = PixelPolicyForTest(self.config)
+        self.chain = execution_chain(self.core, "ensemble", self.config.chunk, 0.0, 1, 0.5, 1)
+
+    def act(self, obs: Observation) -> np.ndarray:
+        actions = super().act(obs)
+        return actions[:1] if self.config.first_row_only else actions

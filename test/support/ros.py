@@ -8,10 +8,13 @@ from collections.abc import Callable
 
 import numpy as np
 import rclpy
+from geometry_msgs.msg import TwistStamped
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import QoSProfile
 from sensor_msgs.msg import Image
+from std_msgs.msg import Float64, Float64MultiArray, String
+from std_srvs.srv import SetBool, Trigger
 
 from ivm_ros.ros import qos
 from ivm_ros.ros.conversions import array_to_image
@@ -112,3 +115,44 @@ def stop_node_process(proc) -> str:
     assert proc.returncode == 0, output[-3000:]
     assert "Traceback" not in output, output[-3000:]
     return output
+
+
+class PolicyProbe(Node):
+    """Publishes frames and instructions to a policy node; records its three command outputs."""
+
+    def __init__(self, context: rclpy.Context, prefix: str = "/policy_node", image_topic: str = "image",
+                 instruction_topic: str = "instruction", image_qos: str = "sensor_data") -> None:
+        super().__init__("policy_probe", context=context)
+        self.image_pub = self.create_publisher(Image, image_topic, qos.profile(image_qos, 10))
+        self.instruction_pub = self.create_publisher(String, instruction_topic, qos.latched())
+        self.actions: list[tuple[float, Float64MultiArray]] = []
+        self.twists: list[TwistStamped] = []
+        self.grippers: list[float] = []
+        out = qos.profile("reliable", 1000)
+        self.create_subscription(Float64MultiArray, f"{prefix}/action",
+                                 lambda m: self.actions.append((time.monotonic(), m)), out)
+        self.create_subscription(TwistStamped, f"{prefix}/delta_twist_cmds", self.twists.append, out)
+        self.create_subscription(Float64, f"{prefix}/gripper_cmd", lambda m: self.grippers.append(m.data), out)
+        self.enable_client = self.create_client(SetBool, f"{prefix}/enable")
+        self.reset_client = self.create_client(Trigger, f"{prefix}/reset")
+
+    def instruct(self, text: str) -> None:
+        self.instruction_pub.publish(String(data=text))
+
+    def send(self, value: int, stamp_s: float = 0.0, size: int = 32, encoding: str = "rgb8") -> Image:
+        msg = array_to_image(np.full((size, size, 3), value, np.uint8), encoding)
+        msg.header.stamp.sec, msg.header.stamp.nanosec = int(stamp_s), int(round((stamp_s % 1) * 1e9))
+        self.image_pub.publish(msg)
+        return msg
+
+    def call(self, client, request, timeout: float = 5.0):
+        assert client.wait_for_service(timeout_sec=timeout)
+        future = client.call_async(request)
+        assert wait_for(future.done, timeout)
+        return future.result()
+
+    def enable(self, on: bool = True) -> None:
+        assert self.call(self.enable_client, SetBool.Request(data=on)).success
+
+    def values(self) -> list[list[float]]:
+        return [list(m.data) for _, m in self.actions]
