@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from ivm_ros.masking import MaskingConfig
+from ivm_ros.encodings import LUMA
+from ivm_ros.masking import MaskingConfig, apply_mask
 from ivm_ros.models.base import MaskPredictor
 from ivm_ros.pipeline import MaskingPipeline
 
@@ -91,3 +92,45 @@ def test_pass_through_publishes_the_frame_with_a_full_mask():
     assert result.encoding == "bgr8" and result.box == (0, 0, 48, 32)
     np.testing.assert_array_equal(result.masked, bgra[..., :3])
     assert (result.mask == 255).all() and not result.fail_safe
+
+
+#: A coloured background: BT.601 grey 0.299 R + 0.587 G + 0.114 B = 142.6 -> 143; with the R and B weights swapped
+#: (BGR weights on RGB pixels) 105.6 -> 106.
+ORANGE, ORANGE_GREY = (230, 120, 30), 143
+
+
+def _orange_scene() -> np.ndarray:
+    """(32, 48, 3) RGB: a green-blue left half (kept by the predictor double), an orange right half (background)."""
+    rgb = np.empty((32, 48, 3), np.uint8)
+    rgb[:] = ORANGE
+    rgb[:, :24] = (20, 200, 90)
+    return rgb
+
+
+def test_gray_mode_gives_the_same_grey_for_the_same_scene_in_rgb_and_bgr_order():
+    rgb = _orange_scene()
+    out = {}
+    for encoding, image in (("rgb8", rgb), ("bgr8", rgb[..., ::-1])):
+        pipeline = MaskingPipeline(LeftHalfRecordingPredictorForTest(), MaskingConfig(mode="gray", **NO_EDGES))
+        out[encoding] = pipeline.run(np.ascontiguousarray(image), encoding, "x").masked
+    np.testing.assert_array_equal(out["rgb8"][:, 24:], out["bgr8"][:, 24:])  # grey: the same in either order
+    assert (out["rgb8"][:, 24:] == ORANGE_GREY).all(), out["rgb8"][0, -1]
+    np.testing.assert_array_equal(out["rgb8"][:, :24], rgb[:, :24])  # kept half in each input's own order
+    np.testing.assert_array_equal(out["bgr8"][:, :24], rgb[:, :24, ::-1])
+
+
+@pytest.mark.parametrize("backend", ["opencv", "torch"])
+def test_luma_weights_follow_each_encodings_channel_order(backend):
+    rgb = _orange_scene()
+    probs = torch.zeros((1, 32, 48))
+    probs[:, :, :24] = 1.0
+    cfg = MaskingConfig(mode="gray", **NO_EDGES)
+    for encoding, image in (("rgb8", rgb), ("bgr8", rgb[..., ::-1])):
+        out = apply_mask(torch.from_numpy(np.ascontiguousarray(image))[None], probs, cfg, backend=backend,
+                         luma=LUMA[encoding])
+        assert (out.images[0][:, 24:].numpy() == ORANGE_GREY).all(), (encoding, out.images[0][0, -1])
+    # mono frames: an RGB fill colour becomes its BT.601 grey
+    mono = np.full((1, 32, 48, 1), 90, np.uint8)
+    out = apply_mask(torch.from_numpy(mono), probs, MaskingConfig(fill_color=ORANGE, **NO_EDGES), backend=backend,
+                     luma=LUMA["mono8"])
+    assert (out.images[0][:, 24:].numpy() == ORANGE_GREY).all() and (out.images[0][:, :24].numpy() == 90).all()

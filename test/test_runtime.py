@@ -7,7 +7,7 @@ import threading
 import numpy as np
 import pytest
 
-from ivm_ros.runtime import LatencyWindow, LatestMailbox, tune_malloc
+from ivm_ros.runtime import LatencyWindow, LatestMailbox, RateMeter, tune_malloc
 
 
 @pytest.mark.parametrize("n", [1, 2, 5, 300, 1000])
@@ -41,3 +41,25 @@ def test_mailbox_keeps_the_newest_and_returns_the_displaced():
 def test_tune_malloc_respects_the_users_choice(monkeypatch):
     monkeypatch.setenv("GLIBC_TUNABLES", "glibc.malloc.trim_threshold=1")
     assert tune_malloc() is False
+
+
+def test_rate_meter_gives_exact_rates_for_known_tick_times():
+    meter = RateMeter(window_s=5.0)
+    assert meter.rate(now=0.0) == 0.0
+    meter.tick(0.0)
+    assert meter.rate(now=0.0) == 0.0  # one tick is no rate yet
+    for k in range(1, 11):
+        meter.tick(k * 0.1)
+    # a window younger than half of window_s: intervals over the time they span (10 in 1 s)
+    assert meter.rate(now=1.0) == pytest.approx(10.0, abs=1e-9)
+
+
+def test_rate_meter_over_a_full_window_and_after_the_ticks_stop():
+    meter = RateMeter(window_s=5.0)
+    for k in range(80):  # 4 Hz from 0 to 19.75 s
+        meter.tick(k * 0.25)
+    # full window at 20.0 s (the next tick due): the 20 ticks of 15.0-19.75 s over 5 s
+    assert meter.rate(now=20.0) == pytest.approx(4.0, abs=1e-9)
+    assert meter.rate(now=22.0) == pytest.approx(12 / 5.0, abs=1e-9)  # stopped: 17.0-19.75 s left, decaying
+    assert meter.rate(now=24.5) == pytest.approx(2 / 5.0, abs=1e-9)  # 19.5 and 19.75 s left
+    assert meter.rate(now=24.8) == 0.0  # every tick older than the window

@@ -1,17 +1,22 @@
-"""Image <-> array conversions: encodings, step padding, zero-copy input, and every rejection."""
+"""Image <-> array conversions: encodings, step padding, zero-copy input, and every rejection; actions -> Twist,
+gripper and array messages."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 from sensor_msgs.msg import CompressedImage, Image
+from std_msgs.msg import Header
 
 from ivm_ros.encodings import to_rgb
 from ivm_ros.ros.conversions import (
     ImageRejected,
+    action_to_array,
+    action_to_twist,
     array_to_compressed,
     array_to_image,
     compressed_to_array,
+    gripper_command,
     image_to_array,
 )
 
@@ -87,3 +92,24 @@ def test_array_to_image_refuses_mismatched_encoding():
         array_to_image(np.zeros((2, 2, 3), np.uint8), "mono8")
     with pytest.raises(ValueError):
         array_to_image(np.zeros((2, 2, 3), np.float32), "rgb8")
+
+
+def test_action_to_twist_scales_position_and_rotation_by_their_own_factors():
+    action = np.array([0.5, -0.25, 1.0, 0.4, -0.2, 0.6, -1.0])
+    per_second = np.array([0.02, 0.02, 0.02, 0.05, 0.05, 0.05]) * 30.0  # m and rad per unit x the control rate
+    twist = action_to_twist(action, per_second, Header(frame_id="world"))
+    lin, ang = twist.twist.linear, twist.twist.angular
+    assert [lin.x, lin.y, lin.z] == pytest.approx([0.3, -0.15, 0.6])  # 0.02 m x 30 Hz = 0.6 m/s per unit
+    assert [ang.x, ang.y, ang.z] == pytest.approx([0.6, -0.3, 0.9])  # 0.05 rad x 30 Hz = 1.5 rad/s per unit
+    assert twist.header.frame_id == "world"
+    each = action_to_twist(np.ones(7), np.arange(1.0, 7.0), Header())  # every factor reaches its own axis
+    t = each.twist
+    assert [t.linear.x, t.linear.y, t.linear.z, t.angular.x, t.angular.y, t.angular.z] == [1, 2, 3, 4, 5, 6]
+
+
+def test_gripper_and_array_messages_carry_the_action_values():
+    action = np.array([0.1, 0.2, 0.3, 0.4, 0.5, 0.6, -1.0])
+    assert gripper_command(action).data == -1.0
+    msg = action_to_array(action)
+    assert list(msg.data) == pytest.approx(action.tolist())
+    assert msg.layout.dim[0].label == "action: dx,dy,dz,droll,dpitch,dyaw,gripper" and msg.layout.dim[0].size == 7

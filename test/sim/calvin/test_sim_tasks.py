@@ -72,6 +72,16 @@ def test_push():
     assert T.success("push_pink_block_left", start, state(pos__pink=[0.1, -0.1, 0.48]))
 
 
+def test_push_is_not_done_while_the_robot_still_touches_the_block():
+    """On the table at start and now, moved far enough the right way: only "not touching the robot" decides."""
+    start, pushed = state(), [0.17, -0.1, 0.48]
+    assert T.success("push_red_block_right", start, state(pos__red=pushed))
+    for link in ("finger", "arm"):
+        touching = state({"block_red": {TABLE, ("robot", link)}}, pos__red=pushed)
+        assert touching.touches("block_red", *TABLE)  # still on the table: not the "carried" case
+        assert not T.success("push_red_block_right", start, touching), link
+
+
 def test_lift():
     start = state()
     up = state({"block_blue": {FINGER}}, pos__blue=[0.15, -0.1, 0.56])
