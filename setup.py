@@ -31,7 +31,10 @@ setup(
     # `sim/` is the simulation package; it imports ivm_ros, never the reverse.
     packages=_packages(PACKAGE, PACKAGE) + _packages("sim", "ivm_ros_sim"),
     package_dir={"ivm_ros_sim": "sim"},
-    package_data={PACKAGE: ["models/**/*.safetensors", "models/**/*.json", "policies/**/*.msgpack"]},
+    # Weights and the model card beside them (what they were trained on, how, and how well they score);
+    # test/test_packaging.py fails for any file under ivm_ros/ or sim/ that an install leaves out.
+    package_data={PACKAGE: ["models/**/*.safetensors", "models/**/*.json", "policies/**/*.msgpack",
+                            "models/**/MODEL_CARD.md", "policies/**/MODEL_CARD.md"]},
     data_files=[
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
         (f"share/{PACKAGE}", ["package.xml"]),
