@@ -3,6 +3,7 @@ sim_node, with a test-double policy (what is tested here is the loop, not a poli
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 
@@ -49,3 +50,31 @@ def test_resume_refuses_a_file_it_did_not_write(tmp_path):
         assert "not an episodes list written by sim-eval-policy" in str(e)
     else:
         raise AssertionError("a foreign episodes.json was accepted")
+
+
+def _ros_args(cmd: list[str], flag: str) -> dict[str, str]:
+    """The ``-p``/``-r`` NAME:=VALUE pairs of a node's command line."""
+    return dict(cmd[i + 1].split(":=", 1) for i in range(len(cmd) - 1) if cmd[i] == flag)
+
+
+def test_masking_on_feeds_the_policy_masked_frames_and_off_the_raw_camera():
+    """The wiring behind the closed-loop table, without running the loop."""
+    args = argparse.Namespace(max_steps=6, policy="embedded", model="lite")
+    on, off = closed_loop.node_commands(True, args), closed_loop.node_commands(False, args)
+    assert set(on) == {"sim_node", "masking_node", "policy_node"} and set(off) == {"sim_node", "policy_node"}
+    masking = on["masking_node"]
+    assert masking[masking.index("-m") + 1] == "ivm_ros.ros.masking_node"
+    assert _ros_args(masking, "-r") == {"image_raw": "camera/image_raw"}  # its default name: /masking_node/...
+    assert _ros_args(masking, "-p")["model"] == "lite"
+    policy_on, policy_off = _ros_args(on["policy_node"], "-r"), _ros_args(off["policy_node"], "-r")
+    assert policy_on["image"] == "masking_node/masked_image"  # masking on: the masked observation ...
+    assert _ros_args(on["policy_node"], "-p")["policy_config.variant"] == "masked"  # ... for the masked policy
+    assert policy_off["image"] == "camera/image_raw"  # masking off: the raw camera for the raw policy
+    assert _ros_args(off["policy_node"], "-p")["policy_config.variant"] == "raw"
+    # everything else is the same in both conditions
+    assert on["sim_node"] == off["sim_node"]
+    assert {k: v for k, v in policy_on.items() if k != "image"} == {k: v for k, v in policy_off.items() if k != "image"}
+    params_on, params_off = _ros_args(on["policy_node"], "-p"), _ros_args(off["policy_node"], "-p")
+    assert {k: v for k, v in params_on.items() if k != "policy_config.variant"} == \
+        {k: v for k, v in params_off.items() if k != "policy_config.variant"}
+    assert params_on["policy"] == "embedded"
