@@ -52,6 +52,24 @@ class PixelPolicyForTest(Policy):
         return ProprioSpec(self.config.proprio_dim) if self.config.proprio_dim else None
 
 
+@dataclasses.dataclass
+class FixedActionConfig(PolicyConfig):
+    action: tuple[float, ...] = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0)  # the one-row plan of every act()
+
+
+class FixedActionPolicyForTest(Policy):
+    """Returns ``action`` (7 values, ``policy_config.action``) as a one-row plan on every call: known values for
+    checking what the node publishes."""
+
+    Config = FixedActionConfig
+
+    def reset(self, instruction: str) -> None:
+        pass
+
+    def act(self, obs: Observation) -> np.ndarray:
+        return np.asarray(self.config.action, np.float32)[None]
+
+
 class ChunkPolicyForTest(Policy):
     """Returns the chunks it was given, in order (for the wrappers), and counts calls."""
 

@@ -95,6 +95,24 @@ class Probe(Node):
         return msg
 
 
+class PublishSpy:
+    """Stands in for a node's publisher: records each ``publish`` call (``calls``, and ``name`` in a shared
+    ``order`` list) and forwards it; everything else (``get_subscription_count`` ...) goes to the publisher."""
+
+    def __init__(self, publisher, name: str = "", order: list[str] | None = None) -> None:
+        self._publisher, self.name = publisher, name
+        self.order = order if order is not None else []
+        self.calls = 0
+
+    def publish(self, msg) -> None:
+        self.calls += 1
+        self.order.append(self.name)
+        self._publisher.publish(msg)
+
+    def __getattr__(self, attr: str):
+        return getattr(self._publisher, attr)
+
+
 def stop_node_process(proc) -> str:
     """Stops a node started with ``subprocess.Popen(..., stdout=PIPE, stderr=STDOUT, text=True)`` the way Ctrl-C
     under ``ros2 launch`` does, by two SIGINTs (the terminal's, then launch's) (kill after 20 s); asserts it
