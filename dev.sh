@@ -2,6 +2,7 @@
 # One entry point for a fresh Debian 12 + Python 3.11 machine (no ROS install needed).
 #   ./dev.sh demo            set up .venv when missing or stale, then run the main job (`ivm-ros demo`)
 #   ./dev.sh test [ARGS]     set up .venv, then run the test suite (pytest ARGS)
+#   ./dev.sh mutate [MODULE] set up .venv, then mutation-test MODULE (tools/mutation.py; no MODULE: the list)
 #   ./dev.sh <cmd> [ARGS]    set up .venv, then run `ivm-ros <cmd> ARGS` (bench, mask, ...)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
@@ -30,5 +31,6 @@ cmd=${1:-demo}
 [ $# -gt 0 ] && shift
 case "$cmd" in
   test) exec "$PY" -m pytest "$@" ;;
+  mutate) exec "$PY" tools/mutation.py "$@" ;;
   *) exec "$VENV/bin/ivm-ros" "$cmd" "$@" ;;
 esac
