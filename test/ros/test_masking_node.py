@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 from lifecycle_msgs.msg import State
 from rclpy.parameter import Parameter
-from rclpy.qos import QoSProfile, ReliabilityPolicy
+from rclpy.qos import (
+    DurabilityPolicy,
+    QoSProfile,
+    ReliabilityPolicy,
+    qos_profile_sensor_data,
+    qos_profile_system_default,
+)
 from rclpy.serialization import serialize_message
 from sensor_msgs.msg import CompressedImage, Image
-from support.ros import Probe, Spinner, wait_for
+from support.ros import Probe, PublishSpy, Spinner, wait_for
 
-from ivm_ros.ros.conversions import array_to_compressed, image_to_array
-from ivm_ros.ros.masking_node import MaskingNode
+from ivm_ros.ros import diagnostics
+from ivm_ros.ros.cdr import CdrUnsupported, parse_image
+from ivm_ros.ros.conversions import array_to_compressed, array_to_image, image_to_array
+from ivm_ros.ros.masking_node import MaskingFrame, MaskingNode
 
 CENTER = "support.predictors:CenterPredictorForTest"
 
@@ -27,13 +36,15 @@ def rig(ros_context):
     """masking_node (centre predictor double, no dilation/feathering so outputs are exact) + probe."""
     made = []
 
-    def make(**params):
+    def make(listen=("masked_image", "mask"), probe_qos: QoSProfile | None = None, **params):
+        """``params``: the node's parameters; ``listen``: the outputs the probe subscribes to; ``probe_qos``: the
+        QoS of the probe's image publisher (default sensor data)."""
         defaults = {"model": CENTER, "dilate_ratio": 0.0, "feather_ratio": 0.0, "diagnostics_period": 0.2}
         defaults.update(params)
         overrides = [Parameter(k, value=v) for k, v in defaults.items()]
         node = MaskingNode(context=ros_context, parameter_overrides=overrides)
-        probe = Probe(ros_context)
-        probe.listen("masked_image", "mask")
+        probe = Probe(ros_context, image_qos=probe_qos)
+        probe.listen(*listen)
         spinner = Spinner(ros_context, node, probe)
         made.append((node, probe, spinner))
         assert wait_for(lambda: node._state_machine.current_state[1] == "active", 10)
@@ -57,6 +68,27 @@ def _send_until(probe: Probe, key: str, img: np.ndarray, n: int = 1, encoding: s
 
     assert wait_for(poll, timeout, period=0.05), f"no {key} received"
     return probe.received[key][-1]
+
+
+def _instruct(node: MaskingNode, probe: Probe, text: str) -> None:
+    """Publishes the instruction and waits until the node holds it (frames before it pass through unmasked)."""
+    probe.instruct(text)
+    assert wait_for(lambda: node.stats()["instruction"] == text, 10)
+
+
+def _masked(probe: Probe, img: np.ndarray, encoding: str, stamp_ns: int, timeout: float = 10.0) -> np.ndarray:
+    """Publishes ``img`` until the masked image of this very frame (its ``stamp_ns``) arrives; returns it as an
+    array, checking its encoding (alpha dropped, channel order kept)."""
+
+    def mine() -> list:
+        return [m for m in probe.received["masked_image"]
+                if m.header.stamp.sec * 1_000_000_000 + m.header.stamp.nanosec == stamp_ns]
+
+    assert wait_for(lambda: (probe.send(img, encoding, stamp_ns=stamp_ns), bool(mine()))[1], timeout, 0.05), \
+        f"no masked image for the {encoding} frame"
+    arr, enc = image_to_array(mine()[-1])
+    assert enc == {"rgba8": "rgb8", "bgra8": "bgr8"}.get(encoding, encoding)
+    return arr
 
 
 @pytest.mark.parametrize("raw_cdr", [True, False])
@@ -103,23 +135,34 @@ def test_default_instruction_parameter_is_used(rig):
 
 @pytest.mark.parametrize("mode", ["overlay", "blur", "gray", "highlight", "crop"])
 def test_every_mode_through_parameter_update(rig, mode):
+    """Each mode set at runtime, checked against what it must compute. The centre predictor keeps rows 12-35 and
+    columns 16-47 of the 48x64 frame; no dilation or feathering, so kept pixels are the input and background pixels
+    are the mode's background exactly (OpenCV's computation on the CPU)."""
     node, probe = rig()
-    probe.instruct("touch the object")
+    _instruct(node, probe, "touch the object")
     res = node.set_parameters([Parameter("mode", value=mode), Parameter("fill_color", value=[0, 0, 255])])
     assert res[0].successful
     img = frame()
-    arr = image_to_array(_send_until(probe, "masked_image", img, n=2))[0]
+    arr = _masked(probe, img, "rgb8", stamp_ns=7_000_000_001)
+    keep = np.zeros(img.shape[:2], bool)
+    keep[12:36, 16:48] = True
+    if mode == "crop":  # crop to the centre box, resized back: the centre region upscaled
+        np.testing.assert_array_equal(arr, cv2.resize(img[12:36, 16:48], (64, 48), interpolation=cv2.INTER_LINEAR))
+        return
+    np.testing.assert_array_equal(arr[keep], img[keep])  # kept pixels untouched
     if mode == "overlay":
-        assert (arr[0, 0] == [0, 0, 255]).all()
-    elif mode == "gray":
-        assert arr[0, 0, 0] == arr[0, 0, 1] == arr[0, 0, 2]
-    elif mode == "highlight":
-        assert not (arr[0, 0] == img[0, 0]).all() and not (arr[0, 0] == [0, 0, 255]).all()
-    elif mode == "crop":
-        # crop to the centre box, resized back: the output is the centre region upscaled
-        assert arr.shape == img.shape
-        assert not np.array_equal(arr, img)
-    np.testing.assert_array_equal(arr[20:28, 28:36], img[20:28, 28:36]) if mode != "crop" else None
+        assert (arr[~keep] == [0, 0, 255]).all()
+    elif mode == "blur":  # the background is the frame blurred with a 2*int(0.05*48)+1 = 5 px Gaussian
+        blurred = cv2.GaussianBlur(img, (5, 5), 0, borderType=cv2.BORDER_REFLECT_101)
+        np.testing.assert_array_equal(arr[~keep], blurred[~keep])
+        assert (arr[~keep] != img[~keep]).any(axis=1).mean() > 0.9  # and that is not the frame itself
+    elif mode == "gray":  # BT.601 grey of the frame's own pixels, in all three channels
+        grey = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)
+        for c in range(3):
+            np.testing.assert_array_equal(arr[..., c][~keep], grey[~keep])
+    elif mode == "highlight":  # 30 % of the frame over the fill colour
+        expected = 0.3 * img[~keep].astype(float) + 0.7 * np.array([0, 0, 255.0])
+        assert np.abs(arr[~keep] - expected).max() <= 1.0
 
 
 def test_invalid_parameter_values_are_refused_with_reason(rig):
@@ -139,7 +182,7 @@ def test_invalid_parameter_values_are_refused_with_reason(rig):
 
 def test_bgr_and_rgba_and_mono_encodings(rig):
     node, probe = rig()
-    probe.instruct("anything")
+    _instruct(node, probe, "anything")
     img = frame()
     out = _send_until(probe, "masked_image", img, encoding="bgr8")
     arr, enc = image_to_array(out)
@@ -148,13 +191,31 @@ def test_bgr_and_rgba_and_mono_encodings(rig):
     node.set_parameters([Parameter("fill_color", value=[255, 0, 0])])  # red, given as RGB
     out = _send_until(probe, "masked_image", img, n=2, encoding="bgr8")
     assert (image_to_array(out)[0][0, 0] == [0, 0, 255]).all()  # red in BGR order
-    rgba = np.dstack([img, np.full(img.shape[:2], 7, np.uint8)])
-    out = _send_until(probe, "masked_image", rgba, encoding="rgba8")
-    assert image_to_array(out)[1] == "rgb8"
+    alpha = np.full(img.shape[:2], 7, np.uint8)
+    for i, encoding in enumerate(("rgba8", "bgra8")):  # 4 channels in, alpha dropped, the colour channels kept
+        arr = _masked(probe, np.dstack([img, alpha]), encoding, stamp_ns=5_000_000_000 + i)
+        np.testing.assert_array_equal(arr[12:36, 16:48], img[12:36, 16:48])
+        assert (arr[:12] == ([255, 0, 0] if encoding == "rgba8" else [0, 0, 255])).all()  # red in that order
     mono = img[..., :1].copy()
     out = _send_until(probe, "masked_image", mono, encoding="mono8")
     arr, enc = image_to_array(out)
     assert enc == "mono8" and arr[24, 32, 0] == mono[24, 32, 0]
+
+
+@pytest.mark.parametrize("encoding", ["rgb8", "bgr8", "rgba8", "bgra8"])
+def test_the_predictor_sees_each_frame_in_rgb_whatever_its_encoding(rig, encoding):
+    """color_keyword (a real predictor that reads colours) keeps the red half of a red | blue frame in every
+    channel order: a BGR frame handed over unconverted would make it keep the blue half."""
+    node, probe = rig(model="color_keyword")
+    _instruct(node, probe, "pick up the red block")
+    rgb = np.zeros((32, 48, 3), np.uint8)
+    rgb[:, :24] = (200, 30, 30)  # red
+    rgb[:, 24:] = (30, 30, 200)  # blue
+    ordered = rgb[..., ::-1] if encoding.startswith("bgr") else rgb
+    image = np.dstack([ordered, np.full((32, 48), 9, np.uint8)]) if encoding.endswith("a8") else ordered
+    arr = _masked(probe, np.ascontiguousarray(image), encoding, stamp_ns=3_000_000_000)
+    np.testing.assert_array_equal(arr[:, :24], ordered[:, :24])  # the red half kept, in the input's order
+    assert (arr[:, 24:] == 255).all()  # the blue half filled white
 
 
 def test_bad_input_is_counted_and_node_keeps_serving(rig):
@@ -263,6 +324,66 @@ def test_overlay_only_when_subscribed(rig, monkeypatch):
     assert calls and image_to_array(out)[0].shape == img.shape
 
 
+def test_mask_is_published_only_when_subscribed(rig):
+    node, probe = rig(listen=("masked_image",))
+    spy = node._pubs["mask"] = PublishSpy(node._pubs["mask"], "mask")
+    _instruct(node, probe, "anything")
+    img = frame()
+    _send_until(probe, "masked_image", img, n=3)  # frames go out ...
+    assert spy.calls == 0 and node.stats()["frames_out"] >= 3  # ... and no mask with them
+    probe.listen("mask")
+    mask = _send_until(probe, "mask", img)
+    assert spy.calls >= 1 and image_to_array(mask)[1] == "mono8"
+
+
+def test_an_encapsulation_the_cdr_parser_does_not_read_falls_back_to_rclpy(rig):
+    node, probe = rig(raw_cdr=True)
+    _instruct(node, probe, "anything")
+    img = frame()
+    msg = array_to_image(img, "rgb8")
+    msg.header.frame_id = "cam_fallback"
+    msg.header.stamp.sec, msg.header.stamp.nanosec = 42, 7
+    other = bytearray(serialize_message(msg))
+    other[1] = 0x03  # an encapsulation id parse_image refuses and Fast CDR reads
+    with pytest.raises(CdrUnsupported):
+        parse_image(bytes(other))
+    assert isinstance(MaskingFrame.from_message(bytes(other), 0.0).msg, Image)  # the rclpy path
+    unreadable = bytearray(other)
+    unreadable[0:2] = b"\x12\x34"  # neither reads it: rejected, counted
+
+    def poll() -> bool:
+        probe.image_pub.publish(bytes(other))
+        return any(m.header.frame_id == "cam_fallback" for m in probe.received["masked_image"])
+
+    assert wait_for(poll, 10, 0.05), node.stats()
+    out = next(m for m in probe.received["masked_image"] if m.header.frame_id == "cam_fallback")
+    assert (out.header.stamp.sec, out.header.stamp.nanosec) == (42, 7)
+    arr = image_to_array(out)[0]
+    np.testing.assert_array_equal(arr[12:36, 16:48], img[12:36, 16:48])
+    assert (arr[:12] == 255).all()
+    assert wait_for(lambda: (probe.image_pub.publish(bytes(unreadable)),
+                             node.stats().get("rejected_cdr_deserialize", 0) >= 1)[1], 10, 0.05), node.stats()
+
+
+#: Publishers as camera drivers, rosbag play and default-QoS nodes make them (rclpy's own profiles, not ivm_ros's).
+PUBLISHER_QOS = {"sensor_data": qos_profile_sensor_data,
+                 "reliable": QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE),
+                 "system_default": qos_profile_system_default}
+
+
+@pytest.mark.parametrize("image_qos", sorted(PUBLISHER_QOS))
+def test_each_image_qos_choice_receives_from_a_matching_publisher(rig, image_qos):
+    node, probe = rig(image_qos=image_qos, probe_qos=PUBLISHER_QOS[image_qos])
+    _instruct(node, probe, "anything")
+    _masked(probe, frame(), "rgb8", stamp_ns=11_000_000_000)
+    assert node.stats()["frames_in"] >= 1
+    (sub,) = probe.get_subscriptions_info_by_topic("/image_raw")  # the node's subscription, as the graph sees it
+    expected = ReliabilityPolicy.BEST_EFFORT if image_qos == "sensor_data" else ReliabilityPolicy.RELIABLE
+    assert sub.node_name == "masking_node" and sub.qos_profile.reliability == expected
+    assert sub.qos_profile.durability == DurabilityPolicy.VOLATILE  # a camera's volatile publisher matches too
+    assert not {k: v for k, v in node.stats().items() if k.startswith(("qos_incompatible", "rejected"))}
+
+
 def test_lifecycle_transitions(rig):
     from support.predictors import ClosingPredictorForTest
 
@@ -293,34 +414,47 @@ def test_lifecycle_transitions(rig):
     np.testing.assert_array_equal(arr, img)  # keep_all keeps everything
 
 
+def _diag_values(probe: Probe, level: bytes, message: str = "", **at_least: float) -> dict[str, str] | None:
+    """The values of the newest /diagnostics status with ``level`` whose message contains ``message`` and whose
+    named values are >= the given numbers, or None."""
+    for array in reversed(probe.diagnostics):
+        for s in array.status:
+            values = {kv.key: kv.value for kv in s.values}
+            if s.level == level and message in s.message and all(
+                    values.get(k, "n/a") != "n/a" and float(values[k]) >= v for k, v in at_least.items()):
+                return values
+    return None
+
+
 def test_diagnostics_report_rates_latency_and_drops(rig):
     node, probe = rig()
     probe.listen_diagnostics()
+    # no instruction yet: a warning (frames pass through unmasked meanwhile)
+    assert wait_for(lambda: _diag_values(probe, diagnostics.WARN, "no instruction yet") is not None, 5)
     probe.instruct("anything")
-    _send_until(probe, "masked_image", frame(), n=5)
-    assert wait_for(
-        lambda: any(
-            s.values
-            for d in probe.diagnostics
-            for s in d.status
-            if "latency_p50_ms" in {kv.key for kv in s.values} and s.level == b"\x00"
-        ),
-        5,
-    )
-    status = [s for d in probe.diagnostics for s in d.status][-1]
-    values = {kv.key: kv.value for kv in status.values}
-    for key in (
-        "model",
-        "device",
-        "input_rate_hz",
-        "output_rate_hz",
-        "latency_p95_ms",
-        "instruction_age_s",
-        "frames_in",
-        "frames_out",
-    ):
+    img = frame()
+
+    def counted() -> bool:
+        probe.send(img)
+        return _diag_values(probe, diagnostics.OK, "masking", frames_in=5, frames_out=5, input_rate_hz=0.001,
+                            output_rate_hz=0.001, latency_p50_ms=0.001) is not None
+
+    assert wait_for(counted, 10, 0.05), probe.diagnostics[-1:]
+    values = _diag_values(probe, diagnostics.OK, "masking", frames_in=5, frames_out=5)
+    for key in ("model", "device", "input_rate_hz", "output_rate_hz", "latency_p95_ms", "instruction_age_s",
+                "frames_in", "frames_out"):
         assert key in values
-    assert values["model"] == CENTER and float(values["latency_p50_ms"]) > 0
+    assert values["model"] == CENTER and values["device"] == "cpu" and values["instruction"] == "anything"
+    assert float(values["input_rate_hz"]) > 0 and float(values["output_rate_hz"]) > 0
+    assert float(values["latency_p95_ms"]) >= float(values["latency_p50_ms"]) > 0
+    assert 0 <= float(values["instruction_age_s"]) < 60
+    assert int(values["frames_out"]) <= int(values["frames_in"])
+    # a rejected frame turns the status into a warning that counts it
+    bad = array_to_image(img, "rgb8")
+    bad.encoding = "yuv422"
+    assert wait_for(lambda: (probe.image_pub.publish(bad),
+                             _diag_values(probe, diagnostics.WARN, "input(s) rejected",
+                                          rejected_encoding=1) is not None)[1], 10, 0.05), probe.diagnostics[-1:]
 
 
 def test_qos_mismatch_is_reported(rig, ros_context):
