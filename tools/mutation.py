@@ -37,7 +37,8 @@ MODULES: dict[str, tuple[str, list[str]]] = {
     "control": ("ivm_ros/policies/control.py", ["test/policies/test_control.py"]),
     "sensors": ("ivm_ros/policies/sensors.py", ["test/policies/test_control.py"]),
     "wrappers": ("ivm_ros/policies/wrappers.py", ["test/policies/test_policies.py", "test/policies/test_control.py"]),
-    "conversions": ("ivm_ros/ros/conversions.py", ["test/ros/test_conversions.py", "test/ros/test_cdr.py"]),
+    "conversions": ("ivm_ros/ros/conversions.py", ["test/ros/test_conversions.py", "test/ros/test_cdr.py",
+                                                   "test/ros/test_compressed_limits.py"]),
     "cdr": ("ivm_ros/ros/cdr.py", ["test/ros/test_cdr.py"]),
     "apply": ("ivm_ros/masking/apply.py", ["test/masking/test_masking.py", "test/test_pipeline.py"]),
     "inputs": ("ivm_ros/inputs.py", ["test/policies/test_control.py", "test/ros/test_instruction_input.py"]),
@@ -99,17 +100,31 @@ def prepare(name: str, work: Path) -> Path:
     return work
 
 
-def survivors(mutmut: Path, work: Path, env: dict[str, str]) -> list[dict]:
+#: Lists the mutants no test killed with their diffs, in one process (run in a work folder: mutmut reads its
+#: config from the current folder). `mutmut results` + one `mutmut show` each took seconds per mutant.
+_LIST_SURVIVORS = """
+import json
+from mutmut.mutation.data import SourceFileMutationData
+from mutmut.mutation.diff_apply import get_diff_for_mutant
+from mutmut.stats import status_by_exit_code
+from mutmut.utils.file_utils import walk_mutatable_files
+rows = []
+for path in walk_mutatable_files():
+    data = SourceFileMutationData(path=path)
+    data.load()
+    for key, code in data.exit_code_by_key.items():
+        status = status_by_exit_code[code]
+        if status not in ("killed", "caught by type check", "skipped"):
+            rows.append({"name": key, "status": status, "diff": get_diff_for_mutant(key, path=path)})
+print(json.dumps(rows))
+"""
+
+
+def survivors(work: Path, env: dict[str, str]) -> list[dict]:
     """Each mutant that no test killed: name, status, repository file:line, the line before and after."""
-    out = subprocess.run([str(mutmut), "results"], cwd=work, env=env, capture_output=True, text=True).stdout
-    rows = []
-    for line in out.splitlines():
-        key, _, status = line.strip().rpartition(": ")
-        if status.strip() not in ("survived", "no tests", "timeout", "suspicious"):
-            continue
-        diff = subprocess.run([str(mutmut), "show", key], cwd=work, env=env, capture_output=True, text=True).stdout
-        rows.append({"name": key, "status": status.strip(), "diff": diff, **_locate(work, key, diff)})
-    return rows
+    out = subprocess.run([sys.executable, "-c", _LIST_SURVIVORS], cwd=work, env=env, capture_output=True,
+                         text=True, check=True).stdout
+    return [{**row, **_locate(work, row["name"], row["diff"])} for row in json.loads(out)]
 
 
 def _function_start(path: Path, mutant: str) -> int | None:
@@ -175,9 +190,43 @@ def run(name: str, args, mutmut: Path) -> dict:
     stats = json.loads(stats_file.read_text())
     result = {"module": MODULES[name][0], "tests": MODULES[name][1], "seconds": round(time.monotonic() - start),
               **{k: stats[k] for k in ("killed", "survived", "total", "no_tests", "timeout", "suspicious")},
-              "survivors": survivors(mutmut, work, env)}
+              "survivors": survivors(work, env)}
     (work / "result.json").write_text(json.dumps(result, indent=1))
     return result
+
+
+def _delta(a: str, b: str) -> tuple[str, str]:
+    """The changed part of a line: common prefix and suffix stripped."""
+    i = 0
+    while i < min(len(a), len(b)) and a[i] == b[i]:
+        i += 1
+    j = 0
+    while j < min(len(a), len(b)) - i and a[-1 - j] == b[-1 - j]:
+        j += 1
+    while i > 0 and (a[i - 1].isalnum() or a[i - 1] == "_"):  # whole words: `False`->`True`, not `Fals`->`Tru`
+        i -= 1
+    while j > 0 and (a[len(a) - j].isalnum() or a[len(a) - j] == "_"):
+        j -= 1
+    return a[i : len(a) - j], b[i : len(b) - j]
+
+
+def markdown(name: str, result: dict) -> str:
+    """The survivors of one module as a markdown table, one row per source line (verdict column to fill in)."""
+    rows: dict[tuple, list[str]] = {}
+    for s in result["survivors"]:
+        before, after = _delta(s["before"] or "", s["after"] or "")
+        tag = "" if s["status"] == "survived" else f"({s['status']}) "
+        rows.setdefault((s["line"] or 0, (s["before"] or "").strip()), []).append(f"{tag}`{before}`→`{after}`")
+    score = (result["killed"] + result["timeout"]) / max(1, result["total"])  # a timeout is a detected mutant
+    out = [f"### {name}: `{result['module']}` (judged by {', '.join(f'`{t}`' for t in result['tests'])})", "",
+           f"killed {result['killed']} / survived {result['survived']} / no tests {result['no_tests']} / timeout "
+           f"{result['timeout']} / total {result['total']} (score {score:.0%})", "",
+           "| line | code | mutations that survived | verdict |", "|---|---|---|---|"]
+    for (line, code), muts in sorted(rows.items()):
+        code = code.replace("|", "\\|")
+        out.append(f"| {line} | `{code[:90]}{'…' if len(code) > 90 else ''}` | "
+                   + "; ".join(m.replace("|", "\\|") for m in muts) + " | |")
+    return "\n".join(out) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -188,6 +237,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-children", type=int, default=2, help="parallel mutants (default 2: the cores)")
     parser.add_argument("--survivors", action="store_true", help="print each surviving mutant's diff")
     parser.add_argument("--resume", action="store_true", help="keep out/mutation/<module> and go on from there")
+    parser.add_argument("--markdown", action="store_true",
+                        help="print the last run's survivors of each module as a markdown table (runs nothing)")
     args = parser.parse_args(argv)
     names = list(MODULES) if args.all else args.modules
     if not names:
@@ -197,6 +248,13 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [n for n in names if n not in MODULES]
     if unknown:
         parser.error(f"unknown module(s) {unknown}; choose from {list(MODULES)}")
+    if args.markdown:
+        for name in names:
+            result_file = ROOT / "out" / "mutation" / name / "result.json"
+            if not result_file.is_file():
+                raise SystemExit(f"[mutate] no result for {name}: run ./dev.sh mutate {name} first")
+            print(markdown(name, json.loads(result_file.read_text())))
+        return 0
     mutmut = ensure_mutmut()
     summary_file = ROOT / "out" / "mutation" / "summary.json"
     summary = json.loads(summary_file.read_text()) if summary_file.is_file() else {}
@@ -204,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
         result = run(name, args, mutmut)
         summary[name] = {k: v for k, v in result.items() if k != "survivors"}
         summary_file.write_text(json.dumps(summary, indent=1))
-        score = result["killed"] / max(1, result["total"])
+        score = (result["killed"] + result["timeout"]) / max(1, result["total"])  # a timeout is a detected mutant
         print(f"{name:12s} killed {result['killed']:4d}  survived {result['survived']:4d}  "
               f"no tests {result['no_tests']:3d}  timeout {result['timeout']:3d}  total {result['total']:4d}  "
               f"score {score:.0%}  ({result['seconds']} s)")
