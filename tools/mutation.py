@@ -41,7 +41,10 @@ MODULES: dict[str, tuple[str, list[str]]] = {
                                                    "test/ros/test_compressed_limits.py"]),
     "cdr": ("ivm_ros/ros/cdr.py", ["test/ros/test_cdr.py"]),
     "apply": ("ivm_ros/masking/apply.py", ["test/masking/test_masking.py", "test/test_pipeline.py"]),
-    "inputs": ("ivm_ros/inputs.py", ["test/policies/test_control.py", "test/ros/test_instruction_input.py"]),
+    "inputs": ("ivm_ros/inputs.py", ["test/policies/test_control.py", "test/ros/test_instruction_input.py",
+               # the rejection reasons are counted by the nodes: the two tests that send every kind of bad input
+               "test/ros/test_policy_node.py::test_bad_images_and_instructions_are_counted_and_the_node_keeps_serving",
+               "test/ros/test_masking_node.py::test_bad_input_is_counted_and_node_keeps_serving"]),
     "runtime": ("ivm_ros/runtime.py", ["test/test_runtime.py", "test/policies/test_control.py"]),
     "tasks": ("sim/calvin/tasks.py", ["test/sim/calvin/test_sim_tasks.py"]),
 }
@@ -49,8 +52,6 @@ MODULES: dict[str, tuple[str, list[str]]] = {
 PACKAGES = {"ivm_ros": "ivm_ros", "sim": "ivm_ros_sim"}
 #: What the tests need besides the packages and test/ (mutmut copies test/ and setup.cfg itself).
 ALSO_COPY = ["pytest.ini", "config", "launch", "resource", "package.xml"]
-#: Modules whose tests run torch: fork the workers from a clean server (OpenMP is not fork-safe).
-FORKSERVER = {"apply"}
 
 
 def ensure_mutmut() -> Path:
@@ -86,6 +87,9 @@ def prepare(name: str, work: Path) -> Path:
         dest = work / (PACKAGES[first] + "/" + rest if first in PACKAGES else rel)
         dest.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(ROOT / rel, dest)
+    shared = ROOT.parent / "shared"
+    if shared.is_dir():  # tests find ../shared beside the tree they run in: mutants/ in this folder
+        (work / "shared").symlink_to(shared, target_is_directory=True)
     package = PACKAGES[top]
     mutated = package + "/" + source.split("/", 1)[1]
     lines = ["[mutmut]", f"source_paths={package}", f"only_mutate={mutated}",
@@ -94,8 +98,10 @@ def prepare(name: str, work: Path) -> Path:
              "also_copy=" + "\n    ".join(ALSO_COPY),
              "timeout_multiplier=10.0", "timeout_constant=5.0",
              "use_git_change_detection=false"]
-    if name in FORKSERVER:
-        lines.append("process_isolation=forkserver")
+    # Fork each mutant's process from a server that has only collected the tests: a process that ran them (rclpy
+    # contexts with DDS threads, torch's OpenMP pool) does not survive a fork (inputs' node tests hung until
+    # mutmut's timeout, ~30 s a mutant).
+    lines.append("process_isolation=forkserver")
     (work / "setup.cfg").write_text("\n".join(lines) + "\n")
     return work
 
@@ -127,9 +133,8 @@ def survivors(work: Path, env: dict[str, str]) -> list[dict]:
     return [{**row, **_locate(work, row["name"], row["diff"])} for row in json.loads(out)]
 
 
-def _function_start(path: Path, mutant: str) -> int | None:
-    """First line (decorators included) of the function a mutant name points at: ``pkg.mod.x_func__mutmut_3``
-    or ``pkg.mod.xǁClassǁmethod__mutmut_3``."""
+def _function_node(path: Path, mutant: str) -> ast.AST | None:
+    """The function a mutant name points at: ``pkg.mod.x_func__mutmut_3`` or ``pkg.mod.xǁClassǁmethod__mutmut_3``."""
     qual = mutant.rsplit(".", 1)[-1].rsplit("__mutmut_", 1)[0]
     parts = qual[1:].split("ǁ")[1:] if qual.startswith("xǁ") else [qual[2:]]
     body = ast.parse(path.read_text()).body
@@ -140,12 +145,13 @@ def _function_start(path: Path, mutant: str) -> int | None:
         if node is None:
             return None
         body = node.body
-    return min([node.lineno] + [d.lineno for d in node.decorator_list])
+    return node
 
 
 def _locate(work: Path, mutant: str, diff: str) -> dict:
-    """Repository file:line of the changed line (mutmut's hunks count from the function's first line) and the
-    line before and after the change."""
+    """Repository file:line of the changed line and the line before and after the change. mutmut's hunks count
+    from the first line of the function as libcst prints it: the comments above the def (its leading lines)
+    come first. The line found is checked against the source text."""
     lines = diff.splitlines()
     path = next((ln[4:].strip() for ln in lines if ln.startswith("--- ")), None)
     before = after = offset = None
@@ -160,12 +166,22 @@ def _locate(work: Path, mutant: str, diff: str) -> dict:
         elif old is not None and before is None and not ln.startswith(("+", "\\")):
             old += 1
     lineno = None
-    if path and offset is not None and (work / path).is_file():
-        first = _function_start(work / path, mutant)
-        lineno = None if first is None else first + offset - 1
+    source = work / path if path else None
+    node = _function_node(source, mutant) if source and source.is_file() and offset is not None else None
+    if node is not None:
+        src = source.read_text().splitlines()
+        first = min([node.lineno] + [d.lineno for d in node.decorator_list])  # 1-based
+        top = first
+        while top > 1 and (not src[top - 2].strip() or src[top - 2].lstrip().startswith("#")):
+            top -= 1
+        while top < first and not src[top - 1].strip():  # the printed code is stripped of blank lines first
+            top += 1
+        guess = top + offset - 1
+        matches = [i + 1 for i in range(top - 1, node.end_lineno) if src[i].strip() == (before or "").strip()]
+        lineno = guess if guess in matches or not matches else min(matches, key=lambda i: abs(i - guess))
     if path:  # back to the repository's folder name (ivm_ros_sim/ is sim/)
-        top, _, rest = path.partition("/")
-        path = next((src for src, pkg in PACKAGES.items() if pkg == top), top) + "/" + rest
+        top_dir, _, rest = path.partition("/")
+        path = next((src for src, pkg in PACKAGES.items() if pkg == top_dir), top_dir) + "/" + rest
     return {"file": path, "line": lineno, "before": before, "after": after}
 
 
@@ -207,6 +223,12 @@ def _delta(a: str, b: str) -> tuple[str, str]:
         i -= 1
     while j > 0 and (a[len(a) - j].isalnum() or a[len(a) - j] == "_"):
         j -= 1
+    ops = "<>=!+-*/%&|^~\"'"
+    if not a[i : len(a) - j] or not any(ch.isalnum() for ch in a[i : len(a) - j] + b[i : len(b) - j]):
+        while i > 0 and a[i - 1] in ops:  # whole operators and quotes: `>`->`>=`, `""`->`"XXXX"`
+            i -= 1
+        while j > 0 and a[len(a) - j] in ops:
+            j -= 1
     return a[i : len(a) - j], b[i : len(b) - j]
 
 
