@@ -76,8 +76,9 @@ def test_masking_node_executable_in_its_own_process(ros_context):
 
 
 def test_overload_bounded_latency_counted_drops_flat_memory(ros_context):
-    """60 Hz input, a 50 ms predictor: about 20 Hz out, the rest counted as drops, latency bounded; then a few
-    thousand frames with flat memory."""
+    """60 Hz input, a 50 ms predictor: at most the predictor's pace out, every other frame counted as a drop,
+    latency bounded by the predictor (no queue); then 1500 frames with flat memory. Counts are awaited, not
+    assumed from a fixed time, so a busy machine only makes it slower."""
     node = MaskingNode(
         context=ros_context,
         parameter_overrides=[
@@ -95,35 +96,40 @@ def test_overload_bounded_latency_counted_drops_flat_memory(ros_context):
         assert wait_for(lambda: (probe.send(img), len(probe.received["masked_image"]) > 0)[1], 10, 0.05)
         base = node.stats()
         start, sent = time.monotonic(), 0
-        while time.monotonic() - start < 3.0:
+
+        def progressed() -> bool:  # a 60 Hz stream until the node has masked 40 frames and dropped 20
+            nonlocal sent
             probe.send(img)
             sent += 1
-            time.sleep(max(0.0, start + sent / 60.0 - time.monotonic()))
-        wait_for(lambda: False, 0.3)
+            s = node.stats()
+            return (s["frames_out"] - base["frames_out"] >= 40
+                    and s.get("dropped_busy", 0) - base.get("dropped_busy", 0) >= 20)
+
+        assert wait_for(progressed, 60, 1 / 60), node.stats()
+        elapsed = time.monotonic() - start
+        wait_for(lambda: False, 0.3)  # the frame being masked lands
         s = node.stats()
         frames_in = s["frames_in"] - base["frames_in"]
         out = s["frames_out"] - base["frames_out"]
         dropped = s.get("dropped_busy", 0) - base.get("dropped_busy", 0)
-        assert frames_in > 120, s  # most of the 60 Hz stream arrived
-        assert 30 <= out <= 70, s  # about 20 Hz: the predictor's pace
+        assert out <= elapsed / 0.05 + 3, s  # never faster than the 50 ms predictor: it is the pace
         assert abs(frames_in - out - dropped) <= 2, s  # every frame is either published or counted as dropped
-        assert s["latency_p95_ms"] < 200, s  # no queue: at most one frame waits behind the one being masked
+        # no queue: a frame waits at most for the one being masked, whatever the machine's load
+        assert s["latency_p95_ms"] < 3 * s["predictor_p50_ms"] + 100, s
 
         probe.destroy_subscription(probe._subs.pop("masked_image"))  # the probe itself must not hoard frames
         probe.received["masked_image"].clear()
         node.pipeline.predictor.config.delay_s = 0.0
-        for _ in range(500):
-            probe.send(img)
+        in_before = node.stats()["frames_in"]
+        assert wait_for(lambda: (probe.send(img), node.stats()["frames_in"] - in_before >= 500)[1], 60, 0.002)
         wait_for(lambda: False, 0.5)
         rss_before = _rss_mb()
         in_before = node.stats()["frames_in"]
-        for _ in range(2500):
-            probe.send(img)
-            time.sleep(0.002)  # ~400 Hz: fast, but slow enough that the subscription sees most frames
+        # ~400 Hz until the node has taken 1500 more frames (however long a busy machine needs)
+        assert wait_for(lambda: (probe.send(img), node.stats()["frames_in"] - in_before >= 1500)[1], 120, 0.002)
         wait_for(lambda: False, 1.0)
         growth = _rss_mb() - rss_before
         received = node.stats()["frames_in"] - in_before
-        assert received > 1500, node.stats()
         assert growth < 30, f"memory grew {growth:.1f} MB over {received} frames"
     finally:
         spinner.close()

@@ -273,13 +273,15 @@ def test_action_timeout_holds_still(rig):
 
 def test_lockstep_takes_exactly_one_step_per_action(rig):
     node, probe = rig()
-    time.sleep(0.5)
+    assert json.loads(probe.call(probe.success_client).message)["steps"] == 0  # the node answers: it is up
+    wait_for(lambda: node.counters.get("steps") > 0, 0.5)  # give a wrong step the time to happen
     assert node.counters.get("steps") == 0 and not probe.got["tcp"]  # nothing happens without a command
     stamps = []
     for _ in range(5):
         probe.step(lambda: probe.action([0, 0, 0.2, 0, 0, 0, 1]))
         stamps.append(_ns(probe.got["tcp"][-1].header.stamp))
-    time.sleep(0.3)
+    assert json.loads(probe.call(probe.success_client).message)["steps"] == 5  # answered after the 5th step
+    wait_for(lambda: node.counters.get("steps") > 5, 0.3)
     assert node.counters.get("steps") == 5 and len(probe.got["tcp"]) == 5
     assert np.allclose(np.diff(stamps), TICK_NS, atol=1)
     assert node.counters.get("lockstep_timeouts") == 0
