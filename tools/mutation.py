@@ -52,6 +52,8 @@ MODULES: dict[str, tuple[str, list[str]]] = {
 PACKAGES = {"ivm_ros": "ivm_ros", "sim": "ivm_ros_sim"}
 #: What the tests need besides the packages and test/ (mutmut copies test/ and setup.cfg itself).
 ALSO_COPY = ["pytest.ini", "config", "launch", "resource", "package.xml"]
+#: Where the survivors and their verdicts are kept.
+DOC = ROOT / "docs" / "mutation_testing.md"
 
 
 def ensure_mutmut() -> Path:
@@ -232,13 +234,34 @@ def _delta(a: str, b: str) -> tuple[str, str]:
     return a[i : len(a) - j], b[i : len(b) - j]
 
 
-def markdown(name: str, result: dict) -> str:
-    """The survivors of one module as a markdown table, one row per source line (verdict column to fill in)."""
+def known_verdicts(doc: Path) -> dict[tuple[str, str, str], list[tuple[int, str]]]:
+    """(module, code cell, mutations cell) -> [(line, verdict cell)] of the tables in ``doc``
+    (docs/mutation_testing.md), so a new run's table keeps the verdicts of lines whose code and surviving mutations
+    did not change (the same code on several lines: the nearest line's)."""
+    verdicts, module = {}, None
+    if not doc.is_file():
+        return verdicts
+    for line in doc.read_text().splitlines():
+        if line.startswith("### "):
+            module = line[4:].split(":", 1)[0]
+        elif module and line.startswith("| ") and line.count(" | `") >= 1:
+            cells = line.split(" | ")
+            if len(cells) >= 4 and cells[0][2:].strip().isdigit():
+                key = (module, cells[1], cells[2])
+                verdicts.setdefault(key, []).append((int(cells[0][2:]), cells[-1].rstrip(" |")))
+    return verdicts
+
+
+def markdown(name: str, result: dict, verdicts: dict[tuple[str, str, str], list[tuple[int, str]]] | None = None
+             ) -> str:
+    """The survivors of one module as a markdown table, one row per source line; the verdict column is taken
+    from ``verdicts`` (by module and code) where known, else left empty."""
     rows: dict[tuple, list[str]] = {}
     for s in result["survivors"]:
         before, after = _delta(s["before"] or "", s["after"] or "")
         tag = "" if s["status"] == "survived" else f"({s['status']}) "
-        rows.setdefault((s["line"] or 0, (s["before"] or "").strip()), []).append(f"{tag}`{before}`→`{after}`")
+        shown = [f"`{x}`" if x.strip() else "(nothing)" for x in (before, after)]
+        rows.setdefault((s["line"] or 0, (s["before"] or "").strip()), []).append(f"{tag}{shown[0]}→{shown[1]}")
     score = (result["killed"] + result["timeout"]) / max(1, result["total"])  # a timeout is a detected mutant
     out = [f"### {name}: `{result['module']}` (judged by {', '.join(f'`{t}`' for t in result['tests'])})", "",
            f"killed {result['killed']} / survived {result['survived']} / no tests {result['no_tests']} / timeout "
@@ -246,8 +269,11 @@ def markdown(name: str, result: dict) -> str:
            "| line | code | mutations that survived | verdict |", "|---|---|---|---|"]
     for (line, code), muts in sorted(rows.items()):
         code = code.replace("|", "\\|")
-        out.append(f"| {line} | `{code[:90]}{'…' if len(code) > 90 else ''}` | "
-                   + "; ".join(m.replace("|", "\\|") for m in muts) + " | |")
+        cell = f"`{code[:90]}{'…' if len(code) > 90 else ''}`"
+        mutations = "; ".join(m.replace("|", "\\|") for m in muts)
+        known = (verdicts or {}).get((name, cell, mutations), [])
+        verdict = min(known, key=lambda lv: abs(lv[0] - line))[1] if known else ""
+        out.append(f"| {line} | {cell} | {mutations} | {verdict} |")
     return "\n".join(out) + "\n"
 
 
@@ -260,7 +286,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--survivors", action="store_true", help="print each surviving mutant's diff")
     parser.add_argument("--resume", action="store_true", help="keep out/mutation/<module> and go on from there")
     parser.add_argument("--markdown", action="store_true",
-                        help="print the last run's survivors of each module as a markdown table (runs nothing)")
+                        help="print the last run's survivors of each module as a markdown table, with the verdicts "
+                        "docs/mutation_testing.md already gives for unchanged lines (runs nothing)")
     args = parser.parse_args(argv)
     names = list(MODULES) if args.all else args.modules
     if not names:
@@ -275,7 +302,7 @@ def main(argv: list[str] | None = None) -> int:
             result_file = ROOT / "out" / "mutation" / name / "result.json"
             if not result_file.is_file():
                 raise SystemExit(f"[mutate] no result for {name}: run ./dev.sh mutate {name} first")
-            print(markdown(name, json.loads(result_file.read_text())))
+            print(markdown(name, json.loads(result_file.read_text()), known_verdicts(DOC)))
         return 0
     mutmut = ensure_mutmut()
     summary_file = ROOT / "out" / "mutation" / "summary.json"
