@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import abc
 import threading
+import weakref
 from typing import Any
 
 import rclpy
@@ -113,18 +114,23 @@ class WorkerLifecycleNode(RejectionCounting, LifecycleNode, metaclass=abc.ABCMet
         return None
 
     def _destroy(self, timers: list = (), services: list = (), subscriptions: list = ()) -> None:
-        """Destroys the given timers, services and subscriptions (``None`` entries are skipped)."""
+        """Destroys the given timers, services and subscriptions (``None`` entries are skipped) and drops them
+        from their callback groups (:func:`forget_entity`)."""
         for timer in timers:
             if timer is not None:
                 self.destroy_timer(timer)
+                forget_entity(timer)
         for service in services:
             self.destroy_service(service)
+            forget_entity(service)
         for sub in subscriptions:
             self.destroy_subscription(sub)
+            forget_entity(sub)
 
     def _destroy_publishers(self) -> None:
         for pub in self._pubs.values():
             self.destroy_publisher(pub)
+            forget_entity(pub)
         self._pubs = {}
 
     # ------------------------------------------------------------------------------------------ worker
@@ -179,6 +185,7 @@ class WorkerLifecycleNode(RejectionCounting, LifecycleNode, metaclass=abc.ABCMet
     def _autostart(self) -> None:
         self._autostart_timer.cancel()
         self.destroy_timer(self._autostart_timer)
+        forget_entity(self._autostart_timer)
         if self.trigger_configure() == TransitionCallbackReturn.SUCCESS:
             self.trigger_activate()
 
@@ -205,6 +212,23 @@ class WorkerLifecycleNode(RejectionCounting, LifecycleNode, metaclass=abc.ABCMet
         self._unsubscribe()
         self._release()
         return TransitionCallbackReturn.SUCCESS
+
+
+def forget_entity(entity: Any) -> None:
+    """Removes a destroyed entity (timer, service, subscription, publisher) and its QoS event handlers from their
+    callback groups.
+
+    rclpy's ``CallbackGroup.add_entity`` keeps a weak reference to every entity it is given in a set, and
+    ``Node.destroy_*`` never removes it (ros2/rclpy#1356, open; rclpy 9.1.2 here): the dead references pile up,
+    18 per policy_node configure/activate/deactivate/cleanup cycle (4 publishers with 2 QoS event handlers each,
+    2 services, 2 timers, 2 subscriptions with 2 handlers each), ~2.7 KB of Python heap per cycle, forever. The set
+    is only read by membership tests (``has_entity``, the groups' ``can_execute`` assertions), so dropping an
+    entry for an entity that no longer exists changes nothing else. Call after ``destroy_*`` while ``entity`` is
+    still referenced (a live object's weak reference compares equal to the one stored)."""
+    for item in (entity, *getattr(entity, "event_handlers", ())):
+        group = getattr(item, "callback_group", None)
+        if group is not None:
+            group.entities.discard(weakref.ref(item))
 
 
 def spin_node(make_node, args: list[str] | None = None) -> None:

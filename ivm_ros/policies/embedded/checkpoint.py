@@ -3,6 +3,7 @@ arch and training facts as JSON, the proprio normalisation and the parameters.""
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 from typing import Any
@@ -52,7 +53,7 @@ def load(path: str | Path) -> tuple[EmbeddedPolicyNet, Any, dict[str, np.ndarray
     except (KeyError, TypeError, ValueError) as exc:
         raise PolicyCheckpointError(f"{path}: bad metadata: {exc}") from exc
     model = EmbeddedPolicyNet(arch)
-    template = jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0), *example_inputs(arch)))
+    template = param_shapes(arch)
     want = {"/".join(map(str, k)): v.shape for k, v in _flat(serialization.to_state_dict(template))}
     got = {"/".join(map(str, k)): np.shape(v) for k, v in _flat(doc["params"])}
     problems = [f"missing {k}" for k in sorted(set(want) - set(got))]
@@ -63,6 +64,14 @@ def load(path: str | Path) -> tuple[EmbeddedPolicyNet, Any, dict[str, np.ndarray
         raise PolicyCheckpointError(f"{path} does not fit its arch ({len(problems)} problems): {head}")
     params = serialization.from_state_dict(template, doc["params"])
     return model, params, norm, info
+
+
+@functools.lru_cache(maxsize=4)
+def param_shapes(arch: PolicyArch) -> Any:
+    """The parameter tree of ``arch`` as shapes and dtypes (``jax.eval_shape`` of ``init``), traced once per arch
+    for the process rather than at every load (each trace leaves entries in JAX's tracing caches)."""
+    model = EmbeddedPolicyNet(arch)
+    return jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0), *example_inputs(arch)))
 
 
 def example_inputs(arch: PolicyArch, batch: int = 1) -> tuple[np.ndarray, ...]:

@@ -11,8 +11,11 @@ Frames of the window are stacked on channels; the instruction modulates every co
 from __future__ import annotations
 
 import dataclasses
+import functools
+from collections.abc import Callable
 
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
 
 from ivm_ros.archs import ArchRecord
@@ -81,3 +84,17 @@ class EmbeddedPolicyNet(nn.Module):
         x = nn.relu(nn.Dense(a.hidden, name="fc2")(x))
         out = nn.Dense(a.chunk * 7, name="head")(x).reshape(-1, a.chunk, 7)
         return jnp.tanh(out[..., :6]), out[..., 6]
+
+
+@functools.lru_cache(maxsize=4)
+def jitted_apply(arch: PolicyArch) -> Callable:
+    """The jitted forward ``f(params, static, gripper, proprio, text)`` of ``arch``, one per arch for the process.
+
+    Policies take it from here instead of jitting a fresh ``model.apply`` each time they are built. policy_node
+    builds one per configure, and each fresh jit retraced and recompiled the network (a configure/cleanup cycle
+    took ~2 s instead of ~0.7 s here) and left JAX's process-wide tracing caches more entries every time (~230
+    Python objects: ``jnp.einsum`` jits a new inner function per trace, cached by identity in an LRU of 2048):
+    RSS grew 0.13-0.18 MB per cycle (issue 15 item 7; test/ros/test_lifecycle_memory.py). The parameters are an
+    argument, so every checkpoint of one arch shares one compiled executable; it stays in memory after the policy
+    is closed (bounded: at most ``maxsize`` archs)."""
+    return jax.jit(EmbeddedPolicyNet(arch).apply)

@@ -11,12 +11,12 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-import jax
 import numpy as np
 
 from ivm_ros.policies.base import Observation, Policy, PolicyConfig, ProprioSpec
 from ivm_ros.policies.embedded import checkpoint
 from ivm_ros.policies.embedded.data import PROPRIO_INDEX
+from ivm_ros.policies.embedded.model import jitted_apply
 from ivm_ros.policies.wrappers import ExecutedPolicy, History, check_execution, execution_chain
 
 
@@ -55,7 +55,7 @@ class EmbeddedModelPolicy(Policy):
         self.text_encoder = InstructionEncoder()
         self.history = History(self.arch.window)
         self._text: np.ndarray | None = None
-        self._apply = jax.jit(self.model.apply)
+        self._apply = jitted_apply(self.arch)  # shared per arch: compiled once per process
 
     def reset(self, instruction: str) -> None:
         self._text = self.text_encoder([instruction]).numpy()
