@@ -165,3 +165,25 @@ def test_bench_policy_json(capsys):
     for row in result["rows"]:
         assert {"stage", "p50", "p95", "max", "speed-up vs eager"} <= set(row) and row["p50"] > 0
     assert "target act p50 <= 20 ms" in out
+
+
+def test_demo_masks_a_photo_through_the_node_in_every_mode(tmp_path):
+    """`ivm-ros demo` (its own process, as a user runs it; without the simulator plug-in) on a small photo:
+    the node is switched through every mode, the grid picture is written and holds the photo."""
+    import subprocess
+    import sys
+
+    from ivm_ros.masking import MODES
+
+    photo = np.full((96, 128, 3), 200, np.uint8)
+    photo[30:60, 40:80] = (0, 0, 220)  # a red block (BGR)
+    cv2.imwrite(str(tmp_path / "photo.png"), photo)
+    out = subprocess.run([sys.executable, "-m", "ivm_ros.commands.cli", "demo", "--no-plugins", "--model",
+                          "color_keyword", "--image", str(tmp_path / "photo.png"), "--instruction",
+                          "pick up the red block", "--out", str(tmp_path / "demo")],
+                         capture_output=True, text=True, timeout=180)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    assert all(mode in out.stdout for mode in MODES), out.stdout
+    grid = cv2.imread(str(tmp_path / "demo" / "robot_modes.png"))
+    assert grid is not None and grid.shape[0] >= 96 and grid.shape[1] >= 128 * len(MODES)
+    assert (grid[..., 2] > 150).any() and (grid[..., 0] < 60).any()  # the red block is in the picture
