@@ -95,10 +95,12 @@ class SimProbe(Node):
         return np.array([p.x, p.y, p.z])
 
     def step(self, send) -> None:
-        """Sends one command (``send()``) and waits for the next observation (a lockstep step)."""
-        n = len(self.got["tcp"])
+        """Sends one command (``send()``) and waits for the next observation (a lockstep step): its state and its
+        static image, which sim_node publishes last in a tick."""
+        n, m = len(self.got["tcp"]), len(self.got["image"])
         send()
-        assert wait_for(lambda: len(self.got["tcp"]) > n, 10), "no observation after the command"
+        assert wait_for(lambda: len(self.got["tcp"]) > n and len(self.got["image"]) > m, 10), (
+            "no observation after the command")
 
 
 @pytest.fixture
