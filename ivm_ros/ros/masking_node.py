@@ -168,6 +168,7 @@ class MaskingNode(WorkerLifecycleNode):
         self._declare_plugin_settings(PREDICTORS, "model_config", self.model)
         declare_table(self, PARAMETERS)
         self.add_on_set_parameters_callback(self._on_set_parameters)
+        self.add_post_set_parameters_callback(self._after_set_parameters)
 
         self.rate_in, self.rate_out = RateMeter(), RateMeter()
         self.latency, self.predictor_ms = LatencyWindow(), LatencyWindow()
@@ -197,21 +198,24 @@ class MaskingNode(WorkerLifecycleNode):
         return MaskingConfig(**values)
 
     def _on_set_parameters(self, params: list[rclpy.Parameter]) -> SetParametersResult:
-        overrides = {p.name: p.value for p in params if p.name in _MASKING_FIELDS}
         if refusal := self._refuse_while_loaded(params, self.pipeline is not None, ("model", "model_config")):
             return refusal
-        if overrides:
+        if overrides := {p.name: p.value for p in params if p.name in _MASKING_FIELDS}:
             try:
-                config = self.masking_config(overrides)
+                self.masking_config(overrides)
             except (ValueError, TypeError) as exc:
                 return SetParametersResult(successful=False, reason=str(exc))
+        return SetParametersResult(successful=True)
+
+    def _after_set_parameters(self, params: list[rclpy.Parameter]) -> None:
+        """Applies parameters once every check accepted them (a refused set never reaches the pipeline)."""
+        if any(p.name in _MASKING_FIELDS for p in params):
             if self.pipeline is not None:
-                self.pipeline.config = config
+                self.pipeline.config = self.masking_config()
             self._last_error = ""
         for p in params:
             if p.name == "model":
                 self.model = p.value
-        return SetParametersResult(successful=True)
 
     # ------------------------------------------------------------------------------------------- lifecycle
 

@@ -120,6 +120,7 @@ class PolicyNode(WorkerLifecycleNode):
         settings = ControlSettings(**{name: self._param(name) for name in _CONTROL_FIELDS})
         sensors = Sensors(self._param("use_wrist_image"), self._param("use_proprio"), self._param("proprio_max_abs"))
         self.control = PolicyControl(settings, self.counters, bool(self._param("start_enabled")), sensors)
+        self.add_post_set_parameters_callback(self._after_set_parameters)
         self.rate_in, self.rate_out = RateMeter(), RateMeter()
         self.infer_ms, self.latency = LatencyWindow(), LatencyWindow()
         self.policy = None
@@ -143,13 +144,15 @@ class PolicyNode(WorkerLifecycleNode):
                 if scale.shape != (6,) or not np.all(np.isfinite(scale)):
                     return SetParametersResult(successful=False, reason="action_scale needs 6 finite values "
                                                "(x y z in m, roll pitch yaw in rad, per action unit)")
-        control = getattr(self, "control", None)  # absent while the table is being declared
+        return SetParametersResult(successful=True)
+
+    def _after_set_parameters(self, params: list[rclpy.Parameter]) -> None:
+        """Applies parameters once every check accepted them (a refused set never reaches the control core)."""
         for p in params:
             if p.name == "policy":
                 self.policy_name = p.value
-            elif control is not None and p.name in _CONTROL_FIELDS:
-                setattr(control.settings, p.name, p.value)
-        return SetParametersResult(successful=True)
+            elif p.name in _CONTROL_FIELDS:
+                setattr(self.control.settings, p.name, p.value)
 
     # ------------------------------------------------------------------------------------------- lifecycle
 

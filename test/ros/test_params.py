@@ -80,3 +80,20 @@ def test_policy_node_itself_imports_no_torch_opencv_or_transformers():
             "print(sorted(m for m in ('torch', 'cv2', 'transformers') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
     assert out.stdout.strip() == "[]", out.stdout + out.stderr
+
+
+def test_a_refused_set_never_reaches_the_control_core_and_an_accepted_one_does(ros_context):
+    from ivm_ros.ros.policy_node import PolicyNode
+
+    node = PolicyNode(context=ros_context, parameter_overrides=[
+        Parameter("autostart", value=False), Parameter("policy", value="support.policies:PixelPolicyForTest")])
+    try:
+        refused = node.set_parameters([Parameter("watchdog_action", value="explode")])[0]
+        assert not refused.successful and node.control.settings.watchdog_action == "hold"
+        both = node.set_parameters_atomically([Parameter("observation_timeout", value=2.0),
+                                              Parameter("on_disable", value="sideways")])
+        assert not both.successful and node.control.settings.observation_timeout == 0.5  # all or nothing
+        assert node.set_parameters([Parameter("watchdog_action", value="silent")])[0].successful
+        assert node.control.settings.watchdog_action == "silent"
+    finally:
+        node.destroy_node()
