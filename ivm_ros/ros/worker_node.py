@@ -107,8 +107,8 @@ class WorkerLifecycleNode(RejectionCounting, LifecycleNode, metaclass=abc.ABCMet
                              ) -> SetParametersResult | None:
         """A refusal for a change of a parameter in ``names`` (or under ``<name>.``) while the plug-in it
         chooses is ``loaded`` (they apply at configure), else None."""
-        for p in params:
-            if loaded and (p.name in names or p.name.split(".")[0] in names):
+        for p in params if loaded else ():
+            if p.name.split(".")[0] in names:
                 return SetParametersResult(successful=False, reason=f"{p.name} applies at configure: deactivate "
                                            "and clean up first")
         return None
@@ -184,8 +184,7 @@ class WorkerLifecycleNode(RejectionCounting, LifecycleNode, metaclass=abc.ABCMet
 
     def _autostart(self) -> None:
         self._autostart_timer.cancel()
-        self.destroy_timer(self._autostart_timer)
-        forget_entity(self._autostart_timer)
+        self._destroy(timers=[self._autostart_timer])
         if self.trigger_configure() == TransitionCallbackReturn.SUCCESS:
             self.trigger_activate()
 

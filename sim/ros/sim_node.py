@@ -58,7 +58,6 @@ from ivm_ros_sim.calvin.scene import CONTROL_HZ
 from ivm_ros_sim.ros import commands
 from ivm_ros_sim.ros.episodes import RANDOM_TASK, Episode, Episodes
 from ivm_ros_sim.ros.outputs import CAMERA_TOPICS, SimOutputs
-from rcl_interfaces.msg import SetParametersResult
 from rclpy.node import Node
 from std_msgs.msg import Float64, Float64MultiArray
 from std_srvs.srv import Trigger
@@ -104,23 +103,12 @@ def parameters() -> tuple[Param, ...]:
     )
 
 
-def _check_choices(params: list[rclpy.Parameter]) -> SetParametersResult:
-    """Refuses a value outside a writable parameter's choices (with the reason ``ros2 param set`` prints)."""
-    choices = {p.name: p.choices for p in parameters() if p.choices and not p.read_only}
-    for p in params:
-        if p.name in choices and p.value not in choices[p.name]:
-            reason = f"{p.name} must be one of: {', '.join(choices[p.name])}; got {p.value!r}"
-            return SetParametersResult(successful=False, reason=reason)
-    return SetParametersResult(successful=True)
-
-
 class SimNode(diagnostics.RejectionCounting, Node):
     """See the module docstring."""
 
     def __init__(self, node_name: str = "sim_node", **kwargs: Any) -> None:
         super().__init__(node_name, **kwargs)
         declare_table(self, parameters())
-        self.add_on_set_parameters_callback(_check_choices)
         self.add_post_set_parameters_callback(self._after_set_parameters)
 
         self.env = CalvinSceneEnv(self._param("static_size"), self._param("gripper_size"),
@@ -321,18 +309,12 @@ class SimNode(diagnostics.RejectionCounting, Node):
         return values
 
     def publish_diagnostics(self) -> None:
+        """One status on /diagnostics: the last error or no episode (ERROR), else rejected commands (WARN), else
+        OK."""
         values = self.stats()
-        rejected = sum(v for k, v in values.items() if k.startswith("rejected_"))
-        if self.episode is None or self._last_error:
-            level, message = diagnostics.ERROR, self._last_error or "no episode"
-        elif rejected:
-            level, message = diagnostics.WARN, f"{rejected} command(s) rejected"
-        else:
-            level, message = diagnostics.OK, "simulating"
-        name = f"{self.get_fully_qualified_name()}: simulator"
-        self._pubs["diagnostics"].publish(
-            diagnostics.array(self.get_clock().now().to_msg(), diagnostics.status(name, level, message, values))
-        )
+        condition = (diagnostics.ERROR, "no episode") if self.episode is None else None
+        level, message = diagnostics.summarize(values, self._last_error, condition, "simulating", "command(s)")
+        diagnostics.publish(self, self._pubs["diagnostics"], "simulator", level, message, values)
 
     # ------------------------------------------------------------------------------------------ shutdown
 
