@@ -6,6 +6,7 @@ from __future__ import annotations
 import ast
 import importlib.util
 import re
+import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -38,6 +39,47 @@ def test_package_xml_is_format_3_ament_python():
     assert {"rclpy", "sensor_msgs", "std_msgs", "diagnostic_msgs", "lifecycle_msgs", "launch_ros"} <= deps
     assert (ROOT / "resource" / "ivm_ros").is_file()
     assert "script_dir=$base/lib/ivm_ros" in (ROOT / "setup.cfg").read_text()
+
+
+#: rosdep keys of package.xml -> the pip distribution each one installs (apt keys install the distro's build).
+ROSDEP_PIP_NAMES = {
+    "python3-numpy": "numpy", "python3-opencv": "opencv-python-headless", "python3-yaml": "pyyaml",
+    "python3-tqdm": "tqdm", "python3-matplotlib": "matplotlib", "python3-transforms3d": "transforms3d",
+    "python3-scipy": "scipy", "python3-pybullet-pip": "pybullet", "python3-gymnasium-pip": "gymnasium",
+    "python3-transformers-pip": "transformers",
+}
+#: Keys that ros/rosdistro (8468e88) lacks or has only as end-of-life aliases: rosdep fails or pip-installs
+#: unpinned torch + torchvision. `rclpy_lifecycle` is no ROS package (lifecycle nodes are part of rclpy).
+ROSDEP_KEYS_THAT_FAIL = {"python3-safetensors-pip", "python3-pytorch-pip", "rclpy_lifecycle", "python3-jax-pip",
+                         "python3-flax-pip", "python3-peft-pip"}
+
+
+def _setup_requirements() -> set[str]:
+    """Every pip requirement of setup.py but the ROS wheels and the test tools, as bare lower-case names."""
+    tree = ast.parse((ROOT / "setup.py").read_text())
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.keyword) and node.arg == "install_requires":
+            found |= {ast.literal_eval(e) for e in node.value.elts}
+        if isinstance(node, ast.keyword) and node.arg == "extras_require":
+            extras = ast.literal_eval(node.value)
+            found |= {r for name in ("sim", "models", "policy") for r in extras[name]}
+    return {re.split(r"[<>=\[; ]", r)[0].lower() for r in found} - {"setuptools"}
+
+
+def test_every_python_dependency_has_a_rosdep_key_or_a_pip_line():
+    """A ROS install gets each of setup.py's requirements from package.xml (rosdep) or requirements/ros.txt
+    (pip), and package.xml names no key that rosdep cannot resolve."""
+    deps = {e.text for e in ET.parse(ROOT / "package.xml").getroot().findall("exec_depend")}
+    assert not deps & ROSDEP_KEYS_THAT_FAIL, deps & ROSDEP_KEYS_THAT_FAIL
+    python_keys = {d for d in deps if d.startswith("python3-")}
+    assert python_keys <= set(ROSDEP_PIP_NAMES), f"unknown key, check it against ros/rosdistro: {python_keys}"
+    lines = (ROOT / "requirements" / "ros.txt").read_text().splitlines()
+    pip_lines = {line.split("#")[0].strip().lower() for line in lines} - {""}
+    by_rosdep = {ROSDEP_PIP_NAMES[k] for k in python_keys}
+    missing = _setup_requirements() - by_rosdep - pip_lines
+    assert not missing, f"neither rosdep nor requirements/ros.txt installs {sorted(missing)}"
+    assert not by_rosdep & pip_lines, "installed twice (rosdep and pip)"
 
 
 def test_console_scripts_resolve():
@@ -181,3 +223,32 @@ def test_launch_policy_argument_starts_policy_node_on_the_masked_image():
     assert 'executable="policy_node"' in text and 'condition=IfCondition(LaunchConfiguration("policy"))' in text
     assert '("~/action", action_topic)' in text and "'action' if '" in text
     assert """"start_enabled": PythonExpression(["'", sim, "' == 'true'"])""" in text  # enabled only in simulation
+
+
+def test_rosdep_key_checker_flags_what_rosdep_cannot_resolve(tmp_path):
+    """tools/check_rosdep_keys.py on a small rosdistro tree: a released package and resolvable apt / pip keys
+    pass; an unknown key, a key without a noble rule and a package of another distro are problems."""
+    sys.path.insert(0, str(ROOT / "tools"))
+    try:
+        from check_rosdep_keys import check
+    finally:
+        sys.path.remove(str(ROOT / "tools"))
+    (tmp_path / "rosdep").mkdir()
+    (tmp_path / "kilted").mkdir()
+    (tmp_path / "rosdep" / "base.yaml").write_text("{}\n")
+    (tmp_path / "rosdep" / "python.yaml").write_text(yaml.safe_dump({
+        "python3-numpy": {"debian": ["python3-numpy"], "ubuntu": ["python3-numpy"]},
+        "python3-x-pip": {"debian": {"pip": {"packages": ["x"]}}, "ubuntu": {"pip": {"packages": ["x"]}}},
+        "python3-old": {"debian": ["python3-old"], "ubuntu": {"*": ["python3-old"], "noble": None}},
+    }))
+    (tmp_path / "kilted" / "distribution.yaml").write_text(yaml.safe_dump({"repositories": {
+        "rclpy": {"release": {"packages": ["rclpy", "rclpy_components"]}}, "std_msgs": {"release": {}}}}))
+    deps = ["rclpy", "python3-numpy", "python3-x-pip", "python3-old", "rclpy_lifecycle", "std_msgs"]
+    xml = tmp_path / "package.xml"
+    xml.write_text("<package format='3'>" + "".join(f"<exec_depend>{d}</exec_depend>" for d in deps) + "</package>")
+    problems = check(tmp_path, ["kilted"], xml)
+    assert sorted(problems) == [
+        "python3-old: does not resolve on ubuntu noble",
+        "rclpy_lifecycle: neither a released package of ['kilted'] nor a rosdep key",
+        "std_msgs: neither a released package of ['kilted'] nor a rosdep key",
+    ]
