@@ -62,15 +62,24 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument(
             "fastdds_profile",
             default_value=PathJoinSubstitution([share, "config", "fastdds.xml"]),
-            description="Fast DDS profile (16 MB shared memory for camera frames); empty keeps the environment's",
+            description="Fast DDS profile (16 MB shared memory for camera frames); 'keep' (or empty) keeps the "
+            "environment's FASTDDS_DEFAULT_PROFILES_FILE. A camera driver started elsewhere needs the same profile",
+        ),
+        DeclareLaunchArgument(
+            "exit_on_failure",
+            default_value="false",
+            choices=["true", "false"],
+            description="a node whose model or policy cannot load exits with status 1 (respawn / supervisors) "
+            "instead of staying up unconfigured with an ERROR on /diagnostics",
         ),
     ]
     fastdds = SetEnvironmentVariable(
         "FASTDDS_DEFAULT_PROFILES_FILE",
         LaunchConfiguration("fastdds_profile"),
-        condition=IfCondition(PythonExpression(["'", LaunchConfiguration("fastdds_profile"), "' != ''"])),
+        condition=IfCondition(PythonExpression(["'", LaunchConfiguration("fastdds_profile"), "' not in ('', 'keep')"])),
     )
     sim = LaunchConfiguration("sim")
+    exit_on_failure = PythonExpression(["'", LaunchConfiguration("exit_on_failure"), "' == 'true'"])
     # With sim:=true the masking node reads the simulator's static camera (relative: same namespace).
     image_topic = PythonExpression(
         ["'camera/image_raw' if '", sim, "' == 'true' else '", LaunchConfiguration("camera_topic"), "'"]
@@ -90,7 +99,8 @@ def generate_launch_description() -> LaunchDescription:
         executable="masking_node",
         name="masking_node",
         namespace=LaunchConfiguration("namespace"),
-        parameters=[LaunchConfiguration("params_file"), {"use_sim_time": LaunchConfiguration("use_sim_time")}],
+        parameters=[LaunchConfiguration("params_file"),
+                    {"use_sim_time": LaunchConfiguration("use_sim_time"), "exit_on_failure": exit_on_failure}],
         remappings=[
             ("image_raw", image_topic),
             ("image_raw/compressed", [image_topic, "/compressed"]),
@@ -113,7 +123,7 @@ def generate_launch_description() -> LaunchDescription:
             LaunchConfiguration("policy_params_file"),
             # actuation starts enabled only in simulation; a real robot waits for ~/enable
             {"use_sim_time": LaunchConfiguration("use_sim_time"),
-             "start_enabled": PythonExpression(["'", sim, "' == 'true'"])},
+             "start_enabled": PythonExpression(["'", sim, "' == 'true'"]), "exit_on_failure": exit_on_failure},
         ],
         remappings=[
             ("image", LaunchConfiguration("policy_image_topic")),

@@ -234,14 +234,14 @@ class MaskingNode(WorkerLifecycleNode):
         try:
             predictor = load_predictor(self.model, settings)
         except Exception as exc:  # a bad model must fail the transition, not kill the node
-            return self._refuse_configure(f"cannot load predictor {self.model!r}: {exc}")
+            return self._refuse_configure(f"cannot load predictor {self.model!r}: {exc}", exc)
         self.pipeline = MaskingPipeline(predictor, config)
-        self._last_error = ""
+        self._configured()
         out_qos = qos.profile(self.get_parameter("output_qos").value, 1)
         for name in ("masked_image", "mask", "overlay"):
             self._pubs[name] = self.create_publisher(Image, f"~/{name}", out_qos, event_callbacks=qos.publisher_events(
                 self.get_logger(), f"~/{name}", "output_qos", self._count_qos))
-        self._pubs["diagnostics"] = self.create_publisher(diagnostics.DiagnosticArray, "/diagnostics", 10)
+        self._diagnostics_publisher()
         self._diag_timer = self.create_timer(self.get_parameter("diagnostics_period").value, self.publish_diagnostics)
         self.get_logger().info(f"configured: model={self.model} {predictor.describe()}")
         return TransitionCallbackReturn.SUCCESS

@@ -164,15 +164,15 @@ class PolicyNode(WorkerLifecycleNode):
             self.policy = load_policy(self.policy_name, self._plugin_settings(POLICIES, "policy_config",
                                                                               self.policy_name))
         except Exception as exc:  # a bad policy must fail the transition, not kill the node
-            return self._refuse_configure(f"cannot load policy {self.policy_name!r}: {exc}")
-        self._last_error = ""
+            return self._refuse_configure(f"cannot load policy {self.policy_name!r}: {exc}", exc)
+        self._configured()
         self.control.sensors.spec = self.policy.proprio_spec() if self._param("proprio_limits") == "policy" else None
         out = qos.profile(self._param("output_qos"), 10)
         for name, msg_type in (("gripper_cmd", Float64), ("delta_twist_cmds", TwistStamped),
                                ("action", Float64MultiArray)):
             self._pubs[name] = self.create_publisher(msg_type, f"~/{name}", out, event_callbacks=qos.publisher_events(
                 self.get_logger(), f"~/{name}", "output_qos", self._count_qos))
-        self._pubs["diagnostics"] = self.create_publisher(diagnostics.DiagnosticArray, "/diagnostics", 10)
+        self._diagnostics_publisher()
         self._own_services = [self.create_service(SetBool, "~/enable", self._on_enable),
                               self.create_service(Trigger, "~/reset", self._on_reset)]
         self._own_timers.append(self.create_timer(self._param("diagnostics_period"), self.publish_diagnostics))

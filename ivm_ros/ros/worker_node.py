@@ -22,6 +22,7 @@ import rclpy
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 
+from ivm_ros import install_hints
 from ivm_ros.inputs import InputRejected
 from ivm_ros.plugins import PluginLoadError, Registry
 from ivm_ros.ros import diagnostics
@@ -45,6 +46,8 @@ class WorkerLifecycleNode(RejectionCounting, LifecycleNode, metaclass=abc.ABCMet
         self.mailbox: LatestMailbox[Any] = LatestMailbox()
         self._pubs: dict[str, Any] = {}
         self._last_error = ""
+        self._fix = ""
+        self._unconfigured_timer = None
         self._worker: threading.Thread | None = None
         self._running = False
 
@@ -168,17 +171,30 @@ class WorkerLifecycleNode(RejectionCounting, LifecycleNode, metaclass=abc.ABCMet
         """One DiagnosticStatus on ``/diagnostics``: the last error, else the node's own condition, else rejected
         inputs (WARN), else OK."""
         pub = self._pubs.get("diagnostics")
-        if pub is None:
+        if pub is None or self._unconfigured_timer is not None:
             return
         values = self.stats()
         level, message = diagnostics.summarize(values, self._last_error, self._status(values), self.OK_MESSAGE)
         diagnostics.publish(self, pub, self.DIAGNOSTIC_TASK, level, message, values)
 
+    def _diagnostics_publisher(self):
+        """The /diagnostics publisher (created on first use; :meth:`_release` destroys it with the others)."""
+        if "diagnostics" not in self._pubs:
+            self._pubs["diagnostics"] = self.create_publisher(diagnostics.DiagnosticArray, "/diagnostics", 10)
+        return self._pubs["diagnostics"]
+
+    def _publish_unconfigured(self) -> None:
+        """ERROR on /diagnostics: why the last configure failed and the fix (``state: unconfigured``)."""
+        diagnostics.publish(self, self._diagnostics_publisher(), self.DIAGNOSTIC_TASK, diagnostics.ERROR,
+                            self._last_error, {"state": "unconfigured", "fix": self._fix})
+
     # --------------------------------------------------------------------------------------- lifecycle
 
     def _start_when_asked(self) -> None:
-        """Declares the read-only ``autostart`` parameter; when true, the first spin configures and activates.
-        Call at the end of ``__init__``."""
+        """Declares the read-only ``autostart`` and ``exit_on_failure`` parameters; with autostart the first spin
+        configures and activates. Call at the end of ``__init__``."""
+        declare(self, "exit_on_failure", False, "when autostart cannot configure or activate: exit with status 1 "
+                "(for launch respawn or a supervisor) instead of staying up unconfigured", read_only=True)
         if declare(self, "autostart", True, "configure and activate on start", read_only=True):
             self._autostart_timer = self.create_timer(0.0, self._autostart)
 
@@ -186,13 +202,36 @@ class WorkerLifecycleNode(RejectionCounting, LifecycleNode, metaclass=abc.ABCMet
         self._autostart_timer.cancel()
         self._destroy(timers=[self._autostart_timer])
         if self.trigger_configure() == TransitionCallbackReturn.SUCCESS:
-            self.trigger_activate()
+            if self.trigger_activate() == TransitionCallbackReturn.SUCCESS:
+                return
+        state = self._state_machine.current_state[1]
+        exits = self.get_parameter("exit_on_failure").value
+        self.get_logger().error(
+            f"AUTOSTART FAILED: {self.get_fully_qualified_name()} is {state} and publishes nothing but an ERROR on "
+            f"/diagnostics. Cause: {self._last_error or 'see the log above'}. Fix: {self._fix or 'see above'}. "
+            + ("Exiting with status 1 (exit_on_failure)." if exits else "Set exit_on_failure:=true to exit instead."))
+        if exits:
+            raise SystemExit(1)
 
-    def _refuse_configure(self, message: str) -> TransitionCallbackReturn:
-        """Fails the configure transition with ``message`` (logged, kept for diagnostics); the node stays up."""
+    def _refuse_configure(self, message: str, exc: BaseException | None = None) -> TransitionCallbackReturn:
+        """Fails the configure transition with ``message`` and the fix (for ``exc``: the install command of a
+        missing module); logged, kept for diagnostics. The node stays up and unconfigured, publishing an ERROR
+        status every ``diagnostics_period`` until a configure succeeds (:meth:`_configured`)."""
         self._last_error = message
-        self.get_logger().error(message)
+        self._fix = install_hints.fix_for(exc) if exc is not None else "correct the parameters, then configure again"
+        self.get_logger().error(f"{message}. Fix: {self._fix}")
+        self._publish_unconfigured()
+        if self._unconfigured_timer is None:
+            period = self.get_parameter("diagnostics_period").value
+            self._unconfigured_timer = self.create_timer(period, self._publish_unconfigured)
         return TransitionCallbackReturn.FAILURE
+
+    def _configured(self) -> None:
+        """Call when configure succeeded: clears the error and stops the unconfigured ERROR status."""
+        self._last_error = self._fix = ""
+        if self._unconfigured_timer is not None:
+            self._destroy(timers=[self._unconfigured_timer])
+            self._unconfigured_timer = None
 
     def _parameters_error(self) -> str:
         """Why the parameters cannot be used to configure (start values outside their choices), or ""."""

@@ -51,3 +51,12 @@ class ClosingPredictorForTest(CenterPredictorForTest):
 
     def close(self) -> None:
         type(self).closed += 1
+
+
+class NeedsTransformersPredictorForTest(CenterPredictorForTest):
+    """Imports ``transformers`` when built, as the lite and ivm predictors do (a test hides the package)."""
+
+    def __init__(self, config: PredictorConfig | None = None) -> None:
+        import transformers  # noqa: F401
+
+        super().__init__(config)

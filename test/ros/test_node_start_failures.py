@@ -1,0 +1,78 @@
+"""A node whose model or policy cannot load says so: an ERROR on /diagnostics with the install command, a loud
+log line at autostart, and (``exit_on_failure``) exit status 1 for launch respawn or a supervisor."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from diagnostic_msgs.msg import DiagnosticStatus
+from lifecycle_msgs.msg import State
+from rclpy.parameter import Parameter
+from support import TEST_ROOT
+from support.ros import Probe, Spinner, wait_for
+
+from ivm_ros.ros.masking_node import MaskingNode
+
+
+def _statuses(probe: Probe, node_name: str) -> list[DiagnosticStatus]:
+    return [s for msg in list(probe.diagnostics) for s in msg.status if s.name.startswith(f"/{node_name}:")]
+
+
+def test_a_missing_package_is_an_error_status_with_the_pip_command_until_configure_succeeds(ros_context,
+                                                                                           monkeypatch):
+    monkeypatch.setitem(sys.modules, "transformers", None)  # `import transformers` -> ModuleNotFoundError
+    node = MaskingNode(context=ros_context, parameter_overrides=[
+        Parameter("autostart", value=False), Parameter("diagnostics_period", value=0.1),
+        Parameter("model", value="support.predictors:NeedsTransformersPredictorForTest")])
+    probe = Probe(ros_context)
+    probe.listen_diagnostics()
+    spinner = Spinner(ros_context, node, probe)
+    try:
+        node.trigger_configure()
+        assert node._state_machine.current_state[0] == State.PRIMARY_STATE_UNCONFIGURED
+        assert wait_for(lambda: len(_statuses(probe, "masking_node")) >= 3, 5), "no repeated ERROR status"
+        status = _statuses(probe, "masking_node")[-1]
+        values = {kv.key: kv.value for kv in status.values}
+        assert status.level == DiagnosticStatus.ERROR
+        assert "cannot load predictor" in status.message and "transformers" in status.message
+        assert values["state"] == "unconfigured"
+        assert values["fix"].startswith("pip install transformers (or, in a ROS workspace: rosdep install")
+
+        assert node.set_parameters([Parameter("model", value="keep_all")])[0].successful
+        node.trigger_configure()
+        assert node._state_machine.current_state[0] == State.PRIMARY_STATE_INACTIVE
+        probe.diagnostics.clear()
+        assert wait_for(lambda: len(_statuses(probe, "masking_node")) >= 2, 5)
+        assert all(s.level != DiagnosticStatus.ERROR for s in _statuses(probe, "masking_node"))
+    finally:
+        spinner.close()
+        probe.destroy_node()
+        node.on_shutdown(None)
+        node.destroy_node()
+
+
+def _run_node(module: str, *params: str, timeout: float = 90) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(TEST_ROOT), os.environ.get("PYTHONPATH", "")]))
+    args = [a for p in params for a in ("-p", p)]
+    return subprocess.run([sys.executable, "-m", module, "--ros-args", *args], env=env, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def test_exit_on_failure_ends_the_process_with_status_1_and_says_why():
+    out = _run_node("ivm_ros.ros.masking_node", "model:=ivm_ros_module_absent_for_test:Predictor",
+                    "exit_on_failure:=true")
+    text = out.stdout + out.stderr
+    assert out.returncode == 1, text[-3000:]
+    assert "AUTOSTART FAILED: /masking_node is unconfigured" in text, text[-3000:]
+    assert "No module named 'ivm_ros_module_absent_for_test'" in text
+    assert "Exiting with status 1 (exit_on_failure)" in text
+
+
+def test_policy_node_exits_too_when_its_policy_cannot_load():
+    out = _run_node("ivm_ros.ros.policy_node", "policy:=ivm_ros_module_absent_for_test:Policy",
+                    "exit_on_failure:=true")
+    text = out.stdout + out.stderr
+    assert out.returncode == 1, text[-3000:]
+    assert "AUTOSTART FAILED: /policy_node is unconfigured" in text and "cannot load policy" in text, text[-3000:]
