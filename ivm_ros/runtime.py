@@ -9,6 +9,7 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Hashable
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
@@ -169,3 +170,21 @@ class Counters:
     def snapshot(self) -> dict[str, int]:
         with self._lock:
             return dict(self._counts)
+
+
+class SeenRecently:
+    """Remembers the last ``size`` keys: :meth:`first_time` is True for a key not among them (and remembers it).
+    Used to take a message that reaches two subscriptions once."""
+
+    def __init__(self, size: int = 64) -> None:
+        self._order: collections.deque = collections.deque(maxlen=size)
+        self._keys: set = set()
+
+    def first_time(self, key: Hashable) -> bool:
+        if key in self._keys:
+            return False
+        if len(self._order) == self._order.maxlen:
+            self._keys.discard(self._order[0])
+        self._order.append(key)
+        self._keys.add(key)
+        return True

@@ -63,3 +63,13 @@ def test_rate_meter_over_a_full_window_and_after_the_ticks_stop():
     assert meter.rate(now=22.0) == pytest.approx(12 / 5.0, abs=1e-9)  # stopped: 17.0-19.75 s left, decaying
     assert meter.rate(now=24.5) == pytest.approx(2 / 5.0, abs=1e-9)  # 19.5 and 19.75 s left
     assert meter.rate(now=24.8) == 0.0  # every tick older than the window
+
+
+def test_seen_recently_takes_each_key_once_and_forgets_the_oldest():
+    from ivm_ros.runtime import SeenRecently
+
+    seen = SeenRecently(size=2)
+    assert seen.first_time("a") and seen.first_time("b")
+    assert not seen.first_time("a") and not seen.first_time("b")
+    assert seen.first_time("c")  # forgets "a"
+    assert seen.first_time("a") and not seen.first_time("c")

@@ -48,6 +48,7 @@ from ivm_ros.ros.conversions import (
     image_to_array,
 )
 from ivm_ros.ros.dedicated import DedicatedSubscription
+from ivm_ros.ros.instruction import subscribe_instruction
 from ivm_ros.ros.params import Param, declare, declare_table
 from ivm_ros.ros.worker_node import WorkerLifecycleNode, spin_node
 from ivm_ros.runtime import LatencyWindow, RateMeter, tune_malloc
@@ -258,10 +259,7 @@ class MaskingNode(WorkerLifecycleNode):
             event_callbacks=qos.subscription_events(self.get_logger(), topic, "image_qos", self._count_qos),
             on_error=self._on_take_error, name="ivm_masking_input",
         )
-        self._subs = [self.create_subscription(String, "instruction", self._on_instruction, qos.latched(),
-                                               event_callbacks=qos.subscription_events(
-                                                   self.get_logger(), "instruction", "instruction QoS",
-                                                   self._count_qos))]
+        self._subs = subscribe_instruction(self, self._on_instruction, self._count_qos)
         self._start_worker("ivm_masking_worker")
         self.get_logger().info(
             f"active: {self.resolve_topic_name(topic)} ({qos_name}) -> {self.resolve_topic_name('~/masked_image')}"

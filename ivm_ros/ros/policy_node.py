@@ -44,6 +44,7 @@ from ivm_ros.policies.registry import POLICIES, load_policy
 from ivm_ros.policies.sensors import Sensors
 from ivm_ros.ros import diagnostics, qos
 from ivm_ros.ros.conversions import action_to_array, action_to_twist, gripper_command
+from ivm_ros.ros.instruction import subscribe_instruction
 from ivm_ros.ros.params import Param, declare, declare_table
 from ivm_ros.ros.raw_image import check_image_message, image_to_rgb
 from ivm_ros.ros.worker_node import WorkerLifecycleNode, spin_node
@@ -181,8 +182,7 @@ class PolicyNode(WorkerLifecycleNode):
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         in_qos = qos.profile(self._param("image_qos"), self._param("image_qos_depth"))
-        topics = [("image", Image, self._on_image, in_qos, "image_qos"),
-                  ("instruction", String, self._on_instruction, qos.latched(), "instruction QoS")]
+        topics = [("image", Image, self._on_image, in_qos, "image_qos")]
         if self._param("use_wrist_image"):
             topics.append(("wrist_image", Image, self._on_wrist, in_qos, "image_qos"))
         if self._param("use_proprio"):
@@ -192,6 +192,7 @@ class PolicyNode(WorkerLifecycleNode):
                 self.get_logger(), topic, param, self._count_qos))
             for topic, msg_type, callback, profile, param in topics
         ]
+        self._subs += subscribe_instruction(self, self._on_instruction, self._count_qos)
         self.control.restart()
         self._start_worker("ivm_policy_worker")
         if not self._param("act_on_every_frame"):

@@ -69,3 +69,50 @@ def test_both_nodes_reject_invalid_utf8_over_a_topic_and_keep_the_previous_comma
             node.on_shutdown(None)
             node.destroy_node()
         sender.destroy_node()
+
+
+def _active(*nodes) -> bool:
+    return all(n._state_machine.current_state[1] == "active" for n in nodes)
+
+
+def test_a_volatile_publisher_like_ros2_topic_pub_reaches_both_nodes_once(ros_context):
+    """`ros2 topic pub --once /instruction std_msgs/msg/String ...` publishes reliable + volatile: the volatile
+    subscription takes it (a transient-local one alone never matched it)."""
+    masking, policy = _nodes(ros_context)
+    sender = Node("topic_pub_like_sender", context=ros_context)
+    pub = sender.create_publisher(String, "/instruction", qos.profile("reliable", 10))  # reliable + volatile
+    spinner = Spinner(ros_context, masking, policy, sender)
+    try:
+        assert wait_for(lambda: _active(masking, policy) and pub.get_subscription_count() == 2, 15), (
+            "the volatile publisher matches one subscription per node")
+        pub.publish(String(data="push the button"))
+        assert wait_for(lambda: masking.stats()["instruction"] == "push the button"
+                        and policy.stats()["instruction"] == "push the button", 10)
+        assert masking.counters.get("instructions") == 1
+        assert masking.counters.get("qos_incompatible_durability") == 0  # expected, not a problem
+    finally:
+        spinner.close()
+        for node in (masking, policy, sender):
+            node.destroy_node()
+
+
+def test_a_latched_command_reaches_a_late_joiner_and_live_ones_arrive_once(ros_context):
+    sender = Node("latched_sender", context=ros_context)
+    pub = sender.create_publisher(String, "/instruction", qos.latched())
+    pub.publish(String(data="open the drawer"))  # before the nodes exist
+    masking, policy = _nodes(ros_context)
+    spinner = Spinner(ros_context, masking, policy, sender)
+    try:
+        assert wait_for(lambda: masking.stats()["instruction"] == "open the drawer"
+                        and policy.stats()["instruction"] == "open the drawer", 15)
+        assert pub.get_subscription_count() == 4  # both subscriptions of both nodes
+        for i, text in enumerate(["lift the red block", "lift the blue block", "close the drawer"]):
+            pub.publish(String(data=text))
+            assert wait_for(lambda t=text: masking.stats()["instruction"] == t, 10)
+            assert wait_for(lambda n=i: masking.counters.get("instructions") == n + 2, 2)
+        assert not wait_for(lambda: masking.counters.get("instructions") > 4, 0.5), "a message was taken twice"
+        assert wait_for(lambda: policy.stats()["instruction"] == "close the drawer", 10)
+    finally:
+        spinner.close()
+        for node in (masking, policy, sender):
+            node.destroy_node()
