@@ -5,6 +5,7 @@ The masking node is a thin shell around :class:`MaskingPipeline`; ``ivm-ros mask
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import time
 import warnings
@@ -16,10 +17,34 @@ from ivm_ros.encodings import LUMA, to_output, to_rgb
 from ivm_ros.masking import MaskingConfig, apply_mask
 from ivm_ros.models.base import MaskPredictor
 
+#: What a frame in which no pixel passed the threshold gets (see :class:`FailSafeSettings`).
+FAIL_SAFE_ACTIONS = ("keep", "hold_last", "drop")
+
+
+@dataclasses.dataclass(frozen=True)
+class FailSafeSettings:
+    """The fail-safe of a frame where no pixel passed the threshold. ``keep``: the whole frame, unmasked (IVM's
+    behaviour); ``hold_last``: the last mask of the same instruction in which something passed, for at most
+    ``hold_frames`` frames in a row, then the whole frame; ``drop``: nothing (a node publishes nothing, so the
+    policy behind it holds on its watchdog). ``window``: frames over which :meth:`MaskingPipeline.fail_safe_fraction`
+    is measured."""
+
+    action: str = "keep"
+    hold_frames: int = 15
+    window: int = 100
+
+    def __post_init__(self) -> None:
+        if self.action not in FAIL_SAFE_ACTIONS:
+            raise ValueError(f"fail_safe must be one of {FAIL_SAFE_ACTIONS}, got {self.action!r}")
+        if self.hold_frames < 1 or self.window < 1:
+            raise ValueError("hold_frames and window must be >= 1")
+
 
 @dataclasses.dataclass
 class MaskingResult:
-    """masked: (H', W', C) uint8 in ``encoding``; mask: (H, W) uint8 0..255 as applied; box: x0, y0, x1, y1."""
+    """masked: (H', W', C) uint8 in ``encoding``; mask: (H, W) uint8 0..255 as applied; box: x0, y0, x1, y1.
+    ``fail_safe``: no pixel of this frame's prediction passed the threshold; ``fail_safe_action`` says what the
+    frame got then: ``kept`` (whole frame), ``held`` (the last good mask), ``dropped`` (publish nothing); "" else."""
 
     masked: np.ndarray
     encoding: str
@@ -28,6 +53,7 @@ class MaskingResult:
     box: tuple[int, int, int, int]
     predictor_ms: float
     masking_ms: float
+    fail_safe_action: str = ""
 
 
 class MaskingPipeline:
@@ -36,9 +62,49 @@ class MaskingPipeline:
     The config may be swapped at any time (:attr:`config` is replaced, never mutated).
     """
 
-    def __init__(self, predictor: MaskPredictor, config: MaskingConfig | None = None) -> None:
+    def __init__(self, predictor: MaskPredictor, config: MaskingConfig | None = None,
+                 fail_safe: FailSafeSettings | None = None) -> None:
         self.predictor = predictor
         self.config = config or MaskingConfig()
+        self.fail_safe = fail_safe or FailSafeSettings()
+        self._last_good: tuple[str, torch.Tensor] | None = None  # (instruction, probs) where something passed
+        self._held = 0  # fail-safe frames in a row that got the last good mask
+        self._recent: collections.deque[bool] = collections.deque(maxlen=self.fail_safe.window)
+
+    def fail_safe_fraction(self) -> float:
+        """Fraction of the last ``fail_safe.window`` frames in which nothing passed the threshold (0 before any)."""
+        recent = list(self._recent)
+        return sum(recent) / len(recent) if recent else 0.0
+
+    def fail_safe_warning(self, limit: float) -> str | None:
+        """What to tell the user when more than ``limit`` of the recent frames were fail-safe, else None."""
+        fraction = self.fail_safe_fraction()
+        if fraction <= limit:
+            return None
+        action = self.fail_safe.action
+        what = {"keep": "published UNMASKED", "hold_last": "given the last mask (then unmasked)",
+                "drop": "dropped"}[action]
+        return (f"fail-safe on {fraction:.0%} of the last {len(self._recent)} frames: no pixel above threshold "
+                f"{self.config.threshold:g}, so the frames were {what} (fail_safe: {action}); lower the threshold, "
+                "check that the instruction names something in view, or choose another fail_safe")
+
+    def _fail_safe_action(self, failed: bool, instruction: str, probs: torch.Tensor) -> str:
+        """Records one frame's outcome; the action for a fail-safe frame ("kept", "held", "dropped"), else ""."""
+        settings = self.fail_safe
+        if self._recent.maxlen != settings.window:
+            self._recent = collections.deque(self._recent, maxlen=settings.window)
+        self._recent.append(failed)
+        if not failed:
+            self._last_good, self._held = (instruction, probs), 0
+            return ""
+        if settings.action == "drop":
+            return "dropped"
+        last = self._last_good
+        if settings.action == "hold_last" and last is not None and last[0] == instruction:
+            if self._held < settings.hold_frames:
+                self._held += 1
+                return "held"
+        return "kept"
 
     def run(self, image: np.ndarray, encoding: str, instruction: str) -> MaskingResult:
         """Masks one (H, W, C) uint8 frame in ROS ``encoding`` for ``instruction``."""
@@ -63,15 +129,20 @@ class MaskingPipeline:
             images = torch.from_numpy(view)[None].to(device)
         with torch.inference_mode():
             batch = apply_mask(images, probs, run_cfg, luma=LUMA[out_enc])
+            failed = bool(batch.fail_safe[0])
+            action = self._fail_safe_action(failed, instruction, probs)
+            if action == "held":
+                batch = apply_mask(images, self._last_good[1], run_cfg, luma=LUMA[out_enc])  # type: ignore[index]
         masked = batch.images[0]  # a tensor row or, for un-resized crops, the list's first crop
         result = MaskingResult(
             masked=masked.cpu().numpy(),
             encoding=out_enc,
             mask=batch.masks[0].cpu().numpy(),
-            fail_safe=bool(batch.fail_safe[0]),
+            fail_safe=failed,
             box=tuple(int(v) for v in batch.boxes[0].tolist()),  # type: ignore[arg-type]
             predictor_ms=(t1 - t0) * 1e3,
             masking_ms=(time.perf_counter() - t1) * 1e3,
+            fail_safe_action=action,
         )
         return result
 

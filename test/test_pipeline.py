@@ -134,3 +134,49 @@ def test_luma_weights_follow_each_encodings_channel_order(backend):
     out = apply_mask(torch.from_numpy(mono), probs, MaskingConfig(fill_color=ORANGE, **NO_EDGES), backend=backend,
                      luma=LUMA["mono8"])
     assert (out.images[0][:, 24:].numpy() == ORANGE_GREY).all() and (out.images[0][:, :24].numpy() == 90).all()
+
+
+def _run(pipeline: MaskingPipeline, keep: bool, instruction: str = "lift the block"):
+    pipeline.predictor.keep = keep
+    return pipeline.run(_frame(), "rgb8", instruction)
+
+
+def test_fail_safe_keep_publishes_the_whole_frame_and_counts_the_fraction():
+    from ivm_ros.pipeline import FailSafeSettings
+
+    pipeline = MaskingPipeline(LeftHalfRecordingPredictorForTest(), MaskingConfig(**NO_EDGES),
+                               FailSafeSettings("keep", window=4))
+    assert _run(pipeline, True).fail_safe_action == ""
+    result = _run(pipeline, False)
+    assert result.fail_safe and result.fail_safe_action == "kept" and (result.mask == 255).all()
+    assert pipeline.fail_safe_fraction() == 0.5
+    assert pipeline.fail_safe_warning(0.5) is None
+    assert "published UNMASKED" in pipeline.fail_safe_warning(0.4) and "threshold 0.5" in pipeline.fail_safe_warning(0.4)
+    for _ in range(4):
+        _run(pipeline, False)
+    assert pipeline.fail_safe_fraction() == 1.0  # the window keeps the last 4
+
+
+def test_fail_safe_hold_last_reuses_the_last_good_mask_for_n_frames_of_the_same_instruction():
+    from ivm_ros.pipeline import FailSafeSettings
+
+    pipeline = MaskingPipeline(LeftHalfRecordingPredictorForTest(), MaskingConfig(**NO_EDGES),
+                               FailSafeSettings("hold_last", hold_frames=2))
+    good = _run(pipeline, True)
+    held = [_run(pipeline, False) for _ in range(3)]
+    assert [r.fail_safe_action for r in held] == ["held", "held", "kept"]
+    np.testing.assert_array_equal(held[0].mask, good.mask)
+    np.testing.assert_array_equal(held[1].masked, good.masked)
+    assert (held[2].mask == 255).all()
+    assert _run(pipeline, True).fail_safe_action == "" and _run(pipeline, False).fail_safe_action == "held"
+    assert _run(pipeline, False, "another instruction").fail_safe_action == "kept"  # not another's mask
+
+
+def test_fail_safe_drop_marks_the_frame_dropped():
+    from ivm_ros.pipeline import FailSafeSettings
+
+    pipeline = MaskingPipeline(LeftHalfRecordingPredictorForTest(), MaskingConfig(**NO_EDGES),
+                               FailSafeSettings("drop"))
+    assert _run(pipeline, False).fail_safe_action == "dropped"
+    with pytest.raises(ValueError, match="fail_safe must be one of"):
+        FailSafeSettings("explode")

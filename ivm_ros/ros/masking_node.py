@@ -35,8 +35,9 @@ from std_msgs.msg import Header, String
 
 from ivm_ros.inputs import InputRejected, check_instruction
 from ivm_ros.masking import MODES, MaskingConfig, debug_overlay
+from ivm_ros.masking_meters import MaskingMeters
 from ivm_ros.models.registry import PREDICTORS, load_predictor
-from ivm_ros.pipeline import MaskingPipeline, MaskingResult
+from ivm_ros.pipeline import FAIL_SAFE_ACTIONS, FailSafeSettings, MaskingPipeline, MaskingResult
 from ivm_ros.ros import diagnostics, qos
 from ivm_ros.ros.cdr import CdrUnsupported, RawImage, parse_image, serialize_image
 from ivm_ros.ros.conversions import (
@@ -51,7 +52,7 @@ from ivm_ros.ros.dedicated import DedicatedSubscription
 from ivm_ros.ros.instruction import subscribe_instruction
 from ivm_ros.ros.params import Param, declare, declare_table
 from ivm_ros.ros.worker_node import WorkerLifecycleNode, spin_node
-from ivm_ros.runtime import LatencyWindow, RateMeter, tune_malloc
+from ivm_ros.runtime import tune_malloc
 
 DEFAULT_MODEL = "lite"
 BEFORE_INSTRUCTION = ("pass_through", "drop")
@@ -71,9 +72,18 @@ MASKING_PARAMETERS = (
           lo=0.0, hi=1.0),
     Param("crop", _DEFAULTS.crop, "crop the output to the kept region's box (always on in mode 'crop')"),
     Param("crop_resize", _DEFAULTS.crop_resize, "resize a crop back to the input size"),
-    Param("fail_safe", _DEFAULTS.fail_safe, "no pixel above threshold -> keep the whole image"),
 )
 _MASKING_FIELDS = tuple(p.name for p in MASKING_PARAMETERS)
+#: What a frame gets when no pixel passes the threshold (ivm_ros.pipeline.FailSafeSettings), and when to warn.
+FAIL_SAFE_PARAMETERS = (
+    Param("fail_safe", "keep", "no pixel above threshold: 'keep' the whole frame unmasked (IVM), 'hold_last' "
+          "mask of this instruction for up to fail_safe_hold frames, or 'drop' the frame (publish nothing)",
+          choices=FAIL_SAFE_ACTIONS),
+    Param("fail_safe_hold", 15, "hold_last: frames in a row that reuse the last mask before the whole frame is kept",
+          lo=1, hi=100000),
+    Param("fail_safe_warn_fraction", 0.1, "WARN (log and /diagnostics) when more than this fraction of the last "
+          "100 frames were fail-safe", lo=0.0, hi=1.0),
+)
 #: The node's own parameters (besides ``model`` and ``model_config.*``).
 PARAMETERS = (
     Param("image_transport", "raw", "input transport: 'raw' (image_raw) or 'compressed' (image_raw/compressed)",
@@ -167,17 +177,11 @@ class MaskingNode(WorkerLifecycleNode):
             self, "model", DEFAULT_MODEL, "predictor: a registered name (ivm-ros predictors) or 'module:Class'"
         )
         self._declare_plugin_settings(PREDICTORS, "model_config", self.model)
-        declare_table(self, PARAMETERS)
+        declare_table(self, PARAMETERS + FAIL_SAFE_PARAMETERS)
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self.add_post_set_parameters_callback(self._after_set_parameters)
 
-        self.rate_in, self.rate_out = RateMeter(), RateMeter()
-        self.latency, self.predictor_ms = LatencyWindow(), LatencyWindow()
-        self.wait_ms, self.work_ms = LatencyWindow(), LatencyWindow()  # mailbox wait; worker time per frame
-        self.publish_ms = LatencyWindow()  # time in publish() per frame, all outputs
-        # Stamp age (ROS clock - header stamp) at arrival and when the masked image goes to publish():
-        # meaningful when the camera stamps with this machine's clock (or sim time); stamps of 0 are skipped.
-        self.input_age_ms, self.output_age_ms = LatencyWindow(), LatencyWindow()
+        self.meters = MaskingMeters()
         self.pipeline: MaskingPipeline | None = None
         self._instruction: tuple[str, float] | None = None  # (text, monotonic time received)
         self._work_start = 0.0
@@ -198,6 +202,9 @@ class MaskingNode(WorkerLifecycleNode):
         values["fill_color"] = tuple(values["fill_color"])
         return MaskingConfig(**values)
 
+    def _fail_safe_settings(self) -> FailSafeSettings:
+        return FailSafeSettings(self.get_parameter("fail_safe").value, self.get_parameter("fail_safe_hold").value)
+
     def _on_set_parameters(self, params: list[rclpy.Parameter]) -> SetParametersResult:
         if refusal := self._refuse_while_loaded(params, self.pipeline is not None, ("model", "model_config")):
             return refusal
@@ -214,6 +221,8 @@ class MaskingNode(WorkerLifecycleNode):
             if self.pipeline is not None:
                 self.pipeline.config = self.masking_config()
             self._last_error = ""
+        if self.pipeline is not None and any(p.name.startswith("fail_safe") for p in params):
+            self.pipeline.fail_safe = self._fail_safe_settings()
         for p in params:
             if p.name == "model":
                 self.model = p.value
@@ -236,7 +245,7 @@ class MaskingNode(WorkerLifecycleNode):
             predictor = load_predictor(self.model, settings)
         except Exception as exc:  # a bad model must fail the transition, not kill the node
             return self._refuse_configure(f"cannot load predictor {self.model!r}: {exc}", exc)
-        self.pipeline = MaskingPipeline(predictor, config)
+        self.pipeline = MaskingPipeline(predictor, config, self._fail_safe_settings())
         self._configured()
         out_qos = qos.profile(self.get_parameter("output_qos").value, 1)
         for name in ("masked_image", "mask", "overlay"):
@@ -287,7 +296,7 @@ class MaskingNode(WorkerLifecycleNode):
 
     def _on_image(self, msg: bytes | Image | CompressedImage) -> None:
         now = time.monotonic()
-        self.rate_in.tick(now)
+        self.meters.rate_in.tick(now)
         self.counters.add("frames_in")
         try:
             frame = MaskingFrame.from_message(msg, now)
@@ -317,7 +326,7 @@ class MaskingNode(WorkerLifecycleNode):
 
     def _process(self, frame: MaskingFrame) -> None:
         self._work_start = time.monotonic()
-        self.wait_ms.add((self._work_start - frame.received) * 1e3)
+        self.meters.wait_ms.add((self._work_start - frame.received) * 1e3)
         pipeline = self.pipeline
         if pipeline is None:
             return
@@ -331,10 +340,24 @@ class MaskingNode(WorkerLifecycleNode):
             self.counters.add("passed_no_instruction")
         else:
             result = pipeline.run(image, encoding, instruction[0])
-            self.predictor_ms.add(result.predictor_ms)
-            if result.fail_safe:
-                self.counters.add("fail_safe")
+            self.meters.predictor_ms.add(result.predictor_ms)
+            if result.fail_safe and self._fail_safe_frame(result.fail_safe_action):
+                return
         self._publish(frame, result, image, encoding)
+
+    def _fail_safe_frame(self, action: str) -> bool:
+        """Counts a frame where nothing passed the threshold and warns (throttled) when they are too many; True
+        when the frame is dropped."""
+        self.counters.add("fail_safe")
+        self.counters.add(f"fail_safe_{action}")
+        if (status := self._fail_safe_status()) is not None:
+            self.get_logger().warning(status[1], throttle_duration_sec=self.get_parameter("log_throttle").value)
+        return action == "dropped"
+
+    def _fail_safe_status(self) -> tuple[bytes, str] | None:
+        limit = self.get_parameter("fail_safe_warn_fraction").value
+        message = self.pipeline.fail_safe_warning(limit) if self.pipeline is not None else None
+        return (diagnostics.WARN, message) if message else None
 
     def _now_ns(self) -> int:
         """The node's clock in ns: ``time.time_ns()`` unless ROS (sim) time is active (Clock.now() costs ~65 us)."""
@@ -357,8 +380,8 @@ class MaskingNode(WorkerLifecycleNode):
         start = time.monotonic()
         if frame.stamp_ns:  # one clock read: ages at publish and, by the monotonic clock, at arrival
             age_ms = (self._now_ns() - frame.stamp_ns) / 1e6
-            self.output_age_ms.add(age_ms)
-            self.input_age_ms.add(age_ms - (start - frame.received) * 1e3)
+            self.meters.output_age_ms.add(age_ms)
+            self.meters.input_age_ms.add(age_ms - (start - frame.received) * 1e3)
         pubs["masked_image"].publish(encode(result.masked, result.encoding))
         if pubs["mask"].get_subscription_count() > 0:
             pubs["mask"].publish(encode(result.mask, "mono8"))
@@ -367,11 +390,11 @@ class MaskingNode(WorkerLifecycleNode):
             enc = "bgr8" if encoding in ("bgr8", "bgra8", "8UC3") else "rgb8"
             pubs["overlay"].publish(encode(view, enc))
         self.counters.add("frames_out")
-        self.rate_out.tick()
+        self.meters.rate_out.tick()
         done = time.monotonic()
-        self.publish_ms.add((done - start) * 1e3)
-        self.latency.add((done - frame.received) * 1e3)
-        self.work_ms.add((done - self._work_start) * 1e3)
+        self.meters.publish_ms.add((done - start) * 1e3)
+        self.meters.latency.add((done - frame.received) * 1e3)
+        self.meters.work_ms.add((done - self._work_start) * 1e3)
 
     # --------------------------------------------------------------------------------------- diagnostics
 
@@ -381,18 +404,8 @@ class MaskingNode(WorkerLifecycleNode):
         values: dict[str, Any] = {
             "model": self.model,
             "device": str(self.pipeline.predictor.device) if self.pipeline else "n/a",
-            "input_rate_hz": self.rate_in.rate(),
-            "output_rate_hz": self.rate_out.rate(),
-            "latency_p50_ms": self.latency.percentile(50),
-            "latency_p95_ms": self.latency.percentile(95),
-            "predictor_p50_ms": self.predictor_ms.percentile(50),
-            "mailbox_wait_p50_ms": self.wait_ms.percentile(50),
-            "worker_p50_ms": self.work_ms.percentile(50),
-            "publish_p50_ms": self.publish_ms.percentile(50),
-            "input_age_p50_ms": self.input_age_ms.percentile(50),
-            "input_age_p95_ms": self.input_age_ms.percentile(95),
-            "output_age_p50_ms": self.output_age_ms.percentile(50),
-            "output_age_p95_ms": self.output_age_ms.percentile(95),
+            **self.meters.values(),
+            "fail_safe_fraction": self.pipeline.fail_safe_fraction() if self.pipeline else 0.0,
             "instruction": instruction[0] if instruction else "",
             "instruction_age_s": (time.monotonic() - instruction[1]) if instruction else float("nan"),
         }
@@ -400,7 +413,7 @@ class MaskingNode(WorkerLifecycleNode):
         return values
 
     def _status(self, values: dict) -> tuple[bytes, str] | None:
-        return (diagnostics.WARN, "no instruction yet") if not values["instruction"] else None
+        return (diagnostics.WARN, "no instruction yet") if not values["instruction"] else self._fail_safe_status()
 
 
 def main(args: list[str] | None = None) -> None:

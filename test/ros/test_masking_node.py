@@ -16,7 +16,7 @@ from rclpy.qos import (
 )
 from rclpy.serialization import serialize_message
 from sensor_msgs.msg import CompressedImage, Image
-from support.ros import Probe, PublishSpy, Spinner, wait_for
+from support.ros import Probe, PublishSpy, wait_for
 
 from ivm_ros.ros import diagnostics
 from ivm_ros.ros.cdr import CdrUnsupported, parse_image
@@ -29,33 +29,6 @@ CENTER = "support.predictors:CenterPredictorForTest"
 def frame(h: int = 48, w: int = 64, value: int = 100) -> np.ndarray:
     rng = np.random.default_rng(value)
     return rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
-
-
-@pytest.fixture
-def rig(ros_context):
-    """masking_node (centre predictor double, no dilation/feathering so outputs are exact) + probe."""
-    made = []
-
-    def make(listen=("masked_image", "mask"), probe_qos: QoSProfile | None = None, **params):
-        """``params``: the node's parameters; ``listen``: the outputs the probe subscribes to; ``probe_qos``: the
-        QoS of the probe's image publisher (default sensor data)."""
-        defaults = {"model": CENTER, "dilate_ratio": 0.0, "feather_ratio": 0.0, "diagnostics_period": 0.2}
-        defaults.update(params)
-        overrides = [Parameter(k, value=v) for k, v in defaults.items()]
-        node = MaskingNode(context=ros_context, parameter_overrides=overrides)
-        probe = Probe(ros_context, image_qos=probe_qos)
-        probe.listen(*listen)
-        spinner = Spinner(ros_context, node, probe)
-        made.append((node, probe, spinner))
-        assert wait_for(lambda: node._state_machine.current_state[1] == "active", 10)
-        return node, probe
-
-    yield make
-    for node, probe, spinner in made:
-        spinner.close()
-        node.on_shutdown(None)
-        node.destroy_node()
-        probe.destroy_node()
 
 
 def _send_until(probe: Probe, key: str, img: np.ndarray, n: int = 1, encoding: str = "rgb8", timeout: float = 10.0):

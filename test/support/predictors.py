@@ -60,3 +60,14 @@ class NeedsTransformersPredictorForTest(CenterPredictorForTest):
         import transformers  # noqa: F401
 
         super().__init__(config)
+
+
+class BrightnessCenterPredictorForTest(MaskPredictor):
+    """Keeps the central quarter with probability = the frame's mean grey level / 255 (dark frames: nothing passes
+    a threshold, so the frame is fail-safe)."""
+
+    def predict(self, images, instructions):
+        b, h, w, _ = images.shape
+        out = torch.zeros((b, h, w))
+        out[:, h // 4 : 3 * h // 4, w // 4 : 3 * w // 4] = images.float().mean() / 255.0
+        return out
