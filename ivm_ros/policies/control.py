@@ -261,7 +261,8 @@ class PolicyControl:
         stale instruction, or acts (resetting the policy first when the generation moved on)."""
         with self._lock:
             instruction, generation, enabled = self._instruction, self._generation, self._enabled
-            fault = self._instruction_fault(now) or self.sensors.fault(now, self.settings.proprio_timeout)
+            # (the wrist image is awaited in observation(): it may follow the frame by a few ms)
+            fault = self._instruction_fault(now) or self.sensors.fault(now, self.settings.proprio_timeout, False)
             executed, elapsed = self._executed, self._executed - self._executed_at_last_step
         if not enabled:
             return None
@@ -278,12 +279,15 @@ class PolicyControl:
         self.counters.add("policy_resets")
 
     def observation(self, image: np.ndarray, stamp_ns: int, step: Step,
-                    decode_wrist: Callable[[Any], np.ndarray]) -> Observation:
+                    decode_wrist: Callable[[Any], np.ndarray]) -> Observation | None:
         """The policy's input for ``step``: the decoded (H, W, 3) uint8 RGB frame captured at ``stamp_ns``, the
         wrist image of the same stamp (waiting up to ``pairing_wait`` for it; otherwise the newest, counted
         ``wrist_stamp_mismatch``), decoded by ``decode_wrist``, the newest valid proprio vector, and the plan
-        actions executed since the policy's previous observation."""
+        actions executed since the policy's previous observation. None when the policy takes a wrist image and
+        none has arrived yet (the caller holds: ``no_wrist_image``)."""
         wrist, proprio, matched = self.sensors.pair(stamp_ns, self.settings.pairing_wait, decode_wrist)
+        if wrist is None and self.sensors.use_wrist:
+            return None
         if wrist is not None and not matched:
             self.counters.add("wrist_stamp_mismatch")
         stamp = stamp_ns // 1_000_000_000 + (stamp_ns % 1_000_000_000) * 1e-9  # = sec + nanosec * 1e-9

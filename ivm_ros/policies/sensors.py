@@ -70,10 +70,13 @@ class Sensors:
             self.spec.check(state)
         return state
 
-    def fault(self, now: float, timeout: float) -> str:
-        """Why the proprio vector cannot be used now: ``no_proprio`` (none yet), ``proprio_rejected`` (the
-        newest message was bad), ``proprio_stale`` (older than ``timeout`` s; 0 = never), or ""; always ""
-        when the policy takes no proprio."""
+    def fault(self, now: float, timeout: float, wrist: bool = True) -> str:
+        """Why the policy cannot act now: ``no_wrist_image`` (with ``wrist``: it takes one and none has arrived
+        yet, a start-up race), ``no_proprio`` (none yet), ``proprio_rejected`` (the newest message was bad),
+        ``proprio_stale`` (older than ``timeout`` s; 0 = never), or ""."""
+        with self._cond:
+            if wrist and self.use_wrist and not self._wrists:
+                return "no_wrist_image"
         if not self.use_proprio:
             return ""
         with self._cond:

@@ -288,6 +288,9 @@ class PolicyNode(WorkerLifecycleNode):
             self.control.policy_was_reset(step)
         image = image_to_rgb(frame.msg, self._param("max_pixels"))
         obs = self.control.observation(image, _stamp_ns(frame.msg.header), step, image_to_rgb)
+        if obs is None:  # no wrist image yet (start-up race): a watchdog hold, not a policy error
+            self._publish(self.control.hold_frame("no_wrist_image"))
+            return
         start = time.monotonic()
         actions = policy.act(obs)
         self.infer_ms.add((time.monotonic() - start) * 1e3)

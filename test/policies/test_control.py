@@ -246,6 +246,21 @@ def test_proprio_missing_or_stale_holds():
     assert control.counters.get("watchdog_no_proprio") == 1
 
 
+def test_before_the_first_wrist_image_the_step_is_a_watchdog_hold_not_a_policy_error():
+    """Start-up race: the main camera's first frame can come before the wrist camera's; the embedded policy
+    used to raise ValueError on it (logged as ERROR 'frame dropped')."""
+    control = _control(Sensors(use_wrist=True), observation_timeout=0.0, pairing_wait=0.0)
+    _ready(control)
+    assert control.tick(0.0).fault == "no_wrist_image"  # timer mode: hold until a wrist image arrived
+    step = control.begin_step(0.0)
+    assert step.fault == ""  # every frame: the wrist image may follow the frame, observation() waits for it
+    assert control.observation(np.zeros((4, 4, 3), np.uint8), 5, step, lambda m: m) is None
+    control.sensors.receive_wrist(np.ones((4, 4, 3), np.uint8), 5)
+    assert control.watchdog(0.1) == ""
+    obs = control.observation(np.zeros((4, 4, 3), np.uint8), 5, control.begin_step(0.1), lambda m: m)
+    assert obs is not None and obs.image_wrist[0, 0, 0] == 1
+
+
 def test_the_policys_proprio_spec_checks_length_and_range():
     sensors = Sensors(use_proprio=True)
     sensors.spec = ProprioSpec(3, low=np.array([-1.0, -1.0, 0.0]), high=np.array([1.0, 1.0, 0.1]))
