@@ -150,6 +150,8 @@ class WorkerLifecycleNode(RejectionCounting, LifecycleNode, metaclass=abc.ABCMet
                 self._reject(exc.reason, str(exc))
                 self._on_rejected(item, exc)
             except Exception as exc:  # a failing model must not kill the worker
+                if not self.context.ok():  # Ctrl-C shut the context down under us: publishers are gone, not broken
+                    break
                 self._on_error(exc)
 
     def _start_worker(self, name: str) -> None:

@@ -76,3 +76,31 @@ def test_policy_node_exits_too_when_its_policy_cannot_load():
     text = out.stdout + out.stderr
     assert out.returncode == 1, text[-3000:]
     assert "AUTOSTART FAILED: /policy_node is unconfigured" in text and "cannot load policy" in text, text[-3000:]
+
+
+def test_a_frame_in_flight_when_ctrl_c_shuts_the_context_down_is_no_error(ros_context):
+    """Ctrl-C: rclpy's signal handler shuts the context down while the worker may be publishing; that used to log
+    'RCLError: publisher's context is invalid' as a dropped frame (1 of 3 launches)."""
+    import numpy as np
+    import rclpy
+
+    from ivm_ros.ros.conversions import array_to_image
+    from ivm_ros.ros.masking_node import MaskingFrame
+
+    node = MaskingNode(context=ros_context, parameter_overrides=[
+        Parameter("autostart", value=False), Parameter("default_instruction", value="lift the block"),
+        Parameter("model", value="support.predictors:SlowCenterPredictorForTest"),
+        Parameter("model_config.delay_s", value=0.3)])
+    try:
+        node.trigger_configure()
+        node.trigger_activate()
+        msg = array_to_image(np.zeros((8, 8, 3), np.uint8), "rgb8")
+        node.mailbox.put(MaskingFrame.from_message(msg, 0.0))
+        taken = lambda: not np.isnan(node.meters.wait_ms.percentile(50))  # noqa: E731
+        assert wait_for(taken, 5)  # the worker took the frame and is predicting
+        rclpy.shutdown(context=ros_context)
+        assert wait_for(lambda: node._worker is None or not node._worker.is_alive(), 5)
+        assert node.counters.get("dropped_error") == 0 and node._last_error == ""
+    finally:
+        node._stop_worker()
+        node.destroy_node()
