@@ -19,6 +19,11 @@ class MaskingMeters:
         self.wait_ms, self.work_ms, self.publish_ms = LatencyWindow(), LatencyWindow(), LatencyWindow()
         self.input_age_ms, self.output_age_ms = LatencyWindow(), LatencyWindow()
 
+    def add_ages(self, stamp_ns: int, arrived_ns: int, now_ns: int) -> None:
+        """A frame's stamp age at arrival and now (at publish), all three on the node's clock, in ns."""
+        self.input_age_ms.add((arrived_ns - stamp_ns) / 1e6)
+        self.output_age_ms.add((now_ns - stamp_ns) / 1e6)
+
     def values(self) -> dict[str, Any]:
         """The diagnostics values (rates in Hz, percentiles in ms; NaN before any sample)."""
         return {

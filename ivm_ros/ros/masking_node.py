@@ -116,6 +116,7 @@ class MaskingFrame:
     msg: Image | CompressedImage | RawImage
     received: float  # time.monotonic() at arrival
     stamp_ns: int = dataclasses.field(init=False)
+    arrived_ns: int = 0  # the node's clock (ROS time: sim time under use_sim_time) at arrival, ns
 
     def __post_init__(self) -> None:
         self.stamp_ns = self.sec * 1_000_000_000 + self.nanosec
@@ -300,6 +301,7 @@ class MaskingNode(WorkerLifecycleNode):
         self.counters.add("frames_in")
         try:
             frame = MaskingFrame.from_message(msg, now)
+            frame.arrived_ns = self._now_ns()
             frame.validate(self.get_parameter("max_pixels").value)  # fields only: no pixel is read
         except ImageRejected as exc:
             self._reject(exc.reason, str(exc))
@@ -378,10 +380,8 @@ class MaskingNode(WorkerLifecycleNode):
             header = frame.header()
             encode = lambda arr, enc: array_to_image(arr, enc, header)
         start = time.monotonic()
-        if frame.stamp_ns:  # one clock read: ages at publish and, by the monotonic clock, at arrival
-            age_ms = (self._now_ns() - frame.stamp_ns) / 1e6
-            self.meters.output_age_ms.add(age_ms)
-            self.meters.input_age_ms.add(age_ms - (start - frame.received) * 1e3)
+        if frame.stamp_ns:  # ages on the node's clock: under sim time the wall time since arrival is no measure
+            self.meters.add_ages(frame.stamp_ns, frame.arrived_ns, self._now_ns())
         pubs["masked_image"].publish(encode(result.masked, result.encoding))
         if pubs["mask"].get_subscription_count() > 0:
             pubs["mask"].publish(encode(result.mask, "mono8"))
