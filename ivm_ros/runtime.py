@@ -28,6 +28,13 @@ def ignore_further_interrupts() -> None:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
+def quiet_progress_bars() -> None:
+    """No progress bars in a node's log (transformers' "Loading weights" bar, hub downloads, any tqdm): set before
+    those libraries are imported; a value the user set wins."""
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TQDM_DISABLE", "1")
+
+
 def tune_malloc() -> bool:
     """Lets glibc reuse frame-sized buffers instead of mapping fresh pages for each one; call once per process.
 

@@ -28,7 +28,7 @@ from ivm_ros.plugins import PluginLoadError, Registry
 from ivm_ros.ros import diagnostics
 from ivm_ros.ros.diagnostics import RejectionCounting
 from ivm_ros.ros.params import declare, declare_settings, invalid_parameters
-from ivm_ros.runtime import Counters, LatestMailbox, ignore_further_interrupts
+from ivm_ros.runtime import Counters, LatestMailbox, ignore_further_interrupts, quiet_progress_bars
 
 
 class WorkerLifecycleNode(RejectionCounting, LifecycleNode, metaclass=abc.ABCMeta):
@@ -278,6 +278,7 @@ def spin_node(make_node, args: list[str] | None = None) -> None:
     import rclpy
     from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 
+    quiet_progress_bars()
     rclpy.init(args=args)
     node = None
     try:

@@ -104,3 +104,25 @@ def test_a_frame_in_flight_when_ctrl_c_shuts_the_context_down_is_no_error(ros_co
     finally:
         node._stop_worker()
         node.destroy_node()
+
+
+def test_a_node_log_has_no_progress_bars():
+    """transformers drew a 'Loading weights' tqdm bar into masking_node's start-up log."""
+    from support.ros import stop_node_process
+
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(TEST_ROOT), os.environ.get("PYTHONPATH", "")]))
+    env.pop("HF_HUB_DISABLE_PROGRESS_BARS", None)
+    env.pop("TQDM_DISABLE", None)
+    proc = subprocess.Popen([sys.executable, "-m", "ivm_ros.ros.masking_node", "--ros-args", "-p", "model:=lite"],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines: list[str] = []
+    try:
+        for line in proc.stdout:  # until the node is active (the model loaded)
+            lines.append(line)
+            if "active:" in line or len(lines) > 200:
+                break
+    finally:
+        lines.append(stop_node_process(proc))
+    text = "".join(lines)
+    assert "configured: model=lite" in text, text[-2000:]
+    assert "it/s]" not in text and "%|" not in text, text[:2000]
