@@ -20,10 +20,11 @@ import re
 from pathlib import Path
 from typing import Any
 
-import ivm_ros_sim
 import numpy as np
 import pybullet as p
 import yaml
+
+from ivm_ros.assets import find_calvin_assets
 
 #: Names in scene_obs order.
 JOINTS = ("base__slide", "base__drawer", "base__button", "base__switch")
@@ -51,13 +52,10 @@ CONTROL_HZ = 30
 
 
 def shared_dir() -> Path:
-    """The shared CALVIN asset folder: ``$IVM_ROS_SHARED/calvin`` or ``<checkout>/../shared/calvin``."""
-    env = os.environ.get("IVM_ROS_SHARED")
-    base = Path(env) if env else Path(ivm_ros_sim.__file__).resolve().parents[1].parent / "shared"
-    path = base / "calvin"
-    if not (path / "data").is_dir():
-        raise FileNotFoundError(f"CALVIN assets not found at {path} (set IVM_ROS_SHARED to the folder holding calvin/)")
-    return path
+    """The CALVIN asset folder (``ivm_ros.assets.find_calvin_assets``: $IVM_ROS_SHARED/calvin, the per-user folder
+    ``ivm-ros sim-assets`` installs to, the install's share/, or ``<checkout>/../shared/calvin``); raises
+    FileNotFoundError naming every place and the fix."""
+    return find_calvin_assets()
 
 
 def robot_urdf(filename: str, visual: str = "fast") -> str:

@@ -353,5 +353,5 @@ def test_sim_node_without_assets_fails_with_one_clear_error(tmp_path):
                           timeout=60)
     output = proc.stdout + proc.stderr
     assert proc.returncode != 0
-    assert "CALVIN assets not found" in output and "set IVM_ROS_SHARED" in output, output[-3000:]
+    assert "CALVIN assets not found" in output and "ivm-ros sim-assets --download" in output, output[-3000:]
     assert "AttributeError" not in output, output[-3000:]
