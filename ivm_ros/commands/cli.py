@@ -20,8 +20,12 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "IVM-V1.0 release files (SAM + LLaVA + IVM) -> one safetensors",
     ),
     "demo": ("ivm_ros.commands.demo:main", "mask a real photo through the real masking node and save the results"),
+    "doctor": ("ivm_ros.commands.doctor:main", "check this install and the camera topic: transport, QoS, frame loss, "
+               "model, policy, sim assets"),
     "mask": ("ivm_ros.commands.mask:main", "mask image files offline with a predictor (no ROS)"),
     "predictors": ("ivm_ros.commands.predictors:main", "list registered mask predictors and their settings"),
+    "sim-assets": ("ivm_ros.commands.sim_assets:main", "where the simulator's CALVIN assets are; download, "
+                   "install or link them (checked against the pinned release)"),
 }
 
 #: Built-in benchmarks: name -> ("module:function", one-line help).
