@@ -232,13 +232,15 @@ def measured_loss(received: int, lost: int, seconds: float, rate_hz: float | Non
 
 
 def rate_findings(topic: str, seconds: float, best_effort: int, reliable: int, stamp_rate_hz: float | None,
-                  publishers: Sequence[Mapping[str, Any]] = (), lost: int = 0) -> list[Finding]:
+                  publishers: Sequence[Mapping[str, Any]] = (), lost: int = 0,
+                  major: int | None = None) -> list[Finding]:
     """Frames received in ``seconds`` by a best-effort and a reliable subscription, against the rate the header
-    stamps imply (the camera's own) and ``lost``, the samples DDS reported lost to the best-effort one."""
+    stamps imply (the camera's own) and ``lost``, the samples DDS reported lost to the best-effort one.
+    ``major``: the Fast DDS major version, for the advice."""
     rates = f"best effort {best_effort / seconds:.1f} Hz, reliable {reliable / seconds:.1f} Hz over {seconds:g} s"
     if reliable == 0 and publishers and all(p["reliability"] == "best_effort" for p in publishers):
         rates += " (a reliable subscription gets nothing from a best-effort publisher)"
-    profile = "in the camera's terminal: " + export_line(None, None) + ", then restart the camera"
+    profile = "in the camera's terminal: " + export_line(None, major) + ", then restart the camera"
     if best_effort == 0 and reliable == 0:
         if lost:
             return [Finding("rate", "error", f"no frame of {topic} arrived, but DDS counted {lost} frames lost on the "
@@ -296,9 +298,11 @@ def camera_side_findings(publishers: Sequence[Mapping[str, Any]],
             advice = seen.advice and seen.advice + ", then restart the camera"
             found.append(Finding("camera side", seen.level, seen.message, advice))
             continue
-        why = {0: "no process on this machine names it on its command line",
-               1: f"its process (pid {matches[0][0]}) belongs to another user"}.get(len(matches),
-                                                                                  f"{len(matches)} processes name it")
+        if not matches:
+            why = "no process on this machine names it on its command line"
+        else:
+            why = f"its process (pid {matches[0][0]}) belongs to another user" if len(matches) == 1 else \
+                f"{len(matches)} processes name it"
         text = f"{node}: its Fast DDS profile cannot be read from the ROS graph ({why})"
         if loss is not None and loss > LOSS_WARN:
             found.append(Finding("camera side", "warn", text + f"; the {loss:.0%} frame loss measured is what a "

@@ -65,7 +65,7 @@ def _graph_findings(args: argparse.Namespace, major: int | None, report: dict[st
     if not probe.counted:
         return found  # no publishers, or not one image type
     be, rel, lost = probe.received["best_effort"], probe.received["reliable"], probe.lost["best_effort"]
-    found += doctor.rate_findings(args.camera_topic, args.seconds, be, rel, rate_hz, probe.publishers, lost)
+    found += doctor.rate_findings(args.camera_topic, args.seconds, be, rel, rate_hz, probe.publishers, lost, major)
     loss = doctor.measured_loss(be, lost, args.seconds, rate_hz)
     processes = {p["node"]: doctor.node_processes(p["node"]) for p in probe.publishers}
     return found + doctor.camera_side_findings(probe.publishers, processes, loss, major)
