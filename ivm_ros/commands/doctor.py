@@ -55,7 +55,7 @@ def _graph_findings(args: argparse.Namespace, major: int | None, report: dict[st
     context = rclpy.Context()
     rclpy.init(context=context)
     try:
-        probe = probe_topic(context, args.camera_topic, args.seconds)
+        probe = probe_topic(context, args.camera_topic, args.seconds, args.discovery_seconds)
     finally:
         rclpy.shutdown(context=context)
     rate_hz = doctor.stamp_rate(probe.stamps_ns)
@@ -109,6 +109,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--image-qos", default="sensor_data", choices=("sensor_data", "reliable", "system_default"),
                         help="masking_node's image_qos, to check the publishers against (default sensor_data)")
     parser.add_argument("--seconds", type=float, default=3.0, help="how long to count frames, s (default 3)")
+    parser.add_argument("--discovery-seconds", type=float, default=5.0,
+                        help="how long to wait for the camera's publisher to be discovered, s (default 5)")
     parser.add_argument("--fastdds-profile", default="shipped", metavar="shipped|keep|FILE",
                         help="the Fast DDS profile the probe listens with (default: the shipped one, like the launch)")
     parser.add_argument("--model", default="lite", help="masking_node's model to check (default lite; none: skip)")

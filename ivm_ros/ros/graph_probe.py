@@ -96,10 +96,11 @@ def _spin_until(executor: SingleThreadedExecutor, done: Any, seconds: float) -> 
         executor.spin_once(timeout_sec=0.02)
 
 
-def probe_topic(context: rclpy.Context, topic: str, seconds: float, discovery_s: float = 2.0,
+def probe_topic(context: rclpy.Context, topic: str, seconds: float, discovery_s: float = 5.0,
                 match_s: float = 2.0) -> TopicProbe:
-    """Waits up to ``discovery_s`` for publishers of ``topic``; subscribes best effort and reliable, waits up to
-    ``match_s`` for both to match the publishers they can, then counts what arrives for ``seconds``
+    """Waits up to ``discovery_s`` for publishers of ``topic`` (usually found within 0.1 s; a participant that
+    replaces one just closed in the same process was seen waiting 2.5 s); subscribes best effort and reliable,
+    waits up to ``match_s`` for both to match the publishers they can, then counts what arrives for ``seconds``
     (serialized, so the pixels are never converted). No publishers, or not one image type: returns without
     counting."""
     node = Node("ivm_ros_doctor", context=context)
