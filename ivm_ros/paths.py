@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 PACKAGE = "ivm_ros"
@@ -34,6 +35,19 @@ def shared_dir() -> Path:
     return Path(os.environ.get("IVM_ROS_SHARED", _SOURCE_ROOT.parent / "shared"))
 
 
+def profile_variables(environ: Mapping[str, str] = os.environ) -> list[str]:
+    """The environment variable(s) that give Fast DDS its XML profile in this ROS: ``FASTRTPS_DEFAULT_PROFILES_FILE``
+    for Fast DDS 2 (Humble, Iron, Jazzy), ``FASTDDS_DEFAULT_PROFILES_FILE`` for Fast DDS 3 (Kilted, Rolling, the
+    PyPI wheels; it warns that the old name is deprecated), both when the version cannot be told."""
+    from ivm_ros.doctor import PROFILE_VAR, fastdds_major
+
+    major = fastdds_major(environ)
+    return [PROFILE_VAR[major]] if major in PROFILE_VAR else list(PROFILE_VAR.values())
+
+
 def use_fastdds_profile() -> None:
     """Points Fast DDS at the shipped profile unless the user chose one; call before rclpy.init()."""
-    os.environ.setdefault("FASTDDS_DEFAULT_PROFILES_FILE", str(config_file("fastdds.xml")))
+    names = profile_variables()
+    if not any(os.environ.get(name) for name in names):
+        for name in names:
+            os.environ[name] = str(config_file("fastdds.xml"))

@@ -6,12 +6,15 @@
     ros2 launch ivm_ros manipulation.launch.py sim:=true policy:=true   # + policy_node -> the sim's `action`
 """
 
+import os
+
 from launch.actions import DeclareLaunchArgument, SetEnvironmentVariable
 from launch.conditions import IfCondition
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution, PythonExpression
 from launch_ros.actions import Node
 from launch_ros.substitutions import FindPackageShare
 
+from ivm_ros.paths import profile_variables
 from launch import LaunchDescription
 
 
@@ -63,7 +66,8 @@ def generate_launch_description() -> LaunchDescription:
             "fastdds_profile",
             default_value=PathJoinSubstitution([share, "config", "fastdds.xml"]),
             description="Fast DDS profile (16 MB shared memory for camera frames); 'keep' (or empty) keeps the "
-            "environment's FASTDDS_DEFAULT_PROFILES_FILE. A camera driver started elsewhere needs the same profile",
+            "environment's profile (FASTDDS_/FASTRTPS_DEFAULT_PROFILES_FILE). A camera driver started elsewhere needs "
+            "the same profile",
         ),
         DeclareLaunchArgument(
             "exit_on_failure",
@@ -73,11 +77,17 @@ def generate_launch_description() -> LaunchDescription:
             "instead of staying up unconfigured with an ERROR on /diagnostics",
         ),
     ]
-    fastdds = SetEnvironmentVariable(
-        "FASTDDS_DEFAULT_PROFILES_FILE",
-        LaunchConfiguration("fastdds_profile"),
-        condition=IfCondition(PythonExpression(["'", LaunchConfiguration("fastdds_profile"), "' not in ('', 'keep')"])),
-    )
+    # Fast DDS 2 (Jazzy) reads FASTRTPS_DEFAULT_PROFILES_FILE, Fast DDS 3 (Kilted) FASTDDS_DEFAULT_PROFILES_FILE
+    fastdds = [
+        SetEnvironmentVariable(
+            name,
+            LaunchConfiguration("fastdds_profile"),
+            condition=IfCondition(
+                PythonExpression(["'", LaunchConfiguration("fastdds_profile"), "' not in ('', 'keep')"])
+            ),
+        )
+        for name in profile_variables(os.environ)
+    ]
     sim = LaunchConfiguration("sim")
     exit_on_failure = PythonExpression(["'", LaunchConfiguration("exit_on_failure"), "' == 'true'"])
     # With sim:=true the masking node reads the simulator's static camera (relative: same namespace).
@@ -135,4 +145,4 @@ def generate_launch_description() -> LaunchDescription:
         output="screen",
         condition=IfCondition(LaunchConfiguration("policy")),
     )
-    return LaunchDescription([*args, fastdds, simulator, masking, policy])
+    return LaunchDescription([*args, *fastdds, simulator, masking, policy])
