@@ -103,6 +103,11 @@ def test_discovery_settings_that_hide_the_camera_warn(environ, advice):
     assert found.level == "warn" and advice in found.advice
 
 
+def test_humble_has_only_localhost_only():
+    found = doctor.discovery_findings({"ROS_DISTRO": "humble", "ROS_LOCALHOST_ONLY": "1"})[0]
+    assert found.level == "ok" and "ROS_LOCALHOST_ONLY=1" in found.message
+
+
 def test_no_publisher_is_an_error_that_says_how_to_name_the_topic():
     found = doctor.qos_findings("/camera/image_raw", [])
     assert [f.level for f in found] == ["error"] and "camera_topic:=" in found[0].advice
