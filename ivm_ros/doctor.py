@@ -63,9 +63,14 @@ def worst(findings: Iterable[Finding]) -> str:
 
 def log_findings(logger: Any, findings: Iterable[Finding]) -> None:
     """Logs each finding on a ROS (or logging) logger: ok as info, warn as warning, error as error."""
-    for finding in findings:
-        log = {"ok": logger.info, "warn": logger.warning, "error": logger.error}[finding.level]
-        log(finding.message + (f" -> {finding.advice}" if finding.advice else ""))
+    for finding in findings:  # one call site per severity: rclpy refuses a call site that changes severity
+        text = finding.message + (f" -> {finding.advice}" if finding.advice else "")
+        if finding.level == "ok":
+            logger.info(text)
+        elif finding.level == "warn":
+            logger.warning(text)
+        else:
+            logger.error(text)
 
 
 def fastdds_major(environ: Mapping[str, str]) -> int | None:

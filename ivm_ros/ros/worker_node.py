@@ -14,6 +14,7 @@ Lifecycle: configure loads the model (the node), activate subscribes and starts 
 from __future__ import annotations
 
 import abc
+import os
 import threading
 import weakref
 from typing import Any
@@ -22,7 +23,7 @@ import rclpy
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 
-from ivm_ros import install_hints
+from ivm_ros import doctor, install_hints
 from ivm_ros.inputs import InputRejected
 from ivm_ros.plugins import PluginLoadError, Registry
 from ivm_ros.ros import diagnostics
@@ -199,6 +200,8 @@ class WorkerLifecycleNode(RejectionCounting, LifecycleNode, metaclass=abc.ABCMet
                 "(for launch respawn or a supervisor) instead of staying up unconfigured", read_only=True)
         if declare(self, "autostart", True, "configure and activate on start", read_only=True):
             self._autostart_timer = self.create_timer(0.0, self._autostart)
+        # the cheap checks of `ivm-ros doctor`: this process's transport profile and discovery settings
+        doctor.log_findings(self.get_logger(), doctor.transport_findings(os.environ, who=self.get_name()))
 
     def _autostart(self) -> None:
         self._autostart_timer.cancel()

@@ -53,8 +53,11 @@ def test_a_missing_package_is_an_error_status_with_the_pip_command_until_configu
         node.destroy_node()
 
 
-def _run_node(module: str, *params: str, timeout: float = 90) -> subprocess.CompletedProcess:
+def _run_node(module: str, *params: str, timeout: float = 90, drop_env: tuple[str, ...] = ()
+              ) -> subprocess.CompletedProcess:
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(TEST_ROOT), os.environ.get("PYTHONPATH", "")]))
+    for name in drop_env:
+        env.pop(name, None)
     args = [a for p in params for a in ("-p", p)]
     return subprocess.run([sys.executable, "-m", module, "--ros-args", *args], env=env, capture_output=True,
                           text=True, timeout=timeout)
@@ -126,3 +129,14 @@ def test_a_node_log_has_no_progress_bars():
     text = "".join(lines)
     assert "configured: model=lite" in text, text[-2000:]
     assert "it/s]" not in text and "%|" not in text, text[:2000]
+
+
+def test_a_node_started_without_the_fast_dds_profile_says_so_at_start():
+    """The cheap checks of `ivm-ros doctor` run at node start: a missing profile is a WARN with the export line."""
+    out = _run_node("ivm_ros.ros.masking_node", "model:=ivm_ros_module_absent_for_test:Predictor",
+                    "exit_on_failure:=true",
+                    drop_env=("FASTDDS_DEFAULT_PROFILES_FILE", "FASTRTPS_DEFAULT_PROFILES_FILE"))
+    text = out.stdout + out.stderr
+    warn = [line for line in text.splitlines() if "[WARN]" in line and "default profile" in line]
+    assert warn and "export FAST" in warn[0] and "_DEFAULT_PROFILES_FILE=" in warn[0], text[-3000:]
+    assert "ROS_DOMAIN_ID=" in text
