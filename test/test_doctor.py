@@ -158,6 +158,11 @@ def test_rate_warns_on_frame_loss_and_errs_on_most_frames_lost():
     assert doctor.rate_findings("/c", 3.0, 26, 30, 10.0, [RELIABLE])[0].level == "ok"  # 13%: within jitter
 
 
+def test_rate_says_why_the_camera_rate_is_unknown():
+    assert "too few frames" in doctor.rate_findings("/c", 3.0, 1, 0, None, [BEST_EFFORT], lost=27)[0].message
+    assert "no header stamps" in doctor.rate_findings("/c", 3.0, 30, 0, None, [BEST_EFFORT])[0].message
+
+
 def test_rate_errors_when_nothing_arrives_and_tells_lost_from_silent():
     lost = doctor.rate_findings("/c", 3.0, 0, 0, None, [BEST_EFFORT], lost=28, major=3)[0]
     assert lost.level == "error" and "DDS counted 28 lost" in lost.message
