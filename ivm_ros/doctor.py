@@ -320,8 +320,8 @@ def camera_side_findings(publishers: Sequence[Mapping[str, Any]],
                 f"{len(matches)} processes name it"
         text = f"{node}: its Fast DDS profile cannot be read from the ROS graph ({why})"
         if loss is not None and loss > LOSS_WARN:
-            found.append(Finding("camera side", "warn", text + f"; the {loss:.0%} frame loss measured is what a "
-                                 "camera process on Fast DDS defaults shows (measured: 4-11 of 98 frames reached masking_node)",
+            found.append(Finding("camera side", "warn", text + f"; a {loss:.0%} frame loss is what a camera process "
+                                 "on Fast DDS defaults shows (measured: 4-11 of 98 frames reached masking_node)",
                                  "in the camera's terminal: " + export_line(None, major) + ", then restart the "
                                  "camera (on another machine: check the network instead)"))
         elif loss is None:
