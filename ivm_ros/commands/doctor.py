@@ -101,6 +101,13 @@ def _load_findings(args: argparse.Namespace) -> list[Finding]:
     return found + [doctor.assets_finding(find_calvin_assets)]
 
 
+def _seconds(text: str) -> float:
+    value = float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ivm-ros doctor", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -108,8 +115,8 @@ def _parser() -> argparse.ArgumentParser:
                         f"(default: the launch file's, {LAUNCH_TOPIC})")
     parser.add_argument("--image-qos", default="sensor_data", choices=("sensor_data", "reliable", "system_default"),
                         help="masking_node's image_qos, to check the publishers against (default sensor_data)")
-    parser.add_argument("--seconds", type=float, default=3.0, help="how long to count frames, s (default 3)")
-    parser.add_argument("--discovery-seconds", type=float, default=5.0,
+    parser.add_argument("--seconds", type=_seconds, default=3.0, help="how long to count frames, s (default 3)")
+    parser.add_argument("--discovery-seconds", type=_seconds, default=5.0,
                         help="how long to wait for the camera's publisher to be discovered, s (default 5)")
     parser.add_argument("--fastdds-profile", default="shipped", metavar="shipped|keep|FILE",
                         help="the Fast DDS profile the probe listens with (default: the shipped one, like the launch)")
