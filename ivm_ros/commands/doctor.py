@@ -60,7 +60,7 @@ def _graph_findings(args: argparse.Namespace, major: int | None, report: dict[st
         rclpy.shutdown(context=context)
     rate_hz = doctor.stamp_rate(probe.stamps_ns)
     report.update(publishers=probe.publishers, received=probe.received, lost=probe.lost, stamp_rate_hz=rate_hz,
-                  seconds=args.seconds)
+                  incompatible=probe.incompatible, seconds=args.seconds)
     found += doctor.qos_findings(args.camera_topic, probe.publishers, args.image_qos)
     if not probe.counted:
         return found  # no publishers, or not one image type

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import struct
 import time
+from collections.abc import Callable
 from typing import Any
 
 import rclpy
@@ -90,7 +91,8 @@ def _subscribe(node: Node, result: TopicProbe, kind: str, msg_type: type) -> Non
     node.create_subscription(msg_type, result.topic, on_message, profile, raw=True, event_callbacks=events)
 
 
-def _spin_until(executor: SingleThreadedExecutor, done: Any, seconds: float) -> None:
+def _spin_until(executor: SingleThreadedExecutor, done: Callable[[], Any], seconds: float) -> None:
+    """Spins until ``done()`` is true or ``seconds`` pass."""
     end = time.monotonic() + seconds
     while not done() and time.monotonic() < end:
         executor.spin_once(timeout_sec=0.02)

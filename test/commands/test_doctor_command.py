@@ -83,6 +83,7 @@ def test_a_best_effort_camera_against_a_reliable_image_qos(camera, capsys):
     assert pub["level"] == "error" and "/doctor_test_camera" in pub["message"] and "best_effort" in pub["message"]
     assert "receives nothing" in pub["message"] and "image_qos:=sensor_data" in pub["advice"]
     assert report["probe"]["received"]["reliable"] == 0 and report["probe"]["received"]["best_effort"] > 0
+    assert "RELIABILITY" in report["probe"]["incompatible"]["reliable"]  # DDS's own word for it
     assert "reliable 0.0 Hz" in found["rate"]["message"]
     assert "reliable gets nothing from a best-effort publisher" in found["rate"]["message"]
 
