@@ -25,7 +25,7 @@ from typing import Any
 
 from ivm_ros import doctor
 from ivm_ros.doctor import Finding
-from ivm_ros.paths import config_file
+from ivm_ros.paths import config_file, profile_variables
 from ivm_ros.runtime import quiet_progress_bars
 
 LAUNCH_TOPIC = "/camera/image_raw"  #: manipulation.launch.py's default camera_topic
@@ -38,11 +38,12 @@ def _use_probe_profile(choice: str, major: int | None) -> Finding:
         shown = f"{name}={os.environ[name]}" if name else "Fast DDS defaults"
         return Finding("probe", "ok", f"listens with this shell's profile: {shown} (--fastdds-profile keep)")
     path = config_file("fastdds.xml") if choice == "shipped" else Path(choice)
-    name = doctor.PROFILE_VAR.get(major or 3)
-    os.environ[name] = str(path)
+    names = [doctor.PROFILE_VAR[major]] if major in doctor.PROFILE_VAR else profile_variables(os.environ)
+    for name in names:
+        os.environ[name] = str(path)
     why = "the shipped profile, as manipulation.launch.py gives masking_node" if choice == "shipped" else "chosen"
-    return Finding("probe", "ok", f"listens with {name}={path} ({why}), so a loss it measures is on the camera's "
-                   "side; --fastdds-profile keep listens with this shell's")
+    return Finding("probe", "ok", f"listens with {'='.join([*names, str(path)])} ({why}), so a loss it measures is "
+                   "on the camera's side; --fastdds-profile keep listens with this shell's")
 
 
 def _graph_findings(args: argparse.Namespace, major: int | None, report: dict[str, Any]) -> list[Finding]:
