@@ -4,12 +4,32 @@ an episode reports, the seed sequence of resets, the step limit, and header stam
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
+from ivm_ros_sim.calvin import tasks
 from ivm_ros_sim.calvin.scene import CONTROL_HZ
 
 NS_PER_TICK = 1_000_000_000 / CONTROL_HZ
-RANDOM_TASK = "random"  # the task parameter's value for "draw one of the 34"
+RANDOM_TASK = "random"  # the task parameter's value for "draw one from task_pool"
+ALL_TASKS = "all"  # task_pool: ["all"] = the 34 CALVIN tasks
+#: task_pool's default: the 6 tasks the shipped embedded policies were trained on (their model card), so a
+#: simulator launched beside that policy never asks it for a task it has not seen.
+POLICY_TASKS = ("lift_red_block_table", "lift_blue_block_table", "open_drawer", "turn_on_led", "move_slider_left",
+                "push_pink_block_right")
+
+
+def draw_task(task: str, pool: Sequence[str], seed: int) -> str:
+    """The task of a reset: ``task`` itself, or for RANDOM_TASK one of ``pool`` (``["all"]``: the 34) drawn from
+    the reset's ``seed`` (same seed, same task). ValueError for an empty pool or an unknown name."""
+    if task != RANDOM_TASK:
+        return task
+    names = tuple(tasks.all_tasks()) if list(pool) == [ALL_TASKS] else tuple(pool)
+    unknown = [name for name in names if name not in tasks.all_tasks()]
+    if not names or unknown:
+        raise ValueError(f"task_pool must name CALVIN tasks (or be ['all']), got unknown {unknown or 'empty pool'}")
+    return names[int(np.random.default_rng(seed).integers(len(names)))]
 
 
 @dataclasses.dataclass
@@ -65,14 +85,15 @@ class Episodes:
         self.seeds = SeedSequence()
         self.resets = 0
 
-    def start(self, env: Any, task: str, seed: int, increment: int, distraction: str, split: str
-              ) -> tuple[dict[str, Any] | None, str]:
-        """Resets ``env`` (a :class:`~ivm_ros_sim.calvin.env.CalvinSceneEnv`) to ``task`` (or RANDOM_TASK), the
-        sequence's next seed, ``distraction`` and an instruction from ``split``. Returns (first observation, "")
-        or, when the reset fails (bad names, no valid start state), (None, why); then there is no episode."""
+    def start(self, env: Any, task: str, seed: int, increment: int, distraction: str, split: str,
+              pool: Sequence[str] = POLICY_TASKS) -> tuple[dict[str, Any] | None, str]:
+        """Resets ``env`` (a :class:`~ivm_ros_sim.calvin.env.CalvinSceneEnv`) to ``task`` (or RANDOM_TASK: one of
+        ``pool``, see :func:`draw_task`), the sequence's next seed, ``distraction`` and an instruction from
+        ``split``. Returns (first observation, "") or, when the reset fails (bad names, no valid start state),
+        (None, why); then there is no episode."""
         seed = self.seeds.seed(seed, increment)
         try:
-            obs, info = env.reset(seed=seed, task=None if task == RANDOM_TASK else task, distraction=distraction,
+            obs, info = env.reset(seed=seed, task=draw_task(task, pool, seed), distraction=distraction,
                                   options={"instruction_split": split})
         except Exception as exc:
             self.current = None

@@ -56,7 +56,7 @@ from ivm_ros_sim.calvin import distractors, tasks
 from ivm_ros_sim.calvin.env import CalvinSceneEnv
 from ivm_ros_sim.calvin.scene import CONTROL_HZ
 from ivm_ros_sim.ros import commands
-from ivm_ros_sim.ros.episodes import RANDOM_TASK, Episode, Episodes
+from ivm_ros_sim.ros.episodes import POLICY_TASKS, RANDOM_TASK, Episode, Episodes
 from ivm_ros_sim.ros.outputs import CAMERA_TOPICS, SimOutputs
 from rclpy.node import Node
 from std_msgs.msg import Float64, Float64MultiArray
@@ -78,8 +78,10 @@ def parameters() -> tuple[Param, ...]:
         Param("static_size", 200, "static camera image size, px (CALVIN: 200)", 16, 1024, read_only=True),
         Param("gripper_size", 84, "gripper camera image size, px (CALVIN: 84)", 16, 1024, read_only=True),
         Param("publish_gripper_camera", True, "render and publish the gripper camera (off: ~20% faster steps)"),
-        Param("task", RANDOM_TASK, "task of the next reset: one of the 34 CALVIN tasks or 'random'",
+        Param("task", RANDOM_TASK, "task of the next reset: one of the 34 CALVIN tasks or 'random' (from task_pool)",
               choices=(RANDOM_TASK, *tasks.all_tasks())),
+        Param("task_pool", list(POLICY_TASKS), "tasks 'random' draws from, by the reset's seed (default: the 6 the "
+              "shipped policy was trained on; ['all']: the 34)"),
         Param("seed", 0, "seed of the next reset (setting it restarts the seed sequence)", 0, 2**31 - 1),
         Param("seed_increment", 1, "added to the seed at every reset since 'seed' was set (0: replay)", 0, 1_000_000),
         Param("distraction", "none", "distractor level of the next reset", choices=tuple(distractors.LEVELS)),
@@ -164,7 +166,7 @@ class SimNode(diagnostics.RejectionCounting, Node):
         with self._env_lock:
             obs, self._last_error = self.episodes.start(
                 self.env, self._param("task"), self._param("seed"), self._param("seed_increment"),
-                self._param("distraction"), self._param("sentence_split"))
+                self._param("distraction"), self._param("sentence_split"), self._param("task_pool"))
             if obs is None:
                 self.counters.add("reset_failures")
                 self.get_logger().error(self._last_error)

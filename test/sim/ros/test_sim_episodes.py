@@ -53,8 +53,8 @@ def test_episodes_start_uses_the_seed_sequence_and_counts_resets():
     assert obs == {"obs": 10} and error == ""
     assert env.calls[-1] == (10, "open_drawer", "small", {"instruction_split": "train"})
     assert book.current == Episode("open_drawer", 10, "small", "do open_drawer") and book.resets == 1
-    obs, _ = book.start(env, RANDOM_TASK, 10, 2, "none", "eval")
-    assert env.calls[-1][:2] == (12, None) and book.current.task == "drawn_task" and book.resets == 2
+    obs, _ = book.start(env, RANDOM_TASK, 10, 2, "none", "eval", pool=["turn_on_led"])
+    assert env.calls[-1][:2] == (12, "turn_on_led") and book.resets == 2  # drawn from the pool
 
 
 def test_a_failed_reset_leaves_no_episode_and_keeps_the_seed():
@@ -65,3 +65,22 @@ def test_a_failed_reset_leaves_no_episode_and_keeps_the_seed():
     assert error == "reset failed for task=broken seed=1 distraction=none: no valid start state"
     book.start(env, "open_drawer", 0, 1, "none", "eval")
     assert env.calls[-1][0] == 1  # the failed reset did not use up seed 1
+
+
+def test_random_draws_from_the_pool_by_seed_and_the_default_pool_is_the_policys_tasks():
+    import pytest
+    from ivm_ros_sim.calvin import tasks
+    from ivm_ros_sim.ros.episodes import POLICY_TASKS, RANDOM_TASK, draw_task
+    from ivm_ros_sim.train.policy import TASKS
+
+    assert set(POLICY_TASKS) == set(TASKS)  # what the shipped policies were trained on
+    drawn = {draw_task(RANDOM_TASK, POLICY_TASKS, seed) for seed in range(200)}
+    assert drawn == set(POLICY_TASKS)
+    assert draw_task(RANDOM_TASK, POLICY_TASKS, 7) == draw_task(RANDOM_TASK, POLICY_TASKS, 7)
+    assert len({draw_task(RANDOM_TASK, ["all"], seed) for seed in range(400)}) > 25
+    assert set(draw_task(RANDOM_TASK, ["all"], s) for s in range(400)) <= set(tasks.all_tasks())
+    assert draw_task("open_drawer", POLICY_TASKS, 3) == "open_drawer"
+    with pytest.raises(ValueError, match="unknown"):
+        draw_task(RANDOM_TASK, ["open_drawer", "fly_away"], 0)
+    with pytest.raises(ValueError, match="empty pool"):
+        draw_task(RANDOM_TASK, [], 0)
