@@ -52,20 +52,25 @@ from typing import Any
 import numpy as np
 import rclpy
 from geometry_msgs.msg import TwistStamped
-from ivm_ros_sim.calvin import distractors, tasks
-from ivm_ros_sim.calvin.env import CalvinSceneEnv
-from ivm_ros_sim.calvin.scene import CONTROL_HZ
-from ivm_ros_sim.ros import commands
-from ivm_ros_sim.ros.episodes import POLICY_TASKS, RANDOM_TASK, Episode, Episodes
-from ivm_ros_sim.ros.outputs import CAMERA_TOPICS, SimOutputs
 from rclpy.node import Node
 from std_msgs.msg import Float64, Float64MultiArray
 from std_srvs.srv import Trigger
 
+from ivm_ros import install_hints
 from ivm_ros.ros import diagnostics, qos
 from ivm_ros.ros.params import Param, declare_table
 from ivm_ros.ros.worker_node import spin_node
 from ivm_ros.runtime import Counters, LatencyWindow, RateMeter
+
+try:
+    from ivm_ros_sim.calvin import distractors, tasks
+    from ivm_ros_sim.calvin.env import CalvinSceneEnv
+    from ivm_ros_sim.calvin.scene import CONTROL_HZ
+    from ivm_ros_sim.ros import commands
+    from ivm_ros_sim.ros.episodes import POLICY_TASKS, RANDOM_TASK, Episode, Episodes
+    from ivm_ros_sim.ros.outputs import CAMERA_TOPICS, SimOutputs
+except ModuleNotFoundError as exc:  # the simulator's packages (pybullet, gymnasium, ...) are not installed
+    raise SystemExit(f"sim_node cannot start: {exc}. Fix: {install_hints.fix_for(exc)}") from None
 
 SPLITS = ("eval", "train", "heldout")
 

@@ -355,3 +355,14 @@ def test_sim_node_without_assets_fails_with_one_clear_error(tmp_path):
     assert proc.returncode != 0
     assert "CALVIN assets not found" in output and "ivm-ros sim-assets --download" in output, output[-3000:]
     assert "AttributeError" not in output, output[-3000:]
+
+
+def test_sim_node_without_pybullet_says_what_to_install():
+    """With only rosdep's packages sim_node died with a bare traceback (`No module named 'pybullet'`)."""
+    code = ("import sys; sys.modules['pybullet'] = None; sys.argv = ['sim_node']; "
+            "from ivm_ros_sim.ros.sim_node import main; main()")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    assert "sim_node cannot start:" in proc.stderr and "pybullet" in proc.stderr
+    assert "Fix: pip install pybullet (or, in a ROS workspace: rosdep install" in proc.stderr, proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr
