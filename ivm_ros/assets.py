@@ -112,6 +112,20 @@ def verify(folder: Path, manifest: Mapping[str, str]) -> list[str]:
     return problems
 
 
+def _safe_extract(tar: tarfile.TarFile, dest: Path) -> None:
+    """Extracts regular files and folders that stay inside ``dest``; ValueError for anything else. (tarfile's
+    ``filter="data"`` does this from Python 3.11.4; Debian 12 has 3.11.2.)"""
+    if hasattr(tarfile, "data_filter"):
+        tar.extractall(dest, filter="data")
+        return
+    root = dest.resolve()
+    for member in tar.getmembers():
+        inside = (root / member.name).resolve().is_relative_to(root)
+        if not inside or not (member.isfile() or member.isdir()):
+            raise ValueError(f"refusing archive member {member.name!r} (outside the folder, a link or a device)")
+    tar.extractall(dest)
+
+
 def _top(root: Path) -> Path:
     """The folder of an unpacked archive that holds data/ and conf/ (GitHub puts them under calvin_env-<commit>/)."""
     for candidate in (root, *sorted(p for p in root.iterdir() if p.is_dir())):
@@ -132,7 +146,7 @@ def install_archive(archive: Path, dest: Path, extra: Mapping[str, Path] | None 
     with tempfile.TemporaryDirectory(dir=dest.parent, prefix=".calvin-") as tmp:
         unpacked, staging = Path(tmp) / "unpacked", Path(tmp) / "calvin"
         with tarfile.open(archive) as tar:
-            tar.extractall(unpacked, filter="data")  # no absolute paths, links out or devices
+            _safe_extract(tar, unpacked)
         top = _top(unpacked)
         staging.mkdir()
         for name in ("data", "conf"):

@@ -117,3 +117,20 @@ def test_sim_assets_installs_a_local_calvin_env_archive_and_then_finds_it(tmp_pa
     assert sim_assets.main(["--verify"]) == 0
     assert "matches the pinned release" in capsys.readouterr().out
     assert sim_assets.main(["--archive", str(archive)]) == 1  # already there: refused, nothing touched
+
+
+def test_without_tarfiles_data_filter_links_and_escapes_are_refused(tmp_path, monkeypatch):
+    """Debian 12's Python 3.11.2 has no tarfile filter: the fallback refuses what filter="data" would."""
+    monkeypatch.delattr(tarfile, "data_filter", raising=False)
+    archive = _archive(tmp_path, FILES)
+    (tmp_path / "v.yaml").write_bytes(b"sentences")
+    dest = assets.install_archive(archive, tmp_path / "ok" / "calvin", {"eval/v.yaml": tmp_path / "v.yaml"}, MANIFEST)
+    assert (dest / "data" / "a.urdf").is_file()
+    evil = tmp_path / "evil.tar"
+    with tarfile.open(evil, "w") as tar:
+        link = tarfile.TarInfo("calvin_env-x/data/a.urdf")
+        link.type, link.linkname = tarfile.SYMTYPE, "/etc/passwd"
+        tar.addfile(link)
+    with pytest.raises(ValueError, match="refusing archive member"):
+        assets.install_archive(evil, tmp_path / "bad" / "calvin", manifest=MANIFEST)
+    assert not (tmp_path / "bad" / "calvin").exists()
