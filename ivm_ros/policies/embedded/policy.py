@@ -80,10 +80,10 @@ class EmbeddedModelPolicy(Policy):
 
     def proprio_spec(self) -> ProprioSpec:
         """CALVIN's robot_obs (15,): tcp xyz within 10 standard deviations of the training mean (the shipped
-        normalisation statistics), euler angles within +-(pi + 0.5), gripper width -0.01..0.2 m, joints within
-        +-2 pi, the last gripper action within +-1.5."""
+        normalisation statistics), euler angles within +-(pi + 0.5), gripper width -0.02..0.2 m (a closed gripper
+        reads slightly below 0: -0.0104 in a sim launch), joints within +-2 pi, the last gripper action within +-1.5."""
         mean, std = self.norm["proprio_mean"], self.norm["proprio_std"]
-        low = np.array([*(mean[:3] - 10 * std[:3]), *[-np.pi - 0.5] * 3, -0.01, *[-2 * np.pi] * 7, -1.5])
+        low = np.array([*(mean[:3] - 10 * std[:3]), *[-np.pi - 0.5] * 3, -0.02, *[-2 * np.pi] * 7, -1.5])
         high = np.array([*(mean[:3] + 10 * std[:3]), *[np.pi + 0.5] * 3, 0.2, *[2 * np.pi] * 7, 1.5])
         return ProprioSpec(15, low.astype(np.float32), high.astype(np.float32))
 
