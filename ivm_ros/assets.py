@@ -7,10 +7,13 @@ oracle and evaluation sentences of mees/calvin at :data:`CALVIN_COMMIT`; data on
 2. the per-user folder ``$XDG_DATA_HOME/ivm_ros/calvin`` (``~/.local/share/ivm_ros/calvin``), where
    ``ivm-ros sim-assets --download`` / ``--archive`` install them and ``--link PATH`` points at a copy;
 3. the install's ``share/ivm_ros/calvin`` (a packager may put them there);
-4. ``<source checkout>/../shared/calvin`` (this project's own layout).
+4. ``<source checkout>/../shared/calvin`` (this project's own layout; also a ``colcon build --symlink-install``);
+5. ``<checkout in the workspace's src/>/../shared/calvin``: a plain ``colcon build`` copies the package into
+   ``<ws>/install``, so ``__file__`` no longer points into the tree; the workspace is found from the install
+   (an ancestor of ``share/ivm_ros`` that has ``src/``) and its checkout by ``src/[*/]*/package.xml`` naming ivm_ros.
 
-The per-user folder is what makes a colcon workspace work without environment variables: an installed package
-cannot know where the tree it was built from lives, but every process of the user finds the same folder.
+Colcon records no source path in the install, so 5. relies on the usual ``<ws>/{src,install}`` layout; the per-user
+folder (``--link``) works for any layout and every process of the user.
 Each file is checked against the SHA-256 manifest ``ivm_ros/data/calvin_assets.sha256`` (made from the pinned
 commits; GitHub's tarballs are not byte-stable, so the unpacked files are checked, not the archive).
 """
@@ -25,7 +28,7 @@ import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
-from ivm_ros.paths import _SOURCE_ROOT, share_dir
+from ivm_ros.paths import _SOURCE_ROOT, PACKAGE, share_dir
 
 CALVIN_ENV_COMMIT = "797142c588c21e76717268b7b430958dbd13bf48"
 CALVIN_COMMIT = "fa03f01f19c65920e18cf37398a9ce859274af76"
@@ -58,9 +61,21 @@ def calvin_asset_candidates(environ: Mapping[str, str] = os.environ) -> list[tup
     found = []
     if environ.get("IVM_ROS_SHARED"):
         found.append(("$IVM_ROS_SHARED/calvin", Path(environ["IVM_ROS_SHARED"]) / "calvin"))
-    found += [("user folder", user_dir(environ)), ("install share", share_dir() / "calvin"),
+    share = share_dir()
+    found += [("user folder", user_dir(environ)), ("install share", share / "calvin"),
               ("beside the source tree", _SOURCE_ROOT.parent / "shared" / "calvin")]
+    found += [("beside the workspace's source", tree.parent / "shared" / "calvin") for tree in workspace_trees(share)]
     return found
+
+
+def workspace_trees(share: Path) -> list[Path]:
+    """Checkouts of ivm_ros in the src/ of the colcon workspace whose install holds ``share`` (none elsewhere)."""
+    for ws in list(share.parents)[:4]:
+        src = ws / "src"
+        if (ws / "install").is_dir() and src.is_dir() and share.is_relative_to(ws / "install"):
+            xmls = sorted([*src.glob("*/package.xml"), *src.glob("*/*/package.xml")])
+            return [x.parent for x in xmls if f"<name>{PACKAGE}</name>" in x.read_text(errors="replace")]
+    return []
 
 
 def missing(folder: Path) -> list[str]:

@@ -134,3 +134,38 @@ def test_without_tarfiles_data_filter_links_and_escapes_are_refused(tmp_path, mo
     with pytest.raises(ValueError, match="refusing archive member"):
         assets.install_archive(evil, tmp_path / "bad" / "calvin", manifest=MANIFEST)
     assert not (tmp_path / "bad" / "calvin").exists()
+
+
+def test_a_plain_colcon_install_finds_the_shared_folder_beside_its_workspace_checkout(tmp_path, monkeypatch):
+    """colcon build (no --symlink-install) copies the package into <ws>/install: the finder goes from the install's
+    share/ivm_ros to <ws>/src/<checkout>/../shared/calvin, without IVM_ROS_SHARED."""
+    ws = tmp_path / "ws"
+    share = ws / "install" / "ivm_ros" / "share" / "ivm_ros"
+    share.mkdir(parents=True)
+    for tree, name in (("ivm_ros", "ivm_ros"), ("other/pkg", "other_pkg")):
+        (ws / "src" / tree).mkdir(parents=True)
+        (ws / "src" / tree / "package.xml").write_text(f"<package><name>{name}</name></package>")
+    monkeypatch.setattr(assets, "share_dir", lambda: share)
+    monkeypatch.setattr(assets, "_SOURCE_ROOT", share.parent.parent / "lib" / "site-packages")
+    env = {"XDG_DATA_HOME": str(tmp_path / "xdg")}
+    assert assets.workspace_trees(share) == [ws / "src" / "ivm_ros"]
+    beside = ws / "src" / "shared" / "calvin"
+    assert assets.calvin_asset_candidates(env)[-1] == ("beside the workspace's source", beside)
+    with pytest.raises(assets.AssetsNotFound, match="beside the workspace's source"):
+        assets.find_calvin_assets(env)
+    _tree(beside)
+    assert assets.find_calvin_assets(env) == beside
+    assert assets.workspace_trees(tmp_path / "venv" / "share" / "ivm_ros") == []  # not an install of a workspace
+
+
+def test_sim_assets_link_points_the_user_folder_at_a_copy_and_refuses_to_replace_one(tmp_path, monkeypatch, capsys):
+    from ivm_ros.commands import sim_assets
+
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    monkeypatch.delenv("IVM_ROS_SHARED", raising=False)
+    assert sim_assets.main(["--link", str(tmp_path / "nothing")]) == 1 and "lacks" in capsys.readouterr().out
+    copy = _tree(tmp_path / "copy")
+    assert sim_assets.main(["--link", str(copy)]) == 0
+    assert assets.find_calvin_assets() == assets.user_dir() and assets.user_dir().resolve() == copy
+    assert sim_assets.main(["--link", str(copy)]) == 1 and "exists" in capsys.readouterr().out
+    assert sim_assets.main(["--download"]) == 1  # refused before any download: the folder is there

@@ -77,6 +77,9 @@ def main(argv: list[str] | None = None) -> int:
         if lacks := assets.missing(args.link):
             print(f"sim-assets: {args.link} lacks {', '.join(lacks)}")
             return 1
+        if dest.exists() or dest.is_symlink():
+            print(f"sim-assets: {dest} exists: remove it first (rm {dest}) to point it elsewhere")
+            return 1
         dest.parent.mkdir(parents=True, exist_ok=True)
         dest.symlink_to(args.link.resolve(), target_is_directory=True)
         print(f"sim-assets: {dest} -> {args.link.resolve()}")
@@ -84,6 +87,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.archive:
         return _install(args.archive, args.calvin_files or args.archive.parent, dest)
     if args.download:
+        if dest.exists() or dest.is_symlink():
+            print(f"sim-assets: {dest} exists: remove it first (rm -r {dest}) to reinstall")
+            return 1
         with tempfile.TemporaryDirectory() as tmp:
             archive = _fetch(assets.ARCHIVE_URL, Path(tmp) / "calvin_env.tar.gz")
             for url in assets.CALVIN_FILES.values():

@@ -53,7 +53,8 @@ CONTROL_HZ = 30
 
 def shared_dir() -> Path:
     """The CALVIN asset folder (``ivm_ros.assets.find_calvin_assets``: $IVM_ROS_SHARED/calvin, the per-user folder
-    ``ivm-ros sim-assets`` installs to, the install's share/, or ``<checkout>/../shared/calvin``); raises
+    ``ivm-ros sim-assets`` installs to, the install's share/, ``<checkout>/../shared/calvin``, or beside a colcon
+    workspace's checkout); raises
     FileNotFoundError naming every place and the fix."""
     return find_calvin_assets()
 
