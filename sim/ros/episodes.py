@@ -20,15 +20,21 @@ POLICY_TASKS = ("lift_red_block_table", "lift_blue_block_table", "open_drawer", 
                 "push_pink_block_right")
 
 
-def draw_task(task: str, pool: Sequence[str], seed: int) -> str:
-    """The task of a reset: ``task`` itself, or for RANDOM_TASK one of ``pool`` (``["all"]``: the 34) drawn from
-    the reset's ``seed`` (same seed, same task). ValueError for an empty pool or an unknown name."""
-    if task != RANDOM_TASK:
-        return task
+def pool_tasks(pool: Sequence[str]) -> tuple[str, ...]:
+    """The tasks of a ``task_pool`` (``["all"]``: the 34); ValueError for an empty pool or an unknown name."""
     names = tuple(tasks.all_tasks()) if list(pool) == [ALL_TASKS] else tuple(pool)
     unknown = [name for name in names if name not in tasks.all_tasks()]
     if not names or unknown:
         raise ValueError(f"task_pool must name CALVIN tasks (or be ['all']), got unknown {unknown or 'empty pool'}")
+    return names
+
+
+def draw_task(task: str, pool: Sequence[str], seed: int) -> str:
+    """The task of a reset: ``task`` itself, or for RANDOM_TASK one of ``pool`` (:func:`pool_tasks`) drawn from
+    the reset's ``seed`` (same seed, same task). ValueError for an empty pool or an unknown name."""
+    if task != RANDOM_TASK:
+        return task
+    names = pool_tasks(pool)
     return names[int(np.random.default_rng(seed).integers(len(names)))]
 
 

@@ -52,6 +52,7 @@ from typing import Any
 import numpy as np
 import rclpy
 from geometry_msgs.msg import TwistStamped
+from rcl_interfaces.msg import SetParametersResult
 from rclpy.node import Node
 from std_msgs.msg import Float64, Float64MultiArray
 from std_srvs.srv import Trigger
@@ -67,7 +68,7 @@ try:
     from ivm_ros_sim.calvin.env import CalvinSceneEnv
     from ivm_ros_sim.calvin.scene import CONTROL_HZ
     from ivm_ros_sim.ros import commands
-    from ivm_ros_sim.ros.episodes import POLICY_TASKS, RANDOM_TASK, Episode, Episodes
+    from ivm_ros_sim.ros.episodes import POLICY_TASKS, RANDOM_TASK, Episode, Episodes, pool_tasks
     from ivm_ros_sim.ros.outputs import CAMERA_TOPICS, SimOutputs
 except ModuleNotFoundError as exc:  # the simulator's packages (pybullet, gymnasium, ...) are not installed
     raise SystemExit(f"sim_node cannot start: {exc}. Fix: {install_hints.fix_for(exc)}") from None
@@ -110,12 +111,24 @@ def parameters() -> tuple[Param, ...]:
     )
 
 
+def _refuse_bad_task_pool(params: list[rclpy.Parameter]) -> SetParametersResult:
+    """Refuses a ``task_pool`` that names no task or an unknown one (a start override fails the reset instead)."""
+    for p in params:
+        if p.name == "task_pool":
+            try:
+                pool_tasks(p.value)
+            except ValueError as exc:
+                return SetParametersResult(successful=False, reason=str(exc))
+    return SetParametersResult(successful=True)
+
+
 class SimNode(diagnostics.RejectionCounting, Node):
     """See the module docstring."""
 
     def __init__(self, node_name: str = "sim_node", **kwargs: Any) -> None:
         super().__init__(node_name, **kwargs)
         declare_table(self, parameters())
+        self.add_on_set_parameters_callback(_refuse_bad_task_pool)
         self.add_post_set_parameters_callback(self._after_set_parameters)
 
         self.env = CalvinSceneEnv(self._param("static_size"), self._param("gripper_size"),

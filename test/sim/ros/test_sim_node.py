@@ -195,10 +195,11 @@ def test_reset_switches_task_publishes_latched_instruction(rig, ros_context):
 
     for bad in (Parameter("task", value="fly_away"), Parameter("distraction", value="huge"),
                 Parameter("sentence_split", value="test"), Parameter("real_time_factor", value=-1.0),
-                Parameter("static_size", value=128)):
+                Parameter("static_size", value=128), Parameter("task_pool", value=["open_drawer", "fly_away"])):
         result = node.set_parameters([bad])[0]
         assert not result.successful and result.reason, bad.name
     assert node.get_parameter("task").value == "turn_on_lightbulb"
+    assert node.set_parameters([Parameter("task_pool", value=["all"])])[0].successful
 
 
 def test_invalid_start_parameters_leave_the_node_serving(rig):
