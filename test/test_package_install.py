@@ -178,7 +178,7 @@ def test_launch_file_runs(ivm_ros_prefix, sim, policy):
         from ivm_ros_sim.calvin.scene import shared_dir
 
         try:
-            os.environ["IVM_ROS_SHARED"] = str(shared_dir().parent)  # the test's workspace copy has no shared/ beside its src/ checkout
+            os.environ["IVM_ROS_SHARED"] = str(shared_dir().parent)  # no shared/ beside the copy
         except FileNotFoundError as exc:
             pytest.skip(str(exc))
         plain.append("sim_node")
