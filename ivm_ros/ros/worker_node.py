@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import abc
 import os
+import sys
 import threading
 import weakref
 from typing import Any
@@ -277,7 +278,9 @@ def forget_entity(entity: Any) -> None:
 def spin_node(make_node, args: list[str] | None = None) -> None:
     """A node executable's main: init, build with ``make_node()``, spin a SingleThreadedExecutor until Ctrl-C or
     an external shutdown, then stop the node's threads (``on_shutdown``) and destroy it before the context goes
-    away. A node that failed to build is reported by its exception; the context is shut down all the same."""
+    away. A node that cannot start for a missing file (the simulator's assets, a config) says so in one line and
+    exits with status 1; other failures to build are reported by their exception. The context is shut down all the
+    same."""
     import rclpy
     from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 
@@ -291,6 +294,11 @@ def spin_node(make_node, args: list[str] | None = None) -> None:
         executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
+    except FileNotFoundError as exc:
+        if node is not None:
+            raise
+        print(f"[FATAL] cannot start: {exc}", file=sys.stderr, flush=True)
+        raise SystemExit(1) from None
     finally:
         ignore_further_interrupts()
         if node is not None:

@@ -355,7 +355,8 @@ def test_sim_node_without_assets_fails_with_one_clear_error(tmp_path):
     output = proc.stdout + proc.stderr
     assert proc.returncode != 0
     assert "CALVIN assets not found" in output and "ivm-ros sim-assets --download" in output, output[-3000:]
-    assert "AttributeError" not in output, output[-3000:]
+    assert "AttributeError" not in output and "Traceback" not in output, output[-3000:]
+    assert proc.returncode == 1 and "[FATAL] cannot start: CALVIN assets not found" in output
 
 
 def test_sim_node_without_pybullet_says_what_to_install():
