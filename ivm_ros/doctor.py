@@ -17,14 +17,12 @@ from pathlib import Path
 from typing import Any
 
 from ivm_ros import install_hints
+from ivm_ros.paths import PROFILE_VAR, config_file, fastdds_major, variables_for
 
 LEVELS = ("ok", "warn", "error")
 #: One 640x480 rgb8 frame with its header, bytes: the smallest shared-memory segment that carries it.
 FRAME_BYTES = 640 * 480 * 3 + 64
 FASTDDS_DEFAULT_SEGMENT = 512 * 1024
-#: The profile variable each Fast DDS major version reads (2: Humble/Jazzy; 3: Kilted/Rolling).
-PROFILE_VAR = {2: "FASTRTPS_DEFAULT_PROFILES_FILE", 3: "FASTDDS_DEFAULT_PROFILES_FILE"}
-FASTDDS_2_DISTROS = ("humble", "iron", "jazzy")
 #: Fractions of the camera's frames lost above which the loss is a warning, and an error.
 LOSS_WARN, LOSS_ERROR = 0.2, 0.5
 #: Python modules each registered plug-in needs (the install command for each comes from install_hints).
@@ -73,30 +71,14 @@ def log_findings(logger: Any, findings: Iterable[Finding]) -> None:
             logger.error(text)
 
 
-def fastdds_major(environ: Mapping[str, str]) -> int | None:
-    """The Fast DDS major version this process loads: from ``ROS_DISTRO`` (what setup.bash sets), else from the
-    installed ``ros-fastdds`` wheel, else None (unknown)."""
-    distro = environ.get("ROS_DISTRO", "").lower()
-    if distro:
-        return 2 if distro in FASTDDS_2_DISTROS else 3
-    try:
-        from importlib.metadata import version
-
-        return int(version("ros-fastdds").split(".")[0])
-    except Exception:  # not installed from wheels, or an odd version string
-        return None
-
-
 def export_line(profile: Path | str | None, major: int | None) -> str:
     """The shell line that gives a process ``profile`` for Fast DDS ``major`` (both variables when unknown)."""
     if profile is None:
         try:
-            from ivm_ros.paths import config_file
-
             profile = config_file("fastdds.xml")
         except FileNotFoundError:
             profile = "<ivm_ros share>/config/fastdds.xml"
-    names = [PROFILE_VAR[major]] if major in PROFILE_VAR else list(PROFILE_VAR.values())
+    names = variables_for(major)
     return "; ".join(f"export {name}={profile}" for name in names)
 
 

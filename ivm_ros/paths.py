@@ -35,14 +35,34 @@ def shared_dir() -> Path:
     return Path(os.environ.get("IVM_ROS_SHARED", _SOURCE_ROOT.parent / "shared"))
 
 
-def profile_variables(environ: Mapping[str, str] = os.environ) -> list[str]:
-    """The environment variable(s) that give Fast DDS its XML profile in this ROS: ``FASTRTPS_DEFAULT_PROFILES_FILE``
-    for Fast DDS 2 (Humble, Iron, Jazzy), ``FASTDDS_DEFAULT_PROFILES_FILE`` for Fast DDS 3 (Kilted, Rolling, the
-    PyPI wheels; it warns that the old name is deprecated), both when the version cannot be told."""
-    from ivm_ros.doctor import PROFILE_VAR, fastdds_major
+#: The profile variable each Fast DDS major version reads (2: Humble/Iron/Jazzy; 3: Kilted/Rolling, the PyPI wheels,
+#: which warn that the old name is deprecated).
+PROFILE_VAR = {2: "FASTRTPS_DEFAULT_PROFILES_FILE", 3: "FASTDDS_DEFAULT_PROFILES_FILE"}
+FASTDDS_2_DISTROS = ("humble", "iron", "jazzy")
 
-    major = fastdds_major(environ)
+
+def fastdds_major(environ: Mapping[str, str]) -> int | None:
+    """The Fast DDS major version this process loads: from ``ROS_DISTRO`` (what setup.bash sets), else from the
+    installed ``ros-fastdds`` wheel, else None (unknown)."""
+    distro = environ.get("ROS_DISTRO", "").lower()
+    if distro:
+        return 2 if distro in FASTDDS_2_DISTROS else 3
+    try:
+        from importlib.metadata import version
+
+        return int(version("ros-fastdds").split(".")[0])
+    except Exception:  # not installed from wheels, or an odd version string
+        return None
+
+
+def variables_for(major: int | None) -> list[str]:
+    """The profile variable Fast DDS ``major`` reads; both when the version is unknown (None)."""
     return [PROFILE_VAR[major]] if major in PROFILE_VAR else list(PROFILE_VAR.values())
+
+
+def profile_variables(environ: Mapping[str, str] = os.environ) -> list[str]:
+    """The environment variable(s) that give Fast DDS its XML profile in this ROS (see :func:`fastdds_major`)."""
+    return variables_for(fastdds_major(environ))
 
 
 def use_fastdds_profile() -> None:

@@ -25,7 +25,7 @@ from typing import Any
 
 from ivm_ros import doctor
 from ivm_ros.doctor import Finding
-from ivm_ros.paths import config_file, profile_variables
+from ivm_ros.paths import config_file, fastdds_major, variables_for
 from ivm_ros.runtime import quiet_progress_bars
 
 LAUNCH_TOPIC = "/camera/image_raw"  #: manipulation.launch.py's default camera_topic
@@ -38,7 +38,7 @@ def _use_probe_profile(choice: str, major: int | None) -> Finding:
         shown = f"{name}={os.environ[name]}" if name else "Fast DDS defaults"
         return Finding("probe", "ok", f"listens with this shell's profile: {shown} (--fastdds-profile keep)")
     path = config_file("fastdds.xml") if choice == "shipped" else Path(choice)
-    names = [doctor.PROFILE_VAR[major]] if major in doctor.PROFILE_VAR else profile_variables(os.environ)
+    names = variables_for(major)
     for name in names:
         os.environ[name] = str(path)
     why = "the shipped profile, as manipulation.launch.py gives masking_node" if choice == "shipped" else "chosen"
@@ -133,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     quiet_progress_bars()  # transformers' "Loading weights" bar would interleave with the report
     shell = dict(os.environ)  # before the probe sets its profile
-    major = doctor.fastdds_major(shell)
+    major = fastdds_major(shell)
     findings = doctor.transport_findings(shell, config_file("fastdds.xml"), major, who="this shell")
     report: dict[str, Any] = {}
     if not args.no_graph:
