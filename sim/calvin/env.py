@@ -125,6 +125,47 @@ class CalvinSceneEnv:
             self.instruction = T.instruction(task, self.rng, options.get("instruction_split", "eval"))
         return self.observe(), self._info()
 
+    def reset_to_state(self, robot_obs: np.ndarray, scene_obs: np.ndarray, distraction: str = "none",
+                       seed: int | None = None) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """Starts a chain from an exact state, as CALVIN's evaluation resets to a chain's start.
+
+        ``robot_obs`` (15,): the 7 arm joints (rad) and the gripper action (> 0 open; the fingers are set fully
+        open or closed) are applied, the tcp pose follows from them; ``scene_obs`` (24,): doors, lights and block
+        poses as given. No physics step runs (blocks given above a surface fall on the first steps, as in the
+        official env). ``distraction`` objects are drawn with ``seed``. No task is active until
+        :meth:`begin_subtask`. ValueError for a wrong shape or a non-finite value."""
+        r = np.asarray(robot_obs, dtype=np.float64)
+        s = np.asarray(scene_obs, dtype=np.float64)
+        if r.shape != (15,) or not np.all(np.isfinite(r)):
+            raise ValueError(f"robot_obs must be 15 finite numbers, got shape {r.shape}")
+        if s.shape != (24,) or not np.all(np.isfinite(s)):
+            raise ValueError(f"scene_obs must be 24 finite numbers, got shape {s.shape}")
+        dist.check_level(distraction)
+        self.rng = np.random.default_rng(seed)
+        for body in self.distractor_bodies:
+            p.removeBody(body, physicsClientId=self.client)
+        p.restoreState(self._base_state, physicsClientId=self.client)
+        self.scene.set_state(s, q_arm=r[7:14], gripper_open=bool(r[14] > 0))
+        self.distractor_bodies = dist.apply(self.scene, distraction, self.rng)
+        self._hold_arm()
+        pos, orn = self.scene.tcp_pose()
+        self.target_pos, self.target_euler = pos.copy(), np.array(p.getEulerFromQuaternion(orn.tolist()))
+        self.task, self.instruction, self.distraction = None, "", distraction
+        self.start_state = self.state()
+        self.steps, self.succeeded = 0, False
+        return self.observe(), self._info()
+
+    def begin_subtask(self, task: str, instruction: str | None = None) -> dict[str, Any]:
+        """Makes ``task`` the active task from the current state, without moving anything: the oracle compares
+        against the state now (CALVIN scores each subtask of a chain from the state at its start); the step
+        count restarts. ``instruction`` defaults to the task's evaluation sentence. Returns the info dict."""
+        T.check_task(task)
+        self.task = task
+        self.instruction = T.eval_sentences()[task] if instruction is None else str(instruction)
+        self.start_state = self.state()
+        self.steps, self.succeeded = 0, False
+        return self._info()
+
     def _settle(self, n: int) -> None:
         self._hold_arm()
         for _ in range(n):
@@ -147,8 +188,8 @@ class CalvinSceneEnv:
     # ------------------------------------------------------------------ step
     def step(self, action: np.ndarray) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
         """Applies one 7-D relative action for one control period (see module docstring)."""
-        if self.task is None:
-            raise RuntimeError("call reset() before step()")
+        if self.start_state is None:
+            raise RuntimeError("call reset() or reset_to_state() before step()")
         a = np.asarray(action, dtype=np.float64)
         if a.shape != (7,):
             raise ValueError(f"action must have shape (7,), got {a.shape}")
@@ -156,7 +197,7 @@ class CalvinSceneEnv:
             raise ValueError(f"action must be finite, got {a}")
         self.apply_action(a)
         self.steps += 1
-        done = self.check_success()
+        done = self.check_success() if self.task is not None else False
         reward = 1.0 if done and not self.succeeded else 0.0
         self.succeeded = self.succeeded or done
         return self.observe(), reward, done, self.steps >= self.max_steps, self._info()
@@ -233,7 +274,8 @@ class CalvinSceneEnv:
 
     def _info(self) -> dict[str, Any]:
         return {"task": self.task, "instruction": self.instruction, "success": self.succeeded,
-                "steps": self.steps, "distraction": self.distraction, "family": T.family(self.task)}
+                "steps": self.steps, "distraction": self.distraction,
+                "family": T.family(self.task) if self.task else None}
 
     @property
     def sim_time(self) -> float:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from ivm_ros_sim.calvin import tasks as T
 from ivm_ros_sim.calvin.env import CalvinSceneEnv
 from ivm_ros_sim.calvin.expert import Expert
 
@@ -105,3 +106,44 @@ def test_twist_to_action_and_clock(env):
     env.step(a)
     env.reset(seed=1, task="open_drawer")
     assert env.sim_time == pytest.approx(t0 + 1 / 30)
+
+
+def _chain(i: int) -> dict:
+    import json
+
+    from ivm_ros_sim.calvin.scene import shared_dir
+
+    with open(shared_dir() / "eval/eval_sequences.jsonl") as f:
+        return [json.loads(line) for _, line in zip(range(i + 1), f)][i]
+
+
+def test_reset_to_state_sets_the_official_start(env):
+    c = _chain(0)
+    obs, info = env.reset_to_state(c["robot_obs"], c["scene_obs"])
+    assert info["task"] is None
+    np.testing.assert_allclose(obs["scene_obs"], c["scene_obs"], atol=1e-9)
+    np.testing.assert_allclose(obs["robot_obs"][7:14], c["robot_obs"][7:14], atol=1e-9)
+    np.testing.assert_allclose(obs["robot_obs"][:6], c["robot_obs"][:6], atol=1e-4)  # tcp from the joints
+    assert obs["robot_obs"][14] == 1.0 and abs(obs["robot_obs"][6] - c["robot_obs"][6]) < 1e-3
+    env.step(np.zeros(7))  # stepping without a task is allowed and scores nothing
+    assert not env.succeeded
+    with pytest.raises(ValueError, match="robot_obs must be 15"):
+        env.reset_to_state(c["robot_obs"][:14], c["scene_obs"])
+    with pytest.raises(ValueError, match="scene_obs must be 24"):
+        env.reset_to_state(c["robot_obs"], [float("nan")] * 24)
+
+
+def test_begin_subtask_scores_from_the_subtask_start(fast_env):
+    """Chain 1 starts with the LED on: turn_off_led succeeds from there; turn_on_led, begun after it, is
+    scored from the LED-off state, so pressing again succeeds too."""
+    c = _chain(1)
+    fast_env.reset_to_state(c["robot_obs"], c["scene_obs"])
+    for task in ("turn_off_led", "turn_on_led"):
+        info = fast_env.begin_subtask(task)
+        assert info["instruction"] == T.eval_sentences()[task] and info["steps"] == 0
+        for a in Expert(fast_env).plan(task):
+            if fast_env.step(a)[2]:
+                break
+        assert fast_env.succeeded, task
+    with pytest.raises(ValueError, match="unknown task"):
+        fast_env.begin_subtask("fly")
