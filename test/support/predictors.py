@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Sequence
 
 import torch
 
@@ -71,3 +72,14 @@ class BrightnessCenterPredictorForTest(MaskPredictor):
         out = torch.zeros((b, h, w))
         out[:, h // 4 : 3 * h // 4, w // 4 : 3 * w // 4] = images.float().mean() / 255.0
         return out
+
+
+class ConstantPredictorForTest(MaskPredictor):
+    """Test double: the same probability ``value`` at every pixel (0.0: nothing passes, the fail-safe case)."""
+
+    def __init__(self, value: float = 0.0) -> None:
+        super().__init__()
+        self.value = value
+
+    def predict(self, images: torch.Tensor, instructions: Sequence[str]) -> torch.Tensor:
+        return torch.full(tuple(images.shape[:3]), self.value, dtype=torch.float32)

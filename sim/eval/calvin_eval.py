@@ -1,0 +1,182 @@
+"""``ivm-ros calvin-eval``: CALVIN's evaluation protocol (:mod:`ivm_ros_sim.eval.protocol`) on the official chains.
+
+    ivm-ros calvin-eval --policy expert --chains 20                      # the harness check
+    ivm-ros calvin-eval --policy embedded --masking on --model lite --chains 200 --workers 2 --out out/ev
+    ivm-ros calvin-eval ... --address 10.0.0.1:6379 --workers 64          # fan out over a Ray cluster
+
+Writes into ``--out``: ``settings.json``, ``chains.jsonl`` (one line per finished chain; ``--resume`` continues
+from it), ``summary.json``, ``success.png`` (success at 1..5 in a row, per-task success) and ``gifs/`` (camera |
+what the policy saw, for the first ``--gifs`` chains). Prints a table and, last, one JSON line with ``avg_len``,
+``avg_len_stderr``, ``success_at``, ``per_task``, ``n_chains``, ``chains_per_s`` and the settings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from ivm_ros_sim.calvin import distractors
+from ivm_ros_sim.eval.protocol import N_CHAINS, ChainResult, load_chains, summarize
+from ivm_ros_sim.eval.workers import EvalSettings
+from tqdm import tqdm
+
+SCENES = ("D",)
+
+
+def _key_values(items: list[str], what: str) -> tuple[tuple[str, Any], ...]:
+    out = []
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"calvin-eval: {what} takes KEY=VALUE, got {item!r}")
+        try:
+            out.append((key, json.loads(value)))
+        except json.JSONDecodeError:
+            out.append((key, value))
+    return tuple(out)
+
+
+def settings_from(args: argparse.Namespace) -> EvalSettings:
+    return EvalSettings(policy=args.policy, masking=args.masking == "on", model=args.model,
+                        policy_config=_key_values(args.policy_config, "--policy-config"),
+                        model_config=_key_values(args.model_config, "--model-config"), scene=args.scene,
+                        distraction=args.distraction, seed=args.seed, max_steps=args.max_steps)
+
+
+def settings_json(settings: EvalSettings) -> dict[str, Any]:
+    d = dataclasses.asdict(settings)
+    d["policy_config"], d["model_config"] = dict(settings.policy_config), dict(settings.model_config)
+    if settings.policy == "expert":
+        d.pop("masking")
+    if settings.policy == "expert" or not settings.masking:
+        d.pop("model")
+        d.pop("model_config")
+    return d
+
+
+def read_done(out: Path, settings: dict[str, Any], resume: bool) -> dict[int, ChainResult]:
+    """Chains already in ``out/chains.jsonl`` (``--resume``); refuses an ``out`` made with other settings."""
+    jsonl, saved = out / "chains.jsonl", out / "settings.json"
+    if not jsonl.exists():
+        return {}
+    if not resume:
+        raise SystemExit(f"calvin-eval: {jsonl} exists: add --resume to continue it, or choose another --out")
+    old = json.loads(saved.read_text()) if saved.exists() else None
+    if old != settings:
+        raise SystemExit(f"calvin-eval: {out} holds a run with other settings ({old}); choose another --out")
+    done = {}
+    for line in jsonl.read_text().splitlines():
+        if line.strip():
+            d = json.loads(line)
+            done[d["index"]] = ChainResult(**d)
+    return done
+
+
+def plot(summary: dict[str, Any], title: str, path: Path) -> None:
+    """Success at 1..5 in a row beside per-task success (PNG)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (a, b) = plt.subplots(1, 2, figsize=(14, 4.5), gridspec_kw={"width_ratios": [1, 4]})
+    a.bar(range(1, 6), summary["success_at"], color="tab:blue")
+    a.set(xlabel="tasks completed in a row", ylabel="success rate", ylim=(0, 1),
+          title=f"avg len {summary['avg_len']:.2f} ({summary['n_chains']} chains)")
+    tasks = list(summary["per_task"])
+    b.bar(range(len(tasks)), [summary["per_task"][t] for t in tasks], color="tab:green")
+    b.set_xticks(range(len(tasks)), tasks, rotation=75, fontsize=7)
+    b.set(ylim=(0, 1), ylabel="success rate", title="per task (over its attempts)")
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def table(summary: dict[str, Any]) -> str:
+    rows = [f"chains {summary['n_chains']}   avg len {summary['avg_len']:.3f} +- {summary['avg_len_stderr']:.3f}",
+            "in a row  " + "  ".join(f"{k}: {v:.3f}" for k, v in enumerate(summary["success_at"], 1))]
+    attempts = summary["per_task_attempts"]
+    rows += [f"  {t:<26} {r:6.3f}  ({attempts[t]} attempts)" for t, r in summary["per_task"].items()]
+    return "\n".join(rows)
+
+
+def _run(args: argparse.Namespace, settings: EvalSettings, out: Path, done: dict[int, ChainResult]) -> float:
+    """Runs the chains not yet done, appending each to chains.jsonl; returns chains/s of this run."""
+    from ivm_ros_sim.eval.closed_loop import save_gif
+    from ivm_ros_sim.eval.fanout import run_chains
+
+    chains = load_chains(args.chains, args.start)
+    todo = [c for c in chains if c.index not in done]
+    record = frozenset(c.index for c in chains[:args.gifs] if c.index not in done)
+    bar = tqdm(total=len(chains), initial=len(chains) - len(todo), desc="chains", unit="chain", file=sys.stderr)
+    t0 = time.perf_counter()
+    with open(out / "chains.jsonl", "a") as f:
+        for result, frames in run_chains(todo, settings, args.workers, args.address, record):
+            done[result.index] = result
+            f.write(json.dumps(result.to_json()) + "\n")
+            f.flush()
+            if frames:
+                save_gif(out / "gifs" / f"chain{result.index:04d}_len{result.completed}.gif", frames[::3], [], fps=10)
+            bar.update(1)
+            bar.set_postfix(avg_len=f"{np.mean([r.completed for r in done.values()]):.2f}")
+    bar.close()
+    return len(todo) / max(time.perf_counter() - t0, 1e-9)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    settings = settings_from(args)
+    sj = settings_json(settings)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    done = read_done(out, sj, args.resume)
+    (out / "settings.json").write_text(json.dumps(sj, indent=1))
+    rate = _run(args, settings, out, done)
+    wanted = {c.index for c in load_chains(args.chains, args.start)}
+    summary = summarize([done[i] for i in sorted(wanted)])
+    summary.update(chains_per_s=rate, workers=args.workers, settings=sj)
+    (out / "summary.json").write_text(json.dumps(summary, indent=1))
+    cond = "expert" if settings.policy == "expert" else (
+        f"{settings.policy}, masking {'on (' + settings.model + ')' if settings.masking else 'off'}")
+    plot(summary, f"CALVIN protocol, scene {settings.scene}, {cond}, distraction {settings.distraction}",
+         out / "success.png")
+    print(table(summary))
+    print(f"wrote {out}/chains.jsonl, summary.json, success.png" + (", gifs/" if args.gifs else ""))
+    print(json.dumps(summary))
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="ivm-ros calvin-eval", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--policy", default="expert", help="expert (scripted, privileged), embedded, octo or module:Class")
+    ap.add_argument("--policy-config", action="append", default=[], metavar="KEY=VALUE",
+                    help="policy setting (repeatable); the embedded policy's variant follows --masking unless given")
+    ap.add_argument("--masking", choices=("on", "off"), default="on", help="mask the static camera for the goal")
+    ap.add_argument("--model", default="lite", help="masking predictor: lite, groundtruth (the simulator's "
+                    "ground-truth masks: the upper bound), ivm, simple, ... or module:Class")
+    ap.add_argument("--model-config", action="append", default=[], metavar="KEY=VALUE", help="predictor setting")
+    ap.add_argument("--scene", choices=SCENES, default="D", help="evaluation scene")
+    ap.add_argument("--distraction", choices=tuple(distractors.LEVELS), default="none")
+    ap.add_argument("--chains", type=int, default=N_CHAINS, help="the first N of the official 1000 chains")
+    ap.add_argument("--start", type=int, default=0, help="index of the first chain")
+    ap.add_argument("--max-steps", type=int, default=360, help="steps per subtask (CALVIN: 360)")
+    ap.add_argument("--seed", type=int, default=0, help="distractors of chain i are drawn with seed + i")
+    ap.add_argument("--workers", type=int, default=1,
+                    help="Ray worker processes (0: run in this process, no Ray); with --address: actors on the cluster")
+    ap.add_argument("--address", default=None, help="an existing Ray cluster (ray start --head ...: HOST:PORT)")
+    ap.add_argument("--out", default="out/calvin_eval", help="output folder")
+    ap.add_argument("--resume", action="store_true", help="continue the run in --out (same settings)")
+    ap.add_argument("--gifs", type=int, default=2, help="chains saved as GIF (camera | what the policy saw)")
+    return ap
+
+
+if __name__ == "__main__":
+    sys.exit(main())

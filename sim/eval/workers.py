@@ -1,0 +1,139 @@
+"""What one evaluation worker holds: an env and an agent built from :class:`EvalSettings`, and the chains it runs.
+
+A worker is a plain object: run in this process (``--workers 0``) or as a Ray actor (:mod:`ivm_ros_sim.eval.fanout`).
+It builds everything from the settings, so a chain's outcome depends only on the settings and the chain.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Any
+
+import numpy as np
+import torch
+from ivm_ros_sim.calvin import tasks as T
+from ivm_ros_sim.calvin.env import CalvinSceneEnv
+from ivm_ros_sim.calvin.masks import mask_from_segmentation, relevant_parts
+from ivm_ros_sim.eval.protocol import EP_LEN, Chain, ChainResult, ExpertAgent, run_chain
+
+from ivm_ros.models.base import MaskPredictor
+
+POLICIES_BUILT_IN = ("expert", "embedded", "octo")
+
+
+@dataclasses.dataclass(frozen=True)
+class EvalSettings:
+    """Everything that decides a chain's outcome (and so goes into the output's ``settings``)."""
+
+    policy: str = "expert"  # expert | embedded | octo | module:Class
+    masking: bool = True
+    model: str = "lite"  # masking predictor: lite | groundtruth | ivm | simple ... | module:Class
+    policy_config: tuple[tuple[str, Any], ...] = ()
+    model_config: tuple[tuple[str, Any], ...] = ()
+    scene: str = "D"
+    distraction: str = "none"
+    seed: int = 0
+    max_steps: int = EP_LEN
+    static_size: int = 200
+    gripper_size: int = 84
+
+    def policy_settings(self) -> dict[str, Any]:
+        """The policy's config; the embedded policy defaults to the variant trained for the masking condition."""
+        cfg = dict(self.policy_config)
+        if self.policy == "embedded":
+            cfg.setdefault("variant", "masked" if self.masking else "raw")
+        return cfg
+
+
+class GroundTruthPredictor(MaskPredictor):
+    """The upper bound of masking: the simulator's ground-truth instruction mask (:mod:`ivm_ros_sim.calvin.masks`)
+    of the current frame, set by :class:`GroundTruthMasked` before each step; ignores the image."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.mask: np.ndarray | None = None
+
+    def predict(self, images: torch.Tensor, instructions: list[str]) -> torch.Tensor:
+        if self.mask is None:
+            raise RuntimeError("GroundTruthPredictor.mask is set by the evaluation before each frame")
+        return torch.from_numpy(self.mask.astype(np.float32))[None].expand(len(instructions), -1, -1)
+
+
+class GroundTruthMasked:
+    """Sets the ground-truth predictor's mask from the observation's segmentation, then runs ``inner``."""
+
+    def __init__(self, inner: Any, env: CalvinSceneEnv, predictor: GroundTruthPredictor) -> None:
+        self.inner, self.env, self.predictor = inner, env, predictor
+        self._parts: tuple[Any, Any] | None = None
+
+    def reset(self) -> None:
+        self.inner.reset()
+        self._parts = None
+
+    def step(self, obs: dict[str, Any], goal: str) -> np.ndarray:
+        key = (self.env.task, id(self.env.start_state))
+        if self._parts is None or self._parts[0] != key:
+            self._parts = (key, relevant_parts(self.env.scene, self.env.task, self.env.start_state))
+        self.predictor.mask = mask_from_segmentation(obs["seg_static"], self._parts[1])
+        return self.inner.step(obs, goal)
+
+    @property
+    def last_seen(self) -> np.ndarray | None:
+        return self.inner.last_seen
+
+
+def build_agent(settings: EvalSettings, env: CalvinSceneEnv) -> Any:
+    """The agent the settings name, with CALVIN's model interface (``reset()``, ``step(obs, goal)``)."""
+    if settings.policy == "expert":
+        return ExpertAgent(env)
+    from ivm_ros.calvin_agent import IvmCalvinModel
+    from ivm_ros.models.registry import load_predictor
+    from ivm_ros.pipeline import MaskingPipeline
+    from ivm_ros.policies.registry import load_policy
+
+    policy = load_policy(settings.policy, settings.policy_settings())
+    if not settings.masking:
+        return IvmCalvinModel(policy)
+    if settings.model == "groundtruth":
+        predictor = GroundTruthPredictor()
+        return GroundTruthMasked(IvmCalvinModel(policy, MaskingPipeline(predictor)), env, predictor)
+    return IvmCalvinModel(policy, MaskingPipeline(load_predictor(settings.model, dict(settings.model_config))))
+
+
+class ChainWorker:
+    """Runs chains with one env and one agent (built once). ``record`` chains keep their frames for GIFs."""
+
+    def __init__(self, settings: EvalSettings) -> None:
+        T.check_task(T.all_tasks()[0])  # fail early on missing assets
+        self.settings = settings
+        needs_images = settings.policy != "expert"
+        self.env = CalvinSceneEnv(settings.static_size, settings.gripper_size, render=needs_images,
+                                  segmentation=settings.masking and settings.model == "groundtruth",
+                                  max_steps=settings.max_steps)
+        self.agent = build_agent(settings, self.env)
+
+    def run(self, chain: Chain, record: bool = False) -> tuple[ChainResult, list[np.ndarray]]:
+        """(result, frames): frames are (S, 2S, 3) uint8 camera | what the policy saw, when ``record``."""
+        s, env = self.settings, self.env
+        frames: list[np.ndarray] = []
+        rendering = env.render
+        env.render = rendering or record
+
+        def keep(env_: CalvinSceneEnv, obs: dict[str, np.ndarray], agent: Any, _i: int) -> None:
+            seen = getattr(agent, "last_seen", None)
+            frames.append(np.concatenate([obs["rgb_static"], obs["rgb_static"] if seen is None else seen], axis=1))
+
+        t0 = time.perf_counter()
+        try:
+            result = run_chain(env, self.agent, chain, s.distraction, s.seed, s.max_steps, keep if record else None)
+        finally:
+            env.render = rendering
+        result.seconds = time.perf_counter() - t0
+        return result, frames
+
+    def close(self) -> None:
+        close = getattr(self.agent, "close", None)
+        if close is not None:
+            close()
+        self.env.close()
