@@ -134,12 +134,7 @@ class CalvinSceneEnv:
         poses as given. No physics step runs (blocks given above a surface fall on the first steps, as in the
         official env). ``distraction`` objects are drawn with ``seed``. No task is active until
         :meth:`begin_subtask`. ValueError for a wrong shape or a non-finite value."""
-        r = np.asarray(robot_obs, dtype=np.float64)
-        s = np.asarray(scene_obs, dtype=np.float64)
-        if r.shape != (15,) or not np.all(np.isfinite(r)):
-            raise ValueError(f"robot_obs must be 15 finite numbers, got shape {r.shape}")
-        if s.shape != (24,) or not np.all(np.isfinite(s)):
-            raise ValueError(f"scene_obs must be 24 finite numbers, got shape {s.shape}")
+        r, s = _state_vector("robot_obs", robot_obs, 15), _state_vector("scene_obs", scene_obs, 24)
         dist.check_level(distraction)
         self.rng = np.random.default_rng(seed)
         for body in self.distractor_bodies:
@@ -286,6 +281,13 @@ class CalvinSceneEnv:
         """Per camera: width, height, K (3x3 list), fov (deg), frame name; for a ROS CameraInfo."""
         return {name: {"width": c.width, "height": c.height, "k": c.intrinsics().tolist(), "fov": c.fov,
                        "frame_id": f"{name}_camera"} for name, c in self.scene.cameras.items()}
+
+
+def _state_vector(name: str, values: np.ndarray, n: int) -> np.ndarray:
+    v = np.asarray(values, dtype=np.float64)
+    if v.shape != (n,) or not np.all(np.isfinite(v)):
+        raise ValueError(f"{name} must be {n} finite numbers, got shape {v.shape}")
+    return v
 
 
 # ---------------------------------------------------------------------------------------------- initial states
