@@ -94,6 +94,17 @@ def _textures() -> tuple[str, ...]:
     return tuple(str(t) for t in [*table, *extra] if t.exists())
 
 
+@cache
+def _table_texture() -> str:
+    """The table body's own texture (``map_Kd`` of its base_link.mtl: dark_wood.png for scene D), which a clean
+    level restores after a re-textured one."""
+    meshes = shared_dir() / "data/calvin_table_D/meshes"
+    for line in (meshes / "base_link.mtl").read_text().splitlines():
+        if line.strip().startswith("map_Kd"):
+            return str((meshes / line.split(maxsplit=1)[1].strip()).resolve())
+    raise FileNotFoundError(f"no map_Kd texture in {meshes / 'base_link.mtl'}")
+
+
 def _texture_id(scene: CalvinScene, path: str) -> int:
     """Loads a texture once per PyBullet client (textures are never freed, so do not reload per episode)."""
     cache = scene.__dict__.setdefault("_texture_cache", {})
@@ -148,7 +159,7 @@ def apply(scene: CalvinScene, level: str, rng: np.random.Generator) -> list[int]
         p.changeVisualShape(scene.table, -1, textureUniqueId=tex, physicsClientId=c)
         scene.textured = True
     elif getattr(scene, "textured", False):
-        tex = _texture_id(scene, str(shared_dir() / "data/calvin_table_D/textures/wood.png"))
+        tex = _texture_id(scene, _table_texture())
         p.changeVisualShape(scene.table, -1, textureUniqueId=tex, physicsClientId=c)
         scene.textured = False
     if spec.lighting:

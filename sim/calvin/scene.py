@@ -35,6 +35,7 @@ TABLE_LINKS = ("button_link", "switch_link", "slide_link", "drawer_link", "led_l
 
 ARM_JOINTS = tuple(range(7))
 FINGER_JOINTS = (9, 11)  # conf/robot/panda_longer_finger.yaml: gripper_joint_ids
+FINGER_OPEN = 0.04  # m per finger (conf/robot/panda.yaml: gripper_joint_limits [0, 0.04])
 TCP_LINK = 15  # conf/robot/panda_longer_finger.yaml: tcp_link_id
 GRIPPER_CAM_LINK = 14  # link "gripper_cam" in panda_longer_finger.urdf
 ROBOT_FINGER_LINKS = (9, 10, 11, 12)
@@ -49,6 +50,11 @@ SCENE_OBS_LABELS = ("slider", "drawer", "button", "switch", "lightbulb", "led",
 
 PHYSICS_HZ = 240
 CONTROL_HZ = 30
+GRAVITY = 9.8  # m/s^2, as the official env sets it
+#: Joint friction of the sliding door, drawer and switch (a zero-velocity motor, N) and the button's spring (a
+#: position motor towards 0 with PyBullet's default gains, N): the official env's MAX_FORCE for all four.
+JOINT_FRICTION = {"base__slide": 4.0, "base__drawer": 4.0, "base__switch": 4.0}
+BUTTON_SPRING_FORCE = 4.0
 
 
 def shared_dir() -> Path:
@@ -124,13 +130,19 @@ def camera_specs(static_size: int = 200, gripper_size: int = 84) -> dict[str, Ca
 
 @dataclasses.dataclass
 class RenderSettings:
-    """Tiny-renderer lighting; distractors change these (see :mod:`ivm_ros_sim.calvin.distractors`)."""
+    """Tiny-renderer lighting; distractors change these (see :mod:`ivm_ros_sim.calvin.distractors`).
 
-    light_direction: tuple[float, float, float] = (1.0, -1.0, 2.5)
+    The defaults are PyBullet's own tiny-renderer defaults (direction (-50, 30, 100), white, ambient 0.6,
+    diffuse 0.35, specular 0.05, no shadow), which is what the official calvin_env renders with: it passes no
+    light arguments. They are passed explicitly on every call because PyBullet keeps the last light settings of
+    a client (a distracted episode's light would otherwise stay). Matches the official tiny renderer within
+    1 grey level (test/sim/calvin/test_fidelity_render.py)."""
+
+    light_direction: tuple[float, float, float] = (-50.0, 30.0, 100.0)
     light_color: tuple[float, float, float] = (1.0, 1.0, 1.0)
     ambient: float = 0.6
-    diffuse: float = 0.5
-    specular: float = 0.1
+    diffuse: float = 0.35
+    specular: float = 0.05
     shadow: bool = False
 
     def kwargs(self) -> dict[str, Any]:
@@ -168,7 +180,7 @@ class CalvinScene:
     def _load(self) -> None:
         c, data, scale = self.client, self.root / "data", float(self.cfg["global_scaling"])
         p.resetSimulation(physicsClientId=c)
-        p.setGravity(0, 0, -9.81, physicsClientId=c)
+        p.setGravity(0, 0, -GRAVITY, physicsClientId=c)
         p.setTimeStep(1.0 / PHYSICS_HZ, physicsClientId=c)
         p.setPhysicsEngineParameter(deterministicOverlappingPairs=1, physicsClientId=c)
         self.plane = p.loadURDF(str(data / "plane/plane.urdf"), physicsClientId=c)
@@ -186,18 +198,41 @@ class CalvinScene:
         self.robot = p.loadURDF(urdf, self.cfg["robot_base_position"],
                                 p.getQuaternionFromEuler(self.cfg["robot_base_orientation"]), useFixedBase=True,
                                 physicsClientId=c)
+        self._couple_fingers()
         self.blocks: dict[str, int] = {}
         for name in BLOCKS:
             spec = self.cfg["objects"]["movable_objects"][name]
             self.blocks[name] = p.loadURDF(str(data / spec["file"]), [0, 0, -1], globalScaling=scale,
                                            physicsClientId=c)
         self.block_size = {n: self._aabb_extent(b) for n, b in self.blocks.items()}
+        self.robot_base = self._add_base_cylinder()  # after the blocks: their body ids stay 3..5
         self.q_home = np.array(self.cfg["robot_initial_joint_positions"], dtype=np.float64)
         self.lights = {"lightbulb": False, "led": False}
         self._button_down = False
+        self._switch_up = False
         self.gripper_action = 1.0
         self.body_names = {self.table: "table", self.robot: "robot", self.plane: "plane"} | {
             b: n for n, b in self.blocks.items()}
+
+    def _add_base_cylinder(self) -> int:
+        """The robot's white pedestal, as the official env draws it (visual only, no collision): a cylinder of
+        radius 0.13 m from the floor up to the robot base, its axis 5 cm behind the base along the robot's
+        facing direction. Returns its body id."""
+        c = self.client
+        base = np.array(self.cfg["robot_base_position"], dtype=np.float64)
+        yaw = float(self.cfg["robot_base_orientation"][2])
+        centre = [base[0] - 0.05 * np.cos(yaw), base[1] - 0.05 * np.sin(yaw), base[2] / 2]
+        vis = p.createVisualShape(p.GEOM_CYLINDER, radius=0.13, length=float(base[2]), rgbaColor=[1, 1, 1, 1],
+                                  physicsClientId=c)
+        return p.createMultiBody(baseMass=0.0, baseVisualShapeIndex=vis, basePosition=centre, physicsClientId=c)
+
+    def _couple_fingers(self) -> None:
+        """Gear constraint keeping the two fingers symmetric (ratio -1, erp 0.1, at most 50 N), as the official
+        robot has; with it the weak opening force (2 N) opens the gripper at the official speed."""
+        c = self.client
+        g = p.createConstraint(self.robot, FINGER_JOINTS[0], self.robot, FINGER_JOINTS[1], p.JOINT_GEAR, [1, 0, 0],
+                               [0, 0, 0], [0, 0, 0], physicsClientId=c)
+        p.changeConstraint(g, gearRatio=-1, erp=0.1, maxForce=50, physicsClientId=c)
 
     def _aabb_extent(self, body: int) -> np.ndarray:
         lo, hi = p.getAABB(body, -1, physicsClientId=self.client)
@@ -223,7 +258,8 @@ class CalvinScene:
             p.resetJointState(self.table, self.table_joint[name], float(s[i]), 0.0, physicsClientId=c)
         for i, name in enumerate(LIGHTS):
             self.lights[name] = bool(s[4 + i] > 0.5)
-        self._button_down = bool(s[2] > 0.6 * self.joint_upper["base__button"])
+        self._button_down = False  # as after any step with the button released: pressed in a start state toggles
+        self._switch_up = False  # the switch's logical state starts "down": the bulb follows at the first step
         for i, name in enumerate(BLOCKS):
             pose = s[6 + 6 * i: 12 + 6 * i]
             p.resetBasePositionAndOrientation(self.blocks[name], pose[:3].tolist(),
@@ -240,13 +276,13 @@ class CalvinScene:
         self._update_light_visuals()
 
     def _apply_joint_friction(self) -> None:
+        """Joint friction (door, drawer, switch) and the button's spring (:data:`JOINT_FRICTION`)."""
         c = self.client
-        for name, force in (("base__slide", 4.0), ("base__drawer", 4.0), ("base__switch", 15.0)):
+        for name, force in JOINT_FRICTION.items():
             p.setJointMotorControl2(self.table, self.table_joint[name], p.VELOCITY_CONTROL, targetVelocity=0.0,
                                     force=force, physicsClientId=c)
-        # spring-loaded button: a weak position motor pulls it back up
         p.setJointMotorControl2(self.table, self.table_joint["base__button"], p.POSITION_CONTROL, targetPosition=0.0,
-                                force=3.0, positionGain=0.05, physicsClientId=c)
+                                force=BUTTON_SPRING_FORCE, physicsClientId=c)
 
     def _update_light_visuals(self) -> None:
         for name, link in (("lightbulb", "light_link"), ("led", "led_link")):
@@ -254,22 +290,22 @@ class CalvinScene:
             p.changeVisualShape(self.table, self.table_link[link], rgbaColor=color, physicsClientId=self.client)
 
     def update_mechanisms(self) -> None:
-        """Applies button -> LED and switch -> lightbulb logic from the current joint positions."""
+        """Button -> LED and switch -> lightbulb from the current joint positions (once per control step), as the
+        official env: "pressed" / "up" is past half of the joint's travel; the LED toggles when the button
+        becomes pressed; the bulb turns on when the switch goes up and off when it goes down (a bulb given on with
+        the switch down at a reset stays on until the switch goes up and down again)."""
         js = self.joint_positions()
         changed = False
-        pressed = js["base__button"] > 0.6 * self.joint_upper["base__button"]
+        pressed = js["base__button"] > 0.5 * self.joint_upper["base__button"]
         if pressed and not self._button_down:
             self.lights["led"] = not self.lights["led"]
             changed = True
-        if not pressed and js["base__button"] < 0.3 * self.joint_upper["base__button"]:
-            self._button_down = False
-        elif pressed:
-            self._button_down = True
-        frac = js["base__switch"] / self.joint_upper["base__switch"]
-        on = True if frac > 0.6 else False if frac < 0.4 else self.lights["lightbulb"]
-        if on != self.lights["lightbulb"]:
-            self.lights["lightbulb"] = on
+        self._button_down = pressed
+        up = js["base__switch"] > 0.5 * self.joint_upper["base__switch"]
+        if up != self._switch_up and self.lights["lightbulb"] != up:
+            self.lights["lightbulb"] = up
             changed = True
+        self._switch_up = up
         if changed:
             self._update_light_visuals()
 
