@@ -234,9 +234,13 @@ class CalvinSceneEnv:
 
     # ------------------------------------------------------------------ observation / oracle
     def state(self) -> T.SceneState:
-        """The oracle's view of the current world."""
+        """The oracle's view of the current world. Contacts are recomputed for the current poses first (no
+        physics step), so a state right after a teleport (``reset_to_state``) has real contacts."""
         s = self.scene
-        return T.SceneState(s.scene_obs(), {n: s.contacts(s.blocks[n]) for n in BLOCKS})
+        p.performCollisionDetection(physicsClientId=self.client)
+        vel = {n: np.concatenate(p.getBaseVelocity(s.blocks[n], physicsClientId=self.client)) for n in BLOCKS}
+        return T.SceneState(s.scene_obs(), {n: s.contacts(s.blocks[n]) for n in BLOCKS}, vel,
+                            {body for body, _ in s.contacts(s.robot)})
 
     def check_success(self) -> bool:
         """Whether the current task is achieved relative to the episode's start state."""

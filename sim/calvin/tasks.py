@@ -1,24 +1,31 @@
 """CALVIN's 34 tasks: definitions from eval/new_playtable_tasks.yaml, a success oracle that compares a start and
 a current :class:`SceneState`, evaluation sentences and training paraphrases.
 
-The oracle is our own reading of the documented task signatures (written without CALVIN's code):
+The oracle follows the behaviour of the official calvin_env oracle (``Tasks`` with
+``conf/tasks/new_playtable_tasks.yaml``), checked against it on recorded state pairs
+(``test/sim/calvin/test_fidelity_oracle.py``); it is our own code. Contacts are PyBullet contact points of a
+block (or of the robot) in that state, taken per body or per (body, link) pair; the robot is one body.
 
-* ``rotate_object(obj, deg)``: the block turned about world z by more than ``|deg|`` in the sign of ``deg``
-  (positive = left / counter-clockwise seen from above) while tilting less than 30 degrees about x and y.
-* ``push_object(obj, dx, dy)``: the block moved more than ``|dx|`` along x in the sign of ``dx`` and touches the
-  table top (``base_link``) at start and end and not the robot at the end.
-* ``lift_object(obj, dz, body, link)``: at start the block touches ``link``; now it is more than ``dz`` higher,
-  touches the robot's fingers and no longer touches ``link``.
-* ``place_object(body, link)``: at start some block touches the fingers and not ``link``; now that block touches
-  ``link`` and not the robot.
-* ``stack_objects``: at start a block touches the fingers and no other block; now it rests on another block
-  (touching it and above it) and does not touch the robot.
-* ``unstack_objects``: at start a block rests on another block (touching it, centre at least 2 cm higher); now
-  the two do not touch (the removed block may still be held).
+* ``rotate_object(obj, deg)``: the relative rotation end * start^-1 as extrinsic xyz euler angles has
+  ``|deg| < z < 180`` degrees in the sign of ``deg`` (positive = left / counter-clockwise seen from above) and
+  ``|x|, |y| < 30``; the block moved at most 10 cm and at the end touches some body other than the robot (it
+  rests on something: a carried block is not rotated).
+* ``push_object(obj, dx, dy)``: the block moved more than ``|dx|`` along x (or ``|dy|`` along y) in that sign;
+  its (body, link) contacts other than the robot are non-empty at start and at the end, and every one of the
+  start is still there at the end. The robot may still touch the block.
+* ``lift_object(obj, dz, body, link)``: at start the block touches ``(body, link)``; now it is more than ``dz``
+  higher and touches the robot and no other body.
+* ``place_object(body, link)``: at start the robot touches exactly one body, a block that touches only the
+  robot; now the robot does not touch that block and the block touches ``(body, link)``.
+* ``stack_objects``: some block touches no block at start (no grasp needed); at the end it touches at least one
+  block and nothing but blocks (not the robot, not the table), every velocity component below 1 (m/s, rad/s).
+* ``unstack_objects``: some block touches at least one block and nothing but blocks at start, every velocity
+  component below 1 then, and touches no block at the end (the robot may hold it).
 * ``toggle_light(light, a, b)``: the light was ``a`` and now is ``b``.
 * ``move_door_rel(joint, d)``: the joint moved by more than ``|d|`` in the sign of ``d``.
-* ``push_object_into(objs, src_body, src_link, dst_body, dst_link)``: some block touched ``src_link`` at start
-  and now touches ``dst_link`` and not the robot.
+* ``push_object_into(objs, src_body, src_link, dst_body, dst_link)``: for some block, its only (body, link)
+  contact at start is ``(src_body, src_link)`` (so the robot does not touch it then) and at the end it touches
+  ``(dst_body, dst_link)`` (the robot may touch it then).
 
 Paraphrase split: every task has one evaluation sentence (the CALVIN validation sentence) and several training
 paraphrases; the last paraphrase in each list is held out (``split="heldout"``) for testing language
@@ -44,11 +51,15 @@ LIGHT_SLOT = {name: 4 + i for i, name in enumerate(LIGHTS)}
 
 @dataclasses.dataclass
 class SceneState:
-    """What the oracle needs: ``scene_obs`` (24,) float64 and, per block name, the set of named contacts
-    ``{(body, link)}`` with body in {"table", "robot", block names, "other"}; robot links are "finger"/"arm"."""
+    """What the oracle needs: ``scene_obs`` (24,) float64; per block name the set of named contacts
+    ``{(body, link)}`` with body in {"table", "robot", "plane", block names, "other"} (robot links are
+    "finger"/"arm"); per block its velocity (6,) (linear m/s, then angular rad/s; zero when absent); the bodies
+    the robot touches (None: the blocks whose contacts name the robot)."""
 
     scene_obs: np.ndarray
     contacts: dict[str, set[tuple[str, str]]]
+    velocities: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
+    robot_contacts: set[str] | None = None
 
     def block_pos(self, name: str) -> np.ndarray:
         i = 6 + 6 * BLOCK_SLOT[name]
@@ -60,6 +71,20 @@ class SceneState:
 
     def touches(self, name: str, body: str, link: str | None = None) -> bool:
         return any(b == body and (link is None or lk == link) for b, lk in self.contacts.get(name, ()))
+
+    def bodies(self, name: str) -> set[str]:
+        """The bodies block ``name`` touches."""
+        return {b for b, _ in self.contacts.get(name, ())}
+
+    def robot_touches(self) -> set[str]:
+        """The bodies the robot touches."""
+        if self.robot_contacts is not None:
+            return set(self.robot_contacts)
+        return {b for b in BLOCKS if self.touches(b, "robot")}
+
+    def slow(self, name: str, limit: float = 1.0) -> bool:
+        """Every linear and angular velocity component of block ``name`` is below ``limit``."""
+        return bool(np.all(np.abs(self.velocities.get(name, np.zeros(6))) < limit))
 
     def grasped(self, name: str) -> bool:
         return self.touches(name, "robot", "finger")
@@ -113,18 +138,54 @@ def target_block(task: str) -> str | None:
 
 
 # ---------------------------------------------------------------------------------------------- oracle
-def _yaw_change(start: np.ndarray, now: np.ndarray) -> tuple[float, float]:
-    """(rotation about world z, tilt) in degrees between two xyz euler orientations."""
-    r0 = Rotation.from_euler("xyz", start)
-    r1 = Rotation.from_euler("xyz", now)
-    rel = r1 * r0.inv()  # world-frame rotation taking start to now
-    z_axis = rel.apply([0.0, 0.0, 1.0])
-    tilt = float(np.degrees(np.arccos(np.clip(z_axis[2], -1.0, 1.0))))
-    rv = rel.as_rotvec()
-    return float(np.degrees(rv[2])), tilt
+def _rotated(start: SceneState, now: SceneState, obj: str, deg: float) -> bool:
+    rel = Rotation.from_euler("xyz", now.block_euler(obj)) * Rotation.from_euler("xyz", start.block_euler(obj)).inv()
+    x, y, z = rel.as_euler("xyz", degrees=True)
+    if np.linalg.norm(now.block_pos(obj) - start.block_pos(obj)) > 0.1 or not now.bodies(obj) - {"robot"}:
+        return False
+    turned = deg < z < 180.0 if deg > 0 else deg > z > -180.0
+    return bool(turned and abs(x) < 30.0 and abs(y) < 30.0)
+
+
+def _pushed(start: SceneState, now: SceneState, obj: str, dx: float, dy: float) -> bool:
+    c0 = {c for c in start.contacts.get(obj, ()) if c[0] != "robot"}
+    c1 = {c for c in now.contacts.get(obj, ()) if c[0] != "robot"}
+    if not (c0 and c1 and c0 <= c1):
+        return False
+    moved = now.block_pos(obj) - start.block_pos(obj)
+    axis, d = (0, dx) if dx else (1, dy)
+    return bool(moved[axis] * np.sign(d) > abs(d))
+
+
+def _lifted(start: SceneState, now: SceneState, obj: str, dz: float, body: str, link: str | None) -> bool:
+    rise = now.block_pos(obj)[2] - start.block_pos(obj)[2]
+    surface = body is None or start.touches(obj, body, link)
+    return bool(rise > dz and now.bodies(obj) == {"robot"} and surface)
+
+
+def _placed(start: SceneState, now: SceneState, body: str, link: str | None) -> bool:
+    held = start.robot_touches()
+    if len(held) != 1:
+        return False
+    (obj,) = held
+    return (obj in BLOCKS and obj not in now.robot_touches() and start.bodies(obj) == {"robot"}
+            and now.touches(obj, body, link))
+
+
+def _stacked(start: SceneState, now: SceneState) -> bool:
+    blocks = set(BLOCKS)
+    return any(not start.bodies(a) & blocks and now.bodies(a) & blocks and now.bodies(a) <= blocks
+               and now.slow(a) for a in BLOCKS)
+
+
+def _unstacked(start: SceneState, now: SceneState) -> bool:
+    blocks = set(BLOCKS)
+    return any(start.bodies(a) & blocks and start.bodies(a) <= blocks and not now.bodies(a) & blocks
+               and start.slow(a) for a in BLOCKS)
 
 
 def _rests_on(state: SceneState, top: str, bottom: str) -> bool:
+    """``top`` touches ``bottom`` with its centre at least 2 cm higher (used for the unstack mask)."""
     return state.touches(top, bottom) and state.block_pos(top)[2] > state.block_pos(bottom)[2] + 0.02
 
 
@@ -133,39 +194,29 @@ def success(task: str, start: SceneState, now: SceneState) -> bool:
     kind, *args = check_task(task)
     s0, s1 = start.scene_obs, now.scene_obs
     if kind == "rotate_object":
-        obj, deg = args
-        yaw, tilt = _yaw_change(start.block_euler(obj), now.block_euler(obj))
-        return tilt < 30.0 and yaw * np.sign(deg) > abs(deg)
+        return _rotated(start, now, *args)
     if kind == "push_object":
-        obj, dx, _ = args
-        moved = (now.block_pos(obj) - start.block_pos(obj))[0]
-        on_table = start.touches(obj, "table", "base_link") and now.touches(obj, "table", "base_link")
-        return on_table and moved * np.sign(dx) > abs(dx) and not now.touches(obj, "robot")
+        return _pushed(start, now, *args)
     if kind == "lift_object":
-        obj, dz, body, link = args
-        rise = now.block_pos(obj)[2] - start.block_pos(obj)[2]
-        return (start.touches(obj, body, link) and rise > dz and now.grasped(obj)
-                and not now.touches(obj, body, link))
+        obj, dz, body, link = (*args, None, None)[:4]
+        return _lifted(start, now, obj, dz, body, link)
     if kind == "place_object":
-        body, link = args
-        return any(start.grasped(b) and not start.touches(b, body, link) and now.touches(b, body, link)
-                   and not now.touches(b, "robot") for b in BLOCKS)
+        body, link = (*args, None)[:2]
+        return _placed(start, now, body, link)
     if kind == "stack_objects":
-        return any(start.grasped(a) and not any(start.touches(a, o) for o in BLOCKS if o != a)
-                   and any(_rests_on(now, a, o) for o in BLOCKS if o != a) and not now.touches(a, "robot")
-                   for a in BLOCKS)
+        return _stacked(start, now)
     if kind == "unstack_objects":
-        return any(_rests_on(start, a, o) and not now.touches(a, o) for a in BLOCKS for o in BLOCKS if o != a)
+        return _unstacked(start, now)
     if kind == "toggle_light":
         light, a, b = args
         return round(s0[LIGHT_SLOT[light]]) == a and round(s1[LIGHT_SLOT[light]]) == b
     if kind == "move_door_rel":
         joint, d = args
-        return (s1[JOINT_SLOT[joint]] - s0[JOINT_SLOT[joint]]) * np.sign(d) > abs(d)
+        return bool((s1[JOINT_SLOT[joint]] - s0[JOINT_SLOT[joint]]) * np.sign(d) > abs(d))
     if kind == "push_object_into":
-        objs, _, src_link, _, dst_link = args
-        return any(start.touches(o, "table", src_link) and now.touches(o, "table", dst_link)
-                   and not now.touches(o, "robot") for o in objs)
+        objs, src_body, src_link, dst_body, dst_link = args
+        return any(start.contacts.get(o, set()) == {(src_body, src_link)} and now.touches(o, dst_body, dst_link)
+                   for o in objs)
     raise ValueError(f"task {task!r} has unsupported kind {kind!r}")
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 from ivm_ros_sim.calvin import tasks as T
@@ -62,6 +64,17 @@ def test_rotate():
     assert T.success("rotate_blue_block_left", state(euler__blue=[0, 0, 3.0]), state(euler__blue=[0, 0, -2.0]))
 
 
+def test_rotate_needs_the_block_resting_near_where_it_was():
+    """Official rules: moved at most 10 cm, and at the end touching something besides the robot."""
+    start, turned = state(), [0, 0, np.deg2rad(70)]
+    assert T.success("rotate_red_block_left", start, state(euler__red=turned, pos__red=[0.13, -0.1, 0.48]))
+    assert not T.success("rotate_red_block_left", start, state(euler__red=turned, pos__red=[0.17, -0.1, 0.48]))
+    carried = state({"block_red": {FINGER}}, euler__red=turned, pos__red=[0.05, -0.1, 0.5])
+    assert not T.success("rotate_red_block_left", start, carried)
+    held_on_table = state({"block_red": {FINGER, TABLE}}, euler__red=turned)
+    assert T.success("rotate_red_block_left", start, held_on_table)
+
+
 def test_push():
     start = state()
     assert T.success("push_red_block_right", start, state(pos__red=[0.17, -0.1, 0.48]))
@@ -72,14 +85,18 @@ def test_push():
     assert T.success("push_pink_block_left", start, state(pos__pink=[0.1, -0.1, 0.48]))
 
 
-def test_push_is_not_done_while_the_robot_still_touches_the_block():
-    """On the table at start and now, moved far enough the right way: only "not touching the robot" decides."""
+def test_push_is_done_while_the_robot_still_touches_the_block():
+    """Official rules: the robot may still touch the block; what it touched besides the robot at start must all
+    still be touched at the end."""
     start, pushed = state(), [0.17, -0.1, 0.48]
     assert T.success("push_red_block_right", start, state(pos__red=pushed))
     for link in ("finger", "arm"):
         touching = state({"block_red": {TABLE, ("robot", link)}}, pos__red=pushed)
-        assert touching.touches("block_red", *TABLE)  # still on the table: not the "carried" case
-        assert not T.success("push_red_block_right", start, touching), link
+        assert T.success("push_red_block_right", start, touching), link
+    on_blue = state({"block_red": {TABLE, ("block_blue", "base_link")}})
+    assert not T.success("push_red_block_right", on_blue, state(pos__red=pushed))  # lost the blue block
+    assert T.success("push_red_block_right", state(), state({"block_red": {TABLE, ("block_blue", "base_link")}},
+                                                            pos__red=pushed))  # gained one
 
 
 def test_lift():
@@ -92,6 +109,8 @@ def test_lift():
     assert not T.success("lift_blue_block_table", start, dropped)  # in the air but not held
     in_drawer = state({"block_red": {("table", "drawer_link")}})
     assert T.success("lift_red_block_drawer", in_drawer, state({"block_red": {FINGER}}, pos__red=[0.05, -0.1, 0.6]))
+    also_blue = state({"block_blue": {FINGER, ("block_red", "base_link")}}, pos__blue=[0.15, -0.1, 0.56])
+    assert not T.success("lift_blue_block_table", start, also_blue)  # touches the robot and another body
 
 
 def test_place_stack_unstack():
@@ -103,10 +122,27 @@ def test_place_stack_unstack():
     on_red = state({"block_pink": {("block_red", "base_link")}, "block_red": {TABLE,
                    ("block_pink", "base_link")}}, pos__pink=[0.05, -0.1, 0.525])
     assert T.success("stack_block", holding, on_red)
+    assert T.success("stack_block", state(), on_red)  # no grasp needed at the start
     assert not T.success("stack_block", holding, holding)
     assert T.success("unstack_block", on_red, state())
     assert not T.success("unstack_block", state(), state())
     assert not T.success("unstack_block", on_red, on_red)
+    spinning = dataclasses.replace(on_red, velocities={"block_pink": np.array([0, 0, 0, 0, 0, 1.5])})
+    assert not T.success("stack_block", holding, spinning) and not T.success("unstack_block", spinning, state())
+    slow = dataclasses.replace(on_red, velocities={"block_pink": np.array([0.9, 0, 0, 0, 0, -0.9])})
+    assert T.success("stack_block", holding, slow) and T.success("unstack_block", slow, state())
+
+
+def test_place_needs_the_robot_touching_only_the_block_it_holds():
+    holding = state({"block_pink": {FINGER}}, pos__pink=[0.2, -0.2, 0.6])
+    in_slider = state({"block_pink": {("table", "plank_link")}})
+    assert T.success("place_in_slider", holding, in_slider)
+    also_table = dataclasses.replace(holding, robot_contacts={"block_pink", "table"})
+    assert not T.success("place_in_slider", also_table, in_slider)
+    pink_on_blue = state({"block_pink": {FINGER, ("block_blue", "base_link")}})
+    assert not T.success("place_in_slider", pink_on_blue, in_slider)  # the held block touched another too
+    still_held = state({"block_pink": {FINGER, ("table", "plank_link")}})
+    assert not T.success("place_in_slider", holding, still_held)
 
 
 def test_doors_and_lights():
@@ -129,4 +165,6 @@ def test_push_into_drawer():
     assert T.success("push_into_drawer", start, inside)
     assert not T.success("push_into_drawer", start, start)
     held_inside = state({"block_blue": {("table", "drawer_link"), FINGER}})
-    assert not T.success("push_into_drawer", start, held_inside)
+    assert T.success("push_into_drawer", start, held_inside)  # official: the robot may touch it at the end
+    touched = state({"block_blue": {TABLE, FINGER}})
+    assert not T.success("push_into_drawer", touched, inside)  # at the start only the table top may touch it
