@@ -69,14 +69,15 @@ def load_chains(n: int | None = None, start: int = 0) -> list[Chain]:
 
 @dataclasses.dataclass
 class ChainResult:
-    """Outcome of one chain: ``completed`` subtasks in a row (0..5), steps each attempted subtask took, and the
-    wall seconds the chain took."""
+    """Outcome of one chain: ``completed`` subtasks in a row (0..5), steps each attempted subtask took, the
+    wall seconds the chain took and the worker that ran it (``host:pid``)."""
 
     index: int
     subtasks: list[str]
     completed: int
     steps: list[int]
     seconds: float = 0.0
+    worker: str = ""
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

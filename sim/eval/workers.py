@@ -7,6 +7,8 @@ It builds everything from the settings, so a chain's outcome depends only on the
 from __future__ import annotations
 
 import dataclasses
+import os
+import socket
 import time
 from typing import Any
 
@@ -130,6 +132,7 @@ class ChainWorker:
         finally:
             env.render = rendering
         result.seconds = time.perf_counter() - t0
+        result.worker = f"{socket.gethostname()}:{os.getpid()}"
         return result, frames
 
     def close(self) -> None:
