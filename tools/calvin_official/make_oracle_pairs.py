@@ -12,8 +12,9 @@ angular rad/s), rounded to 1e-6. Pairs come from three sources:
 * ``expert``: our scripted expert on every one of the 34 tasks (one seed), run to the end of its plan (not
   stopped at the first success); the start paired with the state at 25/50/75/100 % of the plan and with up to
   four states where some block's contacts changed (grasps, releases, landings, pushes);
-* ``chain``: official chain start states (../shared/calvin/eval/eval_sequences.jsonl) with our expert doing the
-  chain's first subtask from there (``reset_to_state`` + ``begin_subtask``), start with middle and end;
+* ``chain``: official chain start states (../shared/calvin/eval/eval_sequences.jsonl: the first chain for each
+  distinct first subtask) with our expert doing that subtask from there (``reset_to_state`` +
+  ``begin_subtask``), start with middle and end;
 * ``edge``: hand-made variants of those states for the rules where oracles differ (rotated and moved 12 cm,
   rotated while carried, stacked without a grasp, stack/unstack with fast blocks, place with the held block
   touching another block, lift with the lifted block touching another block, lights toggled).
@@ -81,6 +82,15 @@ def expert_pairs(env: CalvinSceneEnv, seed: int) -> list[Pair]:
         for k in _checkpoints(len(states), changes):
             pairs.append({"name": f"expert/{task}/s{seed}/step{k + 1}", "start": start, "end": states[k]})
     return pairs
+
+
+def first_of_each_subtask() -> list[int]:
+    """Indices of the first official chain for each distinct first subtask."""
+    lines = (shared_dir() / "eval/eval_sequences.jsonl").read_text().splitlines()
+    first: dict[str, int] = {}
+    for i, line in enumerate(lines):
+        first.setdefault(json.loads(line)["subtasks"][0], i)
+    return sorted(first.values())
 
 
 def chain_pairs(env: CalvinSceneEnv, chains: list[int]) -> list[Pair]:
@@ -225,11 +235,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--seed", type=int, default=5)
-    ap.add_argument("--chains", default="0,1,2,3,4,5,6,7,8,9")
+    ap.add_argument("--chains", default="", help="chain indices (comma-separated); default: the first chain "
+                    "for each distinct first subtask")
     args = ap.parse_args()
     env = CalvinSceneEnv(render=False)
     pairs = expert_pairs(env, args.seed)
-    pairs += chain_pairs(env, [int(c) for c in args.chains.split(",")])
+    pairs += chain_pairs(env, [int(c) for c in args.chains.split(",")] if args.chains else first_of_each_subtask())
     for make in (rotate_edges, push_edges, stack_edges, place_lift_edges):
         pairs += make(env, args.seed)
     for pair in pairs:

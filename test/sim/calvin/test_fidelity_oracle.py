@@ -86,7 +86,7 @@ def test_oracle_agrees_in_our_env(fast_env, pair):
 
 def test_contacts_in_our_env_match_the_official_ones(fast_env):
     """Geometry: in every recorded state our env finds the same (body, link) contacts for each block and the same
-    bodies touching the robot as the official env did (measured: all 490 states)."""
+    bodies touching the robot as the official env did (measured: all 562 states)."""
     differ = []
     for pair in PAIRS:
         for k in ("start", "end"):
