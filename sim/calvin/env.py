@@ -234,13 +234,8 @@ class CalvinSceneEnv:
 
     # ------------------------------------------------------------------ observation / oracle
     def state(self) -> T.SceneState:
-        """The oracle's view of the current world. Contacts are recomputed for the current poses first (no
-        physics step), so a state right after a teleport (``reset_to_state``) has real contacts."""
-        s = self.scene
-        p.performCollisionDetection(physicsClientId=self.client)
-        vel = {n: np.concatenate(p.getBaseVelocity(s.blocks[n], physicsClientId=self.client)) for n in BLOCKS}
-        return T.SceneState(s.scene_obs(), {n: s.contacts(s.blocks[n]) for n in BLOCKS}, vel,
-                            {body for body, _ in s.contacts(s.robot)})
+        """The oracle's view of the current world (:func:`oracle_state`)."""
+        return oracle_state(self.scene)
 
     def check_success(self) -> bool:
         """Whether the current task is achieved relative to the episode's start state."""
@@ -285,6 +280,17 @@ class CalvinSceneEnv:
         """Per camera: width, height, K (3x3 list), fov (deg), frame name; for a ROS CameraInfo."""
         return {name: {"width": c.width, "height": c.height, "k": c.intrinsics().tolist(), "fov": c.fov,
                        "frame_id": f"{name}_camera"} for name, c in self.scene.cameras.items()}
+
+
+def oracle_state(scene: CalvinScene) -> T.SceneState:
+    """The oracle's view of ``scene``: scene_obs, each block's contacts and velocity, the bodies the robot touches.
+    Contacts are recomputed for the current poses first (no physics step), so a state right after a teleport
+    (``reset_to_state``) has real contacts."""
+    c = scene.client
+    p.performCollisionDetection(physicsClientId=c)
+    vel = {n: np.concatenate(p.getBaseVelocity(scene.blocks[n], physicsClientId=c)) for n in BLOCKS}
+    return T.SceneState(scene.scene_obs(), {n: scene.contacts(scene.blocks[n]) for n in BLOCKS}, vel,
+                        {body for body, _ in scene.contacts(scene.robot)})
 
 
 def _state_vector(name: str, values: np.ndarray, n: int) -> np.ndarray:
