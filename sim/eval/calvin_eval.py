@@ -22,7 +22,8 @@ from typing import Any
 
 import numpy as np
 from ivm_ros_sim.calvin import distractors
-from ivm_ros_sim.eval.protocol import N_CHAINS, ChainResult, load_chains, summarize
+from ivm_ros_sim.calvin.chains import N_CHAINS, load_chains
+from ivm_ros_sim.eval.protocol import ChainResult, summarize
 from ivm_ros_sim.eval.workers import EvalSettings
 from tqdm import tqdm
 

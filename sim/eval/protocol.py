@@ -13,20 +13,17 @@ Agents have CALVIN's model interface: ``reset()`` and ``step(obs, goal) -> (7,) 
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Callable, Iterator
-from functools import lru_cache
 from typing import Any, Protocol
 
 import numpy as np
 from ivm_ros_sim.calvin import tasks as T
+from ivm_ros_sim.calvin.chains import Chain
 from ivm_ros_sim.calvin.env import CalvinSceneEnv
 from ivm_ros_sim.calvin.expert import Expert
-from ivm_ros_sim.calvin.scene import shared_dir
 
 EP_LEN = 360  #: CALVIN's step budget per subtask
 CHAIN_LEN = 5
-N_CHAINS = 1000
 
 
 class Agent(Protocol):
@@ -35,36 +32,6 @@ class Agent(Protocol):
     def reset(self) -> None: ...
 
     def step(self, obs: dict[str, Any], goal: str) -> np.ndarray: ...
-
-
-@dataclasses.dataclass(frozen=True)
-class Chain:
-    """One evaluation chain: its index in the official order, symbolic start, 5 subtasks and start state."""
-
-    index: int
-    initial_state: dict[str, Any]
-    subtasks: tuple[str, ...]
-    robot_obs: np.ndarray  # (15,)
-    scene_obs: np.ndarray  # (24,)
-
-
-@lru_cache(maxsize=1)
-def _chain_lines() -> tuple[str, ...]:
-    with open(shared_dir() / "eval/eval_sequences.jsonl") as f:
-        return tuple(line for line in f if line.strip())
-
-
-def load_chains(n: int | None = None, start: int = 0) -> list[Chain]:
-    """Chains ``start .. start + n - 1`` of the official 1000 (all from ``start`` when ``n`` is None)."""
-    lines = _chain_lines()
-    if not 0 <= start < len(lines) or (n is not None and n < 1):
-        raise ValueError(f"chains: start must be in 0..{len(lines) - 1} and n >= 1, got start={start}, n={n}")
-    out = []
-    for i in range(start, len(lines) if n is None else min(len(lines), start + n)):
-        d = json.loads(lines[i])
-        out.append(Chain(i, d["initial_state"], tuple(d["subtasks"]), np.asarray(d["robot_obs"], np.float64),
-                         np.asarray(d["scene_obs"], np.float64)))
-    return out
 
 
 @dataclasses.dataclass

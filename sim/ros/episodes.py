@@ -49,13 +49,20 @@ class Episode:
     steps: int = 0
     success: bool = False
     truncated: bool = False
+    chain: int = -1  # the official chain this episode belongs to (-1: a task episode)
+    held: bool = False  # a chain's subtask waits for ~/resume before the sim steps
+
+    def stops(self, max_steps: int) -> bool:
+        """Whether the sim must not step: over ``max_steps``, held, or a chain's subtask that succeeded (CALVIN
+        moves to the next subtask at the first success; the harness begins it)."""
+        return self.over(max_steps) or self.held or (self.chain >= 0 and self.success)
 
     def report(self) -> dict[str, Any]:
         return dataclasses.asdict(self) | {"elapsed_s": round(self.steps / CONTROL_HZ, 6)}
 
     def started(self) -> dict[str, Any]:
         """What ``~/reset`` answers: the episode's task, seed, distraction and instruction."""
-        keys = ("task", "seed", "distraction", "instruction")
+        keys = ("task", "seed", "distraction", "instruction") + (("chain",) if self.chain >= 0 else ())
         return {k: v for k, v in dataclasses.asdict(self).items() if k in keys}
 
     def over(self, max_steps: int) -> bool:
@@ -108,6 +115,43 @@ class Episodes:
         self.resets += 1
         self.current = Episode(info["task"], seed, distraction, info["instruction"])
         return obs, ""
+
+
+    def start_chain(self, env: Any, index: int, distraction: str, seed: int) -> tuple[dict[str, Any] | None, str]:
+        """Resets ``env`` to official chain ``index``'s start state (distractors drawn with ``seed + index``, as
+        ``calvin-eval`` does). No task is active and the episode is held until :meth:`begin_subtask` and
+        :meth:`resume`. Returns (first observation, "") or (None, why)."""
+        from ivm_ros_sim.calvin.chains import load_chains
+
+        try:
+            chain = load_chains(1, start=index)[0]
+            obs, _ = env.reset_to_state(chain.robot_obs, chain.scene_obs, distraction, seed=seed + index)
+        except Exception as exc:
+            self.current = None
+            return None, f"reset failed for chain={index} distraction={distraction}: {exc}"
+        self.resets += 1
+        self.current = Episode("", seed, distraction, "", chain=index, held=True)
+        return obs, ""
+
+    def begin_subtask(self, env: Any, task: str) -> str:
+        """Begins ``task`` from the current state of the current chain (held until :meth:`resume`); "" or why not."""
+        chain = self.current
+        if chain is None or chain.chain < 0:
+            return "begin_subtask needs a chain episode: set 'chain' and call ~/reset first"
+        try:
+            info = env.begin_subtask(task)
+        except ValueError as exc:
+            return str(exc)
+        self.current = Episode(task, chain.seed, chain.distraction, info["instruction"], chain=chain.chain, held=True)
+        return ""
+
+    def resume(self) -> bool:
+        """Lets a held chain episode step; one more tick so its next observation gets a new stamp."""
+        if self.current is None or not self.current.held:
+            return False
+        self.current.held = False
+        self.resets += 1
+        return True
 
 
 def stamp(ticks: int) -> tuple[int, int]:

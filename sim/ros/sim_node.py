@@ -33,6 +33,12 @@ Services: ``~/reset`` (std_srvs/Trigger) starts an episode from the parameters `
 advances the clock by one control period so two episodes never share a stamp. ``~/get_success`` (Trigger)
 reports the episode's success. Both answer with a JSON message.
 
+CALVIN's protocol over ROS (``ivm-ros calvin-eval --transport ros``): with ``chain`` >= 0, ``~/reset`` puts the
+world in that official chain's start state with no task, held (no steps). ``~/begin_subtask`` makes ``subtask``
+the task from the current state (the oracle scores from here), clears pending commands and publishes its
+evaluation sentence, still held; ``~/resume`` publishes the current observation (new stamp) and lets commands
+step again. A chain subtask stops stepping at its first success (or ``max_steps``) until the next begin.
+
 Threads: the executor runs only light callbacks; one worker thread steps and renders. Resets run in the
 service callback; an environment lock serialises them with the worker.
 
@@ -88,6 +94,10 @@ def parameters() -> tuple[Param, ...]:
               choices=(RANDOM_TASK, *tasks.all_tasks())),
         Param("task_pool", list(POLICY_TASKS), "tasks 'random' draws from, by the reset's seed (default: the 6 the "
               "shipped policy was trained on; ['all']: the 34)"),
+        Param("chain", -1, "official CALVIN chain (0-999) the next ~/reset starts from, held, without a task "
+              "(see ~/begin_subtask); -1: a task episode from 'task'", -1, 999),
+        Param("subtask", "open_drawer", "task ~/begin_subtask begins in the current chain",
+              choices=tuple(tasks.all_tasks())),
         Param("seed", 0, "seed of the next reset (setting it restarts the seed sequence)", 0, 2**31 - 1),
         Param("seed_increment", 1, "added to the seed at every reset since 'seed' was set (0: replay)", 0, 1_000_000),
         Param("distraction", "none", "distractor level of the next reset", choices=tuple(distractors.LEVELS)),
@@ -122,7 +132,30 @@ def _refuse_bad_task_pool(params: list[rclpy.Parameter]) -> SetParametersResult:
     return SetParametersResult(successful=True)
 
 
-class SimNode(diagnostics.RejectionCounting, Node):
+class ChainServices:
+    """``~/begin_subtask`` and ``~/resume``: the services of a chain episode (CALVIN's protocol over ROS)."""
+
+    def _on_begin_subtask(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
+        with self._env_lock:
+            error = self.episodes.begin_subtask(self.env, self._param("subtask"))
+            if not error:
+                self.commands.clear()
+                self.outputs.publish_instruction(self.episode.instruction)
+        response.success = not error
+        response.message = json.dumps({"error": error} if error else self.episode.started())
+        return response
+
+    def _on_resume(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
+        with self._env_lock:
+            response.success = self.episodes.resume()
+            if response.success:
+                self.commands.clear()
+                self._publish_tick(self.env.observe())
+        response.message = json.dumps({} if response.success else {"error": "no held chain episode"})
+        return response
+
+
+class SimNode(ChainServices, diagnostics.RejectionCounting, Node):
     """See the module docstring."""
 
     def __init__(self, node_name: str = "sim_node", **kwargs: Any) -> None:
@@ -153,7 +186,9 @@ class SimNode(diagnostics.RejectionCounting, Node):
             events = qos.subscription_events(self.get_logger(), topic, "command_qos", self._count_qos)
             self._subs.append(self.create_subscription(msg_type, topic, callback, cmd_qos, event_callbacks=events))
         self._own_services = [self.create_service(Trigger, "~/reset", self._on_reset),
-                              self.create_service(Trigger, "~/get_success", self._on_get_success)]
+                              self.create_service(Trigger, "~/get_success", self._on_get_success),
+                              self.create_service(Trigger, "~/begin_subtask", self._on_begin_subtask),
+                              self.create_service(Trigger, "~/resume", self._on_resume)]
         self._diag_timer = self.create_timer(self._param("diagnostics_period"), self.publish_diagnostics)
 
         self.reset_episode()
@@ -182,9 +217,13 @@ class SimNode(diagnostics.RejectionCounting, Node):
         """Resets the env from the parameters and publishes the instruction and the first observation.
         Returns (ok, JSON message)."""
         with self._env_lock:
-            obs, self._last_error = self.episodes.start(
-                self.env, self._param("task"), self._param("seed"), self._param("seed_increment"),
-                self._param("distraction"), self._param("sentence_split"), self._param("task_pool"))
+            if self._param("chain") >= 0:
+                obs, self._last_error = self.episodes.start_chain(self.env, self._param("chain"),
+                                                                  self._param("distraction"), self._param("seed"))
+            else:
+                obs, self._last_error = self.episodes.start(
+                    self.env, self._param("task"), self._param("seed"), self._param("seed_increment"),
+                    self._param("distraction"), self._param("sentence_split"), self._param("task_pool"))
             if obs is None:
                 self.counters.add("reset_failures")
                 self.get_logger().error(self._last_error)
@@ -213,7 +252,7 @@ class SimNode(diagnostics.RejectionCounting, Node):
     def _episode_running(self) -> Episode | None:
         """The episode, while it has steps left."""
         episode = self.episode
-        return None if episode is None or episode.over(self._param("max_steps")) else episode
+        return None if episode is None or episode.stops(self._param("max_steps")) else episode
 
     # ------------------------------------------------------------------------------------------ commands
 

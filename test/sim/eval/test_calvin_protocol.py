@@ -8,8 +8,9 @@ import json
 import numpy as np
 import pytest
 from ivm_ros_sim.calvin import tasks as T
+from ivm_ros_sim.calvin.chains import load_chains
 from ivm_ros_sim.eval import calvin_eval
-from ivm_ros_sim.eval.protocol import ChainResult, ExpertAgent, load_chains, run_chain, summarize
+from ivm_ros_sim.eval.protocol import ChainResult, ExpertAgent, run_chain, summarize
 from ivm_ros_sim.eval.workers import EvalSettings, GroundTruthMasked, GroundTruthPredictor
 from support.policies import FixedActionPolicyForTest
 from support.predictors import ConstantPredictorForTest

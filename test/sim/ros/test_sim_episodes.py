@@ -84,3 +84,17 @@ def test_random_draws_from_the_pool_by_seed_and_the_default_pool_is_the_policys_
         draw_task(RANDOM_TASK, ["open_drawer", "fly_away"], 0)
     with pytest.raises(ValueError, match="empty pool"):
         draw_task(RANDOM_TASK, [], 0)
+
+
+def test_chain_episodes_hold_until_resumed_and_stop_at_success():
+    ep = Episode("turn_on_led", 0, "none", "press the button", chain=3, held=True)
+    assert ep.stops(360)  # held
+    ep.held = False
+    assert not ep.stops(360)
+    ep.success = True
+    assert ep.stops(360)  # a chain subtask ends at its first success
+    assert not Episode("turn_on_led", 0, "none", "x", success=True).stops(360)  # a task episode keeps stepping
+    assert Episode("turn_on_led", 0, "none", "x", steps=360, chain=1).stops(360)
+    episodes = Episodes()
+    assert "needs a chain" in episodes.begin_subtask(None, "turn_on_led")
+    assert not episodes.resume()

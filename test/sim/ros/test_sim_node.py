@@ -69,6 +69,8 @@ class SimProbe(Node):
         self.gripper_pub = self.create_publisher(Float64, "gripper_cmd", 10)
         self.reset_client = self.create_client(Trigger, f"{node}/reset")
         self.success_client = self.create_client(Trigger, f"{node}/get_success")
+        self.begin_client = self.create_client(Trigger, f"{node}/begin_subtask")
+        self.resume_client = self.create_client(Trigger, f"{node}/resume")
 
     def action(self, values) -> None:
         self.action_pub.publish(Float64MultiArray(data=[float(v) for v in values]))
@@ -312,6 +314,45 @@ def test_get_success_after_driving_the_expert(rig, fast_env):
     assert res.success and report["success"] and report["steps"] == len(actions), report
     assert report["elapsed_s"] == pytest.approx(len(actions) / 30)
     assert wait_for(lambda: probe.got["success"][-1:] == [True])
+
+
+def test_chain_mode_holds_until_resume_and_stops_at_the_first_success(rig, fast_env):
+    """CALVIN's protocol over ROS: chain 1's start, held; turn_off_led begun (its sentence published), still held;
+    resumed: the expert's actions (computed in a separate env from the same start) succeed in the same number of
+    steps, and later commands step nothing until the next subtask begins."""
+    from ivm_ros_sim.calvin.chains import load_chains
+
+    chain = load_chains(1, start=1)[0]
+    fast_env.reset_to_state(chain.robot_obs, chain.scene_obs)
+    fast_env.begin_subtask("turn_off_led")
+    actions = []
+    for a in Expert(fast_env).plan("turn_off_led"):
+        actions.append(a)
+        if fast_env.step(a)[2]:
+            break
+    node, probe = rig(chain=1, subtask="turn_off_led")
+    report = json.loads(probe.call(probe.success_client).message)
+    assert report["chain"] == 1 and report["task"] == "" and report["held"]
+    probe.action(actions[0])
+    assert probe.call(probe.begin_client).success
+    assert wait_for(lambda: probe.got["instruction"][-1:] == [T.eval_sentences()["turn_off_led"]])
+    wait_for(lambda: node.counters.get("steps") > 0, 0.5)
+    assert node.counters.get("steps") == 0  # held: commands before ~/resume step nothing
+    n = len(probe.got["image"])
+    assert probe.call(probe.resume_client).success
+    assert wait_for(lambda: len(probe.got["image"]) > n)  # resume publishes the observation to act on
+    for a in actions:
+        probe.step(lambda a=a: probe.action(a))
+    report = json.loads(probe.call(probe.success_client).message)
+    assert report["success"] and report["steps"] == len(actions) and report["task"] == "turn_off_led"
+    probe.action(actions[-1])
+    wait_for(lambda: node.counters.get("steps") > len(actions), 0.5)
+    assert node.counters.get("steps") == len(actions)  # stopped at the first success
+    assert not probe.call(probe.resume_client).success  # nothing held
+    node.set_parameters([Parameter("chain", value=-1)])
+    assert probe.call(probe.reset_client).success
+    answer = probe.call(probe.begin_client)
+    assert not answer.success and "needs a chain" in json.loads(answer.message)["error"]
 
 
 def test_max_steps_pauses_until_reset(rig):
