@@ -47,7 +47,8 @@ def settings_from(args: argparse.Namespace) -> EvalSettings:
     return EvalSettings(policy=args.policy, masking=args.masking == "on", model=args.model,
                         policy_config=_key_values(args.policy_config, "--policy-config"),
                         model_config=_key_values(args.model_config, "--model-config"), scene=args.scene,
-                        distraction=args.distraction, seed=args.seed, max_steps=args.max_steps)
+                        distraction=args.distraction, seed=args.seed, max_steps=args.max_steps,
+                        transport=args.transport, static_size=args.static_size, gripper_size=args.gripper_size)
 
 
 def settings_json(settings: EvalSettings) -> dict[str, Any]:
@@ -169,10 +170,15 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--chains", type=int, default=N_CHAINS, help="the first N of the official 1000 chains")
     ap.add_argument("--start", type=int, default=0, help="index of the first chain")
     ap.add_argument("--max-steps", type=int, default=360, help="steps per subtask (CALVIN: 360)")
+    ap.add_argument("--static-size", type=int, default=200, help="static camera px (CALVIN: 200)")
+    ap.add_argument("--gripper-size", type=int, default=84, help="gripper camera px (CALVIN: 84)")
     ap.add_argument("--seed", type=int, default=0, help="distractors of chain i are drawn with seed + i")
     ap.add_argument("--workers", type=int, default=1,
                     help="Ray worker processes (0: run in this process, no Ray); with --address: actors on the cluster")
     ap.add_argument("--address", default=None, help="an existing Ray cluster (ray start --head ...: HOST:PORT)")
+    ap.add_argument("--transport", choices=("direct", "ros"), default="direct",
+                    help="direct: env -> masking -> policy in each worker process; ros: through sim_node -> "
+                    "masking_node -> policy_node over real topics (one node set and ROS domain per worker)")
     ap.add_argument("--out", default="out/calvin_eval", help="output folder")
     ap.add_argument("--resume", action="store_true", help="continue the run in --out (same settings)")
     ap.add_argument("--gifs", type=int, default=2, help="chains saved as GIF (camera | what the policy saw)")

@@ -12,7 +12,7 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 from ivm_ros_sim.eval.protocol import Chain, ChainResult
-from ivm_ros_sim.eval.workers import ChainWorker, EvalSettings
+from ivm_ros_sim.eval.workers import EvalSettings, make_worker
 
 #: One thread per worker process: BLAS, torch and XLA otherwise each start a pool per core and fight.
 ONE_THREAD_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
@@ -23,7 +23,7 @@ ONE_THREAD_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_
 def run_local(chains: Sequence[Chain], settings: EvalSettings, record: frozenset[int] = frozenset()
               ) -> Iterator[tuple[ChainResult, list[np.ndarray]]]:
     """In this process, in order."""
-    worker = ChainWorker(settings)
+    worker = make_worker(settings)
     try:
         for chain in chains:
             yield worker.run(chain, chain.index in record)
@@ -45,6 +45,16 @@ def _init_ray(workers: int, address: str | None) -> int:
     return workers
 
 
+class _RayWorker:
+    """A Ray actor around the settings' worker (:func:`~ivm_ros_sim.eval.workers.make_worker`)."""
+
+    def __init__(self, settings: EvalSettings, index: int) -> None:
+        self.worker = make_worker(settings, index)
+
+    def run(self, chain: Chain, record: bool) -> tuple[ChainResult, list[np.ndarray]]:
+        return self.worker.run(chain, record)
+
+
 def run_ray(chains: Sequence[Chain], settings: EvalSettings, workers: int, address: str | None = None,
             record: frozenset[int] = frozenset()) -> Iterator[tuple[ChainResult, list[np.ndarray]]]:
     """On Ray: one actor (one CPU, one env + agent) per worker; chains go to whichever actor is free."""
@@ -53,8 +63,8 @@ def run_ray(chains: Sequence[Chain], settings: EvalSettings, workers: int, addre
 
     n = _init_ray(workers, address)
     try:
-        actor = ray.remote(num_cpus=1)(ChainWorker)
-        pool = ActorPool([actor.remote(settings) for _ in range(min(n, len(chains)) or 1)])
+        actor = ray.remote(num_cpus=1)(_RayWorker)
+        pool = ActorPool([actor.remote(settings, i) for i in range(min(n, len(chains)) or 1)])
         yield from pool.map_unordered(lambda a, c: a.run.remote(c, c.index in record), list(chains))
     finally:
         ray.shutdown()

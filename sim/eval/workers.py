@@ -39,6 +39,7 @@ class EvalSettings:
     max_steps: int = EP_LEN
     static_size: int = 200
     gripper_size: int = 84
+    transport: str = "direct"  # direct: env -> masking -> policy in one process; ros: through sim/masking/policy nodes
 
     def policy_settings(self) -> dict[str, Any]:
         """The policy's config; the embedded policy defaults to the variant trained for the masking condition."""
@@ -103,10 +104,22 @@ def build_agent(settings: EvalSettings, env: CalvinSceneEnv) -> Any:
     return IvmCalvinModel(policy, MaskingPipeline(load_predictor(settings.model, dict(settings.model_config))))
 
 
+def make_worker(settings: EvalSettings, index: int | None = None) -> Any:
+    """The worker for the settings' transport; ``index`` (a Ray actor's) gives a ros worker its own ROS domain."""
+    if settings.transport == "ros":
+        from ivm_ros_sim.eval.ros_transport import RosChainWorker
+
+        base = int(os.environ.get("ROS_DOMAIN_ID", "0"))
+        return RosChainWorker(settings, None if index is None else (base + 1 + index) % 101)
+    if settings.transport != "direct":
+        raise ValueError(f"transport must be 'direct' or 'ros', got {settings.transport!r}")
+    return ChainWorker(settings)
+
+
 class ChainWorker:
     """Runs chains with one env and one agent (built once). ``record`` chains keep their frames for GIFs."""
 
-    def __init__(self, settings: EvalSettings) -> None:
+    def __init__(self, settings: EvalSettings, index: int | None = None) -> None:
         T.check_task(T.all_tasks()[0])  # fail early on missing assets
         self.settings = settings
         needs_images = settings.policy != "expert"

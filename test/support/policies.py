@@ -179,3 +179,28 @@ class EnsembledPixelPolicyForTest(ExecutedPolicy):
     def act(self, obs: Observation) -> np.ndarray:
         actions = super().act(obs)
         return actions[:1] if self.config.first_row_only else actions
+
+
+@dataclasses.dataclass
+class ReplayConfig(PolicyConfig):
+    actions_file: str = ""  # .npy (N, 7) float: the actions every task replays from its start
+
+
+class ReplayPolicyForTest(Policy):
+    """Test double: replays recorded actions (e.g. the expert's for one subtask) from the first after each reset,
+    then holds still: known, deterministic commands for checking that two transports step the same."""
+
+    Config = ReplayConfig
+
+    def __init__(self, config: ReplayConfig | None = None) -> None:
+        super().__init__(config)
+        self.actions = np.load(self.config.actions_file).astype(np.float32)
+        self.i = 0
+
+    def reset(self, instruction: str) -> None:
+        self.i = 0
+
+    def act(self, obs: Observation) -> np.ndarray:
+        a = self.actions[self.i] if self.i < len(self.actions) else np.array([0, 0, 0, 0, 0, 0, -1], np.float32)
+        self.i += 1
+        return a[None]

@@ -1,0 +1,168 @@
+"""``calvin-eval --transport ros``: the same chains through real nodes and topics, one node set per worker.
+
+    sim_node (lockstep, chain mode) --camera/image_raw--> masking_node --masked_image--> policy_node --action-->
+                                    --gripper_camera/image_raw, sim_node/robot_obs---------------^
+
+Each node runs in its own process (``python -m``), in the worker's own ROS domain. Per chain the worker sets
+sim_node's ``chain``, ``distraction`` and ``seed`` and calls ``~/reset``; per subtask it sets ``subtask``, calls
+``~/begin_subtask`` (the sentence goes out; the sim holds), waits for the sentence to reach the masking and policy
+nodes, resets the policy, calls ``~/resume`` and polls ``~/get_success`` until the subtask succeeded (sim_node
+stops stepping at the first success) or used its ``max_steps``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import time
+from typing import Any
+
+import numpy as np
+from ivm_ros_sim.calvin.chains import Chain
+from ivm_ros_sim.eval.closed_loop import Harness, node_commands
+from ivm_ros_sim.eval.protocol import ChainResult
+from ivm_ros_sim.eval.workers import EvalSettings
+
+from ivm_ros.paths import use_fastdds_profile
+
+
+def ros_node_commands(settings: EvalSettings) -> dict[str, list[str]]:
+    """``python -m`` command lines of the node set for ``settings`` (the closed loop's nodes in chain mode)."""
+    if settings.policy == "expert":
+        raise ValueError("--transport ros needs a policy that runs in policy_node; the expert reads the simulator's "
+                         "state and runs only with --transport direct")
+    if settings.masking and settings.model == "groundtruth":
+        raise ValueError("--model groundtruth runs only with --transport direct (masks from the simulator's state)")
+    ns = argparse.Namespace(max_steps=settings.max_steps, policy=settings.policy, model=settings.model)
+    cmds = node_commands(settings.masking, ns)
+    cmds["sim_node"] += ["-p", f"static_size:={settings.static_size}", "-p", f"gripper_size:={settings.gripper_size}",
+                         "-p", "lockstep_timeout:=30.0"]
+    policy = cmds["policy_node"]
+    if settings.policy != "embedded":  # node_commands sets the embedded policy's variant
+        i = policy.index("policy_config.variant:=" + ("masked" if settings.masking else "raw"))
+        del policy[i - 1:i + 1]
+    for key, value in settings.policy_settings().items():
+        policy += ["-p", f"policy_config.{key}:={value}"]
+    if settings.masking:
+        for key, value in settings.model_config:
+            cmds["masking_node"] += ["-p", f"model_config.{key}:={value}"]
+    return cmds
+
+
+class ChainHarness(Harness):
+    """The evaluating node of one worker: the closed loop's harness plus chain mode's services."""
+
+    def __init__(self, record: bool) -> None:
+        super().__init__(record)
+        from std_srvs.srv import Trigger
+
+        self.begin = self.node.create_client(Trigger, "sim_node/begin_subtask")
+        self.resume = self.node.create_client(Trigger, "sim_node/resume")
+
+    def call(self, client: Any, what: str, timeout: float = 60.0) -> str:
+        from std_srvs.srv import Trigger
+
+        answer = self.spin_until(client.call_async(Trigger.Request()), timeout)
+        if not answer.success:
+            raise RuntimeError(f"sim_node {what} failed: {answer.message}")
+        return answer.message
+
+    def set_sim(self, **values: Any) -> None:
+        from rcl_interfaces.srv import SetParameters
+        from rclpy.parameter import Parameter
+
+        msgs = [Parameter(k, value=v).to_parameter_msg() for k, v in values.items()]
+        request = SetParameters.Request(parameters=msgs)
+        result = self.spin_until(self.set_params.call_async(request), 10)
+        if not all(r.successful for r in result.results):
+            raise RuntimeError(f"sim_node refused parameters: {[r.reason for r in result.results]}")
+
+    def subtask(self, task: str, max_steps: int, wall_timeout: float) -> tuple[bool, int]:
+        """Runs one subtask of the current chain: (success, steps)."""
+        import json
+
+        self.set_sim(subtask=task)
+        self.call(self.begin, "begin_subtask")
+        end = time.monotonic() + self.settle_s
+        while time.monotonic() < end:
+            self.rclpy.spin_once(self.node, timeout_sec=0.05)
+        self.call(self.reset_policy, "policy reset", 10)
+        self.call(self.resume, "resume")
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < wall_timeout:
+            self.rclpy.spin_once(self.node, timeout_sec=0.1)
+            report = json.loads(self.spin_until(self.get_success.call_async(_trigger()), 10).message)
+            if report.get("success") or report.get("steps", 0) >= max_steps:
+                return bool(report.get("success")), int(report.get("steps", 0))
+        raise TimeoutError(f"subtask {task} took more than {wall_timeout:.0f} s of wall time")
+
+
+def _trigger() -> Any:
+    from std_srvs.srv import Trigger
+
+    return Trigger.Request()
+
+
+class RosChainWorker:
+    """Starts the node set (in ROS domain ``domain`` when given) and runs chains through it."""
+
+    def __init__(self, settings: EvalSettings, domain: int | None = None, startup_timeout: float = 120.0,
+                 subtask_timeout: float = 600.0) -> None:
+        import rclpy
+
+        self.settings, self.subtask_timeout = settings, subtask_timeout
+        use_fastdds_profile()
+        if domain is not None:
+            os.environ["ROS_DOMAIN_ID"] = str(domain)
+        self.procs = [subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=os.environ.copy())
+                      for cmd in ros_node_commands(settings).values()]
+        rclpy.init()
+        self.harness = ChainHarness(record=True)
+        try:
+            self.harness.wait_ready(startup_timeout)
+        except Exception:
+            self.close()
+            raise
+
+    def run(self, chain: Chain, record: bool = False) -> tuple[ChainResult, list[np.ndarray]]:
+        """(result, frames): frames are camera | what the policy saw, when ``record``."""
+        import socket
+
+        s, h = self.settings, self.harness
+        t0 = time.perf_counter()
+        h.set_sim(chain=chain.index, distraction=s.distraction, seed=s.seed)
+        h.call(h.reset_sim, "reset")
+        for v in h.frames.values():
+            v.clear()
+        h.record = record
+        steps: list[int] = []
+        ok = True
+        for task in chain.subtasks:
+            ok, n = h.subtask(task, s.max_steps, self.subtask_timeout)
+            steps.append(n)
+            if not ok:
+                break
+        h.record = False
+        completed = len(steps) if ok else len(steps) - 1
+        result = ChainResult(chain.index, list(chain.subtasks), completed, steps, time.perf_counter() - t0,
+                             f"{socket.gethostname()}:{os.getpid()}")
+        cam, seen = h.frames["camera"], h.frames["seen"] if s.masking else h.frames["camera"]
+        frames = [np.concatenate([c, v], axis=1) for c, v in zip(cam, seen) if c.shape == v.shape] if record else []
+        return result, frames
+
+    def close(self) -> None:
+        import rclpy
+
+        harness = getattr(self, "harness", None)
+        if harness is not None:
+            harness.node.destroy_node()
+        if rclpy.ok():
+            rclpy.shutdown()
+        for p in self.procs:
+            p.terminate()
+        for p in self.procs:
+            try:
+                p.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                p.kill()
