@@ -24,15 +24,79 @@ import pybullet as p
 from gymnasium import spaces
 from ivm_ros_sim.calvin import distractors as dist
 from ivm_ros_sim.calvin import tasks as T
-from ivm_ros_sim.calvin.scene import ARM_JOINTS, BLOCKS, CONTROL_HZ, FINGER_JOINTS, PHYSICS_HZ, TCP_LINK, CalvinScene
+from ivm_ros_sim.calvin.scene import (
+    ARM_JOINTS,
+    BLOCKS,
+    CONTROL_HZ,
+    FINGER_JOINTS,
+    FINGER_OPEN,
+    PHYSICS_HZ,
+    TCP_LINK,
+    CalvinScene,
+)
 
 MAX_REL_POS = 0.02  # m per step at action 1.0
 MAX_REL_ORN = 0.05  # rad per step at action 1.0
-WORKSPACE = np.array([[-0.6, -0.6, 0.25], [0.6, 0.35, 0.95]])  # clip box for the tcp target, metres
 
 #: Surfaces (x/y box, top z) from conf/scene/calvin_scene_D.yaml.
 SURFACE_NAMES = ("table", "slider_left", "slider_right")
 DRAWER_INSIDE = (0.18, 0.36)  # (x, z) of the drawer floor centre area; y follows the drawer joint
+
+
+class PandaController:
+    """The official calvin_env's Panda controller and gripper on a :class:`CalvinScene` (797142c, checked step
+    by step in test/sim/calvin/test_fidelity_physics.py): PyBullet IK for the tcp link with the official
+    null-space arguments, joint position motors with a velocity cap, a weak-opening gear-coupled gripper, and
+    the tcp pose observed one physics step late."""
+
+    def __init__(self, scene: CalvinScene) -> None:
+        self.scene = scene
+        n = len(ARM_JOINTS) + len(FINGER_JOINTS)
+        # Null space as the official env passes it: +-7 rad and ranges of 7 for all 9 movable joints (not the real
+        # limits; the solution is clipped to those), rest poses = the home arm pose with open fingers.
+        self.ik_null_space = {"lowerLimits": [-7.0] * n, "upperLimits": [7.0] * n, "jointRanges": [7.0] * n,
+                              "restPoses": list(scene.q_home) + [FINGER_OPEN] * 2}
+
+    def command_arm(self, pos: np.ndarray, euler: np.ndarray) -> None:
+        """Arm motors towards the IK solution for the tcp at ``pos`` (3,) m, ``euler`` (3,) rad (xyz): PyBullet's
+        default IK iterations, clipped to the real joint limits."""
+        s, cfg = self.scene, self.scene.robot_cfg
+        q = p.calculateInverseKinematics(s.robot, TCP_LINK, pos.tolist(), p.getQuaternionFromEuler(euler.tolist()),
+                                         physicsClientId=s.client, **self.ik_null_space)
+        self.arm_motors(np.clip(q[:len(ARM_JOINTS)], cfg["lower_joint_limits"], cfg["upper_joint_limits"]))
+
+    def arm_motors(self, q: np.ndarray) -> None:
+        """Arm position motors towards ``q`` (7,) rad with ``max_joint_force`` (200 N m) and at most
+        ``max_velocity`` (2 rad/s)."""
+        s, cfg = self.scene, self.scene.robot_cfg
+        for j, target in zip(ARM_JOINTS, q):
+            p.setJointMotorControl2(s.robot, j, p.POSITION_CONTROL, targetPosition=float(target),
+                                    force=float(cfg["max_joint_force"]), maxVelocity=float(cfg["max_velocity"]),
+                                    physicsClientId=s.client)
+
+    def command_gripper(self, action: float) -> None:
+        """Finger position motors: open (> 0) to 0.04 m each with 1 % of ``gripper_force`` (2 N), close (<= 0) to
+        0 with all of it (200 N), at most 1 m/s; the scene couples the fingers with a gear constraint."""
+        s = self.scene
+        force = float(s.robot_cfg["gripper_force"])
+        width, force = (FINGER_OPEN, force / 100.0) if action > 0 else (0.0, force)
+        for j in FINGER_JOINTS:
+            p.setJointMotorControl2(s.robot, j, p.POSITION_CONTROL, targetPosition=width, force=force,
+                                    maxVelocity=1.0, physicsClientId=s.client)
+
+    def hold(self) -> None:
+        """Arm motors hold the current joint angles; the gripper keeps its last command."""
+        self.arm_motors(self.scene.arm_q())
+        self.command_gripper(self.scene.gripper_action)
+
+    def physics_steps(self, n: int) -> None:
+        """``n`` physics steps (240 Hz). The tcp pose the observations report is the one the last step starts
+        from (``scene.tcp_observed``): the official env reads PyBullet's link state without forward kinematics,
+        which lags the joints by one physics step (~1 mm at full speed)."""
+        for i in range(n):
+            if i == n - 1:
+                self.scene.tcp_observed = self.scene.tcp_pose()
+            p.stepSimulation(physicsClientId=self.scene.client)
 
 
 class CalvinSceneEnv:
@@ -74,7 +138,7 @@ class CalvinSceneEnv:
             "scene_obs": spaces.Box(-np.inf, np.inf, (24,), np.float64),
         })
         self._base_state = p.saveState(physicsClientId=self.scene.client)
-        self._ik_ranges = self._ik_limits()
+        self.controller = PandaController(self.scene)
 
     @property
     def client(self) -> int:
@@ -163,16 +227,12 @@ class CalvinSceneEnv:
 
     def _settle(self, n: int) -> None:
         self._hold_arm()
-        for _ in range(n):
-            p.stepSimulation(physicsClientId=self.client)
+        self.controller.physics_steps(n)
         self.scene.update_mechanisms()
 
     def _hold_arm(self) -> None:
-        q = self.scene.arm_q()
-        p.setJointMotorControlArray(self.scene.robot, ARM_JOINTS, p.POSITION_CONTROL, targetPositions=q.tolist(),
-                                    forces=[float(self.scene.robot_cfg["max_joint_force"])] * 7,
-                                    physicsClientId=self.client)
-        self._command_gripper(self.scene.gripper_action)
+        """Arm motors hold the current joint angles; the gripper keeps its last command."""
+        self.controller.hold()
 
     def _grasp_for_start(self, block: str) -> None:
         """Puts ``block`` between the closed fingers above its position (for place / stack starts)."""
@@ -198,39 +258,17 @@ class CalvinSceneEnv:
         return self.observe(), reward, done, self.steps >= self.max_steps, self._info()
 
     def apply_action(self, a: np.ndarray) -> None:
-        """Moves the target pose by the clipped relative action and simulates one control period."""
+        """Moves the target pose by the clipped relative action and simulates one control period. As in the
+        official env the target is not bounded: commanding past the arm's reach winds it up."""
         a = np.clip(a, -1.0, 1.0)
-        self.target_pos = np.clip(self.target_pos + a[:3] * MAX_REL_POS, WORKSPACE[0], WORKSPACE[1])
+        self.target_pos = self.target_pos + a[:3] * MAX_REL_POS
         self.target_euler = (self.target_euler + a[3:6] * MAX_REL_ORN + np.pi) % (2 * np.pi) - np.pi
-        self._command_arm(self.target_pos, self.target_euler)
+        self.controller.command_arm(self.target_pos, self.target_euler)
         self.scene.gripper_action = 1.0 if a[6] > 0 else -1.0
-        self._command_gripper(self.scene.gripper_action)
-        for _ in range(PHYSICS_HZ // CONTROL_HZ):
-            p.stepSimulation(physicsClientId=self.client)
+        self.controller.command_gripper(self.scene.gripper_action)
+        self.controller.physics_steps(PHYSICS_HZ // CONTROL_HZ)
         self.control_ticks += 1
         self.scene.update_mechanisms()
-
-    def _ik_limits(self) -> dict[str, list[float]]:
-        cfg = self.scene.robot_cfg
-        lo = list(cfg["lower_joint_limits"]) + [0.0, 0.0]
-        hi = list(cfg["upper_joint_limits"]) + [0.04, 0.04]
-        return {"lowerLimits": lo, "upperLimits": hi, "jointRanges": [h - lo_ for lo_, h in zip(lo, hi)],
-                "restPoses": list(self.scene.q_home) + [0.04, 0.04]}
-
-    def _command_arm(self, pos: np.ndarray, euler: np.ndarray) -> None:
-        s = self.scene
-        q = p.calculateInverseKinematics(s.robot, TCP_LINK, pos.tolist(), p.getQuaternionFromEuler(euler.tolist()),
-                                         maxNumIterations=100, residualThreshold=1e-4, physicsClientId=self.client,
-                                         **self._ik_ranges)
-        p.setJointMotorControlArray(s.robot, ARM_JOINTS, p.POSITION_CONTROL, targetPositions=list(q[:7]),
-                                    forces=[float(s.robot_cfg["max_joint_force"])] * 7, physicsClientId=self.client)
-
-    def _command_gripper(self, action: float) -> None:
-        width = 0.04 if action > 0 else 0.0
-        force = float(self.scene.robot_cfg["gripper_force"])
-        p.setJointMotorControlArray(self.scene.robot, FINGER_JOINTS, p.POSITION_CONTROL,
-                                    targetPositions=[width, width], forces=[force, force],
-                                    physicsClientId=self.client)
 
     # ------------------------------------------------------------------ observation / oracle
     def state(self) -> T.SceneState:
