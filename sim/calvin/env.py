@@ -100,9 +100,11 @@ class PandaController:
 
 
 class CalvinSceneEnv:
-    """CALVIN scene D with task-conditioned resets, optional distractors and a success oracle.
+    """A CALVIN scene (D by default) with task-conditioned resets, exact chain starts, optional distractors and
+    the success oracle.
 
     Args:
+        scene: "A", "B", "C" or "D" (:data:`~ivm_ros_sim.calvin.scene.SCENES`).
         static_size / gripper_size: square image sizes in pixels (CALVIN: 200 / 84).
         render: render camera images (False returns zero images: for fast scripted rollouts).
         render_gripper: render ``rgb_gripper`` (False leaves a zero image, to save time).
@@ -112,8 +114,8 @@ class CalvinSceneEnv:
 
     def __init__(self, static_size: int = 200, gripper_size: int = 84, render: bool = True,
                  render_gripper: bool = True, segmentation: bool = False, max_steps: int = 360,
-                 robot_visual: str = "fast") -> None:
-        self.scene = CalvinScene(static_size, gripper_size, robot_visual)
+                 robot_visual: str = "fast", scene: str = "D") -> None:
+        self.scene = CalvinScene(static_size, gripper_size, robot_visual, scene)
         self.render = render
         self.render_gripper = render_gripper
         self.segmentation = segmentation
@@ -439,7 +441,7 @@ def _place_blocks(s: np.ndarray, scene: CalvinScene, task: str, order: list[str]
     for b in order:
         if b == skip:
             continue
-        xy, z, surf = _block_spot(s, surfaces, where[b], taken, kind, args, b == target, rng)
+        xy, z, surf = _block_spot(s, surfaces, where[b], taken, kind, args, b == target, rng, scene.offsets)
         taken[surf].append(xy)
         i = 6 + 6 * BLOCKS.index(b)
         half = scene.block_size[b][2] / 2
@@ -453,19 +455,21 @@ def _place_blocks(s: np.ndarray, scene: CalvinScene, task: str, order: list[str]
 
 def _block_spot(s: np.ndarray, surfaces: dict[str, tuple[np.ndarray, np.ndarray]], surf: str,
                 taken: dict[str, list[np.ndarray]], kind: str, args: list, is_target: bool,
-                rng: np.random.Generator) -> tuple[np.ndarray, float, str]:
-    """(xy, surface z, surface) for one block on ``surf``; a crowded shelf falls back to the table."""
+                rng: np.random.Generator, off: dict[str, float]) -> tuple[np.ndarray, float, str]:
+    """(xy, surface z, surface) for one block on ``surf``; a crowded shelf falls back to the table. ``off``: the
+    scene's x shifts against scene D (:func:`~ivm_ros_sim.calvin.scene.scene_offsets`)."""
     if surf == "drawer":  # drawer interior at joint q = s[1]: y in [-q-0.17, -q+0.05]
-        lo, hi = np.array([0.10, -s[1] - 0.12]), np.array([0.26, -s[1] - 0.02])
+        dx = off["base__drawer"]
+        lo, hi = np.array([0.10 + dx, -s[1] - 0.12]), np.array([0.26 + dx, -s[1] - 0.02])
         return rng.uniform(lo, hi), DRAWER_INSIDE[1], surf
     lo, hi = surfaces[surf]
     if is_target and surf == "slider_left" and kind == "lift_object":  # reachable without the door
         lo, hi = lo.copy(), hi.copy()
-        lo[0], hi[0] = -0.30, -0.24
+        lo[0], hi[0] = -0.30 + off["base__plank"], -0.24 + off["base__plank"]
     if is_target and kind == "push_object":  # room to push 10+ cm, away from the switch and edge
         lo, hi = lo.copy(), hi.copy()
         hi[1] = -0.06
-        lo[0], hi[0] = (0.0, 0.15) if args[1] > 0 else (0.17, 0.28)
+        lo[0], hi[0] = np.array((0.0, 0.15) if args[1] > 0 else (0.17, 0.28)) + off["table"]
     xy = _sample_xy(rng, lo, hi, taken[surf])
     if xy is None:  # crowded shelf: fall back to the table
         surf = "table"

@@ -1,4 +1,5 @@
-"""CALVIN scene D in PyBullet, built from the shared CALVIN assets (URDFs and YAML only, no CALVIN code).
+"""CALVIN's scenes (D, the evaluation scene, by default; A, B, C) in PyBullet, built from the shared CALVIN
+assets (URDFs and YAML only, no CALVIN code).
 
 Frames and units: world frame with z up, metres, radians, seconds. The robot stands at x < 0, y < 0 and
 faces +y; "left" is -x and "right" is +x, as in CALVIN's task names.
@@ -151,8 +152,43 @@ class RenderSettings:
                     lightSpecularCoeff=self.specular, shadow=int(self.shadow))
 
 
+#: CALVIN's four scenes: A, B, C (the ABC->D split's training scenes) and D (the evaluation scene).
+SCENES = ("A", "B", "C", "D")
+
+
+def check_scene(scene: str) -> str:
+    """``scene`` itself; ValueError naming the valid scenes otherwise."""
+    if scene not in SCENES:
+        raise ValueError(f"unknown scene {scene!r}; valid scenes: {', '.join(SCENES)}")
+    return scene
+
+
+def _joint_origins(scene: str) -> dict[str, np.ndarray]:
+    """Table joint name -> its origin (3,) in the table's URDF, unscaled."""
+    import xml.etree.ElementTree as ET
+
+    cfg = _load_yaml(f"conf/scene/calvin_scene_{scene}.yaml")
+    root = ET.parse(shared_dir() / "data" / cfg["objects"]["fixed_objects"]["table"]["file"]).getroot()
+    return {j.get("name"): np.array([float(v) for v in j.find("origin").get("xyz").split()])
+            for j in root.findall("joint")}
+
+
+def scene_offsets(scene: str) -> dict[str, float]:
+    """How far (m, along world x) each mechanism of ``scene`` sits from where it is in scene D: the table joints
+    (``base__drawer``, ``base__slide``, ``base__switch``, ``base__button``, ``base__plank`` = the cabinet shelf) and
+    ``table`` (the table top's free area, its x minimum). The four tables differ only by these x shifts."""
+    check_scene(scene)
+    cfg, ref = _load_yaml(f"conf/scene/calvin_scene_{scene}.yaml"), _load_yaml("conf/scene/calvin_scene_D.yaml")
+    scale = float(cfg["global_scaling"])
+    mine, base = _joint_origins(scene), _joint_origins("D")
+    out = {name: float((mine[name][0] - base[name][0]) * scale) for name in base}
+    out["table"] = float(cfg["surfaces"]["table"][0][0] - ref["surfaces"]["table"][0][0])
+    return out
+
+
 class CalvinScene:
-    """PyBullet world of CALVIN scene D: table (drawer, slider, button -> LED, switch -> lightbulb), three blocks
+    """PyBullet world of a CALVIN scene (``scene``: A, B, C or D; D by default): table (drawer, slider, button -> LED,
+    switch -> lightbulb; each scene's own table, placed as its YAML says), three blocks (each scene's own sizes)
     and a Franka Panda with the longer fingers. One instance owns one DIRECT PyBullet client.
 
     Mechanisms (as the official calvin_env's, see :meth:`update_mechanisms`): the button is spring-loaded and
@@ -163,12 +199,15 @@ class CalvinScene:
     LIGHT_ON = {"lightbulb": (1.0, 1.0, 0.0, 1.0), "led": (0.0, 1.0, 0.0, 1.0)}  # calvin_scene_D.yaml colours
     LIGHT_OFF = (1.0, 1.0, 1.0, 1.0)
 
-    def __init__(self, static_size: int = 200, gripper_size: int = 84, robot_visual: str = "fast") -> None:
+    def __init__(self, static_size: int = 200, gripper_size: int = 84, robot_visual: str = "fast",
+                 scene: str = "D") -> None:
         if robot_visual not in ("fast", "full"):
             raise ValueError(f"robot_visual must be 'fast' or 'full', got {robot_visual!r}")
+        self.name = check_scene(scene)
         self.robot_visual = robot_visual
         self.root = shared_dir()
-        self.cfg = _load_yaml("conf/scene/calvin_scene_D.yaml")
+        self.cfg = _load_yaml(f"conf/scene/calvin_scene_{scene}.yaml")
+        self.offsets = scene_offsets(scene)
         robot_cfg = {**_load_yaml("conf/robot/panda.yaml"), **_load_yaml("conf/robot/panda_longer_finger.yaml")}
         self.robot_cfg = robot_cfg
         self.cameras = camera_specs(static_size, gripper_size)
@@ -190,8 +229,8 @@ class CalvinScene:
         self.robot = p.loadURDF(urdf, self.cfg["robot_base_position"],
                                 p.getQuaternionFromEuler(self.cfg["robot_base_orientation"]), useFixedBase=True,
                                 physicsClientId=c)
-        self._couple_fingers()
-        self.robot_base = self._add_base_cylinder()
+        _couple_fingers(self)
+        self.robot_base = _add_base_cylinder(self)
         self.blocks: dict[str, int] = {}
         for name in BLOCKS:
             spec = self.cfg["objects"]["movable_objects"][name]
@@ -217,26 +256,6 @@ class CalvinScene:
         self.tcp_observed: tuple[np.ndarray, np.ndarray] | None = None  # see PandaController.physics_steps (env.py)
         self.body_names = {self.table: "table", self.robot: "robot", self.plane: "plane"} | {
             b: n for n, b in self.blocks.items()}
-
-    def _add_base_cylinder(self) -> int:
-        """The robot's white pedestal, as the official env draws it (visual only, no collision): a cylinder of
-        radius 0.13 m from the floor up to the robot base, its axis 5 cm behind the base along the robot's
-        facing direction. Returns its body id."""
-        c = self.client
-        base = np.array(self.cfg["robot_base_position"], dtype=np.float64)
-        yaw = float(self.cfg["robot_base_orientation"][2])
-        centre = [base[0] - 0.05 * np.cos(yaw), base[1] - 0.05 * np.sin(yaw), base[2] / 2]
-        vis = p.createVisualShape(p.GEOM_CYLINDER, radius=0.13, length=float(base[2]), rgbaColor=[1, 1, 1, 1],
-                                  physicsClientId=c)
-        return p.createMultiBody(baseMass=0.0, baseVisualShapeIndex=vis, basePosition=centre, physicsClientId=c)
-
-    def _couple_fingers(self) -> None:
-        """Gear constraint keeping the two fingers symmetric (ratio -1, erp 0.1, at most 50 N), as the official
-        robot has; with it the weak opening force (2 N) opens the gripper at the official speed."""
-        c = self.client
-        g = p.createConstraint(self.robot, FINGER_JOINTS[0], self.robot, FINGER_JOINTS[1], p.JOINT_GEAR, [1, 0, 0],
-                               [0, 0, 0], [0, 0, 0], physicsClientId=c)
-        p.changeConstraint(g, gearRatio=-1, erp=0.1, maxForce=50, physicsClientId=c)
 
     def _aabb_extent(self, body: int) -> np.ndarray:
         lo, hi = p.getAABB(body, -1, physicsClientId=self.client)
@@ -313,6 +332,11 @@ class CalvinScene:
         self._switch_up = up
         if changed:
             self._update_light_visuals()
+
+    def link_position(self, link: str) -> np.ndarray:
+        """World position (3,) of a table link (e.g. ``plank_link``, ``drawer_link``) now."""
+        return np.array(p.getLinkState(self.table, self.table_link[link], computeForwardKinematics=True,
+                                       physicsClientId=self.client)[4])
 
     def joint_positions(self) -> dict[str, float]:
         """Table joint positions (metres) by joint name."""
@@ -397,6 +421,28 @@ class CalvinScene:
         rgb = np.asarray(rgba, dtype=np.uint8).reshape(spec.height, spec.width, 4)[:, :, :3].copy()
         segm = np.asarray(seg, dtype=np.int32).reshape(spec.height, spec.width) if segmentation else None
         return rgb, segm
+
+
+def _add_base_cylinder(scene: CalvinScene) -> int:
+    """The robot's white pedestal, as the official env draws it (visual only, no collision): a cylinder of
+    radius 0.13 m from the floor up to the robot base, its axis 5 cm behind the base along the robot's
+    facing direction. Returns its body id."""
+    c = scene.client
+    base = np.array(scene.cfg["robot_base_position"], dtype=np.float64)
+    yaw = float(scene.cfg["robot_base_orientation"][2])
+    centre = [base[0] - 0.05 * np.cos(yaw), base[1] - 0.05 * np.sin(yaw), base[2] / 2]
+    vis = p.createVisualShape(p.GEOM_CYLINDER, radius=0.13, length=float(base[2]), rgbaColor=[1, 1, 1, 1],
+                              physicsClientId=c)
+    return p.createMultiBody(baseMass=0.0, baseVisualShapeIndex=vis, basePosition=centre, physicsClientId=c)
+
+
+def _couple_fingers(scene: CalvinScene) -> None:
+    """Gear constraint keeping the two fingers symmetric (ratio -1, erp 0.1, at most 50 N), as the official
+    robot has; with it the weak opening force (2 N) opens the gripper at the official speed."""
+    c = scene.client
+    g = p.createConstraint(scene.robot, FINGER_JOINTS[0], scene.robot, FINGER_JOINTS[1], p.JOINT_GEAR, [1, 0, 0],
+                           [0, 0, 0], [0, 0, 0], physicsClientId=c)
+    p.changeConstraint(g, gearRatio=-1, erp=0.1, maxForce=50, physicsClientId=c)
 
 
 def decode_segmentation(seg: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
