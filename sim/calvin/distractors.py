@@ -14,7 +14,8 @@ Levels (:data:`LEVELS`):
 Objects are static (mass 0), so they never drift into the task, and they are placed only in zones the tasks
 and the scripted expert do not use: the left table wing, the top of the cabinet, the right back corner and the
 floor in front of the table, at least 11 cm from every block, and outside the swept volumes of the door, drawer,
-switch and button (:data:`KEEP_OUT`). Everything is drawn from the episode's random generator: a seed fixes it.
+switch and button (:data:`KEEP_OUT`). In scenes A-C the keep-out volumes and the cabinet-top zone move with
+their mechanisms (:func:`keep_out`). Everything is drawn from the episode's random generator: a seed fixes it.
 """
 
 from __future__ import annotations
@@ -62,6 +63,17 @@ KEEP_OUT = (
     ((-0.17, -0.17, 0.45), (-0.07, -0.07, 0.51)),  # button
     ((-0.52, -0.66, 0.0), (-0.16, -0.28, 0.45)),  # robot base
 )
+#: The table joint each KEEP_OUT box moves with in scenes A-C (None: fixed).
+KEEP_OUT_JOINT = ("base__slide", "base__drawer", "base__switch", "base__button", None)
+
+
+def keep_out(scene: CalvinScene) -> list[tuple[np.ndarray, np.ndarray]]:
+    """:data:`KEEP_OUT` for ``scene``: each box shifted along x with its mechanism (scene D: as listed)."""
+    out = []
+    for (lo, hi), joint in zip(KEEP_OUT, KEEP_OUT_JOINT):
+        dx = np.array([scene.offsets[joint] if joint else 0.0, 0.0, 0.0])
+        out.append((np.array(lo) + dx, np.array(hi) + dx))
+    return out
 
 PYBULLET_OBJECTS = ("duck_vhacd.urdf", "teddy_vhacd.urdf", "soccerball.urdf", "lego/lego.urdf",
                     "sphere_small.urdf", "cube_small.urdf", "jenga/jenga.urdf", "objects/mug.urdf",
@@ -169,12 +181,14 @@ def apply(scene: CalvinScene, level: str, rng: np.random.Generator) -> list[int]
     bodies: list[int] = []
     taken: list[np.ndarray] = []
     blocks = [scene.block_pose(b)[0][:2] for b in scene.blocks]  # keep clear of the task's blocks
+    boxes = keep_out(scene)
     attempts = 0
     while len(bodies) < spec.n_objects and attempts < 30 * spec.n_objects:
         attempts += 1
         k = len(bodies)
-        lo, hi, z = ZONES[int(rng.integers(len(ZONES)))] if k >= 2 else ZONES[k]
-        xy = rng.uniform(lo, hi)
+        zone = int(rng.integers(len(ZONES))) if k >= 2 else k
+        lo, hi, z = ZONES[zone]
+        xy = rng.uniform(lo, hi) + [scene.offsets["base__slide"] if zone == 1 else 0.0, 0.0]  # cabinet top moves
         if any(np.linalg.norm(xy - t) < 0.07 for t in taken) or (
                 z > 0.3 and any(np.linalg.norm(xy - b) < 0.11 for b in blocks)):
             continue
@@ -186,7 +200,7 @@ def apply(scene: CalvinScene, level: str, rng: np.random.Generator) -> list[int]
         else:
             body = _urdf(scene, PYBULLET_OBJECTS[int(rng.integers(len(PYBULLET_OBJECTS)))], pos, yaw, rng)
         lo3, hi3 = (np.array(v) for v in p.getAABB(body, -1, physicsClientId=c))
-        if any((lo3 < np.array(khi)).all() and (hi3 > np.array(klo)).all() for klo, khi in KEEP_OUT):
+        if any((lo3 < khi).all() and (hi3 > klo).all() for klo, khi in boxes):
             p.removeBody(body, physicsClientId=c)  # would block a mechanism: try elsewhere
             continue
         taken.append(xy)
