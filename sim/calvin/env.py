@@ -228,9 +228,13 @@ class CalvinSceneEnv:
         return self._info()
 
     def _settle(self, n: int) -> None:
+        """``n`` physics steps holding the arm; then the tcp target is where the tcp is (so a start grasp never
+        moves from the previous episode's target: fresh and reused envs give the same start)."""
         self._hold_arm()
         self.controller.physics_steps(n)
         self.scene.update_mechanisms()
+        pos, orn = self.scene.tcp_pose()
+        self.target_pos, self.target_euler = pos.copy(), np.array(p.getEulerFromQuaternion(orn.tolist()))
 
     def _hold_arm(self) -> None:
         """Arm motors hold the current joint angles; the gripper keeps its last command."""

@@ -173,14 +173,17 @@ class Expert(Motions):
         yield from self.line(self.tcp() + [0, 0, 0.08], yaw + turn, 1.0, speed=0.6)
 
     def _push(self, block: str, direction: float) -> Iterator[np.ndarray]:
+        """Pushes ``block`` 10+ cm along x with the closed fingers, approaching from high above (the arm lags
+        behind its target on the way and would sweep the block)."""
         pos, _ = self.scene.block_pose(block)
         half = self.scene.block_size[block][0] / 2
         start = pos + [-direction * (half + 0.05), 0, 0.0]
-        yield from self.goto(start + [0, 0, 0.08], HOME_YAW, -1.0, tol=0.015)
-        yield from self.line(start + [0, 0, 0.02], HOME_YAW, -1.0, speed=0.6)
-        yield from self.line(start + [direction * 0.19, 0, 0.02], HOME_YAW, -1.0, speed=0.35)
-        yield from self.line(self.tcp() + [-direction * 0.03, 0, 0.0], HOME_YAW, -1.0, speed=0.4)
-        yield from self.line(self.tcp() + [0, 0, 0.08], HOME_YAW, -1.0, speed=0.6)
+        yaw = HOME_YAW
+        yield from self.goto(start + [0, 0, 0.13], yaw, -1.0, tol=0.015)
+        yield from self.line(start + [0, 0, 0.02], yaw, -1.0, speed=0.6)
+        yield from self.line(start + [direction * 0.19, 0, 0.02], yaw, -1.0, speed=0.35)
+        yield from self.line(self.tcp() + [-direction * 0.03, 0, 0.0], yaw, -1.0, speed=0.4)
+        yield from self.line(self.tcp() + [0, 0, 0.08], yaw, -1.0, speed=0.6)
 
     def _drawer(self, open_: bool) -> Iterator[np.ndarray]:
         q = self.scene.joint_positions()["base__drawer"]
@@ -262,7 +265,8 @@ class Expert(Motions):
     def _stack(self) -> Iterator[np.ndarray]:
         held = self._held_block()
         others = [b for b in self.scene.blocks if b != held]
-        below = min(others, key=lambda b: np.linalg.norm(self.scene.block_pose(b)[0][:2] - self.tcp()[:2]))
+        open_top = [b for b in others if self.scene.block_pose(b)[0][1] <= 0.02]  # not under the cabinet's top
+        below = min(open_top or others, key=lambda b: np.linalg.norm(self.scene.block_pose(b)[0][:2] - self.tcp()[:2]))
         pos, _ = self.scene.block_pose(below)
         yaw = float(self.env.target_euler[2])
         top_z = pos[2] + self.scene.block_size[below][2] / 2 + self.scene.block_size[held][2] / 2 + 0.01
