@@ -192,25 +192,27 @@ class CalvinSceneEnv:
         return self.observe(), self._info()
 
     def reset_to_state(self, robot_obs: np.ndarray, scene_obs: np.ndarray, distraction: str = "none",
-                       seed: int | None = None) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+                       seed: int | None = None, physics_steps: int = 1) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         """Starts a chain from an exact state, as CALVIN's evaluation resets to a chain's start.
 
-        ``robot_obs`` (15,): the 7 arm joints (rad) and the gripper action (> 0 open; the fingers are set fully
-        open or closed) are applied, the tcp pose follows from them; ``scene_obs`` (24,): doors, lights and block
-        poses as given. No physics step runs (blocks given above a surface fall on the first steps, as in the
-        official env). ``distraction`` objects are drawn with ``seed``. No task is active until
-        :meth:`begin_subtask`. ValueError for a wrong shape or a non-finite value."""
+        As the official env's reset: ``robot_obs`` (15,) gives the 7 arm joints (rad), each finger at half the
+        gripper width and the gripper action (> 0 open); the tcp target is the tcp there; ``scene_obs`` (24,) gives
+        doors, lights and block poses; then ``physics_steps`` physics steps run (the official reset: 1; lights are
+        updated from the next env step on; 0 leaves the state exactly as given, e.g. to read its contacts).
+        ``distraction`` objects are drawn with ``seed``. No task is active until :meth:`begin_subtask`.
+        ValueError for a wrong shape or a non-finite value."""
         r, s = _state_vector("robot_obs", robot_obs, 15), _state_vector("scene_obs", scene_obs, 24)
         dist.check_level(distraction)
         self.rng = np.random.default_rng(seed)
         for body in self.distractor_bodies:
             p.removeBody(body, physicsClientId=self.client)
         p.restoreState(self._base_state, physicsClientId=self.client)
-        self.scene.set_state(s, q_arm=r[7:14], gripper_open=bool(r[14] > 0))
+        self.scene.set_state(s, q_arm=r[7:14], gripper_open=bool(r[14] > 0), gripper_width=float(r[6]))
         self.distractor_bodies = dist.apply(self.scene, distraction, self.rng)
         self._hold_arm()
         pos, orn = self.scene.tcp_pose()
         self.target_pos, self.target_euler = pos.copy(), np.array(p.getEulerFromQuaternion(orn.tolist()))
+        self.controller.physics_steps(physics_steps)
         self.task, self.instruction, self.distraction = None, "", distraction
         self.start_state = self.state()
         self.steps, self.succeeded = 0, False

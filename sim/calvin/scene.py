@@ -268,7 +268,8 @@ class CalvinScene:
         self.client = None
 
     # ------------------------------------------------------------------ state
-    def set_state(self, scene_obs: np.ndarray, q_arm: np.ndarray | None = None, gripper_open: bool = True) -> None:
+    def set_state(self, scene_obs: np.ndarray, q_arm: np.ndarray | None = None, gripper_open: bool = True,
+                  gripper_width: float | None = None) -> None:
         """Teleports the world to ``scene_obs`` (24,) and the arm to ``q_arm`` (7,) rad (home when None).
 
         Velocities are zeroed; the lights take the given 0/1 states.
@@ -291,7 +292,7 @@ class CalvinScene:
         q = self.q_home if q_arm is None else np.asarray(q_arm, dtype=np.float64)
         for j, v in zip(ARM_JOINTS, q):
             p.resetJointState(self.robot, j, float(v), 0.0, physicsClientId=c)
-        width = 0.04 if gripper_open else 0.0
+        width = (0.04 if gripper_open else 0.0) if gripper_width is None else float(np.clip(gripper_width / 2, 0, 0.04))
         for j in FINGER_JOINTS:
             p.resetJointState(self.robot, j, width, 0.0, physicsClientId=c)
         self.gripper_action = 1.0 if gripper_open else -1.0

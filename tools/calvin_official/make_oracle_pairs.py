@@ -223,7 +223,7 @@ def _contact_key_of(state: dict, env: CalvinSceneEnv, block: str) -> set:
 def rebuild(env: CalvinSceneEnv, state: dict) -> None:
     """Puts a stored state into our env: reset_to_state, fingers at half the stored gripper width each (as the
     official reset), the stored block velocities."""
-    env.reset_to_state(np.array(state["robot_obs"]), np.array(state["scene_obs"]))
+    env.reset_to_state(np.array(state["robot_obs"]), np.array(state["scene_obs"]), physics_steps=0)
     s = env.scene
     for j in (9, 11):
         p.resetJointState(s.robot, j, state["robot_obs"][6] / 2, 0.0, physicsClientId=s.client)

@@ -37,7 +37,7 @@ def ours(start: T.SceneState, end: T.SceneState) -> dict[str, bool]:
 
 def rebuilt(env, state: dict) -> T.SceneState:
     """``state`` put into our env, as the oracle sees it there."""
-    env.reset_to_state(np.array(state["robot_obs"]), np.array(state["scene_obs"]))
+    env.reset_to_state(np.array(state["robot_obs"]), np.array(state["scene_obs"]), physics_steps=0)
     s = env.scene
     for j in FINGER_JOINTS:
         p.resetJointState(s.robot, j, state["robot_obs"][6] / 2, 0.0, physicsClientId=s.client)

@@ -9,7 +9,7 @@ here from its recorded start state and compared step by step:
   0.01 mm; ``press_button``, the one with contacts, within 1 mm), the lights equal at every step;
 * mechanisms: the bulb and LED equal at every step, the table joints within 1 mm.
 
-Our start: ``reset_to_state`` plus one physics step, which is what the official ``PlayTableSimEnv.reset`` does
+Our start: ``reset_to_state``, which runs one physics step as the official ``PlayTableSimEnv.reset`` does
 after setting the state (without updating the lights).
 """
 
@@ -36,9 +36,7 @@ def env():
 
 def official_reset(env: CalvinSceneEnv, start: dict) -> np.ndarray:
     """Resets to a recorded start as the official env does; returns the observation dict."""
-    env.reset_to_state(np.array(start["robot_obs"]), np.array(start["scene_obs"]))
-    env.controller.physics_steps(1)
-    return env.observe()
+    return env.reset_to_state(np.array(start["robot_obs"]), np.array(start["scene_obs"]))[0]
 
 
 def replay_sequence(env: CalvinSceneEnv, rec: dict) -> tuple[np.ndarray, np.ndarray]:

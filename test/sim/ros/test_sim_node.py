@@ -161,7 +161,7 @@ def test_one_tick_shares_one_stamp_sizes_and_camera_info(rig):
     robot_obs = probe.got["robot_obs"][-1]
     assert len(robot_obs.data) == 15 and robot_obs.layout.dim[0].label.startswith("robot_obs: tcp_x,tcp_y")
     assert len(probe.got["scene_obs"][-1].data) == 24
-    np.testing.assert_allclose(robot_obs.data[:3], probe.tcp())
+    np.testing.assert_allclose(robot_obs.data[:3], probe.tcp(), atol=1e-4)  # robot_obs: one physics step behind
 
     node.set_parameters([Parameter("publish_gripper_camera", value=False)])
     n = len(probe.got["gimage"])
@@ -224,6 +224,8 @@ def test_action_and_twist_move_the_tcp(rig):
         probe.step(lambda: probe.action([1, 0, 0, 0, 0, 0, 1]))
     d = probe.tcp() - start
     assert d[0] > 0.05 and abs(d[1]) < 0.2 * d[0] and abs(d[2]) < 0.2 * d[0], d
+    for _ in range(10):  # the arm lags its target (as CALVIN's controller): let it arrive
+        probe.step(lambda: probe.action([0, 0, 0, 0, 0, 0, 1]))
 
     start = probe.tcp()
     probe.gripper(-1.0)  # gripper first: it does not trigger a lockstep step
@@ -234,7 +236,7 @@ def test_action_and_twist_move_the_tcp(rig):
     assert d[2] < -0.03 and abs(d[0]) < 0.3 * abs(d[2]) and abs(d[1]) < 0.3 * abs(d[2]), d
     assert probe.got["robot_obs"][-1].data[14] == -1.0  # the twist carried the closed gripper
     s = node.stats()
-    assert s["steps"] == 13 and s.get("holds", 0) == 0 and s.get("lockstep_timeouts", 0) == 0, s
+    assert s["steps"] == 23 and s.get("holds", 0) == 0 and s.get("lockstep_timeouts", 0) == 0, s
 
 
 def test_bad_commands_are_counted_and_the_node_keeps_stepping(rig):
