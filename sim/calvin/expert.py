@@ -37,6 +37,7 @@ class Motions:
     def __init__(self, env: CalvinSceneEnv) -> None:
         self.env = env
         self.scene = env.scene
+        self.off = env.scene.offsets  # where this scene's mechanisms sit against scene D (x shifts, m)
         self.tilt = 0.0
 
     def _action(self, pos: np.ndarray, yaw: float, grip: float) -> np.ndarray:
@@ -187,7 +188,7 @@ class Expert(Motions):
 
     def _drawer(self, open_: bool) -> Iterator[np.ndarray]:
         q = self.scene.joint_positions()["base__drawer"]
-        x, z = 0.18, 0.365
+        x, z = 0.18 + self.off["base__drawer"], 0.365
         if open_:  # fingers into the gap between handle bar and drawer front, then pull
             y = -0.218 - q
             yield from self.goto([x, y, 0.5], HOME_YAW, -1.0, tol=0.015)
@@ -204,10 +205,10 @@ class Expert(Motions):
         q = self.scene.joint_positions()["base__slide"]
         y, z = 0.012, 0.57
         if left:  # fingers right of the handle, push left (door joint increases)
-            x = 0.07 - q + 0.035
+            x = 0.07 - q + 0.035 + self.off["base__slide"]
             end = x - 0.21
         else:
-            x = 0.01 - q - 0.035
+            x = 0.01 - q - 0.035 + self.off["base__slide"]
             end = x + 0.21
         yield from self.goto([x, y - 0.05, 0.7], HOME_YAW + np.pi / 2, -1.0, tol=0.015)
         yield from self.line([x, y, z], HOME_YAW + np.pi / 2, -1.0, speed=0.6)
@@ -216,7 +217,7 @@ class Expert(Motions):
 
     def _switch(self, on: bool) -> Iterator[np.ndarray]:
         q = self.scene.joint_positions()["base__switch"]
-        bar = np.array([0.25, 0.004, 0.525]) + SWITCH_RAIL * q  # front-middle of the switch bar
+        bar = np.array([0.25 + self.off["base__switch"], 0.004, 0.525]) + SWITCH_RAIL * q  # bar's front-middle
         yaw = HOME_YAW
         if on:  # finger tips just below the bar's middle, touch its front, then push up the rail
             start = bar + [0, -0.04, -0.005]
@@ -234,7 +235,7 @@ class Expert(Motions):
         self.tilt = 0.0
 
     def _button(self) -> Iterator[np.ndarray]:
-        top = np.array([-0.12, -0.12, 0.487])
+        top = np.array([-0.12 + self.off["base__button"], -0.12, 0.487])
         yield from self.goto(top + [0, 0, 0.08], HOME_YAW, -1.0, tol=0.015)
         yield from self.line(top + [0, 0, 0.0], HOME_YAW, -1.0, speed=0.5)
         yield from self.line(top + [0, 0, -0.03], HOME_YAW, -1.0, speed=0.3)
@@ -250,10 +251,11 @@ class Expert(Motions):
         yaw = float(self.env.target_euler[2])
         if link == "drawer_link":
             q = self.scene.joint_positions()["base__drawer"]
-            dest = np.array([0.18, -0.265 - q + 0.11, 0.40])
+            dest = np.array([0.18 + self.off["base__drawer"], -0.265 - q + 0.11, 0.40])
         else:
             q = self.scene.joint_positions()["base__slide"]
-            dest = np.array([-0.24 if q < 0.14 else 0.05, 0.07, 0.51])
+            right = q < 0.4 * self.scene.joint_upper["base__slide"]  # door at the right: the left half is open
+            dest = np.array([(-0.24 if right else 0.05) + self.off["base__plank"], 0.07, 0.51])
         yield from self.goto(dest + [0, -0.12 if link != "drawer_link" else 0, 0.1], yaw, -1.0, tol=0.02)
         if link != "drawer_link":
             yield from self.line(dest + [0, -0.12, 0.0], yaw, -1.0, speed=0.5)
