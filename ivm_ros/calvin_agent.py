@@ -8,16 +8,20 @@ relative action. No ROS, no simulator imports: it runs inside the official code'
 
 Observations, either layout: the official ``{"rgb_obs": {"rgb_static": (200, 200, 3) uint8, "rgb_gripper":
 (84, 84, 3) uint8}, "robot_obs": (15,), ...}`` or the flat ``{"rgb_static", "rgb_gripper", "robot_obs"}`` of
-:mod:`ivm_ros_sim`. Actions: (7,) float64 ``dx dy dz droll dpitch dyaw gripper`` in the policy's units
-(CALVIN's relative actions, 1.0 = 2 cm / 0.05 rad per step) with the gripper as +1 open / -1 closed, which is
-what CALVIN's relative action space takes.
+:mod:`ivm_ros_sim`. Actions: (7,) float64 ``dx dy dz droll dpitch dyaw gripper``, CALVIN's relative actions
+(1.0 = 2 cm / 0.05 rad per step) clipped to [-1, 1], with the gripper as exactly +1.0 open / -1.0 closed, which
+is what the official env's relative action space takes (:func:`calvin_action`).
 
-Usage with the official code (its ``evaluate_policy(model, env, ...)``)::
+Usage with the official code: its ``evaluate_policy(model, env, epoch, eval_log_dir)`` with the raw env of its
+``make_env`` / ``calvin_env.envs.play_table_env.get_env`` (numpy observations; not calvin_agent's own model
+wrapper, which turns them into normalised tensors). Checked there: tools/calvin_official/check_adapter.py,
+docs/calvin_official_adapter.md::
 
     from ivm_ros.calvin_agent import IvmCalvinModel
     model = IvmCalvinModel.from_names(policy="embedded", model="lite")   # masking on
     model = IvmCalvinModel.from_names(policy="embedded", model=None,
                                       policy_config={"variant": "raw"})  # masking off
+    evaluate_policy(model, make_env(dataset_path), epoch=0, eval_log_dir="out/calvin")
 """
 
 from __future__ import annotations
@@ -39,6 +43,19 @@ def camera_images(obs: dict[str, Any]) -> tuple[np.ndarray, np.ndarray | None]:
     static = np.asarray(rgb["rgb_static"])
     gripper = rgb.get("rgb_gripper")
     return static, None if gripper is None else np.asarray(gripper)
+
+
+def calvin_action(a: np.ndarray) -> np.ndarray:
+    """CALVIN's relative action from a policy's (7,) row: motion clipped to [-1, 1] (the official env scales the
+    action as given, with no clip: 1.0 = 2 cm / 0.05 rad; its data and ours are clipped to [-1, 1]) and the gripper
+    as exactly +1.0 / -1.0 (the official robot asserts ``gripper_action in (-1, 1)``). ValueError for NaN / inf
+    (the official env would carry it into its target pose for the rest of the chain)."""
+    a = np.asarray(a, np.float64).reshape(7)
+    if not np.all(np.isfinite(a)):
+        raise ValueError(f"the policy returned a non-finite action: {a}")
+    out = np.clip(a, -1.0, 1.0)
+    out[6] = 1.0 if a[6] > 0 else -1.0
+    return out
 
 
 class IvmCalvinModel:
@@ -110,9 +127,7 @@ class IvmCalvinModel:
         _, wrist = camera_images(obs)
         proprio = np.asarray(obs["robot_obs"], np.float32) if self.use_proprio else None
         actions = self.policy.act(Observation(seen, wrist if self.use_wrist else None, proprio))
-        a = np.asarray(actions, np.float64).reshape(-1, 7)[0].copy()
-        a[6] = 1.0 if a[6] > 0 else -1.0
-        return a
+        return calvin_action(np.asarray(actions, np.float64).reshape(-1, 7)[0])
 
     def close(self) -> None:
         self.policy.close()
