@@ -107,8 +107,10 @@ class Expert(Motions):
     """Waypoint expert bound to one env. Use ``for a in Expert(env).plan(task): env.step(a)``."""
 
     def plan(self, task: str) -> Iterator[np.ndarray]:
-        """Actions that solve ``task`` from the env's current state (generator; reads the sim as it goes)."""
+        """Actions that solve ``task`` from the env's current state (generator; reads the sim as it goes). In a
+        chain the state is what the previous subtask left (it ends at its first success): :meth:`_clear` first."""
         kind, *args = T.check_task(task)
+        yield from self._clear(kind in ("place_object", "stack_objects"))
         if kind == "rotate_object":
             yield from self._rotate(args[0], np.deg2rad(args[1]) * 1.35)
         elif kind == "push_object":
@@ -137,6 +139,11 @@ class Expert(Motions):
     def _lift(self, block: str) -> Iterator[np.ndarray]:
         pos, _ = self.scene.block_pose(block)
         if pos[1] > 0.02 and pos[2] > 0.43:  # on the cabinet shelf: come in from the front, under its top
+            s = self.scene
+            door_lo, door_hi = p.getAABB(s.table, s.table_link["slide_link"], physicsClientId=s.client)
+            if door_lo[0] - 0.07 < pos[0] < door_hi[0] + 0.07:  # a chain's door move stopped part way: finish it
+                plank_x = s.link_position("plank_link")[0]
+                yield from self._slider(left=pos[0] > plank_x)
             yield from self._pick_from_front(block)
             return
         yield from self._pick(block, self._grasp_yaw(block), 0.10)
@@ -241,6 +248,54 @@ class Expert(Motions):
         yield from self.line(top + [0, 0, -0.03], HOME_YAW, -1.0, speed=0.3)
         yield from self.line(top + [0, 0, 0.08], HOME_YAW, -1.0, speed=0.6)
 
+    def _clear(self, keep_block: bool) -> Iterator[np.ndarray]:
+        """Lets go of a held block the task does not use (``keep_block``: place / stack need it), then, when the
+        fingers are low (below 0.54 m), backs them away (out of the cabinet when inside it) and lifts them. Nothing
+        from a task episode's start pose (tcp 0.57 m up, nothing held)."""
+        held = [n for n, b in self.scene.blocks.items() if ("robot", "finger") in self.scene.contacts(b)]
+        yaw, grip = float(self.env.target_euler[2]), -1.0 if keep_block else 1.0
+        if held and not keep_block:
+            yield from self._set_down(held[0], yaw)
+        tcp = self.tcp()
+        if tcp[2] >= 0.54:
+            return
+        back = 0.12 if tcp[1] > -0.03 and tcp[2] > 0.43 else 0.06  # fingers under the cabinet's top: all the way out
+        yield from self.line(tcp + [0, -back, 0], yaw, grip, speed=0.5)
+        yield from self.line([tcp[0], tcp[1] - back, 0.58], yaw, grip, speed=0.6)
+
+    def _set_down(self, block: str, yaw: float) -> Iterator[np.ndarray]:
+        """Carries a held block to the free table spot nearest the fingers, lowers it until it rests on something
+        and lets go (a dropped block may land on its side or on another block)."""
+        s = self.scene
+        lo, hi = (np.array(v) for v in s.cfg["surfaces"]["table"])
+        others = [s.block_pose(b)[0][:2] for b in s.blocks if b != block]
+        tcp = self.tcp()
+        grid = [np.array([x, y]) for x in np.linspace(lo[0] + 0.04, hi[0] - 0.04, 8)
+                for y in np.linspace(lo[1] + 0.02, hi[1] - 0.02, 3)]
+        free = [g for g in grid if all(np.linalg.norm(g - o) > 0.09 for o in others)] or grid
+        spot = min(free, key=lambda g: np.linalg.norm(g - tcp[:2]))
+        if tcp[2] < 0.54 and np.linalg.norm(spot - tcp[:2]) > 0.02:  # lift clear of the others before carrying
+            yield from self.line([*tcp[:2], 0.56], yaw, -1.0, speed=0.5)
+        yield from self.goto([*spot, max(self.tcp()[2], 0.52)], yaw, -1.0, tol=0.015)
+        for _ in range(30):
+            if any(body != "robot" for body, _ in s.contacts(s.blocks[block])):
+                break
+            yield self._action(self.env.target_pos + [0, 0, -0.006], yaw, -1.0)
+        yield from self.hold(1.0, 8)
+
+    def _slider_spot(self, half: str) -> float:
+        """x (m) of a free place on the cabinet shelf's ``half`` ("slider_left" / "slider_right"): the candidate
+        farthest from the blocks already there."""
+        lo, hi = (np.array(v) for v in self.scene.cfg["surfaces"][half])
+        s = self.scene
+        others = [s.block_pose(b)[0][0] for b in s.blocks if ("table", "plank_link") in s.contacts(s.blocks[b])]
+        door_lo, door_hi = p.getAABB(s.table, s.table_link["slide_link"], physicsClientId=s.client)
+        xs = [x for x in np.linspace(lo[0] + 0.03, hi[0] - 0.03, 9)
+              if not door_lo[0] - 0.04 < x < door_hi[0] + 0.04] or [float((lo[0] + hi[0]) / 2)]
+        if not others:
+            return float(xs[len(xs) // 2])
+        return float(max(xs, key=lambda x: min(abs(x - o) for o in others)))
+
     def _held_block(self) -> str:
         for b in self.scene.blocks:
             if ("robot", "finger") in self.scene.contacts(self.scene.blocks[b]):
@@ -255,7 +310,7 @@ class Expert(Motions):
         else:
             q = self.scene.joint_positions()["base__slide"]
             right = q < 0.4 * self.scene.joint_upper["base__slide"]  # door at the right: the left half is open
-            dest = np.array([(-0.24 if right else 0.05) + self.off["base__plank"], 0.07, 0.51])
+            dest = np.array([self._slider_spot("slider_left" if right else "slider_right"), 0.07, 0.51])
         yield from self.goto(dest + [0, -0.12 if link != "drawer_link" else 0, 0.1], yaw, -1.0, tol=0.02)
         if link != "drawer_link":
             yield from self.line(dest + [0, -0.12, 0.0], yaw, -1.0, speed=0.5)

@@ -51,6 +51,7 @@ from ivm_ros_sim.calvin.env import CalvinSceneEnv
 from ivm_ros_sim.calvin.expert import Expert, rollout
 from ivm_ros_sim.calvin.masks import mask_from_segmentation, relevant_parts
 from ivm_ros_sim.calvin.scene import BLOCKS, decode_segmentation
+from ivm_ros_sim.data import chain_demos
 from tqdm import tqdm
 
 #: Tasks the data engine samples: all 34 (the scripted expert solves every family).
@@ -352,6 +353,19 @@ def expert_success(seeds: int, levels: tuple[str, ...], tasks: tuple[str, ...] =
 
 
 # ---------------------------------------------------------------------------------------------- command
+def _print_expert(res: dict[str, dict[str, list[int]]], levels: tuple[str, ...], as_json: bool) -> None:
+    fams = sorted({f for r in res.values() for f in r})
+    print(f"{'family':<18}" + "".join(f"{lv:>14}" for lv in levels))
+    for f in fams:
+        cells = [res[lv].get(f, [0, 0]) for lv in levels]
+        print(f"{f:<18}" + "".join(f"{f'{k}/{n} ({100 * k / max(n, 1):.0f}%)':>14}" for k, n in cells))
+    for lv in levels:
+        k, n = sum(v[0] for v in res[lv].values()), sum(v[1] for v in res[lv].values())
+        print(f"[{lv}] overall: {k}/{n} ({100 * k / max(n, 1):.1f}%)")
+    if as_json:
+        print(json.dumps(res))
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="ivm-ros sim-data", description=__doc__.split("\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -378,8 +392,9 @@ def main(argv: list[str] | None = None) -> int:
     e.add_argument("--seeds", type=int, default=5)
     e.add_argument("--levels", default="none,large")
     e.add_argument("--json", action="store_true")
+    chain_demos.add_parser(sub)
     args = ap.parse_args(argv)
-    levels = tuple(x for x in args.levels.split(",") if x)
+    levels = tuple(x for x in getattr(args, "levels", "").split(",") if x)
     try:
         for lv in levels:
             dist.check_level(lv)
@@ -397,18 +412,10 @@ def main(argv: list[str] | None = None) -> int:
                                  instruction_split=args.split)
             ok = sum(e["success"] for e in idx["episodes"])
             print(f"wrote {len(idx['episodes'])} episodes ({ok} successful) to {args.out / 'demos'}")
+        elif args.cmd == "chains":
+            chain_demos.run(args)
         else:
-            res = expert_success(args.seeds, levels)
-            fams = sorted({f for r in res.values() for f in r})
-            print(f"{'family':<18}" + "".join(f"{lv:>14}" for lv in levels))
-            for f in fams:
-                cells = [res[lv].get(f, [0, 0]) for lv in levels]
-                print(f"{f:<18}" + "".join(f"{f'{k}/{n} ({100 * k / max(n, 1):.0f}%)':>14}" for k, n in cells))
-            for lv in levels:
-                k, n = sum(v[0] for v in res[lv].values()), sum(v[1] for v in res[lv].values())
-                print(f"[{lv}] overall: {k}/{n} ({100 * k / max(n, 1):.1f}%)")
-            if args.json:
-                print(json.dumps(res))
+            _print_expert(expert_success(args.seeds, levels), levels, args.json)
     except ValueError as exc:
         ap.error(str(exc))
     return 0
