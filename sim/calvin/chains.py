@@ -42,3 +42,14 @@ def load_chains(n: int | None = None, start: int = 0) -> list[Chain]:
         out.append(Chain(i, d["initial_state"], tuple(d["subtasks"]), np.asarray(d["robot_obs"], np.float64),
                          np.asarray(d["scene_obs"], np.float64)))
     return out
+
+
+def start_in_scene(chain: Chain, offsets: dict[str, float]) -> tuple[np.ndarray, np.ndarray]:
+    """(robot_obs, scene_obs) of ``chain``'s start in a scene other than D: the same symbolic start, each block
+    moved along x with what it stands on (``offsets`` = ``CalvinScene.offsets``: the table's free area, the cabinet
+    shelf). Scene D (all offsets zero) gives the official start unchanged."""
+    scene_obs = chain.scene_obs.copy()
+    for i, color in enumerate(("red", "blue", "pink")):
+        where = chain.initial_state[f"{color}_block"]
+        scene_obs[6 + 6 * i] += offsets["table"] if where == "table" else offsets["base__plank"]
+    return chain.robot_obs.copy(), scene_obs

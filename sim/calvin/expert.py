@@ -20,6 +20,7 @@ import pybullet as p
 from ivm_ros_sim.calvin import tasks as T
 from ivm_ros_sim.calvin.env import MAX_REL_ORN, MAX_REL_POS, CalvinSceneEnv
 from ivm_ros_sim.calvin.masks import mask_from_segmentation, relevant_parts
+from ivm_ros_sim.calvin.scene import CalvinScene
 
 DOWN_ROLL, DOWN_PITCH = np.pi, 0.0
 HOME_YAW = np.pi / 2  # at this yaw the fingers close along world x
@@ -283,19 +284,6 @@ class Expert(Motions):
             yield self._action(self.env.target_pos + [0, 0, -0.006], yaw, -1.0)
         yield from self.hold(1.0, 8)
 
-    def _slider_spot(self, half: str) -> float:
-        """x (m) of a free place on the cabinet shelf's ``half`` ("slider_left" / "slider_right"): the candidate
-        farthest from the blocks already there."""
-        lo, hi = (np.array(v) for v in self.scene.cfg["surfaces"][half])
-        s = self.scene
-        others = [s.block_pose(b)[0][0] for b in s.blocks if ("table", "plank_link") in s.contacts(s.blocks[b])]
-        door_lo, door_hi = p.getAABB(s.table, s.table_link["slide_link"], physicsClientId=s.client)
-        xs = [x for x in np.linspace(lo[0] + 0.03, hi[0] - 0.03, 9)
-              if not door_lo[0] - 0.04 < x < door_hi[0] + 0.04] or [float((lo[0] + hi[0]) / 2)]
-        if not others:
-            return float(xs[len(xs) // 2])
-        return float(max(xs, key=lambda x: min(abs(x - o) for o in others)))
-
     def _held_block(self) -> str:
         for b in self.scene.blocks:
             if ("robot", "finger") in self.scene.contacts(self.scene.blocks[b]):
@@ -310,8 +298,13 @@ class Expert(Motions):
         else:
             q = self.scene.joint_positions()["base__slide"]
             right = q < 0.4 * self.scene.joint_upper["base__slide"]  # door at the right: the left half is open
-            dest = np.array([self._slider_spot("slider_left" if right else "slider_right"), 0.07, 0.51])
-        yield from self.goto(dest + [0, -0.12 if link != "drawer_link" else 0, 0.1], yaw, -1.0, tol=0.02)
+            dest = np.array([slider_spot(self.scene, "slider_left" if right else "slider_right"), 0.085, 0.51])
+        tcp = self.tcp()
+        above = dest + [0, -0.12 if link != "drawer_link" else 0, 0.1]
+        if tcp[2] < 0.58:  # carry the block high: a low path sweeps the button or the other blocks
+            yield from self.line([tcp[0], tcp[1], 0.6], yaw, -1.0, speed=0.6)
+        yield from self.goto([above[0], above[1], max(above[2], 0.6)], yaw, -1.0, tol=0.02)
+        yield from self.line(above, yaw, -1.0, speed=0.5)
         if link != "drawer_link":
             yield from self.line(dest + [0, -0.12, 0.0], yaw, -1.0, speed=0.5)
         yield from self.line(dest, yaw, -1.0, speed=0.4)
@@ -350,6 +343,20 @@ class Expert(Motions):
         yield from self.line(start, yaw, -1.0, speed=0.5)
         yield from self.line([pos[0], -0.25, start[2]], yaw, -1.0, speed=0.35)
         yield from self.line(self.tcp() + [0, 0, 0.1], yaw, -1.0, speed=0.6)
+
+
+def slider_spot(scene: CalvinScene, half: str) -> float:
+    """x (m) of a free place on the cabinet shelf's ``half`` ("slider_left" / "slider_right"): of the spots clear of
+    the sliding door, the one farthest from the blocks already on the shelf."""
+    lo, hi = (np.array(v) for v in scene.cfg["surfaces"][half])
+    others = [scene.block_pose(b)[0][0] for b, body in scene.blocks.items()
+              if ("table", "plank_link") in scene.contacts(body)]
+    door_lo, door_hi = p.getAABB(scene.table, scene.table_link["slide_link"], physicsClientId=scene.client)
+    xs = [x for x in np.linspace(lo[0] + 0.03, hi[0] - 0.03, 9)
+          if not door_lo[0] - 0.04 < x < door_hi[0] + 0.04] or [float((lo[0] + hi[0]) / 2)]
+    if not others:
+        return float(xs[len(xs) // 2])
+    return float(max(xs, key=lambda x: min(abs(x - o) for o in others)))
 
 
 @dataclasses.dataclass

@@ -50,7 +50,7 @@ from ivm_ros_sim.calvin import tasks as T
 from ivm_ros_sim.calvin.env import CalvinSceneEnv
 from ivm_ros_sim.calvin.expert import Expert, rollout
 from ivm_ros_sim.calvin.masks import mask_from_segmentation, relevant_parts
-from ivm_ros_sim.calvin.scene import BLOCKS, decode_segmentation
+from ivm_ros_sim.calvin.scene import BLOCKS, SCENES, decode_segmentation
 from ivm_ros_sim.data import chain_demos
 from tqdm import tqdm
 
@@ -204,14 +204,15 @@ def generate_ivm(out: Path, samples: int, seed: int = 0, size: int = 200, machin
                  machine_error: float = 0.5, machine_errors: str = "independent",
                  frames_per_episode: int = 4, levels: tuple[str, ...] = ("none", "small", "medium", "large"),
                  instruction_split: str = "train", shard_size: int = 500, gripper: bool = False,
-                 progress: bool = True) -> dict[str, Any]:
+                 progress: bool = True, scene: str = "D") -> dict[str, Any]:
     """Writes ``samples`` IVM samples to ``out`` (see module docstring); returns the index dict."""
     _check_ivm_args(levels, machine_fraction, machine_error, machine_errors)
     out.mkdir(parents=True, exist_ok=True)
     failures = systematic_failures(seed, machine_error) if machine_errors == "systematic" else None
     labels = LabelModel(seed, machine_fraction, machine_error, failures)
     rng = np.random.default_rng(seed)
-    env = CalvinSceneEnv(static_size=size, gripper_size=size, render=False, segmentation=True)  # one shape per shard
+    env = CalvinSceneEnv(static_size=size, gripper_size=size, render=False, segmentation=True,  # one shape per shard
+                         scene=scene)
     cams = ("static", "gripper") if gripper else ("static",)
     writer = ShardWriter(out, shard_size)
     gallery: list[np.ndarray] = []
@@ -247,7 +248,7 @@ def generate_ivm(out: Path, samples: int, seed: int = 0, size: int = 200, machin
              "args": {"seed": seed, "machine_fraction": machine_fraction, "machine_error": machine_error,
                       "machine_errors": machine_errors,
                       "levels": list(levels),
-                      "instruction_split": instruction_split, "frames_per_episode": frames_per_episode}}
+                      "instruction_split": instruction_split, "frames_per_episode": frames_per_episode, "scene": scene}}
     (out / "index.json").write_text(json.dumps(index, indent=1))
     if gallery:
         write_gallery(out / "gallery.png", gallery)
@@ -293,7 +294,7 @@ def load_ivm(root: Path) -> dict[str, np.ndarray]:
 # ---------------------------------------------------------------------------------------------- demonstrations
 def generate_demos(out: Path, episodes: int, seed: int = 0, tasks: tuple[str, ...] = EXPERT_TASKS,
                    levels: tuple[str, ...] = ("none",), static_size: int = 200, gripper_size: int = 84,
-                   instruction_split: str = "train", progress: bool = True) -> dict[str, Any]:
+                   instruction_split: str = "train", progress: bool = True, scene: str = "D") -> dict[str, Any]:
     """Records ``episodes`` expert episodes to ``out`` (see module docstring); returns the index dict."""
     for t in tasks:
         T.check_task(t)
@@ -301,7 +302,7 @@ def generate_demos(out: Path, episodes: int, seed: int = 0, tasks: tuple[str, ..
         dist.check_level(lv)
     out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
-    env = CalvinSceneEnv(static_size=static_size, gripper_size=gripper_size, segmentation=True)
+    env = CalvinSceneEnv(static_size=static_size, gripper_size=gripper_size, segmentation=True, scene=scene)
     entries = []
     steps_total, t0 = 0, time.perf_counter()
     bar = tqdm(range(episodes), desc="demos", unit="ep", disable=not progress)
@@ -326,16 +327,16 @@ def generate_demos(out: Path, episodes: int, seed: int = 0, tasks: tuple[str, ..
         env.close()
     index = {"format": "ivm_ros_sim.demos/1", "episodes": entries,
              "args": {"seed": seed, "levels": list(levels), "static_size": static_size, "gripper_size": gripper_size,
-                      "instruction_split": instruction_split}}
+                      "instruction_split": instruction_split, "scene": scene}}
     (out / "index.json").write_text(json.dumps(index, indent=1))
     return index
 
 
 # ---------------------------------------------------------------------------------------------- expert success
 def expert_success(seeds: int, levels: tuple[str, ...], tasks: tuple[str, ...] = tuple(T.all_tasks()),
-                   progress: bool = True) -> dict[str, dict[str, list[int]]]:
+                   progress: bool = True, scene: str = "D") -> dict[str, dict[str, list[int]]]:
     """{level: {family: [successes, trials]}} for the expert over ``seeds`` seeds per task (no rendering)."""
-    env = CalvinSceneEnv(render=False)
+    env = CalvinSceneEnv(render=False, scene=scene)
     res: dict[str, dict[str, list[int]]] = {}
     try:
         for level in levels:
@@ -381,6 +382,7 @@ def main(argv: list[str] | None = None) -> int:
     a.add_argument("--split", default="train", choices=("train", "heldout", "eval"))
     a.add_argument("--gripper", action="store_true", help="also sample the gripper camera")
     a.add_argument("--seed", type=int, default=0)
+    a.add_argument("--scene", default="D", choices=SCENES)
     d = sub.add_parser("demos", help="expert demonstrations (both cameras, states, actions, masks)")
     d.add_argument("--out", type=Path, default=Path("out/sim_data"))
     d.add_argument("--episodes", type=int, default=10)
@@ -388,10 +390,12 @@ def main(argv: list[str] | None = None) -> int:
     d.add_argument("--tasks", default="", help="comma-separated task names (default: all the expert solves)")
     d.add_argument("--split", default="train", choices=("train", "heldout", "eval"))
     d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--scene", default="D", choices=SCENES)
     e = sub.add_parser("expert", help="expert success per task family, clean and distracted")
     e.add_argument("--seeds", type=int, default=5)
     e.add_argument("--levels", default="none,large")
     e.add_argument("--json", action="store_true")
+    e.add_argument("--scene", default="D", choices=SCENES)
     chain_demos.add_parser(sub)
     args = ap.parse_args(argv)
     levels = tuple(x for x in getattr(args, "levels", "").split(",") if x)
@@ -402,20 +406,20 @@ def main(argv: list[str] | None = None) -> int:
             t0 = time.perf_counter()
             idx = generate_ivm(args.out / "ivm", args.samples, args.seed, args.size, args.machine_fraction,
                                args.machine_error, args.machine_errors,
-                               levels=levels, instruction_split=args.split, gripper=args.gripper)
+                               levels=levels, instruction_split=args.split, gripper=args.gripper, scene=args.scene)
             dt = time.perf_counter() - t0
             print(f"wrote {idx['count']} samples in {len(idx['shards'])} shard(s) to {args.out / 'ivm'} "
                   f"({idx['count'] / dt:.1f} samples/s); gallery: {args.out / 'ivm' / 'gallery.png'}")
         elif args.cmd == "demos":
             tasks = tuple(t for t in args.tasks.split(",") if t) or EXPERT_TASKS
             idx = generate_demos(args.out / "demos", args.episodes, args.seed, tasks, levels,
-                                 instruction_split=args.split)
+                                 instruction_split=args.split, scene=args.scene)
             ok = sum(e["success"] for e in idx["episodes"])
             print(f"wrote {len(idx['episodes'])} episodes ({ok} successful) to {args.out / 'demos'}")
         elif args.cmd == "chains":
             chain_demos.run(args)
         else:
-            _print_expert(expert_success(args.seeds, levels), levels, args.json)
+            _print_expert(expert_success(args.seeds, levels, scene=args.scene), levels, args.json)
     except ValueError as exc:
         ap.error(str(exc))
     return 0

@@ -23,11 +23,10 @@ from typing import Any
 import numpy as np
 from ivm_ros_sim.calvin import distractors
 from ivm_ros_sim.calvin.chains import N_CHAINS, load_chains
+from ivm_ros_sim.calvin.scene import SCENES
 from ivm_ros_sim.eval.protocol import ChainResult, summarize
 from ivm_ros_sim.eval.workers import EvalSettings
 from tqdm import tqdm
-
-SCENES = ("D",)
 
 
 def _key_values(items: list[str], what: str) -> tuple[tuple[str, Any], ...]:
@@ -165,7 +164,8 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--model", default="lite", help="masking predictor: lite, groundtruth (the simulator's "
                     "ground-truth masks: the upper bound), ivm, simple, ... or module:Class")
     ap.add_argument("--model-config", action="append", default=[], metavar="KEY=VALUE", help="predictor setting")
-    ap.add_argument("--scene", choices=SCENES, default="D", help="evaluation scene")
+    ap.add_argument("--scene", choices=SCENES, default="D", help="evaluation scene (CALVIN: D; in A, B, C the "
+                    "official starts move with the table and shelf)")
     ap.add_argument("--distraction", choices=tuple(distractors.LEVELS), default="none")
     ap.add_argument("--chains", type=int, default=N_CHAINS, help="the first N of the official 1000 chains")
     ap.add_argument("--start", type=int, default=0, help="index of the first chain")

@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 import numpy as np
 from ivm_ros_sim.calvin import tasks as T
-from ivm_ros_sim.calvin.chains import Chain
+from ivm_ros_sim.calvin.chains import Chain, start_in_scene
 from ivm_ros_sim.calvin.env import CalvinSceneEnv
 from ivm_ros_sim.calvin.expert import Expert
 
@@ -74,7 +74,8 @@ def run_chain(env: CalvinSceneEnv, agent: Agent, chain: Chain, distraction: str 
               max_steps: int = EP_LEN, hook: StepHook | None = None) -> ChainResult:
     """Runs one chain (see the module docstring). Distractors are drawn with ``seed + chain.index``, so a
     chain's outcome does not depend on which worker runs it or what ran before."""
-    obs, _ = env.reset_to_state(chain.robot_obs, chain.scene_obs, distraction, seed=seed + chain.index)
+    robot_obs, scene_obs = start_in_scene(chain, env.scene.offsets)
+    obs, _ = env.reset_to_state(robot_obs, scene_obs, distraction, seed=seed + chain.index)
     steps: list[int] = []
     for i, task in enumerate(chain.subtasks):
         ok, n, obs = run_subtask(env, agent, task, obs, max_steps, hook, i)

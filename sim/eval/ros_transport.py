@@ -37,7 +37,7 @@ def ros_node_commands(settings: EvalSettings) -> dict[str, list[str]]:
     ns = argparse.Namespace(max_steps=settings.max_steps, policy=settings.policy, model=settings.model)
     cmds = node_commands(settings.masking, ns)
     cmds["sim_node"] += ["-p", f"static_size:={settings.static_size}", "-p", f"gripper_size:={settings.gripper_size}",
-                         "-p", "lockstep_timeout:=30.0"]
+                         "-p", "lockstep_timeout:=30.0", "-p", f"scene:={settings.scene}"]
     policy = cmds["policy_node"]
     if settings.policy != "embedded":  # node_commands sets the embedded policy's variant
         i = policy.index("policy_config.variant:=" + ("masked" if settings.masking else "raw"))

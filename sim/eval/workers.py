@@ -125,7 +125,7 @@ class ChainWorker:
         needs_images = settings.policy != "expert"
         self.env = CalvinSceneEnv(settings.static_size, settings.gripper_size, render=needs_images,
                                   segmentation=settings.masking and settings.model == "groundtruth",
-                                  max_steps=settings.max_steps)
+                                  max_steps=settings.max_steps, scene=settings.scene)
         self.agent = build_agent(settings, self.env)
 
     def run(self, chain: Chain, record: bool = False) -> tuple[ChainResult, list[np.ndarray]]:

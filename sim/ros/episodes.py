@@ -121,11 +121,11 @@ class Episodes:
         """Resets ``env`` to official chain ``index``'s start state (distractors drawn with ``seed + index``, as
         ``calvin-eval`` does). No task is active and the episode is held until :meth:`begin_subtask` and
         :meth:`resume`. Returns (first observation, "") or (None, why)."""
-        from ivm_ros_sim.calvin.chains import load_chains
+        from ivm_ros_sim.calvin.chains import load_chains, start_in_scene
 
         try:
-            chain = load_chains(1, start=index)[0]
-            obs, _ = env.reset_to_state(chain.robot_obs, chain.scene_obs, distraction, seed=seed + index)
+            robot_obs, scene_obs = start_in_scene(load_chains(1, start=index)[0], env.scene.offsets)
+            obs, _ = env.reset_to_state(robot_obs, scene_obs, distraction, seed=seed + index)
         except Exception as exc:
             self.current = None
             return None, f"reset failed for chain={index} distraction={distraction}: {exc}"

@@ -72,7 +72,7 @@ from ivm_ros.runtime import Counters, LatencyWindow, RateMeter
 try:
     from ivm_ros_sim.calvin import distractors, tasks
     from ivm_ros_sim.calvin.env import CalvinSceneEnv
-    from ivm_ros_sim.calvin.scene import CONTROL_HZ
+    from ivm_ros_sim.calvin.scene import CONTROL_HZ, SCENES
     from ivm_ros_sim.ros import commands
     from ivm_ros_sim.ros.episodes import POLICY_TASKS, RANDOM_TASK, Episode, Episodes, pool_tasks
     from ivm_ros_sim.ros.outputs import CAMERA_TOPICS, SimOutputs
@@ -87,6 +87,8 @@ def parameters() -> tuple[Param, ...]:
     """Every parameter, in declaration order (a function: the task names are read from the CALVIN assets, which
     importing this module does not need)."""
     return (
+        Param("scene", "D", "CALVIN scene (D: the evaluation scene; A, B, C: the ABC->D split's training scenes)",
+              choices=SCENES, read_only=True),
         Param("static_size", 200, "static camera image size, px (CALVIN: 200)", 16, 1024, read_only=True),
         Param("gripper_size", 84, "gripper camera image size, px (CALVIN: 84)", 16, 1024, read_only=True),
         Param("publish_gripper_camera", True, "render and publish the gripper camera (off: ~20% faster steps)"),
@@ -165,7 +167,7 @@ class SimNode(ChainServices, diagnostics.RejectionCounting, Node):
         self.add_post_set_parameters_callback(self._after_set_parameters)
 
         self.env = CalvinSceneEnv(self._param("static_size"), self._param("gripper_size"),
-                                  render_gripper=self._param("publish_gripper_camera"))
+                                  render_gripper=self._param("publish_gripper_camera"), scene=self._param("scene"))
         self.counters = Counters()
         self.step_rate = RateMeter()
         self.step_ms = LatencyWindow()

@@ -53,3 +53,16 @@ def test_feasibility_rules():
     ok = set(S.feasible_tasks(held))
     assert {"place_in_drawer", "close_drawer"} <= ok and "place_in_slider" not in ok  # the open half is taken
     assert not any(t.startswith(("lift", "push", "rotate")) for t in ok)
+
+
+def test_official_chain_starts_move_with_the_scene():
+    from ivm_ros_sim.calvin.chains import load_chains, start_in_scene
+
+    chain = load_chains(1)[0]  # red in the shelf's left half, blue on the table, pink in the right half
+    r, s = start_in_scene(chain, scene_offsets("D"))
+    assert (r == chain.robot_obs).all() and (s == chain.scene_obs).all()
+    off = scene_offsets("B")
+    _, s = start_in_scene(chain, off)
+    np.testing.assert_allclose(s[[6, 12, 18]] - chain.scene_obs[[6, 12, 18]],
+                               [off["base__plank"], off["table"], off["base__plank"]])
+    np.testing.assert_array_equal(np.delete(s, [6, 12, 18]), np.delete(chain.scene_obs, [6, 12, 18]))

@@ -119,6 +119,13 @@ def test_calvin_eval_expert_writes_results_and_resumes(tmp_path, capsys):
         calvin_eval.main(args + ["--resume", "--distraction", "small"])
 
 
+def test_calvin_eval_in_another_scene(tmp_path, capsys):
+    assert calvin_eval.main(["--chains", "1", "--start", "3", "--workers", "0", "--gifs", "0", "--scene", "B",
+                             "--out", str(tmp_path)]) == 0
+    last = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert last["settings"]["scene"] == "B" and last["n_chains"] == 1
+
+
 def test_embedded_policy_defaults_to_the_variant_of_its_masking_condition():
     assert EvalSettings(policy="embedded", masking=False).policy_settings() == {"variant": "raw"}
     assert EvalSettings(policy="embedded").policy_settings() == {"variant": "masked"}
