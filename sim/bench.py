@@ -1,8 +1,10 @@
 """``ivm-ros bench sim``: simulator throughput on this machine.
 
 Measures env steps/s with both cameras rendered (CALVIN sizes by default, the expert driving), render fps per
-camera, physics+control-only steps/s, and IVM data-engine samples/s. Prints a table; ``--json`` adds one
-JSON object as the last line.
+camera, physics+control-only steps/s, IVM data-engine samples/s, CALVIN protocol chains/s with the expert
+(official chains, no images) and the evaluation's agent steps/s (lite masking + the embedded policy on rendered
+frames, as ``calvin-eval --policy embedded`` runs them, beside the env step alone). Prints a table; ``--json``
+adds one JSON object as the last line.
 """
 
 from __future__ import annotations
@@ -32,6 +34,33 @@ def _env_steps(env: CalvinSceneEnv, steps: int, task: str, distraction: str) -> 
     return steps / (time.perf_counter() - t0)
 
 
+def _protocol(static_size: int, gripper_size: int, chains: int = 3, agent_steps: int = 20) -> dict[str, float]:
+    """Expert chains/s on the first ``chains`` official chains; agent steps/s (lite + embedded policy)."""
+    from ivm_ros_sim.calvin.chains import load_chains
+    from ivm_ros_sim.eval.protocol import ExpertAgent, run_chain
+    from ivm_ros_sim.eval.workers import EvalSettings, build_agent
+
+    out: dict[str, float] = {}
+    env = CalvinSceneEnv(static_size, gripper_size, render=False)
+    try:
+        t0 = time.perf_counter()
+        for chain in load_chains(chains):
+            run_chain(env, ExpertAgent(env), chain)
+        out["calvin_chains_per_s_expert"] = chains / (time.perf_counter() - t0)
+        env.render = True
+        agent = build_agent(EvalSettings(policy="embedded", model="lite"), env)
+        obs, _ = env.reset_to_state(load_chains(1)[0].robot_obs, load_chains(1)[0].scene_obs)
+        agent.step(obs, "open the drawer")  # compiles / warms up
+        t0 = time.perf_counter()
+        for _ in range(agent_steps):
+            agent.step(obs, "open the drawer")
+        out["agent_steps_per_s_lite_embedded"] = agent_steps / (time.perf_counter() - t0)
+        agent.close()
+    finally:
+        env.close()
+    return out
+
+
 def run(steps: int = 60, static_size: int = 200, gripper_size: int = 84, samples: int = 30) -> dict[str, float]:
     """Returns the measured numbers (see module docstring)."""
     out: dict[str, float] = {}
@@ -49,6 +78,7 @@ def run(steps: int = 60, static_size: int = 200, gripper_size: int = 84, samples
         out["env_steps_per_s_no_render"] = _env_steps(env, steps, "open_drawer", "none")
     finally:
         env.close()
+    out.update(_protocol(static_size, gripper_size))
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
         generate_ivm(Path(tmp), samples, seed=0, size=static_size, progress=False)
