@@ -96,6 +96,24 @@ class CountingModel:
         return action
 
 
+class GripperResetFix:
+    """Diagnostic env wrapper (``--gripper-reset-fix``; the official evaluate_policy.py invites "your own env
+    wrapper"): calvin_env's ``reset(robot_obs, scene_obs)`` leaves the robot's ``gripper_action`` (observed as
+    ``robot_obs[14]``) at the previous chain's last action; this sets it from the given ``robot_obs[14]``."""
+
+    def __init__(self, env: Any) -> None:
+        self.env = env
+
+    def reset(self, robot_obs: Any = None, scene_obs: Any = None) -> Any:
+        self.env.reset(robot_obs=robot_obs, scene_obs=scene_obs)
+        if robot_obs is not None:
+            self.env.robot.gripper_action = 1 if float(robot_obs[14]) > 0 else -1
+        return self.env.get_obs()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.env, name)
+
+
 def build_env(calvin_env: Path, shared: Path, cameras: str, renderer: str) -> Any:
     """The official env, built with hydra from its own conf/ (see the module docstring)."""
     import hydra
@@ -174,6 +192,8 @@ def run(a: argparse.Namespace) -> dict[str, Any]:
     seqs = official_chains(a.shared, a.start, a.chains)
     env = build_env(a.calvin_env, a.shared, a.cameras or ("no_cameras" if a.model == "mirror" else
                                                           "static_and_gripper"), a.renderer)
+    if a.gripper_reset_fix:
+        env = GripperResetFix(env)
     model = CountingModel(make_model(a.model))
     ep.get_sequences = lambda num_sequences=1000, num_workers=None: seqs  # only the chosen official chains
     t0 = time.perf_counter()
@@ -181,7 +201,8 @@ def run(a: argparse.Namespace) -> dict[str, Any]:
     seconds = time.perf_counter() - t0
     rows = per_chain(results, seqs, model.log, a.start)
     (a.out / "chains.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    summary = {"model": a.model, "renderer": a.renderer, "start": a.start, "n_chains": len(rows),
+    summary = {"model": a.model, "renderer": a.renderer, "gripper_reset_fix": a.gripper_reset_fix,
+               "start": a.start, "n_chains": len(rows),
                "avg_len": float(np.mean(results)), "success_at": count_success(results),
                "seconds_per_chain": seconds / len(rows), "versions": _versions()}
     for k in ("resyncs", "plans_ended"):
@@ -211,6 +232,8 @@ def main() -> None:
     ap.add_argument("--shared", type=Path, default=SHARED, help="folder holding calvin/ (data, eval)")
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--compare", type=Path, default=None, help="ours: ivm-ros calvin-eval's chains.jsonl")
+    ap.add_argument("--gripper-reset-fix", action="store_true",
+                    help="diagnostic: reset robot_obs[14] to the chain's start value (see GripperResetFix)")
     a = ap.parse_args()
     a.out.mkdir(parents=True, exist_ok=True)
     s = run(a)
