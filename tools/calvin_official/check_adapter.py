@@ -51,6 +51,11 @@ project). Exact commands used (2 cores, no GPU, Python 3.11):
         --compare /tmp/adapter_ours/chains.jsonl
     OMP_NUM_THREADS=1 nice $D/venv/bin/python $S --model mirror --chains 50 --out $D/out/mirror \
         --compare /tmp/adapter_expert_ours/chains.jsonl
+    # diagnostics of the embedded result (docs/calvin_official_adapter.md): chain 1 in a fresh env, and all 20
+    # with robot_obs[14] reset to the chain's start value (calvin_env's reset keeps the last gripper action)
+    OMP_NUM_THREADS=1 nice $D/venv/bin/python $S --model embedded --start 1 --chains 1 --out $D/out/embedded_chain1
+    OMP_NUM_THREADS=1 nice $D/venv/bin/python $S --model embedded --chains 20 --gripper-reset-fix \
+        --out $D/out/embedded_fix --compare /tmp/adapter_ours/chains.jsonl
 
 with ours from the project's venv: ``ivm-ros calvin-eval --policy embedded --masking on --model lite --chains 20
 --workers 0 --out /tmp/adapter_ours`` and ``ivm-ros calvin-eval --policy expert --chains 50 --workers 0 --out
