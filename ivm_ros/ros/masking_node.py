@@ -253,7 +253,7 @@ class MaskingNode(WorkerLifecycleNode):
             self._pubs[name] = self.create_publisher(Image, f"~/{name}", out_qos, event_callbacks=qos.publisher_events(
                 self.get_logger(), f"~/{name}", "output_qos", self._count_qos))
         self._diagnostics_publisher()
-        self._diag_timer = self.create_timer(self.get_parameter("diagnostics_period").value, self.publish_diagnostics)
+        self._diag_timer = self.diagnostics_timer(self.publish_diagnostics)
         self.get_logger().info(f"configured: model={self.model} {predictor.describe()}")
         return TransitionCallbackReturn.SUCCESS
 

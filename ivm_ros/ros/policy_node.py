@@ -176,7 +176,7 @@ class PolicyNode(WorkerLifecycleNode):
         self._diagnostics_publisher()
         self._own_services = [self.create_service(SetBool, "~/enable", self._on_enable),
                               self.create_service(Trigger, "~/reset", self._on_reset)]
-        self._own_timers.append(self.create_timer(self._param("diagnostics_period"), self.publish_diagnostics))
+        self._own_timers.append(self.diagnostics_timer(self.publish_diagnostics))
         self.get_logger().info(f"configured: policy={self.policy_name} {self.policy.describe()}")
         return TransitionCallbackReturn.SUCCESS
 

@@ -22,6 +22,7 @@ from typing import Any
 
 import rclpy
 from rcl_interfaces.msg import SetParametersResult
+from rclpy.clock import Clock, ClockType
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 
 from ivm_ros import doctor, install_hints
@@ -181,6 +182,12 @@ class WorkerLifecycleNode(RejectionCounting, LifecycleNode, metaclass=abc.ABCMet
         level, message = diagnostics.summarize(values, self._last_error, self._status(values), self.OK_MESSAGE)
         diagnostics.publish(self, pub, self.DIAGNOSTIC_TASK, level, message, values)
 
+    def diagnostics_timer(self, callback):
+        """A timer calling ``callback`` every ``diagnostics_period`` wall-clock seconds: on a steady clock, not the
+        node's, so a node on sim time keeps reporting while the simulation is paused."""
+        return self.create_timer(self.get_parameter("diagnostics_period").value, callback,
+                                 clock=Clock(clock_type=ClockType.STEADY_TIME))
+
     def _diagnostics_publisher(self):
         """The /diagnostics publisher (created on first use; :meth:`_release` destroys it with the others)."""
         if "diagnostics" not in self._pubs:
@@ -228,8 +235,7 @@ class WorkerLifecycleNode(RejectionCounting, LifecycleNode, metaclass=abc.ABCMet
         self.get_logger().error(f"{message}. Fix: {self._fix}")
         self._publish_unconfigured()
         if self._unconfigured_timer is None:
-            period = self.get_parameter("diagnostics_period").value
-            self._unconfigured_timer = self.create_timer(period, self._publish_unconfigured)
+            self._unconfigured_timer = self.diagnostics_timer(self._publish_unconfigured)
         return TransitionCallbackReturn.FAILURE
 
     def _configured(self) -> None:

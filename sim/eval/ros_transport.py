@@ -7,12 +7,14 @@ Each node runs in its own process (``python -m``), in the worker's own ROS domai
 sim_node's ``chain``, ``distraction`` and ``seed`` and calls ``~/reset``; per subtask it sets ``subtask``, calls
 ``~/begin_subtask`` (the sentence goes out; the sim holds), waits for the sentence to reach the masking and policy
 nodes, resets the policy, calls ``~/resume`` and polls ``~/get_success`` until the subtask succeeded (sim_node
-stops stepping at the first success) or used its ``max_steps``.
+stops stepping at the first success) or used its ``max_steps``. "Reached" is what the nodes' ``/diagnostics``
+statuses report (a fixed wait loses the race on a loaded machine).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import time
@@ -38,6 +40,9 @@ def ros_node_commands(settings: EvalSettings) -> dict[str, list[str]]:
     cmds = node_commands(settings.masking, ns)
     cmds["sim_node"] += ["-p", f"static_size:={settings.static_size}", "-p", f"gripper_size:={settings.gripper_size}",
                          "-p", "lockstep_timeout:=30.0", "-p", f"scene:={settings.scene}"]
+    for name in ("policy_node", "masking_node"):  # the harness waits for their statuses to report each instruction
+        if name in cmds:
+            cmds[name] += ["-p", "diagnostics_period:=0.2"]
     policy = cmds["policy_node"]
     if settings.policy != "embedded":  # node_commands sets the embedded policy's variant
         i = policy.index("policy_config.variant:=" + ("masked" if settings.masking else "raw"))
@@ -53,12 +58,54 @@ def ros_node_commands(settings: EvalSettings) -> dict[str, list[str]]:
 class ChainHarness(Harness):
     """The evaluating node of one worker: the closed loop's harness plus chain mode's services."""
 
-    def __init__(self, record: bool) -> None:
+    def __init__(self, record: bool, masking: bool = True) -> None:
         super().__init__(record)
+        from diagnostic_msgs.msg import DiagnosticArray
+        from sensor_msgs.msg import Image
+        from std_msgs.msg import Float64MultiArray
         from std_srvs.srv import Trigger
+
+        from ivm_ros.ros import qos
 
         self.begin = self.node.create_client(Trigger, "sim_node/begin_subtask")
         self.resume = self.node.create_client(Trigger, "sim_node/resume")
+        self.listeners = ("/masking_node", "/policy_node") if masking else ("/policy_node",)
+        self.heard: dict[str, str] = {}  # node -> the instruction its latest /diagnostics status reports
+        self.node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, 50)
+        self.published = self.answered = 0  # camera frames sim_node published / actions policy_node sent
+        self.node.create_subscription(Image, "camera/image_raw", lambda _m: self._count("published"),
+                                      qos.profile("reliable", 50))
+        self.node.create_subscription(Float64MultiArray, "action", lambda _m: self._count("answered"),
+                                      qos.profile("reliable", 50))
+
+    def _count(self, what: str) -> None:
+        setattr(self, what, getattr(self, what) + 1)
+
+    def wait_answered(self, timeout: float = 20.0) -> None:
+        """Spins until policy_node has answered every frame published so far (one action per frame in lockstep),
+        so no frame of the previous subtask is acted on after the next one's instruction and policy reset. Gives up
+        after ``timeout`` s (a frame the masking fail-safe dropped is never answered)."""
+        end = time.monotonic() + timeout
+        while self.answered < self.published and time.monotonic() < end:
+            self.rclpy.spin_once(self.node, timeout_sec=0.05)
+
+    def _on_diagnostics(self, msg: Any) -> None:
+        for status in msg.status:
+            node = status.name.split(":")[0]
+            if node in self.listeners:
+                values = {kv.key: kv.value for kv in status.values}
+                if "instruction" in values:
+                    self.heard[node] = values["instruction"]
+
+    def wait_instruction(self, text: str, timeout: float = 60.0) -> None:
+        """Spins until the masking and policy nodes report ``text`` as their instruction (a fixed settle time
+        loses the race on a loaded machine: a frame masked or acted on for the previous subtask)."""
+        end = time.monotonic() + timeout
+        while not all(self.heard.get(n) == text for n in self.listeners):
+            if time.monotonic() > end:
+                raise TimeoutError(f"{self.listeners} did not report the instruction {text!r} within {timeout:.0f} s "
+                                   f"(they report {self.heard})")
+            self.rclpy.spin_once(self.node, timeout_sec=0.05)
 
     def call(self, client: Any, what: str, timeout: float = 60.0) -> str:
         from std_srvs.srv import Trigger
@@ -80,13 +127,9 @@ class ChainHarness(Harness):
 
     def subtask(self, task: str, max_steps: int, wall_timeout: float) -> tuple[bool, int]:
         """Runs one subtask of the current chain: (success, steps)."""
-        import json
-
         self.set_sim(subtask=task)
-        self.call(self.begin, "begin_subtask")
-        end = time.monotonic() + self.settle_s
-        while time.monotonic() < end:
-            self.rclpy.spin_once(self.node, timeout_sec=0.05)
+        self.wait_answered()
+        self.wait_instruction(json.loads(self.call(self.begin, "begin_subtask"))["instruction"])
         self.call(self.reset_policy, "policy reset", 10)
         self.call(self.resume, "resume")
         t0 = time.monotonic()
@@ -118,7 +161,7 @@ class RosChainWorker:
         self.procs = [subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=os.environ.copy())
                       for cmd in ros_node_commands(settings).values()]
         rclpy.init()
-        self.harness = ChainHarness(record=True)
+        self.harness = ChainHarness(record=True, masking=settings.masking)
         try:
             self.harness.wait_ready(startup_timeout)
         except Exception:
