@@ -169,6 +169,7 @@ class CalvinSceneEnv:
                 p.removeBody(body, physicsClientId=c)
             self.distractor_bodies = []
             p.restoreState(self._base_state, physicsClientId=c)
+            forget_contacts(self.scene)
             scene_obs, grasp = sample_initial_state(self.scene, task, self.rng)
             self.scene.set_state(scene_obs)
             self.distractor_bodies = dist.apply(self.scene, distraction, self.rng)
@@ -207,6 +208,7 @@ class CalvinSceneEnv:
         for body in self.distractor_bodies:
             p.removeBody(body, physicsClientId=self.client)
         p.restoreState(self._base_state, physicsClientId=self.client)
+        forget_contacts(self.scene)
         self.scene.set_state(s, q_arm=r[7:14], gripper_open=bool(r[14] > 0), gripper_width=float(r[6]))
         self.distractor_bodies = dist.apply(self.scene, distraction, self.rng)
         self._hold_arm()
@@ -337,6 +339,16 @@ def oracle_state(scene: CalvinScene) -> T.SceneState:
     vel = {n: np.concatenate(p.getBaseVelocity(scene.blocks[n], physicsClientId=c)) for n in BLOCKS}
     return T.SceneState(scene.scene_obs(), {n: scene.contacts(scene.blocks[n]) for n in BLOCKS}, vel,
                         {body for body, _ in scene.contacts(scene.robot)})
+
+
+def forget_contacts(scene: CalvinScene) -> None:
+    """Drops PyBullet's cached contact manifolds of the blocks (moved apart, far away, for one collision pass), so
+    the next physics step does not warm-start from contacts of an earlier episode: a reset's outcome then does
+    not depend on what the env ran before (restoreState keeps those caches)."""
+    for i, body in enumerate(scene.blocks.values()):
+        p.resetBasePositionAndOrientation(body, [10.0 * (i + 1), 10.0, -10.0], [0, 0, 0, 1],
+                                          physicsClientId=scene.client)
+    p.performCollisionDetection(physicsClientId=scene.client)
 
 
 def _state_vector(name: str, values: np.ndarray, n: int) -> np.ndarray:

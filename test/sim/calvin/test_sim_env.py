@@ -150,3 +150,21 @@ def test_begin_subtask_scores_from_the_subtask_start(fast_env):
         assert fast_env.succeeded, task
     with pytest.raises(ValueError, match="unknown task"):
         fast_env.begin_subtask("fly")
+
+
+def test_reset_to_state_does_not_depend_on_what_ran_before(fast_env):
+    """PyBullet keeps contact caches across restoreState; a reset drops them, so a chain's first physics step is the
+    same in a fresh env and in one that just ran another chain (chain 246 then 248 once differed by a step)."""
+    from ivm_ros_sim.calvin.chains import load_chains
+    from ivm_ros_sim.eval.protocol import ExpertAgent, run_chain
+
+    before, target = load_chains(1, start=246)[0], load_chains(1, start=248)[0]
+    run_chain(fast_env, ExpertAgent(fast_env), before)
+    used = fast_env.reset_to_state(target.robot_obs, target.scene_obs)[0]
+    fresh_env = CalvinSceneEnv(static_size=64, gripper_size=32, render=False)
+    try:
+        fresh = fresh_env.reset_to_state(target.robot_obs, target.scene_obs)[0]
+    finally:
+        fresh_env.close()
+    np.testing.assert_array_equal(used["scene_obs"], fresh["scene_obs"])
+    np.testing.assert_array_equal(used["robot_obs"], fresh["robot_obs"])
