@@ -17,14 +17,12 @@ control step allows (the joint motors are capped at 2 rad/s, i.e. 0.067 rad per 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 import pybullet as p
-from ivm_ros_sim.calvin import tasks as T
 from ivm_ros_sim.calvin.env import MAX_REL_ORN, MAX_REL_POS, CalvinSceneEnv
-from ivm_ros_sim.calvin.expert import Expert
+from ivm_ros_sim.eval.protocol import ExpertAgent
 
 JOINT_JUMP = 0.15  #: rad: more than twice what a joint can move in one control step
 DOOR_JUMP = 0.05  #: m: slider / drawer / button / switch change that means a reset
@@ -45,7 +43,7 @@ def teleported(prev_robot: np.ndarray, prev_scene: np.ndarray, robot: np.ndarray
     return max(moved) > BLOCK_JUMP
 
 
-class MirrorExpert:
+class MirrorExpert(ExpertAgent):
     """CALVIN's model interface (``reset()``, ``step(obs, goal) -> (7,) action``) over our scripted expert run
     in a mirror of the observed state (see the module docstring). Goals are CALVIN's evaluation sentences.
 
@@ -57,9 +55,7 @@ class MirrorExpert:
     """
 
     def __init__(self, env: CalvinSceneEnv | None = None) -> None:
-        self.env = env if env is not None else CalvinSceneEnv(render=False)
-        self.task_of = {s: t for t, s in T.eval_sentences().items()}
-        self._plan: Iterator[np.ndarray] | None = None
+        super().__init__(env if env is not None else CalvinSceneEnv(render=False))
         self._prev: tuple[np.ndarray, np.ndarray] | None = None
         self.target_pos = np.zeros(3)
         self.target_euler = np.zeros(3)
@@ -89,11 +85,7 @@ class MirrorExpert:
             self.resyncs += 1
         self._prev = (robot, scene)
         self.mirror(robot, scene)
-        if self._plan is None:
-            if goal not in self.task_of:
-                raise ValueError(f"the expert knows only CALVIN's evaluation sentences, got {goal!r}")
-            self._plan = Expert(self.env).plan(self.task_of[goal])
-        a = next(self._plan, None)
+        a = self.next_action(goal)
         if a is None:
             self.plans_ended += int(not self._ended)
             self._ended = True

@@ -120,12 +120,14 @@ class ExpertAgent:
     def reset(self) -> None:
         self._plan = None
 
-    def step(self, obs: dict[str, Any], goal: str) -> np.ndarray:
+    def next_action(self, goal: str) -> np.ndarray | None:
+        """The plan's next action for ``goal`` (a new plan after :meth:`reset`), or None once it has ended."""
         if self._plan is None:
             if goal not in self.task_of:
                 raise ValueError(f"the expert knows only CALVIN's evaluation sentences, got {goal!r}")
             self._plan = Expert(self.env).plan(self.task_of[goal])
-        a = next(self._plan, None)
-        if a is None:
-            return np.array([0.0] * 6 + [self.env.scene.gripper_action])
-        return a
+        return next(self._plan, None)
+
+    def step(self, obs: dict[str, Any], goal: str) -> np.ndarray:
+        a = self.next_action(goal)
+        return np.array([0.0] * 6 + [self.env.scene.gripper_action]) if a is None else a
