@@ -4,13 +4,7 @@ fidelity test (test/sim/calvin/test_fidelity_physics.py).
 Runs only in a venv that has mees/calvin_env installed (never in the project's venv; nothing of calvin_env is
 copied into the project). Recipe for that venv: ../shared/tools/calvin_official/README.md. Exact commands used:
 
-    D=/work/calvin_official/physics
-    mkdir -p $D/calvin_env && git --git-dir=/work/.mirror/mees+calvin_env/repo archive HEAD | tar -x -C $D/calvin_env
-    (cd $D/calvin_env && git init -q && git add -A && git commit -qm "calvin_env 797142c")
-    python3.11 -m venv $D/venv
-    $D/venv/bin/pip install pybullet==3.2.7 "numpy<2" gym==0.26.2 hydra-core==1.3.8 omegaconf==2.3.1 \
-        opencv-python-headless numpy-quaternion gitpython hydra-colorlog
-    $D/venv/bin/pip install -e $D/calvin_env --no-deps
+    D=/work/calvin_official/physics   # the venv of tools/calvin_official/README.md
     cd /tmp && OMP_NUM_THREADS=1 $D/venv/bin/python /work/main/tools/calvin_official/record_physics.py \
         --calvin-env $D/calvin_env --shared /work/shared --out /work/main/test/sim/calvin/fidelity_data/physics.json
 
