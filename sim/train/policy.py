@@ -42,9 +42,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     demos = Path(args.demos)
     if not (demos / "index.json").is_file():
         generate_demos(demos, args.episodes, args.seed, tuple(args.tasks), ("none",), instruction_split="train")
-    arch = PolicyArch()
+    arch = PolicyArch(proprio_dim=7, proprio_index=tuple(range(7))) if args.drop_gripper_action else PolicyArch()
     lite = LitePredictor() if "masked" in args.policies else None
-    data = load_demos(demos, arch.static_size, arch.gripper_size, predictor=lite)
+    data = load_demos(demos, arch.static_size, arch.gripper_size, predictor=lite, proprio_index=arch.proprio_index)
     text = InstructionEncoder()(data.instructions).numpy()
     if lite is not None:
         lite.close()
@@ -122,6 +122,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--steps", type=int, default=2000)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--policies", default=",".join(POLICIES), help=f"comma-separated subset of {tuple(POLICIES)}")
+    ap.add_argument("--drop-gripper-action", action="store_true",
+                    help="leave robot_obs[14] (the last gripper action) out of the proprio: the official CALVIN "
+                    "evaluation does not reset it between chains")
     ap.add_argument("--ship", action="store_true")
     args = ap.parse_args(argv)
     args.tasks = [t for t in args.tasks.split(",") if t]

@@ -3,6 +3,7 @@ must fit a tiny demo set, checkpoint safety, and the policy chain through the re
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -124,3 +125,30 @@ def test_load_demos_reads_the_data_engine_format(tmp_path):
     data = load_demos(tmp_path, 96, 64, progress=False)
     assert data.static.shape == (5, 96, 96, 3) and data.gripper.shape == (5, 64, 64, 3)
     assert data.proprio.shape == (5, 8) and data.prob is None and data.instructions == ["open the drawer"]
+
+
+def test_a_policy_without_the_gripper_action_ignores_robot_obs_14(tmp_path):
+    """proprio_index leaves robot_obs[14] out (the official CALVIN reset keeps the previous chain's value there):
+    the policy's actions do not change with it; an index that does not fit proprio_dim is refused."""
+    import jax
+
+    from ivm_ros.policies.embedded.model import EmbeddedPolicyNet as Net
+
+    arch = dataclasses.replace(TINY, proprio_dim=7, proprio_index=tuple(range(7)))
+    params = Net(arch).init(jax.random.PRNGKey(0), *ck.example_inputs(arch))
+    norm = {"proprio_mean": np.zeros(7, np.float32), "proprio_std": np.ones(7, np.float32)}
+    path = ck.save(tmp_path / "p.msgpack", params, arch, norm, {})
+    policy = load_policy("embedded", {"checkpoint": str(path), "execution": "chunk"})
+    try:
+        acts = []
+        for grip in (1.0, -1.0):
+            policy.reset("open the drawer")
+            robot = np.zeros(15)
+            robot[14] = grip
+            acts.append(policy.act(Observation(np.zeros((200, 200, 3), np.uint8), np.zeros((84, 84, 3), np.uint8),
+                                               robot)))
+        np.testing.assert_array_equal(acts[0], acts[1])
+    finally:
+        policy.close()
+    with pytest.raises(ValueError, match="proprio_index"):
+        dataclasses.replace(TINY, proprio_index=tuple(range(7)))

@@ -48,8 +48,9 @@ class DemoSet:
 
 
 def load_demos(root: str | Path, static_size: int, gripper_size: int, predictor=None, only_success: bool = True,
-               progress: bool = True) -> DemoSet:
-    """Reads every (successful) episode; ``predictor`` (a MaskPredictor, e.g. lite) adds ``prob``."""
+               progress: bool = True, proprio_index: tuple[int, ...] = PROPRIO_INDEX) -> DemoSet:
+    """Reads every (successful) episode; ``predictor`` (a MaskPredictor, e.g. lite) adds ``prob``; ``proprio``
+    holds the ``proprio_index`` entries of robot_obs (the policy arch's)."""
     root = Path(root)
     index = read_index(root, DEMOS_FORMAT, "ivm-ros sim-data demos")
     cols: dict[str, list] = {k: [] for k in ("static", "prob", "gripper", "proprio", "actions", "episode", "start",
@@ -71,7 +72,7 @@ def load_demos(root: str | Path, static_size: int, gripper_size: int, predictor=
         cols["gripper"].append(np.stack([_resize(f, gripper_size) for f in gripper]))
         if predictor is not None:
             cols["prob"].append(lite_probabilities(predictor, static, instr, static_size))
-        cols["proprio"].append(robot[:, PROPRIO_INDEX].astype(np.float32))
+        cols["proprio"].append(robot[:, list(proprio_index)].astype(np.float32))
         cols["actions"].append(actions.astype(np.float32))
         cols["episode"].append(np.full(t, ep_i, np.int32))
         cols["start"].append(np.full(t, n, np.int32))

@@ -29,11 +29,19 @@ class PolicyArch(ArchRecord):
     static_size: int = 80
     gripper_size: int = 48
     proprio_dim: int = 8  # tcp xyz, tcp euler (sin/cos folded into 3 unwrapped angles), gripper width, last grip
+    #: which robot_obs (15,) entries the policy reads, in order (len == proprio_dim). 14 is the last gripper
+    #: action, which the official CALVIN evaluation does not reset between chains: (0, ..., 6) leaves it out
+    proprio_index: tuple[int, ...] = (0, 1, 2, 3, 4, 5, 6, 14)
     text_dim: int = 384
     chunk: int = 4
     widths: tuple[int, ...] = (16, 32, 64, 96)
     gripper_widths: tuple[int, ...] = (16, 32, 64)
     hidden: int = 256
+
+    def __post_init__(self) -> None:
+        if len(self.proprio_index) != self.proprio_dim or not all(0 <= i < 15 for i in self.proprio_index):
+            raise ValueError(f"proprio_index {self.proprio_index} must name proprio_dim={self.proprio_dim} entries of "
+                             "robot_obs (0-14)")
 
 
 class FiLMConvNet(nn.Module):

@@ -15,7 +15,6 @@ import numpy as np
 
 from ivm_ros.policies.base import Observation, Policy, PolicyConfig, ProprioSpec
 from ivm_ros.policies.embedded import checkpoint
-from ivm_ros.policies.embedded.data import PROPRIO_INDEX
 from ivm_ros.policies.embedded.model import jitted_apply
 from ivm_ros.policies.wrappers import ExecutedPolicy, History, check_execution, execution_chain
 
@@ -72,7 +71,7 @@ class EmbeddedModelPolicy(Policy):
         items = {"static": self._resize(obs.image_primary, self.arch.static_size),
                  "gripper": self._resize(obs.image_wrist, self.arch.gripper_size)}
         stacked, _ = self.history.push(items)
-        p = (proprio[list(PROPRIO_INDEX)] - self.norm["proprio_mean"]) / self.norm["proprio_std"]
+        p = (proprio[list(self.arch.proprio_index)] - self.norm["proprio_mean"]) / self.norm["proprio_std"]
         motion, grip = self._apply(self.params, stacked["static"][None], stacked["gripper"][None], p[None],
                                    self._text)
         prob_open = 0.5 * (1.0 + np.tanh(0.5 * np.asarray(grip[0], np.float32)))  # sigmoid without overflow

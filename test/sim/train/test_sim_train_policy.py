@@ -34,3 +34,7 @@ def test_sim_train_policy_one_policy_at_a_time(tmp_path, monkeypatch, capsys):
     card = (weights / "MODEL_CARD.md").read_text()
     assert "| masked | lite | 2 |" in card and f"lite IVM model (`{lite_checkpoint.SHIPPED_NAME}`)" in card
     assert policy.main([*base, "--policies", "masked,oracle"]) == 2
+    out = tmp_path / "no_grip"
+    assert policy.main([*base[:2], "--out", str(out), *base[4:], "--policies", "raw", "--drop-gripper-action"]) == 0
+    model, *_ = checkpoint.load(out / "policy_raw.msgpack")
+    assert model.arch.proprio_index == tuple(range(7))  # robot_obs[14] left out
