@@ -25,8 +25,10 @@ from ivm_ros_sim.calvin import distractors
 from ivm_ros_sim.calvin.chains import N_CHAINS, load_chains
 from ivm_ros_sim.calvin.scene import SCENES
 from ivm_ros_sim.eval.protocol import ChainResult, summarize
-from ivm_ros_sim.eval.workers import EvalSettings
+from ivm_ros_sim.eval.workers import EvalSettings, check_settings
 from tqdm import tqdm
+
+from ivm_ros.plugins import PluginLoadError
 
 
 def _key_values(items: list[str], what: str) -> tuple[tuple[str, Any], ...]:
@@ -134,6 +136,14 @@ def _run(args: argparse.Namespace, settings: EvalSettings, out: Path, done: dict
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     settings = settings_from(args)
+    try:
+        check_settings(settings)
+        load_chains(args.chains, args.start)
+        if args.workers < 0:
+            raise ValueError(f"--workers must be >= 0, got {args.workers}")
+    except (ValueError, PluginLoadError) as exc:
+        print(f"calvin-eval: {exc}", file=sys.stderr)
+        return 2
     sj = settings_json(settings)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -104,6 +104,28 @@ def build_agent(settings: EvalSettings, env: CalvinSceneEnv) -> Any:
     return IvmCalvinModel(policy, MaskingPipeline(load_predictor(settings.model, dict(settings.model_config))))
 
 
+def check_settings(settings: EvalSettings) -> None:
+    """Fails early, in the driver, for what a worker could not build: an unknown scene, distraction level,
+    transport, policy or predictor (ValueError or PluginLoadError saying which)."""
+    from ivm_ros_sim.calvin import distractors
+    from ivm_ros_sim.calvin.scene import check_scene
+
+    check_scene(settings.scene)
+    distractors.check_level(settings.distraction)
+    if settings.transport not in ("direct", "ros"):
+        raise ValueError(f"transport must be 'direct' or 'ros', got {settings.transport!r}")
+    if settings.max_steps < 1:
+        raise ValueError(f"max_steps must be >= 1, got {settings.max_steps}")
+    if settings.policy != "expert":
+        from ivm_ros.policies.registry import resolve_class
+
+        resolve_class(settings.policy)
+    if settings.policy != "expert" and settings.masking and settings.model != "groundtruth":
+        from ivm_ros.models.registry import resolve_class as resolve_predictor
+
+        resolve_predictor(settings.model)
+
+
 def make_worker(settings: EvalSettings, index: int | None = None) -> Any:
     """The worker for the settings' transport; ``index`` (a Ray actor's) gives a ros worker its own ROS domain."""
     if settings.transport == "ros":

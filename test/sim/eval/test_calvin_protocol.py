@@ -130,3 +130,12 @@ def test_embedded_policy_defaults_to_the_variant_of_its_masking_condition():
     assert EvalSettings(policy="embedded", masking=False).policy_settings() == {"variant": "raw"}
     assert EvalSettings(policy="embedded").policy_settings() == {"variant": "masked"}
     assert EvalSettings(policy="embedded", policy_config=(("variant", "raw"),)).policy_settings()["variant"] == "raw"
+
+
+@pytest.mark.parametrize(("args", "says"), [
+    (["--chains", "0"], "n >= 1"), (["--start", "1000"], "start must be"), (["--policy", "nosuch"], "unknown policy"),
+    (["--policy", "embedded", "--model", "nosuch"], "nosuch"), (["--workers", "-1"], "--workers"),
+    (["--max-steps", "0"], "max_steps")])
+def test_calvin_eval_refuses_bad_settings_before_running(tmp_path, capsys, args, says):
+    assert calvin_eval.main([*args, "--out", str(tmp_path)]) == 2
+    assert says in capsys.readouterr().err and not (tmp_path / "chains.jsonl").exists()
