@@ -162,14 +162,9 @@ class CalvinSceneEnv:
         self.rng = np.random.default_rng(seed)
         if task is None:
             task = T.all_tasks()[int(self.rng.integers(len(T.all_tasks())))]
-        c = self.client
         self.task, self.distraction = task, distraction
         for _attempt in range(5):  # a start state that needs a grasp is redrawn if the grasp slips
-            for body in self.distractor_bodies:
-                p.removeBody(body, physicsClientId=c)
-            self.distractor_bodies = []
-            p.restoreState(self._base_state, physicsClientId=c)
-            forget_contacts(self.scene)
+            self._restore_base()
             scene_obs, grasp = sample_initial_state(self.scene, task, self.rng)
             self.scene.set_state(scene_obs)
             self.distractor_bodies = dist.apply(self.scene, distraction, self.rng)
@@ -182,8 +177,6 @@ class CalvinSceneEnv:
                 break
         else:
             raise RuntimeError(f"could not build a start state for {task!r} (seed {seed})")
-        pos, orn = self.scene.tcp_pose()
-        self.target_pos, self.target_euler = pos.copy(), np.array(p.getEulerFromQuaternion(orn.tolist()))
         self.start_state = self.state()
         self.steps, self.succeeded = 0, False
         if "instruction" in options:
@@ -205,15 +198,11 @@ class CalvinSceneEnv:
         r, s = _state_vector("robot_obs", robot_obs, 15), _state_vector("scene_obs", scene_obs, 24)
         dist.check_level(distraction)
         self.rng = np.random.default_rng(seed)
-        for body in self.distractor_bodies:
-            p.removeBody(body, physicsClientId=self.client)
-        p.restoreState(self._base_state, physicsClientId=self.client)
-        forget_contacts(self.scene)
+        self._restore_base()
         self.scene.set_state(s, q_arm=r[7:14], gripper_open=bool(r[14] > 0), gripper_width=float(r[6]))
         self.distractor_bodies = dist.apply(self.scene, distraction, self.rng)
         self._hold_arm()
-        pos, orn = self.scene.tcp_pose()
-        self.target_pos, self.target_euler = pos.copy(), np.array(p.getEulerFromQuaternion(orn.tolist()))
+        self._target_at_tcp()
         self.controller.physics_steps(physics_steps)
         self.task, self.instruction, self.distraction = None, "", distraction
         self.start_state = self.state()
@@ -231,14 +220,27 @@ class CalvinSceneEnv:
         self.steps, self.succeeded = 0, False
         return self._info()
 
+    def _restore_base(self) -> None:
+        """Removes the distractors and puts the world back to its state after loading, without the contact caches
+        restoreState keeps (:func:`forget_contacts`)."""
+        for body in self.distractor_bodies:
+            p.removeBody(body, physicsClientId=self.client)
+        self.distractor_bodies = []
+        p.restoreState(self._base_state, physicsClientId=self.client)
+        forget_contacts(self.scene)
+
+    def _target_at_tcp(self) -> None:
+        """The tcp target (which relative actions move) becomes the tcp's pose now."""
+        pos, orn = self.scene.tcp_pose()
+        self.target_pos, self.target_euler = pos.copy(), np.array(p.getEulerFromQuaternion(orn.tolist()))
+
     def _settle(self, n: int) -> None:
         """``n`` physics steps holding the arm; then the tcp target is where the tcp is (so a start grasp never
         moves from the previous episode's target: fresh and reused envs give the same start)."""
         self._hold_arm()
         self.controller.physics_steps(n)
         self.scene.update_mechanisms()
-        pos, orn = self.scene.tcp_pose()
-        self.target_pos, self.target_euler = pos.copy(), np.array(p.getEulerFromQuaternion(orn.tolist()))
+        self._target_at_tcp()
 
     def _hold_arm(self) -> None:
         """Arm motors hold the current joint angles; the gripper keeps its last command."""

@@ -19,6 +19,7 @@ import jax
 import jax.numpy as jnp
 
 from ivm_ros.archs import ArchRecord
+from ivm_ros.policies.embedded.data import PROPRIO_INDEX
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,7 +32,7 @@ class PolicyArch(ArchRecord):
     proprio_dim: int = 8  # tcp xyz, tcp euler (sin/cos folded into 3 unwrapped angles), gripper width, last grip
     #: which robot_obs (15,) entries the policy reads, in order (len == proprio_dim). 14 is the last gripper
     #: action, which the official CALVIN evaluation does not reset between chains: (0, ..., 6) leaves it out
-    proprio_index: tuple[int, ...] = (0, 1, 2, 3, 4, 5, 6, 14)
+    proprio_index: tuple[int, ...] = PROPRIO_INDEX
     text_dim: int = 384
     chunk: int = 4
     widths: tuple[int, ...] = (16, 32, 64, 96)
