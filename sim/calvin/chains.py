@@ -53,3 +53,11 @@ def start_in_scene(chain: Chain, offsets: dict[str, float]) -> tuple[np.ndarray,
         where = chain.initial_state[f"{color}_block"]
         scene_obs[6 + 6 * i] += offsets["table"] if where == "table" else offsets["base__plank"]
     return chain.robot_obs.copy(), scene_obs
+
+
+def reset_to_chain(env: Any, chain: Chain, distraction: str = "none", seed: int = 0) -> dict[str, np.ndarray]:
+    """Resets a :class:`~ivm_ros_sim.calvin.env.CalvinSceneEnv` to ``chain``'s start in the env's scene
+    (:func:`start_in_scene`), distractors drawn with ``seed + chain.index`` so that a chain's start does not depend
+    on which worker runs it. Returns the first observation."""
+    robot_obs, scene_obs = start_in_scene(chain, env.scene.offsets)
+    return env.reset_to_state(robot_obs, scene_obs, distraction, seed=seed + chain.index)[0]

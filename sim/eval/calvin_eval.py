@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 from ivm_ros_sim.calvin import distractors
-from ivm_ros_sim.calvin.chains import N_CHAINS, load_chains
+from ivm_ros_sim.calvin.chains import N_CHAINS, Chain, load_chains
 from ivm_ros_sim.calvin.scene import SCENES
 from ivm_ros_sim.eval.protocol import ChainResult, summarize
 from ivm_ros_sim.eval.workers import EvalSettings, check_settings
@@ -110,12 +110,12 @@ def table(summary: dict[str, Any]) -> str:
     return "\n".join(rows)
 
 
-def _run(args: argparse.Namespace, settings: EvalSettings, out: Path, done: dict[int, ChainResult]) -> float:
+def _run(args: argparse.Namespace, settings: EvalSettings, out: Path, chains: list[Chain],
+         done: dict[int, ChainResult]) -> float:
     """Runs the chains not yet done, appending each to chains.jsonl; returns chains/s of this run."""
     from ivm_ros_sim.eval.closed_loop import save_gif
     from ivm_ros_sim.eval.fanout import run_chains
 
-    chains = load_chains(args.chains, args.start)
     todo = [c for c in chains if c.index not in done]
     record = frozenset(c.index for c in chains[:args.gifs] if c.index not in done)
     bar = tqdm(total=len(chains), initial=len(chains) - len(todo), desc="chains", unit="chain", file=sys.stderr)
@@ -138,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = settings_from(args)
     try:
         check_settings(settings)
-        load_chains(args.chains, args.start)
+        chains = load_chains(args.chains, args.start)
         if args.workers < 0:
             raise ValueError(f"--workers must be >= 0, got {args.workers}")
     except (ValueError, PluginLoadError) as exc:
@@ -149,9 +149,8 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     done = read_done(out, sj, args.resume)
     (out / "settings.json").write_text(json.dumps(sj, indent=1))
-    rate = _run(args, settings, out, done)
-    wanted = {c.index for c in load_chains(args.chains, args.start)}
-    summary = summarize([done[i] for i in sorted(wanted)])
+    rate = _run(args, settings, out, chains, done)
+    summary = summarize([done[c.index] for c in chains])
     summary.update(chains_per_s=rate, workers=args.workers, settings=sj)
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
     cond = "expert" if settings.policy == "expert" else (

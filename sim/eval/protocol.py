@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 import numpy as np
 from ivm_ros_sim.calvin import tasks as T
-from ivm_ros_sim.calvin.chains import Chain, start_in_scene
+from ivm_ros_sim.calvin.chains import Chain, reset_to_chain
 from ivm_ros_sim.calvin.env import CalvinSceneEnv
 from ivm_ros_sim.calvin.expert import Expert
 
@@ -74,16 +74,26 @@ def run_chain(env: CalvinSceneEnv, agent: Agent, chain: Chain, distraction: str 
               max_steps: int = EP_LEN, hook: StepHook | None = None) -> ChainResult:
     """Runs one chain (see the module docstring). Distractors are drawn with ``seed + chain.index``, so a
     chain's outcome does not depend on which worker runs it or what ran before."""
-    robot_obs, scene_obs = start_in_scene(chain, env.scene.offsets)
-    obs, _ = env.reset_to_state(robot_obs, scene_obs, distraction, seed=seed + chain.index)
+    obs = reset_to_chain(env, chain, distraction, seed)
+
+    def one(task: str, i: int) -> tuple[bool, int]:
+        nonlocal obs
+        ok, n, obs = run_subtask(env, agent, task, obs, max_steps, hook, i)
+        return ok, n
+
+    return chain_outcome(chain, one)
+
+
+def chain_outcome(chain: Chain, run_one: Callable[[str, int], tuple[bool, int]]) -> ChainResult:
+    """Runs ``chain``'s subtasks in order with ``run_one(task, position) -> (success, steps)`` until the first
+    failure (the protocol's rule, for any transport)."""
     steps: list[int] = []
     for i, task in enumerate(chain.subtasks):
-        ok, n, obs = run_subtask(env, agent, task, obs, max_steps, hook, i)
+        ok, n = run_one(task, i)
         steps.append(n)
         if not ok:
-            break
-    completed = len(steps) if steps and env.succeeded else len(steps) - 1
-    return ChainResult(chain.index, list(chain.subtasks), max(completed, 0), steps)
+            return ChainResult(chain.index, list(chain.subtasks), len(steps) - 1, steps)
+    return ChainResult(chain.index, list(chain.subtasks), len(steps), steps)
 
 
 def summarize(results: list[ChainResult]) -> dict[str, Any]:

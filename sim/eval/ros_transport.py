@@ -23,8 +23,8 @@ from typing import Any
 import numpy as np
 from ivm_ros_sim.calvin.chains import Chain
 from ivm_ros_sim.eval.closed_loop import Harness, node_commands
-from ivm_ros_sim.eval.protocol import ChainResult
-from ivm_ros_sim.eval.workers import EvalSettings
+from ivm_ros_sim.eval.protocol import ChainResult, chain_outcome
+from ivm_ros_sim.eval.workers import EvalSettings, worker_id
 
 from ivm_ros.paths import use_fastdds_profile
 
@@ -34,7 +34,7 @@ def ros_node_commands(settings: EvalSettings) -> dict[str, list[str]]:
     if settings.policy == "expert":
         raise ValueError("--transport ros needs a policy that runs in policy_node; the expert reads the simulator's "
                          "state and runs only with --transport direct")
-    if settings.masking and settings.model == "groundtruth":
+    if settings.ground_truth_masks:
         raise ValueError("--model groundtruth runs only with --transport direct (masks from the simulator's state)")
     ns = argparse.Namespace(max_steps=settings.max_steps, policy=settings.policy, model=settings.model)
     cmds = node_commands(settings.masking, ns)
@@ -44,9 +44,8 @@ def ros_node_commands(settings: EvalSettings) -> dict[str, list[str]]:
         if name in cmds:
             cmds[name] += ["-p", "diagnostics_period:=0.2"]
     policy = cmds["policy_node"]
-    if settings.policy != "embedded":  # node_commands sets the embedded policy's variant
-        i = policy.index("policy_config.variant:=" + ("masked" if settings.masking else "raw"))
-        del policy[i - 1:i + 1]
+    i = next(k for k, arg in enumerate(policy) if arg.startswith("policy_config.variant:="))
+    del policy[i - 1:i + 1]  # node_commands' embedded variant: the settings' policy config says it (or not)
     for key, value in settings.policy_settings().items():
         policy += ["-p", f"policy_config.{key}:={value}"]
     if settings.masking:
@@ -170,8 +169,6 @@ class RosChainWorker:
 
     def run(self, chain: Chain, record: bool = False) -> tuple[ChainResult, list[np.ndarray]]:
         """(result, frames): frames are camera | what the policy saw, when ``record``."""
-        import socket
-
         s, h = self.settings, self.harness
         t0 = time.perf_counter()
         h.set_sim(chain=chain.index, distraction=s.distraction, seed=s.seed)
@@ -179,17 +176,9 @@ class RosChainWorker:
         for v in h.frames.values():
             v.clear()
         h.record = record
-        steps: list[int] = []
-        ok = True
-        for task in chain.subtasks:
-            ok, n = h.subtask(task, s.max_steps, self.subtask_timeout)
-            steps.append(n)
-            if not ok:
-                break
+        result = chain_outcome(chain, lambda task, _i: h.subtask(task, s.max_steps, self.subtask_timeout))
         h.record = False
-        completed = len(steps) if ok else len(steps) - 1
-        result = ChainResult(chain.index, list(chain.subtasks), completed, steps, time.perf_counter() - t0,
-                             f"{socket.gethostname()}:{os.getpid()}")
+        result.seconds, result.worker = time.perf_counter() - t0, worker_id()
         cam, seen = h.frames["camera"], h.frames["seen"] if s.masking else h.frames["camera"]
         frames = [np.concatenate([c, v], axis=1) for c, v in zip(cam, seen) if c.shape == v.shape] if record else []
         return result, frames

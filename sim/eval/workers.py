@@ -14,14 +14,11 @@ from typing import Any
 
 import numpy as np
 import torch
-from ivm_ros_sim.calvin import tasks as T
 from ivm_ros_sim.calvin.env import CalvinSceneEnv
 from ivm_ros_sim.calvin.masks import mask_from_segmentation, relevant_parts
 from ivm_ros_sim.eval.protocol import EP_LEN, Chain, ChainResult, ExpertAgent, run_chain
 
 from ivm_ros.models.base import MaskPredictor
-
-POLICIES_BUILT_IN = ("expert", "embedded", "octo")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,6 +37,11 @@ class EvalSettings:
     static_size: int = 200
     gripper_size: int = 84
     transport: str = "direct"  # direct: env -> masking -> policy in one process; ros: through sim/masking/policy nodes
+
+    @property
+    def ground_truth_masks(self) -> bool:
+        """Masking with the simulator's own instruction masks (``--model groundtruth``), not a predictor."""
+        return self.masking and self.model == "groundtruth"
 
     def policy_settings(self) -> dict[str, Any]:
         """The policy's config; the embedded policy defaults to the variant trained for the masking condition."""
@@ -98,7 +100,7 @@ def build_agent(settings: EvalSettings, env: CalvinSceneEnv) -> Any:
     policy = load_policy(settings.policy, settings.policy_settings())
     if not settings.masking:
         return IvmCalvinModel(policy)
-    if settings.model == "groundtruth":
+    if settings.ground_truth_masks:
         predictor = GroundTruthPredictor()
         return GroundTruthMasked(IvmCalvinModel(policy, MaskingPipeline(predictor)), env, predictor)
     return IvmCalvinModel(policy, MaskingPipeline(load_predictor(settings.model, dict(settings.model_config))))
@@ -120,10 +122,15 @@ def check_settings(settings: EvalSettings) -> None:
         from ivm_ros.policies.registry import resolve_class
 
         resolve_class(settings.policy)
-    if settings.policy != "expert" and settings.masking and settings.model != "groundtruth":
+    if settings.policy != "expert" and settings.masking and not settings.ground_truth_masks:
         from ivm_ros.models.registry import resolve_class as resolve_predictor
 
         resolve_predictor(settings.model)
+
+
+def worker_id() -> str:
+    """``host:pid`` of this process: which worker ran a chain."""
+    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 def make_worker(settings: EvalSettings, index: int | None = None) -> Any:
@@ -141,12 +148,11 @@ def make_worker(settings: EvalSettings, index: int | None = None) -> Any:
 class ChainWorker:
     """Runs chains with one env and one agent (built once). ``record`` chains keep their frames for GIFs."""
 
-    def __init__(self, settings: EvalSettings, index: int | None = None) -> None:
-        T.check_task(T.all_tasks()[0])  # fail early on missing assets
+    def __init__(self, settings: EvalSettings) -> None:
         self.settings = settings
         needs_images = settings.policy != "expert"
         self.env = CalvinSceneEnv(settings.static_size, settings.gripper_size, render=needs_images,
-                                  segmentation=settings.masking and settings.model == "groundtruth",
+                                  segmentation=settings.ground_truth_masks,
                                   max_steps=settings.max_steps, scene=settings.scene)
         self.agent = build_agent(settings, self.env)
 
@@ -167,7 +173,7 @@ class ChainWorker:
         finally:
             env.render = rendering
         result.seconds = time.perf_counter() - t0
-        result.worker = f"{socket.gethostname()}:{os.getpid()}"
+        result.worker = worker_id()
         return result, frames
 
     def close(self) -> None:

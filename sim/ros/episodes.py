@@ -116,16 +116,14 @@ class Episodes:
         self.current = Episode(info["task"], seed, distraction, info["instruction"])
         return obs, ""
 
-
     def start_chain(self, env: Any, index: int, distraction: str, seed: int) -> tuple[dict[str, Any] | None, str]:
         """Resets ``env`` to official chain ``index``'s start state (distractors drawn with ``seed + index``, as
         ``calvin-eval`` does). No task is active and the episode is held until :meth:`begin_subtask` and
         :meth:`resume`. Returns (first observation, "") or (None, why)."""
-        from ivm_ros_sim.calvin.chains import load_chains, start_in_scene
+        from ivm_ros_sim.calvin.chains import load_chains, reset_to_chain
 
         try:
-            robot_obs, scene_obs = start_in_scene(load_chains(1, start=index)[0], env.scene.offsets)
-            obs, _ = env.reset_to_state(robot_obs, scene_obs, distraction, seed=seed + index)
+            obs = reset_to_chain(env, load_chains(1, start=index)[0], distraction, seed)
         except Exception as exc:
             self.current = None
             return None, f"reset failed for chain={index} distraction={distraction}: {exc}"
