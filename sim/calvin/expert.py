@@ -253,10 +253,10 @@ class Expert(Motions):
         """Lets go of a held block the task does not use (``keep_block``: place / stack need it), then, when the
         fingers are low (below 0.54 m), backs them away (out of the cabinet when inside it) and lifts them. Nothing
         from a task episode's start pose (tcp 0.57 m up, nothing held)."""
-        held = [n for n, b in self.scene.blocks.items() if ("robot", "finger") in self.scene.contacts(b)]
+        held = self._held_or_none()
         yaw, grip = float(self.env.target_euler[2]), -1.0 if keep_block else 1.0
         if held and not keep_block:
-            yield from self._set_down(held[0], yaw)
+            yield from self._set_down(held, yaw)
         tcp = self.tcp()
         if tcp[2] >= 0.54:
             return
@@ -284,11 +284,16 @@ class Expert(Motions):
             yield self._action(self.env.target_pos + [0, 0, -0.006], yaw, -1.0)
         yield from self.hold(1.0, 8)
 
+    def _held_or_none(self) -> str | None:
+        """The block between the fingers, if any."""
+        return next((b for b, body in self.scene.blocks.items() if ("robot", "finger") in self.scene.contacts(body)),
+                    None)
+
     def _held_block(self) -> str:
-        for b in self.scene.blocks:
-            if ("robot", "finger") in self.scene.contacts(self.scene.blocks[b]):
-                return b
-        raise RuntimeError("no block is held")
+        held = self._held_or_none()
+        if held is None:
+            raise RuntimeError("no block is held")
+        return held
 
     def _place(self, link: str) -> Iterator[np.ndarray]:
         yaw = float(self.env.target_euler[2])

@@ -292,7 +292,8 @@ class CalvinScene:
         q = self.q_home if q_arm is None else np.asarray(q_arm, dtype=np.float64)
         for j, v in zip(ARM_JOINTS, q):
             p.resetJointState(self.robot, j, float(v), 0.0, physicsClientId=c)
-        width = (0.04 if gripper_open else 0.0) if gripper_width is None else float(np.clip(gripper_width / 2, 0, 0.04))
+        width = (FINGER_OPEN if gripper_open else 0.0) if gripper_width is None else float(
+            np.clip(gripper_width / 2, 0.0, FINGER_OPEN))
         for j in FINGER_JOINTS:
             p.resetJointState(self.robot, j, width, 0.0, physicsClientId=c)
         self.gripper_action = 1.0 if gripper_open else -1.0

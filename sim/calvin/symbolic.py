@@ -92,8 +92,7 @@ def read_state(env: Any) -> dict[str, Any]:
     plank_x = env.scene.link_position("plank_link")[0]
     for name, color in zip(BLOCKS, COLORS):
         where = "other"
-        below = [b for b in BLOCKS if b != name and state.touches(name, b)
-                 and state.block_pos(name)[2] > state.block_pos(b)[2] + 0.02]
+        below = [b for b in BLOCKS if b != name and T._rests_on(state, name, b)]
         if state.touches(name, "robot", "finger") and not state.touches(name, "table"):
             where, sym["grasped"] = "grasped", color
         elif below:

@@ -185,7 +185,8 @@ def _unstacked(start: SceneState, now: SceneState) -> bool:
 
 
 def _rests_on(state: SceneState, top: str, bottom: str) -> bool:
-    """``top`` touches ``bottom`` with its centre at least 2 cm higher (used for the unstack mask)."""
+    """``top`` touches ``bottom`` with its centre at least 2 cm higher (the unstack mask, the chains' symbolic
+    "stacked")."""
     return state.touches(top, bottom) and state.block_pos(top)[2] > state.block_pos(bottom)[2] + 0.02
 
 
