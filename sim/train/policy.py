@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     for name, masking in POLICIES.items():
         if name not in args.policies:
             continue
-        cfg = PolicyTrainConfig(masking=masking, steps=args.steps, seed=args.seed)
+        cfg = PolicyTrainConfig(masking=masking, steps=args.steps, seed=args.seed, shift=args.shift)
         params, norm, rep = train_policy(data, text, arch, cfg)
         path = checkpoint.save(out / f"policy_{name}.msgpack", params, arch, norm,
                                {"masking": masking, "steps": args.steps, "seed": args.seed, "tasks": report["tasks"]})
@@ -121,6 +121,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tasks", default=",".join(TASKS))
     ap.add_argument("--steps", type=int, default=2000)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--shift", type=int, default=0,
+                    help="random-shift augmentation of both cameras in pixels at the policy's sizes (0: none)")
     ap.add_argument("--policies", default=",".join(POLICIES), help=f"comma-separated subset of {tuple(POLICIES)}")
     ap.add_argument("--drop-gripper-action", action="store_true",
                     help="leave robot_obs[14] (the last gripper action) out of the proprio: the official CALVIN "

@@ -64,10 +64,26 @@ def test_mask_augmentation_keeps_the_masked_object_and_whitens_the_rest():
     assert np.array_equal(out[2], static[2])
 
 
+def test_random_shift_moves_a_sample_window_together_and_keeps_shape():
+    from ivm_ros.policies.embedded.data import random_shift
+
+    frames = np.zeros((6, 2, 20, 20, 3), np.uint8)
+    frames[:, :, 10, 10] = 200  # one bright pixel in every frame
+    out = random_shift(frames, 3, np.random.default_rng(0))
+    assert out.shape == frames.shape and out.dtype == np.uint8
+    where = [[tuple(np.argwhere(out[i, w, ..., 0] == 200)[0]) for w in range(2)] for i in range(6)]
+    assert all(a == b for a, b in where)  # the window shares its offset
+    assert all(max(abs(y - 10), abs(x - 10)) <= 3 for (y, x), _ in where)
+    assert len({p for p, _ in where}) > 1  # samples move differently
+    assert random_shift(frames, 0, np.random.default_rng(0)) is frames
+    with pytest.raises(ValueError, match="shift"):
+        PolicyTrainConfig(shift=-1).check()
+
+
 def test_training_fits_a_tiny_demo_set_and_checkpoint_round_trips(tmp_path):
     data = _demo_set()
     text = np.random.default_rng(1).normal(size=(1, 384)).astype(np.float32)
-    cfg = PolicyTrainConfig(masking="lite", steps=150, batch_size=16, lr=3e-3, warmup_steps=10)
+    cfg = PolicyTrainConfig(masking="lite", steps=150, batch_size=16, lr=3e-3, warmup_steps=10, shift=1)
     params, norm, report = train_policy(data, text, TINY, cfg, progress=False)
     assert report["history"][-1]["loss"] < 0.5 * report["history"][0]["loss"], report["history"]
     path = ck.save(tmp_path / "p.msgpack", params, TINY, norm, {"masking": "lite"})

@@ -124,6 +124,20 @@ def masked_static(static: np.ndarray, prob: np.ndarray, rng: np.random.Generator
     return out
 
 
+def random_shift(frames: np.ndarray, pad: int, rng: np.random.Generator) -> np.ndarray:
+    """Random-shift augmentation (DrQ): each sample's frames moved by one random offset of up to ``pad`` pixels.
+
+    frames (B, W, S, S, 3) uint8 -> same shape and dtype; the window of a sample shares its offset (a camera
+    that moved, not a scene that jumps between consecutive frames); the border is filled by edge replication.
+    """
+    if pad <= 0:
+        return frames
+    b, _, s, s2, _ = frames.shape
+    padded = np.pad(frames, ((0, 0), (0, 0), (pad, pad), (pad, pad), (0, 0)), mode="edge")
+    dy, dx = rng.integers(0, 2 * pad + 1, size=(2, b))
+    return np.stack([padded[i, :, dy[i]:dy[i] + s, dx[i]:dx[i] + s2] for i in range(b)])
+
+
 def window_indices(data: DemoSet, idx: np.ndarray, window: int) -> np.ndarray:
     """(B, window) frame indices ending at ``idx``, clamped to each episode's first frame (Octo's reset padding)."""
     offsets = np.arange(-(window - 1), 1)

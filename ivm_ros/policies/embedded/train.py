@@ -18,7 +18,7 @@ import numpy as np
 import optax
 from tqdm import tqdm
 
-from ivm_ros.policies.embedded.data import DemoSet, action_chunks, masked_static, window_indices
+from ivm_ros.policies.embedded.data import DemoSet, action_chunks, masked_static, random_shift, window_indices
 from ivm_ros.policies.embedded.model import EmbeddedPolicyNet, PolicyArch
 
 MASKING = ("lite", "none")
@@ -36,12 +36,15 @@ class PolicyTrainConfig:
     threshold: tuple[float, float] = (0.4, 0.9)  # IVM authors' random threshold range
     dilation: tuple[int, int] = (3, 13)  # odd kernel sizes in pixels at the policy's static size (80: 4-16 %)
     gripper_weight: float = 0.5
+    shift: int = 0  # random-shift augmentation of both cameras, pixels at the policy's sizes (0: none)
 
     def check(self) -> None:
         if self.masking not in MASKING:
             raise ValueError(f"masking must be one of {MASKING}, got {self.masking!r}")
         if self.steps < 1 or self.batch_size < 1:
             raise ValueError("steps and batch_size must be >= 1")
+        if self.shift < 0:
+            raise ValueError(f"shift must be >= 0 pixels, got {self.shift}")
 
 
 def make_batch(data: DemoSet, text: np.ndarray, idx: np.ndarray, arch: PolicyArch, cfg: PolicyTrainConfig,
@@ -59,8 +62,8 @@ def make_batch(data: DemoSet, text: np.ndarray, idx: np.ndarray, arch: PolicyArc
     actions, valid = action_chunks(data, idx, arch.chunk)
     s, g = arch.static_size, arch.gripper_size
     return {
-        "static": static.reshape(len(idx), arch.window, s, s, 3),
-        "gripper": data.gripper[flat].reshape(len(idx), arch.window, g, g, 3),
+        "static": random_shift(static.reshape(len(idx), arch.window, s, s, 3), cfg.shift, rng),
+        "gripper": random_shift(data.gripper[flat].reshape(len(idx), arch.window, g, g, 3), cfg.shift, rng),
         "proprio": (data.proprio[idx] - norm["proprio_mean"]) / norm["proprio_std"],
         "text": text[data.text_index[idx]],
         "actions": actions,
