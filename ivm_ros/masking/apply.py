@@ -1,8 +1,10 @@
 """Probability mask + image -> masked observation, batched, on the device the inputs are on.
 
 Steps (IVM's inference post-processing, see DESIGN.md): resize probabilities to the image (bilinear) ->
-threshold -> fail-safe (nothing above threshold keeps the whole image) -> rectangular dilation ->
-Gaussian feathering -> composite ``image * m + background * (1 - m)`` -> optional crop to the kept box.
+threshold -> fail-safe (nothing above threshold keeps the whole image, or ``fail_safe="release"``: the
+release's float32 arithmetic) -> rectangular dilation -> Gaussian feathering -> composite
+``image * m + background * (1 - m)`` -> optional crop to the kept box (``crop_mode="release"``: to the
+feathered mask's support, not resized back).
 
 Two backends compute the same thing. CUDA tensors stay on the GPU and use torch ops. CPU tensors use
 OpenCV's SIMD kernels on zero-copy NumPy views: on the 2-core machines here torch's CPU max-pool and
@@ -41,11 +43,13 @@ _LUMA_RGB = (0.299, 0.587, 0.114)
 class MaskedBatch:
     """Result of :func:`apply_mask` for B images of H x W with C channels.
 
-    images: (B, H', W', C) uint8 masked observations; H', W' = H, W unless cropping without resize, in
-        which case this is a list of B (h_i, w_i, C) tensors.
+    images: (B, H', W', C) uint8 masked observations; H', W' = H, W unless cropping without resize
+        (``crop_resize`` false or ``crop_mode`` release), in which case this is a list of B (h_i, w_i, C) tensors.
     masks: (B, H, W) uint8 soft mask actually applied, 0 (background) .. 255 (kept).
-    fail_safe: (B,) bool, True where no pixel passed the threshold and the whole image was kept.
-    boxes: (B, 4) int64 kept-region boxes (x0, y0, x1, y1), x1/y1 exclusive, in input pixels.
+    fail_safe: (B,) bool, True where no pixel passed the threshold and the fail-safe applied (``keep``: the
+        whole image was kept; ``release``: the release's float32 arithmetic decided).
+    boxes: (B, 4) int64 crop boxes (x0, y0, x1, y1), x1/y1 exclusive, in input pixels: the dilated mask's box,
+        or with ``crop_mode`` release the feathered mask's support; the whole image where nothing is kept.
     """
 
     images: torch.Tensor | list[torch.Tensor]
@@ -109,10 +113,10 @@ def _apply_opencv(
             p = cv2.resize(p, (w, h), interpolation=cv2.INTER_LINEAR)
         keep = cv2.compare(p, cfg.threshold, cv2.CMP_GT)  # uint8 0/255
         kept = cv2.countNonZero(keep)
-        if cfg.fail_safe and kept == 0:
-            keep[:] = 255
+        if cfg.fail_safe != "off" and kept == 0:
             fail_safe[i] = True
-            kept = h * w
+            keep = release_fail_safe_np(p, cfg.threshold) if cfg.fail_safe == "release" else np.full_like(keep, 255)
+            kept = cv2.countNonZero(keep)
         if kept == h * w and cfg.mode != "highlight":
             # Everything kept (keep_all, fail-safe): dilation and feathering of a constant are the constant.
             masks[i] = 255
@@ -121,26 +125,42 @@ def _apply_opencv(
             continue
         if dilate_kernel is not None:
             keep = cv2.dilate(keep, dilate_kernel)
-        x, y, bw, bh = cv2.boundingRect(keep)
-        boxes[i] = (x, y, x + bw, y + bh) if bw > 0 else (0, 0, w, h)
         if feather is not None:
             soft = cv2.sepFilter2D(keep, cv2.CV_32F, feather, feather / 255.0, borderType=cv2.BORDER_REFLECT_101)
         else:
             soft = keep.astype(np.float32) * np.float32(1 / 255)
+        support = cv2.compare(soft, 0.0, cv2.CMP_GT) if cfg.crop_mode == "release" else keep
+        x, y, bw, bh = cv2.boundingRect(support)
+        boxes[i] = (x, y, x + bw, y + bh) if bw > 0 else (0, 0, w, h)
         if cfg.mode == "highlight":
             soft *= np.float32(1.0 - cfg.highlight_alpha)
             soft += np.float32(cfg.highlight_alpha)
         masks[i] = cv2.convertScaleAbs(soft, alpha=255.0)
         out = img if cfg.mode == "crop" else _composite_np(img, soft, _background_np(img, cfg, kb, luma))
         if cfg.crops:
-            out = _crop_np(out, boxes[i], cfg.crop_resize)
+            out = _crop_np(out, boxes[i], cfg.resizes_crop)
         out_images.append(out.reshape(out.shape[0], out.shape[1], c))
     result = (
         torch.from_numpy(_stack(out_images, images.numpy()))
-        if not cfg.crops or cfg.crop_resize
+        if not cfg.crops or cfg.resizes_crop
         else [torch.from_numpy(np.ascontiguousarray(o)) for o in out_images]
     )
     return MaskedBatch(result, torch.from_numpy(masks), torch.from_numpy(fail_safe), torch.from_numpy(boxes))
+
+
+def release_fail_safe_np(prob: np.ndarray, threshold: float) -> np.ndarray:
+    """The release's fail-safe on an (H, W) float32 map where nothing passed: uint8 0/255 kept pixels.
+
+    The release runs ``if threshold > mask.max(): mask += threshold`` then ``mask > threshold`` in float32
+    (NumPy 2 compares a Python float with float32 data in float32): probabilities below about half a float32
+    step of the threshold are absorbed by the addition and dropped, and a maximum equal to float32(threshold)
+    skips the addition, so nothing is kept.
+    """
+    t = np.float32(threshold)
+    p = prob.astype(np.float32, copy=False)
+    if not t > p.max():
+        return np.zeros(p.shape, np.uint8)
+    return np.where((p + t) > t, np.uint8(255), np.uint8(0))
 
 
 def _background_np(img: np.ndarray, cfg: MaskingConfig, kb: int, luma: tuple[float, float, float]) -> np.ndarray:
@@ -222,15 +242,18 @@ def _apply_torch(
         p = F.interpolate(p, size=(h, w), mode="bilinear", align_corners=False)
     keep = p > cfg.threshold  # (B, 1, H, W) bool
     empty = ~keep.flatten(1).any(1)
-    fail_safe = empty if cfg.fail_safe else torch.zeros_like(empty)
-    keep = keep | fail_safe[:, None, None, None]
+    fail_safe = empty if cfg.fail_safe != "off" else torch.zeros_like(empty)
+    if cfg.fail_safe == "release":
+        keep = torch.where(fail_safe[:, None, None, None], release_fail_safe_torch(p, cfg.threshold), keep)
+    else:
+        keep = keep | fail_safe[:, None, None, None]
     keep = keep.to(torch.float32)
     if kd > 1:
         r = kd // 2
         keep = F.max_pool2d(F.pad(keep, (r, r, 0, 0)), (1, kd), stride=1)
         keep = F.max_pool2d(F.pad(keep, (0, 0, r, r)), (kd, 1), stride=1)
-    boxes = _boxes_torch(keep[:, 0] > 0)
     soft = _gaussian_torch(keep, kf) if kf > 1 else keep
+    boxes = _boxes_torch((soft if cfg.crop_mode == "release" else keep)[:, 0] > 0)
     if cfg.mode == "highlight":
         soft = cfg.highlight_alpha + (1.0 - cfg.highlight_alpha) * soft
     masks = torch.round(soft[:, 0] * 255.0).to(torch.uint8)
@@ -242,7 +265,7 @@ def _apply_torch(
         out = torch.round(bg + (img - bg) * soft).clamp_(0, 255)
     if cfg.crops:
         crops = [out[i, :, y0:y1, x0:x1] for i, (x0, y0, x1, y1) in enumerate(boxes.tolist())]
-        if cfg.crop_resize:
+        if cfg.resizes_crop:
             out = torch.stack(
                 [
                     F.interpolate(cr[None], size=(h, w), mode="bilinear", align_corners=False)[0]
@@ -260,6 +283,13 @@ def _apply_torch(
             )
     out_u8 = torch.round(out).clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1).contiguous()
     return MaskedBatch(out_u8, masks, fail_safe, boxes)
+
+
+def release_fail_safe_torch(prob: torch.Tensor, threshold: float) -> torch.Tensor:
+    """:func:`release_fail_safe_np` for (B, 1, H, W) float32 probabilities: (B, 1, H, W) bool kept pixels."""
+    t = torch.tensor(threshold, dtype=torch.float32, device=prob.device)
+    below = prob.flatten(1).amax(1) < t  # the release adds the threshold only when it exceeds the maximum
+    return ((prob + t) > t) & below[:, None, None, None]
 
 
 def gaussian_kernel_1d(ksize: int, device: torch.device | None = None) -> torch.Tensor:

@@ -25,9 +25,14 @@ def reference_mask(image: np.ndarray, prob: np.ndarray, cfg: MaskingConfig) -> t
     h, w = image.shape[:2]
     if prob.shape != (h, w):
         prob = cv2.resize(prob.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
+    prob = prob.astype(np.float32)
     mask = prob > cfg.threshold
-    fail_safe = bool(cfg.fail_safe and mask.sum() == 0)
-    if fail_safe:
+    fail_safe = bool(cfg.fail_safe != "off" and mask.sum() == 0)
+    if fail_safe and cfg.fail_safe == "release":  # the release's lines, as written
+        if cfg.threshold > prob.max():
+            prob = prob + cfg.threshold
+        mask = prob > cfg.threshold
+    elif fail_safe:
         mask = np.ones_like(mask)
     mask = mask.astype(np.uint8)
     kd = kernel_size(h, cfg.dilate_ratio)
@@ -38,6 +43,8 @@ def reference_mask(image: np.ndarray, prob: np.ndarray, cfg: MaskingConfig) -> t
     kf = kernel_size(h, cfg.feather_ratio)
     if kf > 1:
         mask = cv2.GaussianBlur(mask, (kf, kf), 0)
+    if cfg.crop_mode == "release":  # the release crops to the feathered mask's support
+        keep = mask > 0
     if cfg.mode == "highlight":
         mask = cfg.highlight_alpha + (1 - cfg.highlight_alpha) * mask
     m = mask[..., None]
@@ -53,9 +60,9 @@ def reference_mask(image: np.ndarray, prob: np.ndarray, cfg: MaskingConfig) -> t
     else:  # crop
         out = image.astype(np.float64)
     out = np.clip(np.round(out), 0, 255).astype(np.uint8)
-    if cfg.crops:
+    if cfg.crops and keep.any():
         ys, xs = np.nonzero(keep)
         out = out[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1]
-        if cfg.crop_resize:
+        if cfg.resizes_crop:
             out = cv2.resize(out, (w, h), interpolation=cv2.INTER_LINEAR)
     return out, mask, fail_safe

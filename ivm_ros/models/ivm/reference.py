@@ -20,17 +20,27 @@ from ivm_ros.models.ivm.model import IMAGENET_MEAN, IMAGENET_STD, IVMModel
 from ivm_ros.models.ivm.prompt_encoder import CLIP_MEAN, CLIP_STD
 
 
-def release_postprocess(prob: np.ndarray, image: np.ndarray, threshold: float = 0.1) -> np.ndarray:
-    """The release's ``forward_batch`` tail on one frame: (H, W) probabilities + (H, W, 3) image -> float image."""
+def release_postprocess(
+    prob: np.ndarray, image: np.ndarray, threshold: float = 0.1, do_crop: bool = False
+) -> np.ndarray:
+    """The release's ``forward_batch`` tail on one frame (utils.py at 54e6288, line for line).
+
+    (H, W) float32 probabilities + (H, W, 3) image -> float32 image, (H, W, 3), or with ``do_crop`` the crop
+    to the feathered mask's support (``mask > 0``), not resized back.
+    """
     mask = prob.astype(np.float32)[:, :, None].copy()
-    if threshold > mask.max():  # fail to find the target: keep the whole image (relies on sigmoid > 0, as released)
+    if threshold > mask.max():  # "fail to find the target, reserve the full image" (see masking fail_safe release)
         mask += threshold
     mask = (mask > threshold).astype(np.float32)
     k = int(mask.shape[0] * 0.05) * 2 + 1
     mask = cv2.dilate(mask, cv2.getStructuringElement(cv2.MORPH_RECT, (k, k)), iterations=1).astype(np.float32)
     mask = cv2.GaussianBlur(mask, (k, k), 0)[:, :, None]
     white = np.full_like(image, 255, dtype=np.float32)
-    return image.astype(np.float32) * mask + white * (1 - mask)
+    out = image.astype(np.float32) * mask + white * (1 - mask)
+    ys, xs = np.where(mask[:, :, 0] > 0)
+    if do_crop and ys.size:  # the release prints a warning and keeps the whole image when nothing is kept
+        out = out[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1]
+    return out
 
 
 def reference_forward(model: IVMModel, frames: np.ndarray, instructions: Sequence[str]) -> list[np.ndarray]:
