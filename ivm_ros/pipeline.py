@@ -18,7 +18,7 @@ from ivm_ros.masking import MaskingConfig, apply_mask
 from ivm_ros.models.base import MaskPredictor
 
 #: What a frame in which no pixel passed the threshold gets (see :class:`FailSafeSettings`).
-FAIL_SAFE_ACTIONS = ("keep", "hold_last", "drop")
+FAIL_SAFE_ACTIONS = ("keep", "hold_last", "drop", "release")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -26,8 +26,10 @@ class FailSafeSettings:
     """The fail-safe of a frame where no pixel passed the threshold. ``keep``: the whole frame, unmasked (IVM's
     behaviour); ``hold_last``: the last mask of the same instruction in which something passed, for at most
     ``hold_frames`` frames in a row, then the whole frame; ``drop``: nothing (a node publishes nothing, so the
-    policy behind it holds on its watchdog). ``window``: frames over which :meth:`MaskingPipeline.fail_safe_fraction`
-    is measured."""
+    policy behind it holds on its watchdog); ``release``: the released code's float32 arithmetic
+    (``MaskingConfig.fail_safe="release"``: partly or wholly background, see :mod:`ivm_ros.masking.config`).
+    A masking config with ``release_compat`` (or its own ``fail_safe="release"``) acts as ``release``.
+    ``window``: frames over which :meth:`MaskingPipeline.fail_safe_fraction` is measured."""
 
     action: str = "keep"
     hold_frames: int = 15
@@ -44,7 +46,8 @@ class FailSafeSettings:
 class MaskingResult:
     """masked: (H', W', C) uint8 in ``encoding``; mask: (H, W) uint8 0..255 as applied; box: x0, y0, x1, y1.
     ``fail_safe``: no pixel of this frame's prediction passed the threshold; ``fail_safe_action`` says what the
-    frame got then: ``kept`` (whole frame), ``held`` (the last good mask), ``dropped`` (publish nothing); "" else."""
+    frame got then: ``kept`` (whole frame), ``held`` (the last good mask), ``dropped`` (publish nothing),
+    ``released`` (the release's fail-safe arithmetic); "" else."""
 
     masked: np.ndarray
     encoding: str
@@ -82,14 +85,16 @@ class MaskingPipeline:
         if fraction <= limit:
             return None
         action = self.fail_safe.action
-        what = {"keep": "published UNMASKED", "hold_last": "given the last mask (then unmasked)",
-                "drop": "dropped"}[action]
+        labels = {"keep": "published UNMASKED", "hold_last": "given the last mask (then unmasked)",
+                  "drop": "dropped", "release": "masked by the release's fail-safe (partly or wholly background)"}
+        what = labels["release" if self.config.fail_safe == "release" else action]
         return (f"fail-safe on {fraction:.0%} of the last {len(self._recent)} frames: no pixel above threshold "
                 f"{self.config.threshold:g}, so the frames were {what} (fail_safe: {action}); lower the threshold, "
                 "check that the instruction names something in view, or choose another fail_safe")
 
     def _fail_safe_action(self, failed: bool, instruction: str, probs: torch.Tensor) -> str:
-        """Records one frame's outcome; the action for a fail-safe frame ("kept", "held", "dropped"), else ""."""
+        """Records one frame's outcome; the action for a fail-safe frame ("kept", "held", "dropped",
+        "released"), else ""."""
         settings = self.fail_safe
         if self._recent.maxlen != settings.window:
             self._recent = collections.deque(self._recent, maxlen=settings.window)
@@ -97,6 +102,8 @@ class MaskingPipeline:
         if not failed:
             self._last_good, self._held = (instruction, probs), 0
             return ""
+        if settings.action == "release" or self.config.fail_safe == "release":
+            return "released"
         if settings.action == "drop":
             return "dropped"
         last = self._last_good
@@ -123,7 +130,9 @@ class MaskingPipeline:
         if not view.flags.c_contiguous:
             view = np.ascontiguousarray(view)
         fill = cfg.fill_color[::-1] if out_enc == "bgr8" else cfg.fill_color
-        run_cfg = dataclasses.replace(cfg, fill_color=fill) if fill != cfg.fill_color else cfg
+        fail_safe = "release" if self.fail_safe.action == "release" else cfg.fail_safe
+        changed = fill != cfg.fill_color or fail_safe != cfg.fail_safe
+        run_cfg = dataclasses.replace(cfg, fill_color=fill, fail_safe=fail_safe) if changed else cfg
         with warnings.catch_warnings():  # message buffers are read-only; masking never writes to its input
             warnings.simplefilter("ignore", UserWarning)
             images = torch.from_numpy(view)[None].to(device)

@@ -34,7 +34,7 @@ from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header, String
 
 from ivm_ros.inputs import InputRejected, check_instruction
-from ivm_ros.masking import MODES, MaskingConfig, debug_overlay
+from ivm_ros.masking import CROP_MODES, MODES, MaskingConfig, debug_overlay
 from ivm_ros.masking_meters import MaskingMeters
 from ivm_ros.models.registry import PREDICTORS, load_predictor
 from ivm_ros.pipeline import FAIL_SAFE_ACTIONS, FailSafeSettings, MaskingPipeline, MaskingResult
@@ -71,13 +71,19 @@ MASKING_PARAMETERS = (
     Param("highlight_alpha", _DEFAULTS.highlight_alpha, "fraction of background kept in mode 'highlight'",
           lo=0.0, hi=1.0),
     Param("crop", _DEFAULTS.crop, "crop the output to the kept region's box (always on in mode 'crop')"),
-    Param("crop_resize", _DEFAULTS.crop_resize, "resize a crop back to the input size"),
+    Param("crop_mode", _DEFAULTS.crop_mode, "crop to the dilated mask's 'box' or, as the release, to the feathered "
+          "mask's support ('release', never resized back)", choices=CROP_MODES),
+    Param("crop_resize", _DEFAULTS.crop_resize, "resize a crop back to the input size (crop_mode box)"),
+    Param("release_compat", _DEFAULTS.release_compat, "behave as the IVM release: fail-safe and crop_mode 'release' "
+          "and, for model ivm, model_config.release_compat (precision, padding side); threshold stays yours",
+          read_only=True),
 )
 _MASKING_FIELDS = tuple(p.name for p in MASKING_PARAMETERS)
 #: What a frame gets when no pixel passes the threshold (ivm_ros.pipeline.FailSafeSettings), and when to warn.
 FAIL_SAFE_PARAMETERS = (
     Param("fail_safe", "keep", "no pixel above threshold: 'keep' the whole frame unmasked (IVM), 'hold_last' "
-          "mask of this instruction for up to fail_safe_hold frames, or 'drop' the frame (publish nothing)",
+          "mask of this instruction for up to fail_safe_hold frames, 'drop' the frame (publish nothing), or "
+          "'release' (the released code's float32 arithmetic: partly or wholly background)",
           choices=FAIL_SAFE_ACTIONS),
     Param("fail_safe_hold", 15, "hold_last: frames in a row that reuse the last mask before the whole frame is kept",
           lo=1, hi=100000),
@@ -104,6 +110,12 @@ PARAMETERS = (
           "spin-waits starve the ROS threads on small machines", lo=0, hi=256, read_only=True),
     Param("log_throttle", 5.0, "seconds between repeated warnings of one kind", lo=0.0, hi=3600.0),
 )
+
+
+def _release_compat_setting(node: WorkerLifecycleNode) -> dict[str, bool]:
+    """The node's ``release_compat`` passed on to the predictor when it has that setting (model ivm)."""
+    on = node.get_parameter("release_compat").value and node.has_parameter("model_config.release_compat")
+    return {"release_compat": True} if on else {}
 
 
 @dataclasses.dataclass
@@ -238,6 +250,7 @@ class MaskingNode(WorkerLifecycleNode):
             torch.set_num_threads(threads)
         self._declare_plugin_settings(PREDICTORS, "model_config", self.model)
         settings = self._plugin_settings(PREDICTORS, "model_config", self.model, sequence=tuple)
+        settings.update(_release_compat_setting(self))
         try:
             config = self.masking_config()
         except (ValueError, TypeError) as exc:
