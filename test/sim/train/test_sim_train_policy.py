@@ -19,7 +19,8 @@ from ivm_ros.policies.embedded import checkpoint  # noqa: E402
 def test_sim_train_policy_one_policy_at_a_time(tmp_path, monkeypatch, capsys):
     weights = tmp_path / "weights"
     monkeypatch.setattr(checkpoint, "WEIGHTS", weights)
-    monkeypatch.setattr(checkpoint, "SHIPPED", {k: weights / f"policy_{k}.msgpack" for k in policy.POLICIES})
+    variants = [v for names, _ in policy.SHIP_SETS.values() for v in names.values()]
+    monkeypatch.setattr(checkpoint, "SHIPPED", {v: weights / f"policy_{v}.msgpack" for v in variants})
     base = ["--demos", str(tmp_path / "demos"), "--out", str(tmp_path / "run"), "--episodes", "2", "--tasks",
             "open_drawer", "--steps", "2"]
     assert policy.main([*base, "--policies", "raw", "--ship"]) == 2
@@ -29,10 +30,16 @@ def test_sim_train_policy_one_policy_at_a_time(tmp_path, monkeypatch, capsys):
     report = json.loads((tmp_path / "run" / "report.json").read_text())
     assert set(report["policies"]) == {"masked", "raw"} and report["tasks"] == ["open_drawer"]
     assert report["policies"]["masked"]["masking"] == "lite" and report["policies"]["raw"]["masking"] == "none"
-    for name, path in checkpoint.SHIPPED.items():
-        assert path.read_bytes() == (tmp_path / "run" / f"policy_{name}.msgpack").read_bytes()
+    for name in policy.POLICIES:
+        assert (checkpoint.SHIPPED[name].read_bytes() == (tmp_path / "run" / f"policy_{name}.msgpack").read_bytes())
     card = (weights / "MODEL_CARD.md").read_text()
-    assert "| masked | lite | 2 |" in card and f"lite IVM model (`{lite_checkpoint.SHIPPED_NAME}`)" in card
+    assert "| masked (`masked`) | lite | 2 |" in card and f"lite IVM model (`{lite_checkpoint.SHIPPED_NAME}`)" in card
+    assert "sim-train-policy --episodes 2 --tasks open_drawer --steps 2 --seed 0 --ship`" in card
+    assert not checkpoint.SHIPPED["calvin_masked"].exists()
+    assert policy.main([*base, "--policies", "raw", "--shift", "2", "--ship", "--ship-set", "calvin"]) == 0
+    assert checkpoint.SHIPPED["calvin_raw"].read_bytes() == (tmp_path / "run" / "policy_raw.msgpack").read_bytes()
+    card = (weights / "MODEL_CARD_calvin.md").read_text()
+    assert "--shift 2 --ship-set calvin --ship`" in card and "random shift of\n  2 px" in card
     assert policy.main([*base, "--policies", "masked,oracle"]) == 2
     out = tmp_path / "no_grip"
     assert policy.main([*base[:2], "--out", str(out), *base[4:], "--policies", "raw", "--drop-gripper-action"]) == 0
