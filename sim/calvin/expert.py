@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 import pybullet as p
@@ -381,31 +382,44 @@ class Episode:
     actions: np.ndarray
 
 
+RECORDED = ("rgb_static", "rgb_gripper", "robot_obs", "scene_obs")
+
+
+def run_plan(env: CalvinSceneEnv, task: str, obs: dict[str, np.ndarray], max_steps: int, record: bool,
+             parts: Any = None) -> tuple[dict[str, list[np.ndarray]], list[np.ndarray], dict[str, np.ndarray],
+                                         dict[str, Any], int]:
+    """Steps the expert's plan for ``task`` from observation ``obs`` until the oracle's first success (CALVIN
+    stops a subtask there), the plan's end or ``max_steps``.
+
+    Returns (frames: key -> list of the observations each action was taken from (RECORDED, plus ``mask_static``
+    when ``parts`` is given), actions: list of (7,) float32, last observation, last info, steps taken); the lists
+    are empty unless ``record``."""
+    frames: dict[str, list[np.ndarray]] = {k: [] for k in (*RECORDED, "mask_static")}
+    actions: list[np.ndarray] = []
+    info: dict[str, Any] = {"success": False}
+    steps = 0
+    for a in Expert(env).plan(task):
+        if record:
+            for k in RECORDED:
+                frames[k].append(obs[k])
+            if parts is not None:
+                frames["mask_static"].append(mask_from_segmentation(obs["seg_static"], parts))
+            actions.append(np.asarray(a, np.float32))
+        obs, _, done, _, info = env.step(a)
+        steps += 1
+        if done or steps >= max_steps:
+            break
+    return frames, actions, obs, info, steps
+
+
 def rollout(env: CalvinSceneEnv, task: str, seed: int, distraction: str = "none", record: bool = False,
             instruction_split: str = "eval", max_steps: int = 360) -> Episode:
     """Resets ``env`` to (task, seed, distraction) and runs the expert until the oracle reports success (as
     CALVIN's evaluation does), the plan ends or ``max_steps``. Records observations and actions if asked."""
     obs, info = env.reset(seed=seed, task=task, distraction=distraction,
                           options={"instruction_split": instruction_split})
-    keys = ("rgb_static", "rgb_gripper", "robot_obs", "scene_obs")
     parts = relevant_parts(env.scene, task, env.start_state) if record and env.segmentation else None
-    frames: dict[str, list[np.ndarray]] = {k: [] for k in (*keys, "mask_static")}
-    actions: list[np.ndarray] = []
-    plan = Expert(env).plan(task)
-    steps = 0
-    done = False
-    for a in plan:
-        if record:
-            for k in keys:
-                frames[k].append(obs[k])
-            if parts is not None:
-                frames["mask_static"].append(mask_from_segmentation(obs["seg_static"], parts))
-            actions.append(a.astype(np.float32))
-        obs, _, done, _, info = env.step(a)
-        steps += 1
-        if done or steps >= max_steps:  # CALVIN stops a subtask at its first success
-            break
-    success = bool(info["success"])
-    return Episode(task, env.instruction, seed, distraction, success, steps,
+    frames, actions, obs, info, steps = run_plan(env, task, obs, max_steps, record, parts)
+    return Episode(task, env.instruction, seed, distraction, bool(info["success"]), steps,
                    {k: np.stack(v) for k, v in frames.items() if v},
                    np.stack(actions) if actions else np.zeros((0, 7), np.float32))

@@ -23,7 +23,7 @@ from ivm_ros_sim.calvin import distractors as dist
 from ivm_ros_sim.calvin import symbolic as S
 from ivm_ros_sim.calvin import tasks as T
 from ivm_ros_sim.calvin.env import CalvinSceneEnv
-from ivm_ros_sim.calvin.expert import Expert
+from ivm_ros_sim.calvin.expert import RECORDED, run_plan
 from ivm_ros_sim.calvin.scene import check_scene
 from tqdm import tqdm
 
@@ -40,15 +40,9 @@ def _record_subtask(env: CalvinSceneEnv, task: str, instruction: str, obs: dict[
                     max_steps: int) -> tuple[bool, dict[str, list[np.ndarray]], dict[str, np.ndarray]]:
     """Runs the expert on ``task`` from now: (success, frames + actions, last observation)."""
     env.begin_subtask(task, instruction)
-    keys = ("rgb_static", "rgb_gripper", "robot_obs", "scene_obs")
-    rec: dict[str, list[np.ndarray]] = {k: [] for k in (*keys, "actions")}
-    for a in Expert(env).plan(task):
-        for k in keys:
-            rec[k].append(obs[k])
-        rec["actions"].append(np.asarray(a, np.float32))
-        obs, _, done, _, _ = env.step(a)
-        if done or len(rec["actions"]) >= max_steps:
-            break
+    frames, actions, obs, _, _ = run_plan(env, task, obs, max_steps, record=True)
+    rec = {k: frames[k] for k in RECORDED}
+    rec["actions"] = actions
     return env.succeeded, rec, obs
 
 
