@@ -7,7 +7,10 @@ Sources (all local paths):
 - ``IVM-V1.0.bin``: the trained parts, keyed like the release's ``IVM`` module: the LoRA tensors
   ``prompt_encoder.model.base_model.model.language_model.model.layers.{i}.self_attn.{q,v}_proj.lora_{A,B}
   .default.weight`` (transformers < 4.52 layout; the >= 4.52 layout ``...model.language_model.layers...`` is
-  accepted too), ``prompt_encoder.text_proj.fc{1,2}.*`` and ``mask_decoder.*``.
+  accepted too), ``prompt_encoder.text_proj.fc{1,2}.*`` and ``mask_decoder.*``. Other keys under the model's
+  prefixes (``image_encoder.``, ``prompt_encoder.``, ``mask_decoder.``) are refused: the release's
+  ``load_state_dict(strict=False)`` would load a matching one over SAM's or LLaVA's weights, or silently drop a
+  mistyped one. Keys outside them (e.g. a discriminator head, training state) are listed as ignored.
 
 Nothing is ever unpickled with code: ``.pth`` / ``.bin`` go through ``torch.load(weights_only=True)``, which
 refuses any pickle that references a callable outside torch's tensor allow-list.
@@ -27,6 +30,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ivm_ros.models.ivm.memory import bitsandbytes_config, is_quantized, move_heads
 from ivm_ros.models.ivm.model import ARCHS, IVMArch, IVMModel
 
 #: The decoder's random Fourier matrix is a buffer, not a trained parameter; see LoadReport.notes.
@@ -34,6 +38,8 @@ PE_KEY = "mask_decoder.pe_layer.positional_encoding_gaussian_matrix"
 #: Our module path of the LLaVA model inside the peft wrapper.
 LLAVA_PREFIX = "prompt_encoder.model.base_model.model."
 FORMAT = "ivm_ros.ivm/1"
+#: Module prefixes of the model: an IVM-V1.0.bin key under one of them that no rule maps is refused.
+MODEL_PREFIXES = ("image_encoder.", "prompt_encoder.", "mask_decoder.")
 
 _LORA_RE = re.compile(
     r"^prompt_encoder\.model\.base_model\.model\."
@@ -56,6 +62,7 @@ class LoadReport:
 
     loaded: dict[str, int] = dataclasses.field(default_factory=dict)  # source -> tensors copied
     ignored: dict[str, int] = dataclasses.field(default_factory=dict)  # source -> tensors deliberately unused
+    ignored_keys: list[str] = dataclasses.field(default_factory=list)  # "source: key" of extras outside the model
     missing: list[str] = dataclasses.field(default_factory=list)
     unexpected: list[str] = dataclasses.field(default_factory=list)
     shape_mismatch: list[str] = dataclasses.field(default_factory=list)
@@ -79,6 +86,9 @@ class LoadReport:
         ]
         if self.ignored:
             parts.append("ignored " + ", ".join(f"{k}: {v}" for k, v in self.ignored.items()))
+        if self.ignored_keys:
+            more = f" and {len(self.ignored_keys) - 5} more" if len(self.ignored_keys) > 5 else ""
+            parts.append("ignored keys: " + ", ".join(self.ignored_keys[:5]) + more)
         parts.append(
             f"missing {len(self.missing)}, unexpected {len(self.unexpected)}, shape {len(self.shape_mismatch)}"
         )
@@ -186,25 +196,38 @@ def copy_into(
     report.loaded[source] = report.loaded.get(source, 0) + copied
 
 
-def load_llava(folder: str | os.PathLike, dtype: torch.dtype, device: torch.device, report: LoadReport):
-    """Loads ``LlavaForConditionalGeneration`` and its tokenizer from a local folder (no hub access)."""
+def _llava_kwargs(dtype: torch.dtype, device: torch.device, quantization: str) -> dict:
+    """``from_pretrained`` arguments: dtype, placement on a CUDA device, bitsandbytes quantization."""
+    kwargs: dict = {"dtype": dtype, "output_loading_info": True}
+    if device.type == "cuda":
+        kwargs["device_map"] = str(device)
+    if quantization != "none":
+        kwargs["quantization_config"] = bitsandbytes_config(quantization, dtype)
+    return kwargs
+
+
+def load_llava(
+    folder: str | os.PathLike, dtype: torch.dtype, device: torch.device, report: LoadReport, quantization: str = "none"
+):
+    """Loads ``LlavaForConditionalGeneration`` and its tokenizer from a local folder (no hub access);
+    ``quantization`` "8bit" / "4bit" through bitsandbytes (see :mod:`ivm_ros.models.ivm.memory`)."""
     from transformers import AutoTokenizer, LlavaForConditionalGeneration
 
     folder = require_file(folder, "llava_path (llava-1.5-7b-hf folder)", directory=True)
     require_file(folder / "config.json", "llava_path config.json")
-    kwargs = {"dtype": dtype, "local_files_only": True, "output_loading_info": True}
-    if device.type == "cuda":
-        kwargs["device_map"] = str(device)
+    kwargs = _llava_kwargs(dtype, device, quantization) | {"local_files_only": True}
     llava, info = LlavaForConditionalGeneration.from_pretrained(str(folder), **kwargs)
     report.missing += [f"llava: {k}" for k in info.get("missing_keys", [])]
     report.unexpected += [f"llava: {k}" for k in info.get("unexpected_keys", [])]
     report.shape_mismatch += [f"llava: {k}" for k in info.get("mismatched_keys", [])]
     report.loaded["llava"] = sum(1 for _ in llava.state_dict())
     tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
-    return llava.to(device).eval(), tokenizer
+    return (llava if is_quantized(llava) else llava.to(device)).eval(), tokenizer
 
 
 def _build(arch: IVMArch, llava, tokenizer, dtype: torch.dtype, device: torch.device) -> IVMModel:
+    """IVMModel around a loaded LLaVA: SAM, decoder and text_proj in ``dtype`` on ``device``, LoRA in float32
+    beside its layers; LLaVA stays where it was loaded."""
     with torch.device(device):
         model = IVMModel(arch, llava, tokenizer)
     for name in ("image_encoder", "mask_decoder"):
@@ -212,8 +235,9 @@ def _build(arch: IVMArch, llava, tokenizer, dtype: torch.dtype, device: torch.de
     model.prompt_encoder.text_proj.to(dtype)
     for n, p in model.prompt_encoder.model.named_parameters():
         if ".lora_" in n:
-            p.data = p.data.to(dtype)
-    return model.to(device).eval().requires_grad_(False)
+            p.data = p.data.to(torch.float32)
+    move_heads(model, device)
+    return model.eval().requires_grad_(False)
 
 
 def load_release(
@@ -225,14 +249,21 @@ def load_release(
     dtype: torch.dtype = torch.float32,
     llava_dtype: torch.dtype | None = None,
     device: torch.device | str = "cpu",
+    quantization: str = "none",
+    llava_device: torch.device | str | None = None,
 ) -> tuple[IVMModel, LoadReport]:
-    """Builds IVM from the three released sources; raises CheckpointError on any key problem that matters."""
+    """Builds IVM from the three released sources; raises CheckpointError on any key problem that matters.
+
+    ``dtype``: SAM, decoder, text_proj; ``llava_dtype`` (default ``dtype``): LLaVA; LoRA is float32.
+    ``llava_device`` (default ``device``): where LLaVA is loaded (the CPU for a GPU too small to hold it).
+    """
     arch = ARCHS[arch] if isinstance(arch, str) else arch
     device = torch.device(device)
     sam_path = require_file(sam_checkpoint, "sam_checkpoint (sam_vit_h_4b8939.pth)")
     ivm_path = require_file(ivm_checkpoint, "ivm_checkpoint (IVM-V1.0.bin)")
     report = LoadReport()
-    llava, tokenizer = load_llava(llava_path, llava_dtype or dtype, device, report)
+    llava_device = torch.device(llava_device) if llava_device is not None else device
+    llava, tokenizer = load_llava(llava_path, llava_dtype or dtype, llava_device, report, quantization)
     model = _build(arch, llava, tokenizer, dtype, device)
 
     sam_sd, ignored = map_sam_keys(safe_load_state_dict(sam_path))
@@ -241,7 +272,10 @@ def load_release(
     copy_into(model, sam_sd, expected_sam, "sam", report)
 
     ivm_sd, unknown = map_release_keys(safe_load_state_dict(ivm_path))
-    report.unexpected += [f"ivm: {k}" for k in unknown]
+    report.unexpected += [f"ivm: {k}" for k in unknown if k.startswith(MODEL_PREFIXES)]
+    extras = [f"ivm: {k}" for k in unknown if not k.startswith(MODEL_PREFIXES)]
+    if extras:
+        report.ignored["ivm"], report.ignored_keys = len(extras), report.ignored_keys + extras
     copy_into(model, ivm_sd, trained_keys(model), "ivm", report)
     report.raise_if_fatal()
     return model, report
@@ -268,9 +302,16 @@ def save_converted(model: IVMModel, path: str | os.PathLike) -> None:
 
 
 def load_converted(
-    path: str | os.PathLike, *, dtype: torch.dtype = torch.float32, device: torch.device | str = "cpu"
+    path: str | os.PathLike,
+    *,
+    dtype: torch.dtype = torch.float32,
+    llava_dtype: torch.dtype | None = None,
+    device: torch.device | str = "cpu",
+    quantization: str = "none",
+    llava_device: torch.device | str | None = None,
 ) -> tuple[IVMModel, LoadReport]:
-    """Loads a file written by :func:`save_converted` (``ivm-ros ivm-convert``)."""
+    """Loads a file written by :func:`save_converted` (``ivm-ros ivm-convert``); arguments as
+    :func:`load_release`."""
     from safetensors import safe_open
     from transformers import AutoTokenizer, LlavaConfig, LlavaForConditionalGeneration
 
@@ -289,9 +330,8 @@ def load_converted(
         for k in list(tensors)
         if k.startswith(LLAVA_PREFIX) and ".lora_" not in k
     }
-    kwargs = {"dtype": dtype, "output_loading_info": True}
-    if device.type == "cuda":
-        kwargs["device_map"] = str(device)
+    llava_device = torch.device(llava_device) if llava_device is not None else device
+    kwargs = _llava_kwargs(llava_dtype or dtype, llava_device, quantization)
     llava, info = LlavaForConditionalGeneration.from_pretrained(None, config=llava_cfg, state_dict=llava_sd, **kwargs)
     report.missing += [f"llava: {k}" for k in info.get("missing_keys", [])]
     report.unexpected += [f"llava: {k}" for k in info.get("unexpected_keys", [])]
@@ -300,7 +340,7 @@ def load_converted(
         for name, data in json.loads(meta["tokenizer_files"]).items():
             (Path(tmp) / name).write_bytes(base64.b64decode(data))
         tokenizer = AutoTokenizer.from_pretrained(tmp, local_files_only=True)
-    model = _build(arch, llava.to(device).eval(), tokenizer, dtype, device)
+    model = _build(arch, (llava if is_quantized(llava) else llava.to(llava_device)).eval(), tokenizer, dtype, device)
     own = [k for k in model.state_dict() if not (k.startswith(LLAVA_PREFIX) and ".lora_" not in k)]
     copy_into(model, tensors, own, "converted", report)
     report.raise_if_fatal()

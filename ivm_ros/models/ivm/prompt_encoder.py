@@ -20,6 +20,10 @@ CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 #: peft target: every q_proj / v_proj Linear inside the language model (the release selects the same set).
 LORA_TARGET_REGEX = r".*language_model.*\.(q_proj|v_proj)"
+#: left: position -2 is the same token in every row of a mixed-length batch (ivm_ros' default); right: pad
+#: after the text; tokenizer: the tokenizer's own configured side, as the release (its shorter rows then read
+#: position -2 from padding when that side is right).
+PADDING_SIDES = ("left", "right", "tokenizer")
 
 
 class Mlp(nn.Module):
@@ -40,7 +44,12 @@ class LLaVAPromptEncoder(nn.Module):
 
     Args:
         llava: a ``LlavaForConditionalGeneration`` (weights already loaded).
-        tokenizer: its tokenizer; padding is forced to the left so position -2 is the same token in every row.
+        tokenizer: its tokenizer (not modified: the padding side is chosen per batch, see ``padding_side``).
+
+    Attributes:
+        padding_side: one of PADDING_SIDES, applied to every batch (default left).
+        input_device: where LLaVA's inputs go (its own device, or the GPU that an offloaded LLaVA executes on);
+            None: the device of the pixel values given to :meth:`forward`.
     """
 
     def __init__(
@@ -68,7 +77,8 @@ class LLaVAPromptEncoder(nn.Module):
         self.model = get_peft_model(llava, lora_config)
         self.text_proj = Mlp(cfg.text_config.hidden_size, proj_hidden, out_dim)
         self.tokenizer = tokenizer
-        self.tokenizer.padding_side = "left"
+        self.padding_side = "left"
+        self.input_device: torch.device | None = None
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.unk_token
         vision = cfg.vision_config
@@ -88,16 +98,24 @@ class LLaVAPromptEncoder(nn.Module):
         expanded = IMAGE_TOKEN * self.num_image_tokens
         return [PROMPT_TEMPLATE.format(instruction=t).replace(IMAGE_TOKEN, expanded) for t in instructions]
 
+    @property
+    def batch_padding_side(self) -> str:
+        """The side a batch is padded on: ``padding_side``, or the tokenizer's own for "tokenizer"."""
+        if self.padding_side not in PADDING_SIDES:
+            raise ValueError(f"padding_side must be one of {PADDING_SIDES}, got {self.padding_side!r}")
+        return self.tokenizer.padding_side if self.padding_side == "tokenizer" else self.padding_side
+
     def tokenize(self, instructions: Sequence[str], device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-        """(B, L) int64 input ids and attention mask, left padded, on ``device``.
+        """(B, L) int64 input ids and attention mask, padded on :attr:`batch_padding_side`, on ``device``.
 
         The last result is cached: a robot repeats one instruction for many frames, so this skips the
         tokenizer and the host-to-device copy on all but the first.
         """
-        key = (tuple(instructions), str(device))
+        side = self.batch_padding_side
+        key = (tuple(instructions), str(device), side)
         if self._token_cache is not None and self._token_cache[0] == key:
             return self._token_cache[1]
-        enc = self.tokenizer(self.prompts(instructions), return_tensors="pt", padding=True)
+        enc = self.tokenizer(self.prompts(instructions), return_tensors="pt", padding=True, padding_side=side)
         out = (enc["input_ids"].to(device), enc["attention_mask"].to(device))
         self._token_cache = (key, out)
         return out
@@ -105,19 +123,22 @@ class LLaVAPromptEncoder(nn.Module):
     def forward(
         self, pixel_values: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor
     ) -> torch.Tensor:
-        """pixel_values (B, 3, S, S) CLIP-normalised; ids/mask (B, L) -> (B, 1, out_dim) in text_proj's dtype.
+        """pixel_values (B, 3, S, S) CLIP-normalised; ids/mask (B, L) -> (B, 1, out_dim) in text_proj's dtype,
+        on text_proj's device (LLaVA may run elsewhere, see ``input_device``).
 
         ``LlavaModel`` returns the language model's final-norm output, i.e. ``hidden_states[-1]`` of the release.
         """
         llava = self.llava
+        device = self.input_device or pixel_values.device
         out = llava.model(
-            input_ids=input_ids,
-            pixel_values=pixel_values.to(llava.dtype),
-            attention_mask=attention_mask,
+            input_ids=input_ids.to(device),
+            pixel_values=pixel_values.to(device, llava.dtype),
+            attention_mask=attention_mask.to(device),
             use_cache=False,
         )
         hidden = out.last_hidden_state[:, -2:-1]
-        return self.text_proj(hidden.to(self.text_proj.fc1.weight.dtype))
+        weight = self.text_proj.fc1.weight
+        return self.text_proj(hidden.to(weight.device, weight.dtype))
 
     @torch.no_grad()
     def merge_lora(self) -> None:
