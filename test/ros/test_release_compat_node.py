@@ -4,6 +4,7 @@ fail-safe and crop; ``crop_mode`` and ``fail_safe: release`` are parameters with
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from rclpy.parameter import Parameter
 from support.ros import wait_for
 
@@ -38,3 +39,16 @@ def test_fail_safe_release_and_crop_mode_parameters(rig):
     assert not node.set_parameters([Parameter("crop_mode", value="tight")])[0].successful
     assert node.set_parameters([Parameter("crop_mode", value="release")])[0].successful
     assert node.pipeline.config.crop_mode == "release"
+
+
+def test_release_compat_reaches_the_ivm_predictor(rig, tmp_path):
+    pytest.importorskip("peft")
+    from ivm_ros.models.ivm.tiny import build_tiny_sources
+
+    paths = build_tiny_sources(tmp_path)
+    settings = {"sam_checkpoint": str(paths["sam"]), "llava_path": str(paths["llava"]),
+                "ivm_checkpoint": str(paths["ivm"]), "arch": "tiny", "device": "cpu"}
+    node, _probe = rig(model="ivm", release_compat=True, **{f"model_config.{k}": v for k, v in settings.items()})
+    info = node.pipeline.predictor.describe()
+    assert (info["precision"], info["llava_dtype"], info["lora_merged"]) == ("release", "float16", False)
+    assert node.get_parameter("model_config.release_compat").value is False  # the node's switch, passed on
