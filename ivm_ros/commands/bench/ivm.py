@@ -2,13 +2,17 @@
 
 Engine: uint8 frames -> device, resize + normalise on the device, bf16 (CUDA) / fp32 (CPU), LoRA merged,
 batched, SDPA attention, probabilities left on the device (the masking library continues there).
-Reference (as the release's ``forward_batch``): PIL bicubic resize to 1024, SAM + decoder in fp32, LLaVA in fp16
-(fp32 on CPU), peft LoRA unmerged, one sigmoid per frame copied to the host, then NumPy/OpenCV: fail-safe,
+Reference (as the release's ``forward_batch``): PIL bicubic resize to 1024, precision ``release`` (SAM + decoder
+fp32, LLaVA fp16, peft LoRA unmerged), one sigmoid per frame copied to the host, then NumPy/OpenCV: fail-safe,
 threshold, rectangular dilation + Gaussian blur with 2*int(0.05*H)+1, composite with white.
+Before timing, the same random weights run in fp32, ``release`` and bf16 and their probabilities are compared
+(``agreement``); after it, LLaVA offloaded to CPU memory (and with ``--llava-cpu`` run on the CPU) is timed with
+its peak GPU memory (``memory_options``).
 
-Random weights. Full size needs CUDA (7.7 B parameters); ``--tiny`` runs the same code at toy size on the CPU.
-The full-size prompt uses an offline word-level tokenizer (the real one cannot be downloaded here), so the text
-part is a few tokens shorter than llava's; the 576 image tokens dominate either way.
+Random weights. ``--full`` is the GPU check (7.7 B parameters, CUDA; about 2-5 minutes on an H100-class GPU,
+estimated): without CUDA it says so and exits with status 0, measuring nothing. ``--tiny`` runs the same code
+at toy size on the CPU. The full-size prompt uses an offline word-level tokenizer (the real one cannot be
+downloaded here), so the text part is a few tokens shorter than llava's; the 576 image tokens dominate.
 """
 
 from __future__ import annotations
@@ -24,7 +28,8 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from ivm_ros.models.ivm.model import ARCHS, IVMModel
+from ivm_ros.commands.bench.ivm_models import full_size_model, memory_option, precision_agreement
+from ivm_ros.models.ivm.predictor import IVMPredictor
 from ivm_ros.models.ivm.reference import reference_forward
 
 NOMINAL_FLOP_PER_FRAME = 14.4e12  # SAM-H at 1024^2 (~5.7 T) + LLaVA-7B prefill of ~600 tokens (~8.8 T)
@@ -58,51 +63,22 @@ def _stats(times: list[float], batch: int) -> dict[str, float]:
     return {"p50_ms": statistics.median(q), "p95_ms": p95, "fps": batch * 1000.0 / statistics.mean(q)}
 
 
-def full_size_model(device: torch.device, dtype: torch.dtype) -> IVMModel:
-    """Random IVM-V1.0 at full size (SAM ViT-H + llava-1.5-7b shapes) built directly on ``device``."""
-    from transformers import CLIPVisionConfig, LlamaConfig, LlavaConfig, LlavaForConditionalGeneration
-
-    from ivm_ros.models.ivm.tiny import tiny_tokenizer
-
-    tok = tiny_tokenizer()
-    text = LlamaConfig(
-        vocab_size=32064,
-        hidden_size=4096,
-        intermediate_size=11008,
-        num_hidden_layers=32,
-        num_attention_heads=32,
-        num_key_value_heads=32,
-        max_position_embeddings=4096,
-        rms_norm_eps=1e-5,
-        pad_token_id=tok.pad_token_id,
-    )
-    vision = CLIPVisionConfig(
-        hidden_size=1024,
-        intermediate_size=4096,
-        num_hidden_layers=24,
-        num_attention_heads=16,
-        image_size=336,
-        patch_size=14,
-        projection_dim=768,
-        hidden_act="quick_gelu",
-    )
-    cfg = LlavaConfig(vision_config=vision, text_config=text, image_token_id=tok.convert_tokens_to_ids("<image>"))
-    with torch.device(device):
-        llava = LlavaForConditionalGeneration._from_config(cfg, dtype=dtype)
-        model = IVMModel(ARCHS["ivm-v1.0"], llava, tok)
-    return model.to(dtype).eval().requires_grad_(False)
-
-
 def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(
         prog="ivm-ros bench ivm", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    ap.add_argument("--tiny", action="store_true", help="toy-size model on the CPU (no GPU needed)")
+    size = ap.add_mutually_exclusive_group()
+    size.add_argument("--full", action="store_true", help="full size on CUDA (the default size; says so and exits "
+                      "0 without CUDA)")
+    size.add_argument("--tiny", action="store_true", help="toy-size model on the CPU (no GPU needed)")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--iters", type=int, default=0, help="timed calls per case (default 20, tiny 10)")
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--batches", default="1,4")
     ap.add_argument("--no-reference", action="store_true")
+    ap.add_argument("--no-memory-options", action="store_true", help="skip the offloaded-LLaVA timing")
+    ap.add_argument("--llava-cpu", action="store_true", help="also time LLaVA running on the CPU (slow)")
+    ap.add_argument("--budget-s", type=float, default=420.0, help="skip the optional parts after this many seconds")
     ap.add_argument("--compile", action="store_true", help="torch.compile the image encoder (engine)")
     ap.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     return ap
@@ -111,26 +87,16 @@ def _parser() -> argparse.ArgumentParser:
 Case = tuple[int, np.ndarray, list[str], dict]
 
 
-def _engine_cases(
-    args: argparse.Namespace,
-    device: torch.device,
-    dtype: torch.dtype,
-    iters: int,
-    batches: list[int],
-    peak: float | None,
-) -> list[Case]:
-    """Times the engine (IVMPredictor on a random model) per batch size; returns (batch, frames, texts, row)."""
-    from ivm_ros.models.ivm.predictor import IVMConfig, IVMPredictor
-    from ivm_ros.models.ivm.tiny import tiny_model
+def _texts(b: int) -> list[str]:
+    return (INSTRUCTIONS * b)[:b]
 
+
+def _engine_cases(
+    args: argparse.Namespace, predictor: IVMPredictor, iters: int, batches: list[int], peak: float | None
+) -> list[Case]:
+    """Times the engine (the ``auto``-precision predictor) per batch size; returns (batch, frames, texts, row)."""
+    device = predictor.device
     cuda = device.type == "cuda"
-    engine_model = (tiny_model() if args.tiny else full_size_model(device, dtype)).to(device, dtype)
-    predictor = IVMPredictor(
-        IVMConfig(
-            device=str(device), dtype=str(dtype).replace("torch.", ""), batch_size=max(batches), compile=args.compile
-        ),
-        model=engine_model,
-    )
     rng = np.random.default_rng(0)
     rows = []
     for b in batches:
@@ -139,7 +105,7 @@ def _engine_cases(
         if cuda:
             host = host.pin_memory()
             torch.cuda.reset_peak_memory_stats(device)
-        texts = INSTRUCTIONS[:b] if b <= len(INSTRUCTIONS) else (INSTRUCTIONS * b)[:b]
+        texts = _texts(b)
         eng = _stats(_time(functools.partial(predictor.predict, host, texts), iters, args.warmup, cuda), b)
         row = {"batch": b, "engine": eng}
         if cuda:
@@ -147,26 +113,18 @@ def _engine_cases(
             if peak and not args.tiny:
                 row["engine"]["bf16_peak_fraction"] = eng["fps"] * NOMINAL_FLOP_PER_FRAME / peak
         rows.append((b, frames, texts, row))
-    predictor.close()
     return rows
 
 
-def _reference_cases(args: argparse.Namespace, device: torch.device, iters: int, rows: list[Case]) -> None:
-    """Times the release-style reference path on the same frames; adds ``reference`` and ``speedup`` to rows."""
-    from ivm_ros.models.ivm.tiny import tiny_model
-
+def _reference_cases(args: argparse.Namespace, release: IVMPredictor, iters: int, rows: list[Case]) -> None:
+    """Times the release-style path (release precision) on the same frames; adds ``reference`` and ``speedup``."""
+    device = release.device
     cuda = device.type == "cuda"
-    if cuda:
-        torch.cuda.empty_cache()
-    ref_model = tiny_model() if args.tiny else full_size_model(device, torch.float32)
-    if not args.tiny:  # the release ran LLaVA in fp16 and everything else in fp32
-        ref_model.prompt_encoder.model.to(torch.float16)
-    ref_model.to(device)
     for b, frames, texts, row in rows:
         if cuda:
             torch.cuda.reset_peak_memory_stats(device)
         row["reference"] = _stats(
-            _time(functools.partial(reference_forward, ref_model, frames, texts), iters, args.warmup, cuda), b
+            _time(functools.partial(reference_forward, release.model, frames, texts), iters, args.warmup, cuda), b
         )
         if cuda:
             row["reference"]["peak_gpu_mem_gib"] = torch.cuda.max_memory_allocated(device) / 2**30
@@ -189,24 +147,60 @@ def _print_results(results: dict, tiny: bool) -> None:
                 )
         if "speedup" in r:
             print(f"{'':>5} speedup engine/reference: {r['speedup']:.2f}x")
+    agreement = results.get("agreement", {})
+    for pair in ("bf16_vs_fp32", "release_vs_fp32", "bf16_vs_release"):
+        if pair in agreement:
+            a = agreement[pair]
+            print(f"agreement {pair}: max |dp| {a['max_abs']:.2e}, mean {a['mean_abs']:.2e}, "
+                  f"mask agreement at 0.5: {a['mask_agree_0.5']:.4f}, at 0.1: {a['mask_agree_0.1']:.4f}")
+    for row in results.get("memory_options", []):
+        print(f"memory option {row}")
     if tiny:
         print("note: --tiny measures the code path at toy size on the CPU; it says nothing about GPU speed.")
 
 
+def _no_cuda(args: argparse.Namespace) -> int:
+    """The full-size check without CUDA: one clear line (and JSON), nothing measured."""
+    print(
+        f"ivm-ros bench ivm: no CUDA GPU here (torch {torch.__version__}, torch.cuda.is_available() is False), so "
+        "the full-size check (7.7 B parameters) was not run and nothing was measured; run it on a GPU machine, "
+        "or use --tiny for the same code at toy size on the CPU",
+        file=sys.stderr,
+    )
+    if args.json:
+        print(json.dumps({"size": "full", "skipped": "no CUDA GPU", "torch": torch.__version__}))
+    return 0 if args.full else 2
+
+
+def _optional(results: dict, name: str, started: float, budget: float, fn: Callable[[], object]) -> None:
+    """Runs ``fn`` into ``results[name]`` unless the time budget is spent (then records why)."""
+    if time.perf_counter() - started > budget:
+        results[name] = {"skipped": f"time budget of {budget:.0f} s spent"}
+        return
+    results[name] = fn()
+
+
+def _memory_options(args: argparse.Namespace, release: IVMPredictor, started: float) -> list[dict]:
+    """The release model re-placed: LLaVA on the CPU (``--llava-cpu``) then offloaded; one frame each."""
+    frames = np.random.default_rng(1).integers(0, 256, (1, 480, 640, 3), dtype=np.uint8)
+    rows = []
+    for placement in (["cpu"] if args.llava_cpu else []) + ["offload"]:
+        if time.perf_counter() - started > args.budget_s:
+            rows.append({"placement": placement, "skipped": "time budget"})
+            continue
+        rows.append(memory_option(release.model, release.device, placement, frames, _texts(1), 1 if args.tiny else 3))
+    return rows
+
+
 def main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
-
+    started = time.perf_counter()
     from ivm_ros.models.base import resolve_device
 
-    device = resolve_device(args.device)
+    device = resolve_device(args.device if args.device != "auto" or not args.tiny else "cpu")
     cuda = device.type == "cuda"
     if not args.tiny and not cuda:
-        print(
-            "ivm-ros bench ivm: the full-size model (7.7 B parameters) needs CUDA; use --tiny on the CPU",
-            file=sys.stderr,
-        )
-        return 2
-    dtype = torch.bfloat16 if cuda else torch.float32
+        return _no_cuda(args)
     iters = args.iters or (10 if args.tiny else 20)
     batches = [int(b) for b in args.batches.split(",")]
     torch.manual_seed(0)
@@ -214,15 +208,37 @@ def main(argv: list[str]) -> int:
         "device": torch.cuda.get_device_name(device) if cuda else "cpu",
         "size": "tiny" if args.tiny else "full",
         "frame": "640x480",
-        "engine_dtype": str(dtype).replace("torch.", ""),
+        "engine_dtype": "bfloat16" if cuda else "float32",
         "torch": torch.__version__,
     }
     peak = next((v for k, v in BF16_PEAK.items() if k in str(results["device"])), None)
-    rows = _engine_cases(args, device, dtype, iters, batches, peak)
+    base = _base_model(args, device)
+    agree_frames = np.random.default_rng(2).integers(0, 256, (4, 480, 640, 3), dtype=np.uint8)
+    results["agreement"], engine, release = precision_agreement(base, device, agree_frames, _texts(4))
+    if args.compile:
+        engine.model.image_encoder = torch.compile(engine.model.image_encoder, dynamic=False)  # type: ignore
+    if cuda:
+        release.model.to("cpu")  # off the GPU while the engine is timed, so its peak is its own
+    rows = _engine_cases(args, engine, iters, batches, peak)
+    engine.close()
+    del engine
+    if cuda:
+        torch.cuda.empty_cache()
+        release.model.to(device)
     if not args.no_reference:
-        _reference_cases(args, device, iters, rows)
+        _reference_cases(args, release, max(2, iters // 2), rows)
     results["cases"] = [r for *_, r in rows]
+    if not args.no_memory_options:
+        _optional(results, "memory_options", started, args.budget_s, lambda: _memory_options(args, release, started))
+    results["seconds"] = time.perf_counter() - started
     _print_results(results, args.tiny)
     if args.json:
         print(json.dumps(results))
     return 0
+
+
+def _base_model(args: argparse.Namespace, device: torch.device):
+    """fp32 random weights, LoRA unmerged: tiny on the CPU or full size on ``device``."""
+    from ivm_ros.models.ivm.tiny import tiny_model
+
+    return tiny_model().to(device) if args.tiny else full_size_model(device, torch.float32)
