@@ -16,6 +16,22 @@ and the scripted expert do not use: the left table wing, the top of the cabinet,
 floor in front of the table, at least 11 cm from every block, and outside the swept volumes of the door, drawer,
 switch and button (:data:`KEEP_OUT`). In scenes A-C the keep-out volumes and the cabinet-top zone move with
 their mechanisms (:func:`keep_out`). Everything is drawn from the episode's random generator: a seed fixes it.
+
+Workspace levels (:mod:`ivm_ros_sim.calvin.workspace_distractors`; pictures and details in
+docs/distraction_levels.md):
+
+* ``clutter``: 6 movable clutter objects (boxes, cylinders, small pybullet_data objects, at most 5 cm tall) on the
+  table top between and around the blocks.
+* ``lookalike``: 3 movable look-alikes of the block the (sub)task names, next to it: same colour and shape, other
+  colour same shape, same colour other shape (a cylinder). In a chain they follow each subtask's named block.
+* ``fixture_lookalike``: static look-alikes of the drawer handle, the button, the switch (table top) and the LED
+  (cabinet top).
+* ``appearance``: table texture, random lighting and a small jitter of the static camera (eye <= 2 cm, target
+  <= 1 cm per coordinate).
+* ``paper-large``: all of the above plus 6 of ``large``'s static objects outside the workspace.
+
+None of them is ever placed inside the keep-out of the task objects' paths
+(:func:`~ivm_ros_sim.calvin.workspace_distractors.task_keep_out`).
 """
 
 from __future__ import annotations
@@ -27,15 +43,29 @@ from pathlib import Path
 import numpy as np
 import pybullet as p
 import pybullet_data
+from ivm_ros_sim.calvin import workspace_distractors as ws
 from ivm_ros_sim.calvin.scene import CalvinScene, RenderSettings, shared_dir
 
 
 @dataclasses.dataclass(frozen=True)
 class Level:
+    """What a level adds: ``n_objects`` static objects outside the workspace (a ``lookalike_fraction`` of them
+    coloured like the task objects), a table ``texture``, random ``lighting``; in the workspace ``clutter`` movable
+    objects, ``lookalikes`` of the named block, ``fixtures`` look-alikes and a ``camera_jitter``."""
+
     n_objects: int
     lookalike_fraction: float
     texture: bool
     lighting: bool
+    clutter: int = 0
+    lookalikes: bool = False
+    fixtures: bool = False
+    camera_jitter: bool = False
+
+    @property
+    def workspace(self) -> bool:
+        """Whether the level has distractors of :mod:`ivm_ros_sim.calvin.workspace_distractors`."""
+        return bool(self.clutter or self.lookalikes or self.fixtures or self.camera_jitter)
 
 
 LEVELS: dict[str, Level] = {
@@ -43,7 +73,14 @@ LEVELS: dict[str, Level] = {
     "small": Level(3, 0.3, False, False),
     "medium": Level(6, 0.4, False, True),
     "large": Level(10, 0.5, True, True),
+    "clutter": Level(0, 0.0, False, False, clutter=6),
+    "lookalike": Level(0, 0.0, False, False, lookalikes=True),
+    "fixture_lookalike": Level(0, 0.0, False, False, fixtures=True),
+    "appearance": Level(0, 0.0, True, True, camera_jitter=True),
+    "paper-large": Level(6, 0.5, True, True, clutter=6, lookalikes=True, fixtures=True, camera_jitter=True),
 }
+#: The levels that existed before the workspace levels (their scenes are unchanged for a given seed).
+OUTSIDE_LEVELS = ("none", "small", "medium", "large")
 
 #: Placement zones (x/y box, surface z): free of the task areas (table front-right, drawer, slider, switch,
 #: button) and of the expert's paths.
@@ -160,12 +197,16 @@ def _urdf(scene: CalvinScene, name: str, pos: list[float], yaw: float, rng: np.r
     return body
 
 
-def apply(scene: CalvinScene, level: str, rng: np.random.Generator) -> list[int]:
-    """Adds the level's distractors to ``scene`` and sets its texture and lighting. Returns the new body ids
-    (the caller removes them before the next episode). Level ``none`` restores default texture and light."""
+def apply(scene: CalvinScene, level: str, rng: np.random.Generator, task: str | None = None) -> list[int]:
+    """Adds the level's distractors to ``scene`` and sets its texture, lighting and camera. Returns the new body ids
+    (the caller removes them before the next episode). Level ``none`` restores default texture, light and camera.
+    ``task``: the episode's task when known (workspace levels put look-alikes next to the block it names and keep
+    its path clear; a chain passes None and then :func:`begin_subtask` per subtask)."""
     spec = check_level(level)
     c = scene.client
     scene.render_settings = RenderSettings()
+    ws.restore_camera(scene)
+    scene.__dict__["_workspace"] = None
     if spec.texture:
         tex = _texture_id(scene, _textures()[int(rng.integers(len(_textures())))])
         p.changeVisualShape(scene.table, -1, textureUniqueId=tex, physicsClientId=c)
@@ -205,4 +246,13 @@ def apply(scene: CalvinScene, level: str, rng: np.random.Generator) -> list[int]
             continue
         taken.append(xy)
         bodies.append(body)
+    if spec.workspace:
+        bodies += ws.apply(scene, spec.clutter, spec.lookalikes, spec.fixtures, spec.camera_jitter, rng, bodies, task)
     return bodies
+
+
+def begin_subtask(scene: CalvinScene, bodies: list[int], task: str) -> list[int]:
+    """Readies the distractors of ``scene`` for a chain's next subtask ``task`` (look-alikes follow the named block,
+    nothing stays in the task's keep-out; :func:`ivm_ros_sim.calvin.workspace_distractors.begin_subtask`).
+    ``bodies``: the scene's distractor bodies; returns them updated. Levels without workspace distractors: no-op."""
+    return ws.begin_subtask(scene, bodies, task)

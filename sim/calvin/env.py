@@ -167,7 +167,7 @@ class CalvinSceneEnv:
             self._restore_base()
             scene_obs, grasp = sample_initial_state(self.scene, task, self.rng)
             self.scene.set_state(scene_obs)
-            self.distractor_bodies = dist.apply(self.scene, distraction, self.rng)
+            self.distractor_bodies = dist.apply(self.scene, distraction, self.rng, task)
             self._settle(30)
             if grasp is None:
                 break
@@ -210,12 +210,15 @@ class CalvinSceneEnv:
         return self.observe(), self._info()
 
     def begin_subtask(self, task: str, instruction: str | None = None) -> dict[str, Any]:
-        """Makes ``task`` the active task from the current state, without moving anything: the oracle compares
+        """Makes ``task`` the active task from the current state, without moving a task object: the oracle compares
         against the state now (CALVIN scores each subtask of a chain from the state at its start); the step
-        count restarts. ``instruction`` defaults to the task's evaluation sentence. Returns the info dict."""
+        count restarts. Workspace distractors are readied for ``task`` first (look-alikes follow the named block,
+        none left in its path: :func:`~ivm_ros_sim.calvin.distractors.begin_subtask`). ``instruction`` defaults
+        to the task's evaluation sentence. Returns the info dict."""
         T.check_task(task)
         self.task = task
         self.instruction = T.eval_sentences()[task] if instruction is None else str(instruction)
+        self.distractor_bodies = dist.begin_subtask(self.scene, self.distractor_bodies, task)
         self.start_state = self.state()
         self.steps, self.succeeded = 0, False
         return self._info()
