@@ -28,7 +28,7 @@ docs/distraction_levels.md):
   (cabinet top).
 * ``appearance``: table texture, random lighting and a small jitter of the static camera (eye <= 2 cm, target
   <= 1 cm per coordinate).
-* ``paper-large``: all of the above plus 6 of ``large``'s static objects outside the workspace.
+* ``paper-large``: all of the above plus 4 of ``large``'s static objects outside the workspace.
 
 None of them is ever placed inside the keep-out of the task objects' paths
 (:func:`~ivm_ros_sim.calvin.workspace_distractors.task_keep_out`).
@@ -77,7 +77,7 @@ LEVELS: dict[str, Level] = {
     "lookalike": Level(0, 0.0, False, False, lookalikes=True),
     "fixture_lookalike": Level(0, 0.0, False, False, fixtures=True),
     "appearance": Level(0, 0.0, True, True, camera_jitter=True),
-    "paper-large": Level(6, 0.5, True, True, clutter=6, lookalikes=True, fixtures=True, camera_jitter=True),
+    "paper-large": Level(4, 0.5, True, True, clutter=6, lookalikes=True, fixtures=True, camera_jitter=True),
 }
 #: The levels that existed before the workspace levels (their scenes are unchanged for a given seed).
 OUTSIDE_LEVELS = ("none", "small", "medium", "large")

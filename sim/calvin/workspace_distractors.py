@@ -123,17 +123,18 @@ def _touches(scene: CalvinScene, body: int, others: list[int]) -> bool:
 
 
 def place(scene: CalvinScene, body: int, rng: np.random.Generator, regions: list[tuple[np.ndarray, np.ndarray, float]],
-          boxes: list[Box], others: list[int], near: np.ndarray | None = None, tries: int = 60) -> bool:
-    """Moves ``body`` (resting on its bottom, random yaw) to a spot in one of ``regions`` (x/y box, surface z) that
-    overlaps no keep-out box and touches nothing. ``near`` (x, y): of the free spots found the closest one wins.
-    Returns False (body left where it was) when no spot is free."""
+          boxes: list[Box], others: list[int], near: np.ndarray | None = None, tries: int = 60,
+          yaw: float | None = None) -> bool:
+    """Moves ``body`` (resting on its bottom; ``yaw`` rad, random when None) to a spot in one of ``regions`` (x/y box,
+    surface z) that overlaps no keep-out box and touches nothing. ``near`` (x, y): of the free spots found the
+    closest one wins. Returns False (body left where it was) when no spot is free."""
     c = scene.client
     start_pos, start_orn = p.getBasePositionAndOrientation(body, physicsClientId=c)
     best: tuple[float, list[float], list[float]] | None = None
     for _ in range(tries):
         lo, hi, z = regions[int(rng.integers(len(regions)))]
-        xy, yaw = rng.uniform(lo, hi), float(rng.uniform(-np.pi, np.pi))
-        orn = p.getQuaternionFromEuler([0.0, 0.0, yaw])
+        xy = rng.uniform(lo, hi)
+        orn = p.getQuaternionFromEuler([0.0, 0.0, float(rng.uniform(-np.pi, np.pi)) if yaw is None else yaw])
         p.resetBasePositionAndOrientation(body, [float(xy[0]), float(xy[1]), z + 1.0], orn, physicsClientId=c)
         bottom = p.getAABB(body, -1, physicsClientId=c)[0][2]
         pos = [float(xy[0]), float(xy[1]), z + 1.0 - bottom + z + 0.002]
@@ -294,8 +295,8 @@ def apply(scene: CalvinScene, n_clutter: int, lookalikes: bool, fixtures: bool, 
     if fixtures:
         for kind in FIXTURE_KINDS:
             body = fixture_lookalike(scene, kind, rng)
-            regions = [CABINET_TOP] if kind == "led" else table
-            if not place(scene, body, rng, regions, boxes, existing + new):
+            regions, yaw = ([CABINET_TOP], 0.0) if kind == "led" else (table, None)  # the LED's bar runs along x
+            if not place(scene, body, rng, regions, boxes, existing + new, yaw=yaw):
                 _park(scene, body, rng, existing + new)
             new.append(body)
     if lookalikes:
