@@ -28,7 +28,7 @@ Box = tuple[np.ndarray, np.ndarray]  # (min xyz, max xyz), m
 
 #: Table-top region for workspace distractors (x/y box, surface z) in scene D; the cabinet, the mechanisms and the
 #: blocks are cut out of it by :func:`task_keep_out` and the contact check.
-TABLE_TOP = (np.array([-0.43, -0.175]), np.array([0.43, 0.0]), 0.46)
+TABLE_TOP = (np.array([-0.43, -0.165]), np.array([0.43, 0.0]), 0.46)
 #: The cabinet's top, behind the sliding door's upper edge (for the LED look-alike).
 CABINET_TOP = (np.array([-0.40, 0.160]), np.array([0.20, 0.170]), 0.649)
 #: Where a distractor is parked when no free spot is left: the floor in front of the table.
@@ -37,14 +37,20 @@ FLOOR = (np.array([-0.55, -0.75]), np.array([0.55, -0.55]), 0.0)
 #: Volumes the expert's fingers and hand use to reach the fixtures (scene D; they move with their mechanism in A-C):
 #: the drawer handle from the front, the button from above, the switch from the front.
 APPROACH = (
-    ((0.02, -0.60, 0.28), (0.34, -0.15, 0.62), "base__drawer"),
-    ((-0.20, -0.20, 0.44), (-0.04, -0.04, 0.62), "base__button"),
-    ((0.18, -0.10, 0.50), (0.42, 0.20, 0.75), "base__switch"),
+    ((0.02, -0.60, 0.28), (0.34, -0.17, 0.62), "base__drawer"),
+    ((-0.17, -0.17, 0.44), (-0.07, -0.07, 0.62), "base__button"),
+    ((0.18, -0.08, 0.51), (0.42, 0.20, 0.75), "base__switch"),
 )
-BLOCK_MARGIN = 0.075  # m: half size of the keep-out box around a block (fingers open around it)
+BLOCK_MARGIN = 0.06  # m: half size of the keep-out box around a block the task handles (fingers open around it)
+OTHER_BLOCK_MARGIN = 0.03  # m: the same around the blocks it does not touch (only the arm passes over them)
+#: Task kinds that may touch every block (the oracle accepts any block).
+ANY_BLOCK_KINDS = ("stack_objects", "unstack_objects", "push_object_into", "place_object")
 PUSH_REACH = 0.24  # m: a push's corridor along x from the block's centre (start behind it, 19 cm stroke)
 PUSH_HALF_WIDTH = 0.05  # m: half width of the push corridor (block and closed fingers)
 CLEARANCE = 0.001  # m: least gap between a placed distractor and any other body
+PLACE_MARGIN = (0.01, 0.01, 0.002)  # m: keep-out boxes grow by this much while placing (settling stays out)
+NEAR_RINGS = np.arange(0.06, 0.70, 0.02)  # m: distances from the named block a look-alike's spot is tried at
+NEAR_STEP = 0.03  # m: spacing of the spots tried along a ring (at least 12 per ring)
 #: Camera jitter bounds: each coordinate of the static camera's eye and target moves by at most this much (m).
 JITTER_FROM, JITTER_AT = 0.02, 0.01
 
@@ -62,7 +68,7 @@ FIXTURE_KINDS = ("handle", "button", "switch", "led")
 @dataclasses.dataclass
 class Workspace:
     """The workspace distractors of a scene's episode: their generator for later subtasks, the look-alikes (body ids
-    and kinds), the block they copy, and the other bodies (clutter, fixtures)."""
+    and kinds), the block they copy, the other bodies (clutter and fixtures) and which of them are clutter."""
 
     rng: np.random.Generator
     lookalikes_on: bool
@@ -70,6 +76,7 @@ class Workspace:
     kinds: list[str] = dataclasses.field(default_factory=list)
     target: str | None = None
     others: list[int] = dataclasses.field(default_factory=list)
+    clutter: list[int] = dataclasses.field(default_factory=list)
 
 
 def state(scene: CalvinScene) -> Workspace | None:
@@ -80,21 +87,21 @@ def state(scene: CalvinScene) -> Workspace | None:
 # ---------------------------------------------------------------------------------------------- keep-out
 def task_keep_out(scene: CalvinScene, task: str | None = None) -> list[Box]:
     """Boxes no distractor may overlap: the mechanisms' (``distractors.keep_out``), the fixture approaches
-    (:data:`APPROACH`), a box of :data:`BLOCK_MARGIN` around every block up to 25 cm above it, and ``task``'s own
-    path: a push's corridor (:data:`PUSH_REACH` along x on the pushing side, :data:`PUSH_HALF_WIDTH` across) and
-    push_into_drawer's way from each table block to the table's front edge."""
+    (:data:`APPROACH`), a box around every block up to 25 cm above it (half size :data:`BLOCK_MARGIN` for the blocks
+    ``task`` may handle, :data:`OTHER_BLOCK_MARGIN` for the others and for every block when ``task`` is None), and
+    ``task``'s own path: a push's corridor (:data:`PUSH_REACH` along x on the pushing side, :data:`PUSH_HALF_WIDTH`
+    across) and push_into_drawer's way from each block to the table's front edge."""
     from ivm_ros_sim.calvin.distractors import keep_out  # distractors imports this module
 
     boxes = keep_out(scene)
     for lo, hi, joint in APPROACH:
         dx = np.array([scene.offsets[joint], 0.0, 0.0])
         boxes.append((np.array(lo) + dx, np.array(hi) + dx))
+    kind, *args = T.check_task(task) if task is not None else (None,)
+    handled = BLOCKS if kind in ANY_BLOCK_KINDS else (T.target_block(task),) if task is not None else ()
     for b in BLOCKS:
-        pos = scene.block_pose(b)[0]
-        boxes.append((pos - [BLOCK_MARGIN, BLOCK_MARGIN, 0.05], pos + [BLOCK_MARGIN, BLOCK_MARGIN, 0.25]))
-    if task is None:
-        return boxes
-    kind, *args = T.check_task(task)
+        pos, m = scene.block_pose(b)[0], BLOCK_MARGIN if b in handled else OTHER_BLOCK_MARGIN
+        boxes.append((pos - [m, m, 0.05], pos + [m, m, 0.25]))
     if kind == "push_object":
         pos, sign = scene.block_pose(args[0])[0], np.sign(args[1])
         far = pos[0] + sign * PUSH_REACH
@@ -107,10 +114,11 @@ def task_keep_out(scene: CalvinScene, task: str | None = None) -> list[Box]:
     return boxes
 
 
-def overlaps(body: int, boxes: list[Box], client: int) -> bool:
-    """Whether ``body``'s axis-aligned bounding box overlaps any of ``boxes``."""
+def overlaps(body: int, boxes: list[Box], client: int, margin: float | tuple[float, ...] = 0.0) -> bool:
+    """Whether ``body``'s axis-aligned bounding box overlaps any of ``boxes`` grown by ``margin`` (m, or per axis)."""
     lo, hi = (np.array(v) for v in p.getAABB(body, -1, physicsClientId=client))
-    return any((lo < bhi).all() and (hi > blo).all() for blo, bhi in boxes)
+    margin = np.asarray(margin)
+    return any((lo < bhi + margin).all() and (hi > blo - margin).all() for blo, bhi in boxes)
 
 
 def _touches(scene: CalvinScene, body: int, others: list[int]) -> bool:
@@ -122,36 +130,53 @@ def _touches(scene: CalvinScene, body: int, others: list[int]) -> bool:
     return False
 
 
-def place(scene: CalvinScene, body: int, rng: np.random.Generator, regions: list[tuple[np.ndarray, np.ndarray, float]],
-          boxes: list[Box], others: list[int], near: np.ndarray | None = None, tries: int = 60,
-          yaw: float | None = None) -> bool:
-    """Moves ``body`` (resting on its bottom; ``yaw`` rad, random when None) to a spot in one of ``regions`` (x/y box,
-    surface z) that overlaps no keep-out box and touches nothing. ``near`` (x, y): of the free spots found the
-    closest one wins. Returns False (body left where it was) when no spot is free."""
+def _try_spot(scene: CalvinScene, body: int, xy: np.ndarray, z: float, yaw: float, boxes: list[Box],
+              others: list[int]) -> bool:
+    """Puts ``body`` at ``xy`` with its bottom 2 mm above ``z`` (m) and ``yaw`` (rad); whether the spot is free
+    (no keep-out box within :data:`PLACE_MARGIN`, nothing within :data:`CLEARANCE`)."""
     c = scene.client
-    start_pos, start_orn = p.getBasePositionAndOrientation(body, physicsClientId=c)
-    best: tuple[float, list[float], list[float]] | None = None
+    orn = p.getQuaternionFromEuler([0.0, 0.0, yaw])
+    p.resetBasePositionAndOrientation(body, [float(xy[0]), float(xy[1]), z + 1.0], orn, physicsClientId=c)
+    bottom = p.getAABB(body, -1, physicsClientId=c)[0][2]
+    p.resetBasePositionAndOrientation(body, [float(xy[0]), float(xy[1]), z + 1.0 - bottom + z + 0.002], orn,
+                                      physicsClientId=c)
+    p.resetBaseVelocity(body, [0, 0, 0], [0, 0, 0], physicsClientId=c)
+    return not overlaps(body, boxes, c, PLACE_MARGIN) and not _touches(scene, body, others)
+
+
+def place(scene: CalvinScene, body: int, rng: np.random.Generator, regions: list[tuple[np.ndarray, np.ndarray, float]],
+          boxes: list[Box], others: list[int], tries: int = 60, yaw: float | None = None) -> bool:
+    """Moves ``body`` (resting on its bottom; ``yaw`` rad, random when None) to a random spot in one of ``regions``
+    (x/y box, surface z) that overlaps no keep-out box and touches nothing. Returns False (body left where it was)
+    when none of ``tries`` spots is free."""
+    c = scene.client
+    start = p.getBasePositionAndOrientation(body, physicsClientId=c)
     for _ in range(tries):
         lo, hi, z = regions[int(rng.integers(len(regions)))]
         xy = rng.uniform(lo, hi)
-        orn = p.getQuaternionFromEuler([0.0, 0.0, float(rng.uniform(-np.pi, np.pi)) if yaw is None else yaw])
-        p.resetBasePositionAndOrientation(body, [float(xy[0]), float(xy[1]), z + 1.0], orn, physicsClientId=c)
-        bottom = p.getAABB(body, -1, physicsClientId=c)[0][2]
-        pos = [float(xy[0]), float(xy[1]), z + 1.0 - bottom + z + 0.002]
-        p.resetBasePositionAndOrientation(body, pos, orn, physicsClientId=c)
-        if overlaps(body, boxes, c) or _touches(scene, body, others):
-            continue
-        dist = 0.0 if near is None else float(np.linalg.norm(xy - near))
-        if best is None or dist < best[0]:
-            best = (dist, pos, list(orn))
-        if near is None:
-            break
-    if best is None:
-        p.resetBasePositionAndOrientation(body, start_pos, start_orn, physicsClientId=c)
-        return False
-    p.resetBasePositionAndOrientation(body, best[1], best[2], physicsClientId=c)
-    p.resetBaseVelocity(body, [0, 0, 0], [0, 0, 0], physicsClientId=c)
-    return True
+        if _try_spot(scene, body, xy, z, float(rng.uniform(-np.pi, np.pi)) if yaw is None else yaw, boxes, others):
+            return True
+    p.resetBasePositionAndOrientation(body, *start, physicsClientId=c)
+    return False
+
+
+def place_near(scene: CalvinScene, body: int, rng: np.random.Generator, near: np.ndarray, boxes: list[Box],
+               others: list[int]) -> bool:
+    """Moves ``body`` to the free table-top spot closest to ``near`` (x, y): rings of :data:`NEAR_RINGS` around it,
+    spots :data:`NEAR_STEP` apart from a random start angle, random yaw. False (body left where it was) if none."""
+    c = scene.client
+    start = p.getBasePositionAndOrientation(body, physicsClientId=c)
+    lo, hi, z = TABLE_TOP
+    for d in NEAR_RINGS:
+        a0 = float(rng.uniform(0.0, 2 * np.pi))
+        n = max(12, int(np.ceil(2 * np.pi * d / NEAR_STEP)))
+        for a in a0 + np.arange(n) * 2 * np.pi / n:
+            xy = np.asarray(near) + d * np.array([np.cos(a), np.sin(a)])
+            if (xy >= lo).all() and (xy <= hi).all() and _try_spot(
+                    scene, body, xy, z, float(rng.uniform(-np.pi, np.pi)), boxes, others):
+                return True
+    p.resetBasePositionAndOrientation(body, *start, physicsClientId=c)
+    return False
 
 
 def _table_regions(scene: CalvinScene) -> list[tuple[np.ndarray, np.ndarray, float]]:
@@ -272,7 +297,7 @@ def add_lookalikes(scene: CalvinScene, ws: Workspace, target: str, boxes: list[B
     new: list[int] = []
     for kind in LOOKALIKE_KINDS:
         body = lookalike(scene, target, kind, ws.rng)
-        if not place(scene, body, ws.rng, _table_regions(scene), boxes, others + new, near=near, tries=80):
+        if not place_near(scene, body, ws.rng, near, boxes, others + new):
             _park(scene, body, ws.rng, others + new)
         new.append(body)
     ws.lookalikes, ws.kinds, ws.target = new, list(LOOKALIKE_KINDS), target
@@ -309,14 +334,16 @@ def apply(scene: CalvinScene, n_clutter: int, lookalikes: bool, fixtures: bool, 
             _park(scene, body, rng, existing + new)
         new.append(body)
     ws.others = [b for b in new if b not in ws.lookalikes]
+    ws.clutter = new[len(new) - n_clutter:] if n_clutter else []
     return new
 
 
 def begin_subtask(scene: CalvinScene, bodies: list[int], task: str) -> list[int]:
     """Readies the workspace distractors for ``task`` within a chain: look-alikes are rebuilt next to the block
-    ``task`` names (kept when it names none or the same block), and every workspace distractor now inside
-    :func:`task_keep_out` for ``task`` (moved there by the previous subtask or in ``task``'s path) goes to a free
-    spot. ``bodies``: all distractor bodies of the scene. Returns them updated (removed look-alikes replaced)."""
+    ``task`` names (kept when it names none or the same block; clutter in their way moves), and every workspace
+    distractor now inside :func:`task_keep_out` for ``task`` (moved there by the previous subtask or in ``task``'s
+    path) or touching a look-alike goes to a free spot. ``bodies``: all distractor bodies of the scene. Returns them
+    updated (removed look-alikes replaced)."""
     ws = state(scene)
     if ws is None:
         return bodies
@@ -327,9 +354,9 @@ def begin_subtask(scene: CalvinScene, bodies: list[int], task: str) -> list[int]
         for body in ws.lookalikes:
             p.removeBody(body, physicsClientId=c)
         bodies = [b for b in bodies if b not in ws.lookalikes]
-        bodies = bodies + add_lookalikes(scene, ws, target, boxes, bodies)
+        bodies = bodies + add_lookalikes(scene, ws, target, boxes, [b for b in bodies if b not in ws.clutter])
     for body in ws.others + ws.lookalikes:
-        if overlaps(body, boxes, c):
+        if overlaps(body, boxes, c) or (body in ws.clutter and _touches(scene, body, ws.lookalikes)):
             rest = [b for b in bodies if b != body]
             if not place(scene, body, ws.rng, _table_regions(scene), boxes, rest):
                 _park(scene, body, ws.rng, rest)
