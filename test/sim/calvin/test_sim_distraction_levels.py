@@ -1,0 +1,199 @@
+"""Workspace distraction levels: deterministic per seed, the old levels unchanged, look-alikes of the stated kinds next
+to the named block, nothing in the keep-out zones, camera jitter bounded, every level accepted by the commands."""
+
+import argparse
+
+import numpy as np
+import pybullet as p
+import pytest
+from ivm_ros_sim.calvin import distractors as dist
+from ivm_ros_sim.calvin import workspace_distractors as W
+from ivm_ros_sim.calvin.chains import load_chains, reset_to_chain
+from ivm_ros_sim.calvin.env import CalvinSceneEnv
+from ivm_ros_sim.calvin.scene import CalvinScene
+
+NEW = ("clutter", "lookalike", "fixture_lookalike", "appearance", "paper-large")
+
+
+@pytest.fixture(scope="module")
+def env():
+    e = CalvinSceneEnv(static_size=64, gripper_size=32, render_gripper=False)
+    yield e
+    e.close()
+
+
+def _poses(env: CalvinSceneEnv) -> np.ndarray:
+    return np.array([np.concatenate(p.getBasePositionAndOrientation(b, physicsClientId=env.client))
+                     for b in env.distractor_bodies])
+
+
+@pytest.mark.parametrize("level", NEW)
+def test_same_seed_same_scene(env, level):
+    runs = []
+    for seed in (4, 4, 5):
+        obs, _ = env.reset(seed=seed, task="push_red_block_left", distraction=level)
+        runs.append((_poses(env), obs["rgb_static"], env.scene.cameras["static"]))
+    (a, img_a, cam_a), (b, img_b, cam_b), (c, img_c, _) = runs
+    np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(img_a, img_b)
+    assert cam_a == cam_b
+    assert not np.array_equal(img_a, img_c)  # another seed, another scene
+
+
+def test_chain_distractors_deterministic(env):
+    chain = load_chains(1, start=3)[0]
+    runs = []
+    for _ in range(2):
+        reset_to_chain(env, chain, "paper-large", seed=2)
+        env.begin_subtask(chain.subtasks[0])
+        runs.append(_poses(env))
+    np.testing.assert_array_equal(*runs)
+
+
+#: (bodies, sum of their positions (m), light direction, ambient, the generator's next draw) of the old levels for
+#: chain 0's start, taken with the code before the workspace levels existed.
+OLD = {
+    ("none", 0): (0, [0.0, 0.0, 0.0], [-50.0, 30.0, 100.0], 0.6, 0.6369616873214543),
+    ("small", 0): (3, [0.224017, -0.588318, 1.164586], [-50.0, 30.0, 100.0], 0.6, 0.06527041641129139),
+    ("small", 7): (3, [0.095414, -0.133617, 1.641259], [-50.0, 30.0, 100.0], 0.6, 0.5141176465995139),
+    ("medium", 0): (6, [0.288013, -1.448079, 2.172535], [0.547847, -0.920853, 1.081947], 0.603318, 0.3222867247398318),
+    ("large", 0): (10, [1.363556, -2.982739, 2.710521], [-0.920853, -1.836106, 1.033055], 0.664748,
+                   0.43922893185830647),
+    ("large", 7): (10, [0.77547, -3.494678, 2.731063], [1.588855, 1.102743, 1.450414], 0.710614, 0.7994915982844587),
+}
+
+
+def test_old_levels_unchanged():
+    scene = CalvinScene(64, 32)
+    base, camera = p.saveState(physicsClientId=scene.client), scene.cameras["static"]
+    try:
+        for b in dist.apply(scene, "paper-large", np.random.default_rng(1)):  # a workspace level first: nothing
+            p.removeBody(b, physicsClientId=scene.client)  # of it may linger
+        for (level, seed), (n, pos_sum, light, ambient, next_draw) in OLD.items():
+            p.restoreState(base, physicsClientId=scene.client)
+            scene.set_state(load_chains(1)[0].scene_obs)
+            rng = np.random.default_rng(seed)
+            bodies = dist.apply(scene, level, rng)
+            pos = [p.getBasePositionAndOrientation(b, physicsClientId=scene.client)[0] for b in bodies]
+            assert len(bodies) == n, level
+            np.testing.assert_allclose(np.sum(pos, axis=0) if pos else np.zeros(3), pos_sum, atol=1e-5)
+            np.testing.assert_allclose(scene.render_settings.light_direction, light, atol=1e-5)
+            assert scene.render_settings.ambient == pytest.approx(ambient, abs=1e-5)
+            assert rng.random() == next_draw  # the generator was drawn from exactly as before
+            assert scene.cameras["static"] == camera and W.state(scene) is None
+            for b in bodies:
+                p.removeBody(b, physicsClientId=scene.client)
+    finally:
+        scene.close()
+
+
+def _check_lookalikes(env: CalvinSceneEnv, target: str) -> None:
+    ws = W.state(env.scene)
+    assert ws.target == target and ws.kinds == list(W.LOOKALIKE_KINDS) and len(ws.lookalikes) == 3
+    colour = W.block_colour(env.scene, target)
+    size = env.scene.block_size[target]
+    centre = env.scene.block_pose(target)[0]
+    dists = []
+    for body, kind in zip(ws.lookalikes, ws.kinds):
+        vis = p.getVisualShapeData(body, physicsClientId=env.client)[0]
+        geom, dims, rgba = vis[2], np.array(vis[3]), tuple(vis[7])
+        if kind == "other_shape":
+            assert geom == p.GEOM_CYLINDER and rgba == pytest.approx(colour)
+        else:
+            assert geom == p.GEOM_BOX
+            np.testing.assert_allclose(dims, size, atol=1e-6)  # PyBullet reports a box's full extents
+            assert (rgba == pytest.approx(colour)) == (kind == "same")
+        pos = np.array(p.getBasePositionAndOrientation(body, physicsClientId=env.client)[0])
+        assert pos[2] > 0.4, f"{kind} look-alike is not on the table"
+        dists.append(np.linalg.norm(pos[:2] - centre[:2]))
+    # each takes the free spot nearest the block (the table strip is 12-17 cm deep and holds three blocks, so later
+    # ones may have to go further)
+    assert min(dists) < 0.25 and max(dists) < 0.6, dists
+
+
+@pytest.mark.parametrize("task, target", [("lift_red_block_table", "block_red"),
+                                          ("rotate_blue_block_right", "block_blue"),
+                                          ("push_pink_block_left", "block_pink")])
+def test_lookalikes_next_to_the_named_block(env, task, target):
+    for seed in range(3):
+        env.reset(seed=seed, task=task, distraction="lookalike")
+        _check_lookalikes(env, target)
+
+
+def test_lookalikes_follow_the_chain_subtasks(env):
+    chain = load_chains(1)[0]
+    reset_to_chain(env, chain, "lookalike", seed=0)
+    for task, target in (("lift_blue_block_table", "block_blue"), ("open_drawer", "block_blue"),
+                         ("rotate_red_block_left", "block_red")):
+        env.begin_subtask(task)
+        _check_lookalikes(env, target)
+        assert set(W.state(env.scene).lookalikes) <= set(env.distractor_bodies)
+    assert len(env.distractor_bodies) == 3  # replaced look-alikes were removed
+
+
+def _workspace_bodies(env: CalvinSceneEnv) -> list[int]:
+    ws = W.state(env.scene)
+    return ws.others + ws.lookalikes
+
+
+@pytest.mark.parametrize("level", ["clutter", "lookalike", "fixture_lookalike", "paper-large"])
+def test_nothing_in_the_keep_out(env, level):
+    for seed, task in enumerate(("push_red_block_right", "push_into_drawer", "open_drawer", "turn_on_led",
+                                 "push_blue_block_left", "turn_on_lightbulb")):
+        env.reset(seed=seed, task=task, distraction=level)
+        boxes = W.task_keep_out(env.scene, task)
+        bodies = _workspace_bodies(env)
+        assert bodies
+        for b in bodies:
+            assert not W.overlaps(b, boxes, env.client), (level, task, b)
+        placed = [b for b in bodies if p.getBasePositionAndOrientation(b, physicsClientId=env.client)[0][2] > 0.4]
+        assert len(placed) >= len(bodies) // 2  # most of them are on the table, few parked on the floor
+    for chain in load_chains(3, start=10):
+        reset_to_chain(env, chain, level, seed=0)
+        for task in chain.subtasks:
+            env.begin_subtask(task)
+            boxes = W.task_keep_out(env.scene, task)
+            assert not any(W.overlaps(b, boxes, env.client) for b in _workspace_bodies(env)), (level, task)
+
+
+def test_keep_out_covers_the_push_path(env):
+    env.reset(seed=0, task="push_red_block_right", distraction="none")
+    pos = env.scene.block_pose("block_red")[0]
+    boxes = W.task_keep_out(env.scene, "push_red_block_right")
+    ahead = pos + [0.18, 0.0, 0.0]
+    assert any((lo <= ahead).all() and (ahead <= hi).all() for lo, hi in boxes)
+    assert not any((lo <= ahead).all() and (ahead <= hi).all() for lo, hi in W.task_keep_out(env.scene))
+
+
+def test_camera_jitter_bounded(env):
+    env.reset(seed=0, task="open_drawer", distraction="none")
+    base = env.scene.cameras["static"]
+    moved = []
+    for seed in range(8):
+        env.reset(seed=seed, task="open_drawer", distraction="appearance")
+        cam = env.scene.cameras["static"]
+        d_from = np.abs(np.subtract(cam.look_from, base.look_from))
+        d_at = np.abs(np.subtract(cam.look_at, base.look_at))
+        assert (d_from <= W.JITTER_FROM).all() and (d_at <= W.JITTER_AT).all()
+        assert (cam.fov, cam.up, cam.width) == (base.fov, base.up, base.width)
+        moved.append(d_from.max() + d_at.max())
+    assert min(moved) > 0.0
+    env.reset(seed=0, task="open_drawer", distraction="large")
+    assert env.scene.cameras["static"] == base  # other levels put the camera back
+
+
+def test_every_level_accepted_by_the_commands():
+    from ivm_ros_sim.data import chain_demos, engine
+    from ivm_ros_sim.eval import calvin_eval
+
+    ap = argparse.ArgumentParser()
+    chain_demos.add_parser(ap.add_subparsers(dest="cmd"))
+    for level in dist.LEVELS:
+        assert calvin_eval.parser().parse_args(["--distraction", level]).distraction == level
+        assert ap.parse_args(["chains", "--distraction", level]).distraction == level
+        engine._check_ivm_args((level,), 0.5, 0.5, "independent")
+    assert set(NEW) <= set(dist.LEVELS) and list(dist.LEVELS)[:4] == list(dist.OUTSIDE_LEVELS)
+    with pytest.raises(SystemExit):
+        calvin_eval.parser().parse_args(["--distraction", "huge"])
+    with pytest.raises(ValueError, match="valid"):
+        engine._check_ivm_args(("huge",), 0.5, 0.5, "independent")
