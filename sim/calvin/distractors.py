@@ -256,3 +256,33 @@ def begin_subtask(scene: CalvinScene, bodies: list[int], task: str) -> list[int]
     nothing stays in the task's keep-out; :func:`ivm_ros_sim.calvin.workspace_distractors.begin_subtask`).
     ``bodies``: the scene's distractor bodies; returns them updated. Levels without workspace distractors: no-op."""
     return ws.begin_subtask(scene, bodies, task)
+
+
+def render_levels(out: str | Path, seed: int = 3, task: str = "lift_red_block_table", size: int = 256,
+                  levels: tuple[str, ...] = tuple(LEVELS)) -> np.ndarray:
+    """Renders the static camera of one ``task`` start (``seed``) under each of ``levels`` with the simulator's own
+    tiny renderer, ``size`` px square, as a labelled grid (3 per row) saved to ``out`` (PNG). Returns the grid
+    (H, W, 3) uint8. ``python -m ivm_ros_sim.calvin.distractors docs/distraction_levels.png`` makes the docs' one."""
+    import cv2
+    from ivm_ros_sim.calvin.env import CalvinSceneEnv  # env imports this module
+
+    env = CalvinSceneEnv(static_size=size, render_gripper=False)
+    tiles = []
+    try:
+        for level in levels:
+            img = env.reset(seed=seed, task=task, distraction=level)[0]["rgb_static"].copy()
+            cv2.rectangle(img, (0, 0), (size, 20), (255, 255, 255), -1)
+            cv2.putText(img, level, (4, 15), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
+            tiles.append(img)
+    finally:
+        env.close()
+    tiles += [np.full_like(tiles[0], 255)] * (-len(tiles) % 3)
+    grid = np.concatenate([np.concatenate(tiles[i:i + 3], axis=1) for i in range(0, len(tiles), 3)], axis=0)
+    cv2.imwrite(str(out), cv2.cvtColor(grid, cv2.COLOR_RGB2BGR))
+    return grid
+
+
+if __name__ == "__main__":
+    import sys
+
+    render_levels(sys.argv[1] if len(sys.argv) > 1 else "docs/distraction_levels.png")
