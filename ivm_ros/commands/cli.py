@@ -23,6 +23,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "doctor": ("ivm_ros.commands.doctor:main", "check this install and the camera topic: transport, QoS, frame loss, "
                "model, policy, sim assets"),
     "mask": ("ivm_ros.commands.mask:main", "mask image files offline with a predictor (no ROS)"),
+    "mask-bag": ("ivm_ros.commands.mask_bag:main", "mask the camera topics of a rosbag2 (MCAP or sqlite3) into a "
+                 "new MCAP bag (no ROS)"),
     "predictors": ("ivm_ros.commands.predictors:main", "list registered mask predictors and their settings"),
     "sim-assets": ("ivm_ros.commands.sim_assets:main", "where the simulator's CALVIN assets are; download, "
                    "install or link them (checked against the pinned release)"),
