@@ -22,6 +22,7 @@ import dataclasses
 import shutil
 import sqlite3
 import struct
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -387,7 +388,7 @@ class _Pass:
     def _warn(self, key: str, text: str) -> None:
         if key not in self._warned:
             self._warned.add(key)
-            tqdm.write(f"mask-bag: {text} (further ones only counted)")
+            tqdm.write(f"mask-bag: {text} (further ones only counted)", file=sys.stderr)
 
     def _frame(self, conn: Any, log_time: int, raw: bytes) -> None:
         summary = self.summary

@@ -91,7 +91,10 @@ def _settings(args: argparse.Namespace) -> tuple[MaskingConfig, FailSafeSettings
     if not args.instruction_topic and not args.instruction.strip():
         raise ValueError("give --instruction-topic TOPIC or --instruction TEXT (or both)")
     if args.instruction.strip():
-        check_instruction(args.instruction, 1000)
+        try:
+            check_instruction(args.instruction, 1000)
+        except InputRejected as exc:
+            raise ValueError(f"--instruction {args.instruction!r} cannot be used ({exc.reason})") from None
     options = MaskBagOptions(
         image_topics=tuple(args.image_topic), instruction_topic=args.instruction_topic, instruction=args.instruction,
         before_instruction=args.before_instruction, output_suffix=args.output_suffix, mask_suffix=args.mask_suffix,
@@ -128,7 +131,7 @@ def main(argv: list[str]) -> int:
                 summary = job.run(pipeline, args.output, progress=not args.no_progress)
             finally:
                 pipeline.close()
-    except (BagError, ValueError, InputRejected) as exc:
+    except (BagError, ValueError) as exc:
         print(f"ivm-ros mask-bag: error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2
     print(summary.text())
