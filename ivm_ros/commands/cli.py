@@ -32,6 +32,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
 
 #: Built-in benchmarks: name -> ("module:function", one-line help).
 BENCHES: dict[str, tuple[str, str]] = {
+    "bag": ("ivm_ros.commands.bench.bag:main", "ivm-ros mask-bag frames/s vs the masking pipeline alone (one run)"),
     "ivm": ("ivm_ros.commands.bench.ivm:main", "IVM-V1.0 engine vs the release's reference path (--tiny on CPU)"),
     "lite": ("ivm_ros.commands.bench.lite:main", "lite predictor and full masking pipeline per frame, threads x sizes"),
     "masking": ("ivm_ros.commands.bench.masking:main", "masking library vs an OpenCV/NumPy reference"),
