@@ -33,7 +33,7 @@ from tqdm import tqdm
 
 from ivm_ros.bags import BagError
 from ivm_ros.bags.folder import FrameFolder
-from ivm_ros.bags.frames import COMPRESSED, IMAGE, IMAGE_TYPES, ImageMessages, compression_of, message_to_array
+from ivm_ros.bags.frames import IMAGE, IMAGE_TYPES, ImageMessages, compression_of, message_to_array
 from ivm_ros.inputs import InputRejected, check_instruction
 from ivm_ros.pipeline import MaskingPipeline, MaskingResult
 
@@ -194,12 +194,12 @@ class MaskBagJob:
         if topic and types[topic] != STRING:
             raise BagError(f"instruction topic {topic} is {types[topic]}, not {STRING}")
         for camera in images:
-            for name in self._outputs(camera):
+            for name in self.output_topics(camera):
                 if name in types:
                     raise BagError(f"output topic {name} is already in {self.path}: choose another --output-suffix")
         return images, topic
 
-    def _outputs(self, topic: str) -> list[str]:
+    def output_topics(self, topic: str) -> list[str]:
         """The masked topic and, unless turned off, the mask topic of camera ``topic``."""
         opts = self.options
         names = [f"{topic.rstrip('/')}/{opts.output_suffix.strip('/')}"]
@@ -217,17 +217,17 @@ class MaskBagJob:
             writer = _Output(output, self.reader, self.options, self) if output is not None else None
             folder = FrameFolder(self.options.frames_dir, self.images) if self.options.frames_dir else None
             summary = _Pass(self, pipeline, writer, folder).run(progress)
+            summary.seconds = time.perf_counter() - start
+            if writer is not None:
+                summary.output_bytes = sum(p.stat().st_size for p in output.iterdir())  # type: ignore[union-attr]
+                summary.output_topics = mcap_topic_counts(output)  # type: ignore[arg-type]
+                if sum(summary.output_topics.values()) != writer.written:
+                    raise BagError(f"{output}: its MCAP summary counts {sum(summary.output_topics.values())} "
+                                   f"messages, {writer.written} were written")
         except BaseException:
             if output is not None and output.exists():
                 shutil.rmtree(output, ignore_errors=True)
             raise
-        summary.seconds = time.perf_counter() - start
-        if output is not None:
-            summary.output_bytes = sum(p.stat().st_size for p in output.iterdir())
-            summary.output_topics = mcap_topic_counts(output)
-            if sum(summary.output_topics.values()) != writer.written:
-                raise BagError(f"{output}: its MCAP summary counts {sum(summary.output_topics.values())} messages, "
-                               f"{writer.written} were written")
         return summary
 
 
@@ -272,11 +272,12 @@ class _Output:
         for topic, msgtype in job.images.items():
             qos = next(c.ext.offered_qos_profiles for c in reader.connections if c.topic == topic)
             out_type = IMAGE if options.raw_output else msgtype
-            self.outputs[topic] = [self._add(name, out_type if i == 0 or out_type == IMAGE else COMPRESSED, qos)
-                                   for i, name in enumerate(job._outputs(topic))]
+            self.outputs[topic] = [self._add(name, out_type, qos) for name in job.output_topics(topic)]
 
     def _add_copies(self, reader: Any, options: MaskBagOptions, job: MaskBagJob) -> None:
         by_key: dict[tuple, Any] = {}
+        self._defined = {c.msgtype: _definition(c, reader.typestore) for c in reader.connections
+                         if c.msgtype in IMAGE_TYPES}
         for conn in reader.connections:
             if options.drop_input_images and conn.topic in job.images:
                 continue
@@ -290,7 +291,9 @@ class _Output:
             self.copied[conn.id] = by_key[key]
 
     def _add(self, topic: str, msgtype: str, qos: list) -> Any:
-        msgdef, digest = self.messages.definition(msgtype)
+        """A new output connection; an image type the input already defines keeps the input's definition (a bag
+        holds one schema per type)."""
+        msgdef, digest = self._defined.get(msgtype) or self.messages.definition(msgtype)
         return self.writer.add_connection(topic, msgtype, msgdef=msgdef, rihs01=digest, offered_qos_profiles=qos)
 
     @property

@@ -134,6 +134,9 @@ def main(argv: list[str]) -> int:
     except (BagError, ValueError) as exc:
         print(f"ivm-ros mask-bag: error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("ivm-ros mask-bag: interrupted; no output bag was left", file=sys.stderr)
+        return 130
     print(summary.text())
     where = [str(p) for p in (args.output, args.frames_dir) if p is not None]
     print(f"wrote {' and '.join(where)}")

@@ -218,6 +218,43 @@ def test_the_default_lite_model_runs_over_a_bag(tmp_path, capsys):
     assert summary["pipeline_seconds"] > 0
 
 
+def _without_definitions(bag: Path, tmp_path: Path, custom_type: str = "") -> Path:
+    """A copy of the sqlite3 ``bag`` without message definitions or type hashes, as Humble's rosbag2 writes them;
+    ``custom_type`` renames the joint-state topic's type to one no typestore knows."""
+    import shutil
+    import sqlite3
+
+    path = tmp_path / "humble"
+    path.mkdir()
+    meta = yaml.safe_load((bag / "metadata.yaml").read_text())
+    info = meta["rosbag2_bagfile_information"]
+    shutil.copy(bag / info["relative_file_paths"][0], path / "humble.db3")
+    info["relative_file_paths"], info["files"][0]["path"] = ["humble.db3"], "humble.db3"
+    for topic in info["topics_with_message_count"]:
+        topic["topic_metadata"]["type_description_hash"] = ""
+        if custom_type and topic["topic_metadata"]["name"] == JOINTS:
+            topic["topic_metadata"]["type"] = custom_type
+    (path / "metadata.yaml").write_text(yaml.safe_dump(meta))
+    with sqlite3.connect(path / "humble.db3") as db:
+        db.execute("DELETE FROM message_definitions")
+        db.execute("UPDATE topics SET type_description_hash = ''")
+        if custom_type:
+            db.execute("UPDATE topics SET type = ? WHERE name = ?", (custom_type, JOINTS))
+    return path
+
+
+def test_a_bag_without_definitions_gets_the_standard_ones(tmp_path, capsys):
+    bag = tmp_path / "in"
+    synthetic.write_bag(bag, "sqlite3", frames=3, size=SIZE)
+    old = _without_definitions(bag, tmp_path)
+    rc, summary, err = _run(capsys, old, tmp_path / "out", "--instruction", RED, *CRISP)
+    assert rc == 0, err
+    meta = yaml.safe_load((tmp_path / "out" / "metadata.yaml").read_text())["rosbag2_bagfile_information"]
+    assert all(t["topic_metadata"]["type_description_hash"].startswith("RIHS01_")
+               for t in meta["topics_with_message_count"])
+    assert len(_read(tmp_path / "out")[JOINTS]) == 3 and summary["masked"] == 6
+
+
 def _corrupt_chunk(bag: Path, tmp_path: Path) -> Path:
     path = tmp_path / "corrupt"
     path.mkdir()
@@ -244,7 +281,14 @@ ERRORS = {  # name -> (how to make the input, extra arguments, what the one line
     "not a database": (lambda bag, tmp: _garbage(tmp, "x.db3", "x" * 500, bag), ["--instruction", RED],
                        "cannot read bag"),
     "damaged chunk": (_corrupt_chunk, ["--instruction", RED], "cannot read bag"),
+    "a type without a definition": (lambda bag, tmp: _without_definitions(_sqlite(bag, tmp), tmp, "my_pkg/msg/Arm"),
+                                    ["--instruction", RED], "no definition of my_pkg/msg/Arm"),
 }
+
+
+def _sqlite(bag: Path, tmp: Path) -> Path:
+    synthetic.write_bag(tmp / "in_sqlite3", "sqlite3", frames=3, size=SIZE)
+    return tmp / "in_sqlite3"
 
 
 def _garbage(tmp: Path, name: str, text: str, like: Path | None = None) -> Path:
