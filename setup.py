@@ -34,7 +34,7 @@ setup(
     # Weights and the model card beside them (what they were trained on, how, and how well they score);
     # test/test_packaging.py fails for any file under ivm_ros/ or sim/ that an install leaves out.
     package_data={PACKAGE: ["models/**/*.safetensors", "models/**/*.json", "policies/**/*.msgpack",
-                            "models/**/MODEL_CARD.md", "policies/**/MODEL_CARD.md",
+                            "models/**/MODEL_CARD*.md", "policies/**/MODEL_CARD*.md",
                             "data/*.sha256"]},
     data_files=[
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),

@@ -168,7 +168,8 @@ def parser() -> argparse.ArgumentParser:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--policy", default="expert", help="expert (scripted, privileged), embedded, octo or module:Class")
     ap.add_argument("--policy-config", action="append", default=[], metavar="KEY=VALUE",
-                    help="policy setting (repeatable); the embedded policy's variant follows --masking unless given")
+                    help="policy setting (repeatable); the embedded policy defaults to the 34-task variant of the "
+                    "--masking condition (calvin_masked or calvin_raw) unless variant or checkpoint is given")
     ap.add_argument("--masking", choices=("on", "off"), default="on", help="mask the static camera for the goal")
     ap.add_argument("--model", default="lite", help="masking predictor: lite, groundtruth (the simulator's "
                     "ground-truth masks: the upper bound), ivm, simple, ... or module:Class")

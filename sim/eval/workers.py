@@ -44,10 +44,11 @@ class EvalSettings:
         return self.masking and self.model == "groundtruth"
 
     def policy_settings(self) -> dict[str, Any]:
-        """The policy's config; the embedded policy defaults to the variant trained for the masking condition."""
+        """The policy's config; the embedded policy defaults to the 34-task CALVIN variant trained for the masking
+        condition (``calvin_masked`` / ``calvin_raw``)."""
         cfg = dict(self.policy_config)
-        if self.policy == "embedded":
-            cfg.setdefault("variant", "masked" if self.masking else "raw")
+        if self.policy == "embedded" and "checkpoint" not in cfg:
+            cfg.setdefault("variant", "calvin_masked" if self.masking else "calvin_raw")
         return cfg
 
 

@@ -127,8 +127,10 @@ def test_calvin_eval_in_another_scene(tmp_path, capsys):
 
 
 def test_embedded_policy_defaults_to_the_variant_of_its_masking_condition():
-    assert EvalSettings(policy="embedded", masking=False).policy_settings() == {"variant": "raw"}
-    assert EvalSettings(policy="embedded").policy_settings() == {"variant": "masked"}
+    assert EvalSettings(policy="embedded", masking=False).policy_settings() == {"variant": "calvin_raw"}
+    assert EvalSettings(policy="embedded").policy_settings() == {"variant": "calvin_masked"}
+    assert EvalSettings(policy="embedded", policy_config=(("checkpoint", "p.msgpack"),)).policy_settings() == {
+        "checkpoint": "p.msgpack"}
     assert EvalSettings(policy="embedded", policy_config=(("variant", "raw"),)).policy_settings()["variant"] == "raw"
 
 
