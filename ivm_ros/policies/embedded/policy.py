@@ -21,7 +21,7 @@ from ivm_ros.policies.wrappers import ExecutedPolicy, History, check_execution, 
 
 @dataclasses.dataclass
 class EmbeddedConfig(PolicyConfig):
-    variant: str = "masked"  # shipped: "masked"/"raw" (6 tasks; lite-masked or raw frames), "calvin_masked"/"calvin_raw" (34)
+    variant: str = "masked"  # shipped: masked/raw (6 tasks, lite-masked or raw frames), calvin_masked/calvin_raw (34)
     checkpoint: str = ""  # a `sim-train-policy` .msgpack file; replaces `variant` when set
     execution: str = "ensemble"  # ensemble | receding | chunk
     exp_weight: float = 0.0  # temporal ensembling weight exp(-exp_weight * age rank); 0 = mean
