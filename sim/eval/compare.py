@@ -1,0 +1,135 @@
+"""``ivm-ros calvin-compare RUN...``: CALVIN-protocol runs side by side, paired on the chains they share.
+
+Each RUN is a ``calvin-eval --out`` folder (finished or interrupted: outcomes are read from ``chains.jsonl``).
+Every run is scored on the chain indices all runs hold, so the rows compare like with like; the first run is the
+reference: each other row shows its avg len relative to it and the paired difference (mean of per-chain
+differences in completed subtasks, with its standard error). Prints a Markdown table, saves a bar plot
+(``--plot``), and prints one JSON object last.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+class RunError(ValueError):
+    """A folder that is not a calvin-eval run."""
+
+
+def load_run(folder: Path) -> tuple[dict[str, Any], dict[int, int]]:
+    """(settings, {chain index: completed subtasks 0..5}) of a calvin-eval output folder."""
+    settings, jsonl = folder / "settings.json", folder / "chains.jsonl"
+    if not settings.is_file() or not jsonl.is_file():
+        raise RunError(f"{folder} is not a calvin-eval run (no settings.json and chains.jsonl)")
+    done = {}
+    for n, line in enumerate(jsonl.read_text().splitlines(), 1):
+        if line.strip():
+            try:
+                d = json.loads(line)
+                done[int(d["index"])] = int(d["completed"])
+            except (ValueError, KeyError, TypeError) as e:
+                raise RunError(f"{jsonl}:{n}: not a chain result ({e})") from None
+    return json.loads(settings.read_text()), done
+
+
+def label(settings: dict[str, Any]) -> str:
+    """Short condition name: ``embedded, masking lite, large`` / ``expert, none``."""
+    parts = [settings.get("policy", "?")]
+    if settings.get("policy") != "expert":
+        parts.append(f"masking {settings.get('model', 'lite')}" if settings.get("masking") else "masking off")
+    parts.append(settings.get("distraction", "none"))
+    if settings.get("scene", "D") != "D":
+        parts.append(f"scene {settings['scene']}")
+    return ", ".join(parts)
+
+
+def compare(runs: list[tuple[str, dict[int, int]]]) -> dict[str, Any]:
+    """Rows for ``runs`` [(name, {chain: completed})] on their common chains; the first is the reference."""
+    common = sorted(set.intersection(*(set(done) for _, done in runs)))
+    if not common:
+        raise RunError("the runs share no chain index")
+    ref = np.array([runs[0][1][i] for i in common], np.float64)
+    n = len(common)
+    rows = []
+    for name, done in runs:
+        lens = np.array([done[i] for i in common], np.float64)
+        diff = lens - ref
+        rows.append({
+            "run": name, "avg_len": float(lens.mean()),
+            "avg_len_stderr": float(lens.std(ddof=1) / np.sqrt(n)) if n > 1 else 0.0,
+            "success_at": [float((lens >= k).mean()) for k in range(1, 6)],
+            "relative": float(lens.mean() / ref.mean()) if ref.mean() > 0 else float("nan"),
+            "paired_diff": float(diff.mean()),
+            "paired_diff_stderr": float(diff.std(ddof=1) / np.sqrt(n)) if n > 1 else 0.0,
+        })
+    return {"chains": n, "first_chain": common[0], "last_chain": common[-1], "rows": rows}
+
+
+def markdown(result: dict[str, Any]) -> str:
+    lines = [f"{result['chains']} common chains ({result['first_chain']}..{result['last_chain']}); "
+             f"reference: {result['rows'][0]['run']}", "",
+             "| run | avg len | 1/5 ... 5/5 in a row | vs reference | paired difference |", "|---|---|---|---|---|"]
+    for r in result["rows"]:
+        rates = " / ".join(f"{v:.2f}" for v in r["success_at"])
+        lines.append(f"| {r['run']} | {r['avg_len']:.2f} +- {r['avg_len_stderr']:.2f} | {rates} | "
+                     f"{100 * r['relative']:.0f} % | {r['paired_diff']:+.2f} +- {r['paired_diff_stderr']:.2f} |")
+    return "\n".join(lines)
+
+
+def plot(result: dict[str, Any], path: Path, title: str) -> None:
+    """Horizontal bars of avg len with standard errors (PNG)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = result["rows"]
+    fig, ax = plt.subplots(figsize=(9, 0.5 * len(rows) + 1.4))
+    y = np.arange(len(rows))[::-1]
+    ax.barh(y, [r["avg_len"] for r in rows], xerr=[r["avg_len_stderr"] for r in rows], color="#4c72b0", capsize=3)
+    ax.set_yticks(y, [r["run"] for r in rows])
+    ax.set_xlabel(f"avg len (0-5), {result['chains']} common chains")
+    ax.set_xlim(0, max(1.0, max(r["avg_len"] + r["avg_len_stderr"] for r in rows) * 1.15))
+    for yi, r in zip(y, rows):
+        ax.text(r["avg_len"] + r["avg_len_stderr"] + 0.02, yi, f"{r['avg_len']:.2f}", va="center")
+    ax.set_title(title)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="ivm-ros calvin-compare", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("runs", nargs="+", type=Path, help="calvin-eval output folders; the first is the reference")
+    ap.add_argument("--names", default="", help="comma-separated row names (default: from each run's settings)")
+    ap.add_argument("--plot", type=Path, default=None, help="save a bar plot here (PNG)")
+    ap.add_argument("--title", default="CALVIN protocol")
+    args = ap.parse_args(argv)
+    names = [s for s in args.names.split(",") if s] if args.names else []
+    if names and len(names) != len(args.runs):
+        print(f"calvin-compare: {len(names)} names for {len(args.runs)} runs", file=sys.stderr)
+        return 2
+    try:
+        loaded = [load_run(folder) for folder in args.runs]
+        result = compare([(names[i] if names else label(s), done) for i, (s, done) in enumerate(loaded)])
+    except RunError as e:
+        print(f"calvin-compare: {e}", file=sys.stderr)
+        return 2
+    print(markdown(result))
+    if args.plot:
+        plot(result, args.plot, args.title)
+        print(f"wrote {args.plot}")
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

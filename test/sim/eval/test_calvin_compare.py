@@ -1,0 +1,53 @@
+"""``ivm-ros calvin-compare``: runs scored on their common chains, paired differences, errors for folders that are
+not runs."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from ivm_ros_sim.eval import compare
+
+
+def _run(folder, settings, completed):
+    folder.mkdir()
+    (folder / "settings.json").write_text(json.dumps(settings))
+    lines = [json.dumps({"index": i, "subtasks": ["open_drawer"] * 5, "completed": c, "steps": [10]})
+             for i, c in completed.items()]
+    (folder / "chains.jsonl").write_text("\n".join(lines) + "\n")
+    return folder
+
+
+def test_rows_are_paired_on_the_common_chains(tmp_path, capsys):
+    clean = _run(tmp_path / "clean", {"policy": "embedded", "masking": False, "distraction": "none"},
+                 {0: 2, 1: 1, 2: 0, 3: 3, 4: 5})
+    large = _run(tmp_path / "large", {"policy": "embedded", "masking": True, "model": "lite", "distraction": "large"},
+                 {0: 1, 1: 1, 2: 0, 3: 1})  # interrupted: chain 4 missing
+    assert compare.main([str(clean), str(large), "--plot", str(tmp_path / "p.png")]) == 0
+    out = capsys.readouterr().out
+    result = json.loads(out.strip().splitlines()[-1])
+    assert result["chains"] == 4 and result["last_chain"] == 3
+    ref, other = result["rows"]
+    assert ref["run"] == "embedded, masking off, none" and other["run"] == "embedded, masking lite, large"
+    assert ref["avg_len"] == pytest.approx(1.5) and other["avg_len"] == pytest.approx(0.75)
+    diff = np.array([-1, 0, 0, -2], float)
+    assert other["paired_diff"] == pytest.approx(diff.mean())
+    assert other["paired_diff_stderr"] == pytest.approx(diff.std(ddof=1) / 2)
+    assert other["relative"] == pytest.approx(0.5) and other["success_at"] == [0.75, 0.0, 0.0, 0.0, 0.0]
+    assert "| embedded, masking lite, large | 0.75 +- 0.25 |" in out and "50 %" in out
+    assert (tmp_path / "p.png").stat().st_size > 1000
+
+
+def test_errors_are_one_line_and_status_2(tmp_path, capsys):
+    a = _run(tmp_path / "a", {"policy": "expert"}, {0: 5})
+    b = _run(tmp_path / "b", {"policy": "expert"}, {7: 5})
+    assert compare.main([str(a), str(b)]) == 2
+    assert "share no chain" in capsys.readouterr().err
+    assert compare.main([str(a), str(tmp_path)]) == 2
+    assert "is not a calvin-eval run" in capsys.readouterr().err
+    (b / "chains.jsonl").write_text('{"index": 0}\n')
+    assert compare.main([str(a), str(b)]) == 2
+    assert "chains.jsonl:1: not a chain result" in capsys.readouterr().err
+    assert compare.main([str(a), str(a), "--names", "x"]) == 2
+    assert "1 names for 2 runs" in capsys.readouterr().err
