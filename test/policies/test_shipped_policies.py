@@ -15,7 +15,7 @@ from ivm_ros.policies.embedded.policy import EmbeddedConfig
 from ivm_ros.policies.registry import load_policy
 
 #: What each shipped variant was trained on (its file's training facts).
-MASKING = {"masked": "lite", "raw": "none"}
+MASKING = {"masked": "lite", "raw": "none", "calvin_masked": "lite", "calvin_raw": "none"}
 
 
 def test_every_shipped_variant_is_a_file_in_the_package():
