@@ -3,7 +3,8 @@
 In: ``sensor_msgs/msg/Image`` (8-bit encodings of :data:`ivm_ros.encodings.CHANNELS`; a zero-copy view of the
 message buffer with the row padding stripped) and ``sensor_msgs/msg/CompressedImage`` (JPEG, PNG or any format
 OpenCV decodes). Out: the same two types, built with a fixed typestore so every output bag carries the same
-definitions. A frame that cannot be used raises :class:`~ivm_ros.inputs.InputRejected` with a short ``reason``
+definitions. A frame that cannot be used raises :class:`~ivm_ros.image_payload.ImageRejected` (an
+:class:`~ivm_ros.inputs.InputRejected`) with a short ``reason``
 (the masking node's reasons: ``encoding``, ``size``, ``step``, ``data_length``, ``decode``).
 """
 
@@ -13,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from ivm_ros.encodings import CHANNELS
+from ivm_ros.image_payload import check_image_fields, decode_compressed, view_rows
 from ivm_ros.inputs import InputRejected
 
 IMAGE = "sensor_msgs/msg/Image"
@@ -23,39 +24,15 @@ IMAGE_TYPES = (IMAGE, COMPRESSED)
 
 def image_to_array(msg: Any, max_pixels: int = 0) -> tuple[np.ndarray, str]:
     """A rosbags ``sensor_msgs/msg/Image`` -> (H, W, C) uint8 view without row padding, and its encoding."""
-    enc, h, w, step, data = msg.encoding, int(msg.height), int(msg.width), int(msg.step), msg.data
-    if enc not in CHANNELS:
-        raise InputRejected("encoding", f"unsupported encoding {enc!r}; supported: {sorted(CHANNELS)}")
-    c = CHANNELS[enc]
-    if h == 0 or w == 0:
-        raise InputRejected("size", f"zero size {w}x{h}")
-    if max_pixels and h * w > max_pixels:
-        raise InputRejected("size", f"{w}x{h} = {h * w} pixels exceeds max_pixels={max_pixels}")
-    if step < w * c:
-        raise InputRejected("step", f"step {step} < width*channels {w * c} for {enc}")
-    if len(data) != step * h:
-        raise InputRejected("data_length", f"{len(data)} bytes, expected step*height = {step}*{h} = {step * h}")
-    flat = np.frombuffer(data, np.uint8)
-    return flat.reshape(h, step)[:, : w * c].reshape(h, w, c), enc
+    enc, h, w, step = msg.encoding, int(msg.height), int(msg.width), int(msg.step)
+    c = check_image_fields(enc, h, w, step, len(msg.data), max_pixels)
+    return view_rows(np.frombuffer(msg.data, np.uint8), h, w, step, c), enc
 
 
 def compressed_to_array(msg: Any, max_pixels: int = 0) -> tuple[np.ndarray, str]:
-    """A rosbags ``sensor_msgs/msg/CompressedImage`` -> decoded (H, W, C) uint8 and bgr8 / bgra8 / mono8."""
-    import cv2
-
-    buf = np.frombuffer(msg.data, np.uint8)
-    if buf.size == 0:
-        raise InputRejected("data_length", "empty CompressedImage")
-    arr = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
-    if arr is None:
-        raise InputRejected("decode", f"cannot decode {buf.size} bytes of format {msg.format!r}")
-    if arr.dtype != np.uint8:
-        raise InputRejected("encoding", f"decoded {arr.dtype} image; only 8-bit images are supported")
-    if max_pixels and arr.shape[0] * arr.shape[1] > max_pixels:
-        raise InputRejected("size", f"{arr.shape[1]}x{arr.shape[0]} exceeds max_pixels={max_pixels}")
-    if arr.ndim == 2:
-        return arr[..., None], "mono8"
-    return arr, {3: "bgr8", 4: "bgra8"}[arr.shape[2]]
+    """A rosbags ``sensor_msgs/msg/CompressedImage`` -> decoded (H, W, C) uint8 and bgr8 / bgra8 / mono8 (JPEG
+    and PNG sizes checked from their headers before decoding when ``max_pixels`` > 0)."""
+    return decode_compressed(msg.data, msg.format, max_pixels)
 
 
 def message_to_array(msg: Any, msgtype: str, max_pixels: int = 0) -> tuple[np.ndarray, str]:
