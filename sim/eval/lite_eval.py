@@ -12,7 +12,8 @@ registered predictor or ``module:Class``, or ``groundtruth`` (the simulator's ow
 hit rate 1 and wrong-object mass 0 by construction). Output: a table per set, per-family hit rates, and with
 ``--json`` one JSON line last: ``miou``, ``hit_rate``, ``wrong_object_mass``, ``swap_pass_rate`` and ``family``
 pooled over every frame of every set, ``sets`` (the same per set) and ``settings``. ``--out DIR`` writes
-``lite_eval.json`` and ``lite_eval.png`` (frame | ground truth | predicted mask for a few frames per set).
+``lite_eval.json`` and ``lite_eval.png`` (frame | ground truth | predicted mask | for a swap frame, the predicted mask
+when the instruction names another block; two frames per set, the background outside each mask washed out).
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from tqdm import tqdm
 
 from ivm_ros.models.base import MaskPredictor
 
-EXAMPLES_PER_SET = 3  # frames per set in the picture
+EXAMPLES_PER_SET = 2  # frames per set in the picture
 
 
 class MaskSource(Protocol):
@@ -88,9 +89,11 @@ def load_source(model: str, checkpoint: str = "") -> tuple[MaskSource, dict[str,
     return PredictorSource(predictor, model), desc
 
 
-def score(frame: EvalFrame, source: MaskSource, threshold: float = 0.5) -> tuple[dict[str, Any], np.ndarray]:
-    """(row for :func:`mask_metrics.summarize`, (H, W) bool predicted mask) of one frame: one call of ``source`` with
-    the frame's instruction and, for a swap frame, the two instructions naming the other blocks."""
+def score(frame: EvalFrame, source: MaskSource, threshold: float = 0.5
+          ) -> tuple[dict[str, Any], list[tuple[str, np.ndarray]]]:
+    """(row for :func:`mask_metrics.summarize`, [(instruction, (H, W) bool predicted mask)]: the frame's own
+    instruction first, then for a swap frame the two naming the other blocks) of one frame, from one call of
+    ``source``."""
     texts, truths = [frame.instruction], [frame.truth]
     own = BLOCKS.index(T.target_block(frame.task) or BLOCKS[0])  # the swap instruction that is the frame's own
     if frame.swap is not None:
@@ -107,23 +110,25 @@ def score(frame: EvalFrame, source: MaskSource, threshold: float = 0.5) -> tuple
         per_block = [pred if i == own else next(rest) for i in range(len(frame.swap))]
         matches = mask_metrics.swap_matches(per_block, frame.blocks)
         row["swap"], row["swap_blocks"] = all(matches), float(np.mean(matches))
-    return row, pred
+    return row, list(zip(texts, preds))
+
+
+Example = tuple[EvalFrame, list[tuple[str, np.ndarray]], dict[str, Any]]  # frame, score()'s masks, its row
 
 
 def evaluate_set(name: str, source: MaskSource, frames: int, seed: int = 0, threshold: float = 0.5,
-                 size: int = 200, progress: bool = True) -> tuple[dict[str, Any], list[tuple[EvalFrame, np.ndarray,
-                                                                                              dict[str, Any]]]]:
-    """(summary of set ``name`` with its ``seconds``, a few (frame, predicted mask, row) examples for the picture)."""
+                 size: int = 200, progress: bool = True) -> tuple[dict[str, Any], list[Example]]:
+    """(summary of set ``name`` with its ``seconds``, a few evenly spaced examples for the picture)."""
     t0 = time.perf_counter()
     keep = set(np.linspace(0, frames - 1, min(EXAMPLES_PER_SET, frames)).round().astype(int).tolist())
     rows, examples = [], []
     bar = tqdm(total=frames, desc=f"lite-eval {name}", unit="frame", disable=not progress, file=sys.stderr)
     try:
         for i, frame in enumerate(lite_sets.set_frames(name, frames, seed, size)):
-            row, pred = score(frame, source, threshold)
+            row, masks = score(frame, source, threshold)
             rows.append(row)
             if i in keep:
-                examples.append((frame, pred, row))
+                examples.append((frame, masks, row))
             bar.update(1)
     finally:
         bar.close()
@@ -155,33 +160,50 @@ def table(sets: dict[str, dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def _tint(img: np.ndarray, mask: np.ndarray, colour: tuple[int, int, int]) -> np.ndarray:
-    out = img.copy()
-    out[mask] = (0.4 * out[mask] + 0.6 * np.array(colour)).astype(np.uint8)
-    return out
+def _show(img: np.ndarray, mask: np.ndarray | None, colour: tuple[int, int, int], side: int) -> np.ndarray:
+    """(side, side, 3) uint8: ``img`` resized, everything outside ``mask`` washed out towards white and the mask's
+    outline drawn in ``colour``; the plain frame for ``mask`` None."""
+    view = cv2.resize(img, (side, side), interpolation=cv2.INTER_AREA)
+    if mask is None:
+        return view
+    m = cv2.resize(mask.astype(np.uint8), (side, side), interpolation=cv2.INTER_NEAREST)
+    out = np.where(m[..., None] > 0, view, (0.3 * view + 0.7 * 255).astype(np.uint8))
+    contours, _ = cv2.findContours(m, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+    return cv2.drawContours(np.ascontiguousarray(out), contours, -1, colour, 1)
 
 
-def picture(examples: dict[str, list[tuple[EvalFrame, np.ndarray, dict[str, Any]]]], path: Path) -> Path:
-    """PNG with one row per example: frame | ground truth (cyan) | predicted mask (orange), captioned with the set,
-    instruction, IoU, hit and wrong-object mass."""
+def _example_tile(name: str, example: Example, side: int = 176) -> np.ndarray:
+    """frame | ground truth (cyan outline) | predicted mask (orange) | for a swap frame, the mask when the instruction
+    names another block (green), each ``side`` px with the background washed out, under a two-line caption."""
+    frame, masks, row = example
+    tiles = [_show(frame.image, None, (0, 0, 0), side), _show(frame.image, frame.truth, (0, 200, 255), side),
+             _show(frame.image, masks[0][1], (255, 110, 0), side)]
+    tiles.append(_show(frame.image, masks[1][1], (0, 200, 0), side) if len(masks) > 1
+                 else np.full_like(tiles[0], 255))
+    strip = np.hstack(tiles)
+    bar = np.full((40, strip.shape[1], 3), 255, np.uint8)
+    lines = [f"[{name}] {frame.instruction[:60]}",
+             f"IoU {row['iou']:.2f} hit {int(row['hit'])} wrong {row['wrong']:.2f}"
+             + ("" if row["swap"] is None else f" swap {int(row['swap'])}; 4th: '{masks[1][0][:34]}'")]
+    for k, text in enumerate(lines):
+        cv2.putText(bar, text, (4, 15 + 17 * k), cv2.FONT_HERSHEY_SIMPLEX, 0.42, (0, 0, 0), 1, cv2.LINE_AA)
+    return np.vstack([bar, strip])
+
+
+def picture(examples: dict[str, list[Example]], path: Path) -> Path:
+    """PNG, one row per set with its examples side by side (:func:`_example_tile`)."""
     rows = []
     for name, items in examples.items():
-        for frame, pred, row in items:
-            tiles = [frame.image, _tint(frame.image, frame.truth, (0, 255, 255)),
-                     _tint(frame.image, pred, (255, 110, 0))]
-            strip = np.hstack([cv2.resize(t, (256, 256), interpolation=cv2.INTER_NEAREST) for t in tiles])
-            bar = np.full((26, strip.shape[1], 3), 255, np.uint8)
-            text = (f"[{name}] {frame.instruction[:52]}  IoU {row['iou']:.2f} hit {int(row['hit'])} "
-                    f"wrong {row['wrong']:.2f}" + ("" if row["swap"] is None else f" swap {int(row['swap'])}"))
-            cv2.putText(bar, text, (4, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.42, (0, 0, 0), 1, cv2.LINE_AA)
-            rows.append(np.vstack([bar, strip]))
+        tiles = [_example_tile(name, ex) for ex in items]
+        tiles += [np.full_like(tiles[0], 255)] * (EXAMPLES_PER_SET - len(tiles))
+        rows.append(np.hstack(tiles))
     path.parent.mkdir(parents=True, exist_ok=True)
     cv2.imwrite(str(path), cv2.cvtColor(np.vstack(rows), cv2.COLOR_RGB2BGR))
     return path
 
 
 def run(sets: Iterable[str], source: MaskSource, frames: int, seed: int = 0, threshold: float = 0.5, size: int = 200,
-        progress: bool = True) -> tuple[dict[str, Any], dict[str, list]]:
+        progress: bool = True) -> tuple[dict[str, Any], dict[str, list[Example]]]:
     """(report: pooled metrics over all sets' frames + ``sets`` per set, examples per set)."""
     results, examples = {}, {}
     for name in sets:
