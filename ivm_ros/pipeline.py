@@ -15,6 +15,7 @@ import torch
 
 from ivm_ros.encodings import LUMA, to_output, to_rgb
 from ivm_ros.masking import MaskingConfig, apply_mask
+from ivm_ros.masking.propagate import MaskTracker, PropagationSettings
 from ivm_ros.models.base import MaskPredictor
 
 #: What a frame in which no pixel passed the threshold gets (see :class:`FailSafeSettings`).
@@ -47,7 +48,9 @@ class MaskingResult:
     """masked: (H', W', C) uint8 in ``encoding``; mask: (H, W) uint8 0..255 as applied; box: x0, y0, x1, y1.
     ``fail_safe``: no pixel of this frame's prediction passed the threshold; ``fail_safe_action`` says what the
     frame got then: ``kept`` (whole frame), ``held`` (the last good mask), ``dropped`` (publish nothing),
-    ``released`` (the release's fail-safe arithmetic); "" else."""
+    ``released`` (the release's fail-safe arithmetic); "" else. ``predictor_ms``: ms to get this frame's
+    probabilities (the predictor's run, or the propagation's when ``mask_source`` is not "predicted" or
+    "repredicted", see :mod:`ivm_ros.masking.propagate`); ``mask_source``: one of its ``SOURCES``."""
 
     masked: np.ndarray
     encoding: str
@@ -57,22 +60,32 @@ class MaskingResult:
     predictor_ms: float
     masking_ms: float
     fail_safe_action: str = ""
+    mask_source: str = "predicted"
 
 
 class MaskingPipeline:
     """Holds a predictor and a masking config; :meth:`run` is called from one worker thread.
 
-    The config may be swapped at any time (:attr:`config` is replaced, never mutated).
+    The config may be swapped at any time (:attr:`config` is replaced, never mutated). ``propagation``: how often
+    the predictor runs and how the frames between get their mask (default: every frame; see
+    :mod:`ivm_ros.masking.propagate`); :attr:`tracker` counts the frames of each kind.
     """
 
     def __init__(self, predictor: MaskPredictor, config: MaskingConfig | None = None,
-                 fail_safe: FailSafeSettings | None = None) -> None:
+                 fail_safe: FailSafeSettings | None = None, propagation: PropagationSettings | None = None) -> None:
         self.predictor = predictor
         self.config = config or MaskingConfig()
         self.fail_safe = fail_safe or FailSafeSettings()
+        self.tracker = MaskTracker(propagation)
         self._last_good: tuple[str, torch.Tensor] | None = None  # (instruction, probs) where something passed
         self._held = 0  # fail-safe frames in a row that got the last good mask
         self._recent: collections.deque[bool] = collections.deque(maxlen=self.fail_safe.window)
+
+    def configure(self, fail_safe: FailSafeSettings, propagation: PropagationSettings) -> None:
+        """New fail-safe and propagation settings (changed propagation settings: the next frame is predicted)."""
+        self.fail_safe = fail_safe
+        if propagation != self.tracker.settings:
+            self.tracker.settings = propagation
 
     def fail_safe_fraction(self) -> float:
         """Fraction of the last ``fail_safe.window`` frames in which nothing passed the threshold (0 before any)."""
@@ -113,18 +126,30 @@ class MaskingPipeline:
                 return "held"
         return "kept"
 
-    def run(self, image: np.ndarray, encoding: str, instruction: str) -> MaskingResult:
-        """Masks one (H, W, C) uint8 frame in ROS ``encoding`` for ``instruction``."""
-        cfg = self.config
-        t0 = time.perf_counter()
+    def _predict(self, rgb: np.ndarray, instruction: str) -> torch.Tensor:
+        """The predictor's (1, h, w) probabilities for one (H, W, 3) RGB frame (CUDA work finished)."""
         with warnings.catch_warnings():  # message buffers are read-only; predictors never write to their input
             warnings.simplefilter("ignore", UserWarning)
-            rgb = torch.from_numpy(to_rgb(image, encoding))[None]
+            batch = torch.from_numpy(rgb)[None]
         with torch.inference_mode():
-            probs = self.predictor.predict(rgb, [instruction])
+            probs = self.predictor.predict(batch, [instruction])
+        if probs.device.type == "cuda":
+            torch.cuda.synchronize(probs.device)
+        return probs
+
+    def run(self, image: np.ndarray, encoding: str, instruction: str, stamp: float | None = None) -> MaskingResult:
+        """Masks one (H, W, C) uint8 frame in ROS ``encoding`` for ``instruction``. ``stamp``: the frame's time in
+        s (its header stamp), which paces the predictor when propagation is on (None: this computer's clock)."""
+        cfg = self.config
+        t0 = time.perf_counter()
+        rgb = to_rgb(image, encoding)
+        if self.tracker.settings.active:
+            stamp = time.monotonic() if stamp is None else stamp
+            tracked = self.tracker.track(rgb, stamp, instruction, lambda: self._predict(rgb, instruction))
+            probs, source = tracked.probs, tracked.source
+        else:
+            probs, source = self._predict(rgb, instruction), "predicted"
         device = probs.device
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
         t1 = time.perf_counter()
         view, out_enc = to_output(image, encoding)
         if not view.flags.c_contiguous:
@@ -152,6 +177,7 @@ class MaskingPipeline:
             predictor_ms=(t1 - t0) * 1e3,
             masking_ms=(time.perf_counter() - t1) * 1e3,
             fail_safe_action=action,
+            mask_source=source,
         )
         return result
 

@@ -35,6 +35,7 @@ from std_msgs.msg import Header, String
 
 from ivm_ros.inputs import InputRejected, check_instruction
 from ivm_ros.masking import CROP_MODES, MODES, MaskingConfig, debug_overlay
+from ivm_ros.masking.propagate import FALLBACKS, PropagationSettings
 from ivm_ros.masking_meters import MaskingMeters
 from ivm_ros.models.registry import PREDICTORS, load_predictor
 from ivm_ros.pipeline import FAIL_SAFE_ACTIONS, FailSafeSettings, MaskingPipeline, MaskingResult
@@ -90,6 +91,33 @@ FAIL_SAFE_PARAMETERS = (
     Param("fail_safe_warn_fraction", 0.1, "WARN (log and /diagnostics) when more than this fraction of the last "
           "100 frames were fail-safe", lo=0.0, hi=1.0),
 )
+#: Masks at camera rate (ivm_ros.masking.propagate): the predictor at most at predictor_rate Hz by the frames' stamps,
+#: the frames between get the newest mask carried by optical flow (or held); all change at runtime.
+PROPAGATION_PARAMETERS = (
+    Param("predictor_rate", 0.0, "run the predictor at most this often (Hz, by the frames' header stamps; 0 = every "
+          "frame); the frames between get the newest mask by 'propagation'", lo=0.0, hi=1000.0),
+    Param("predictor_every", 0, "run the predictor on every K-th frame instead (0 = use predictor_rate)",
+          lo=0, hi=100000),
+    Param("propagation", "flow", "frames between predictions: 'flow' carries the newest mask by dense optical flow, "
+          "'hold' repeats it", choices=("flow", "hold")),
+    Param("propagation_fallback", "repredict", "a flow-carried mask failing its confidence check: 'repredict' "
+          "(run the predictor on the frame) or 'whole_frame' (keep the whole frame until the next prediction); "
+          "counted in /diagnostics", choices=FALLBACKS),
+    Param("propagation_min_confidence", 0.9, "fraction of the mask region whose warp must match the frame",
+          lo=0.0, hi=1.0),
+)
+
+
+def _pipeline_settings(node: Any) -> dict[str, Any]:
+    """The pipeline's fail-safe and propagation settings from the node's parameters."""
+    value = lambda name: node.get_parameter(name).value
+    return {"fail_safe": FailSafeSettings(value("fail_safe"), value("fail_safe_hold")),
+            "propagation": PropagationSettings(
+                mode=value("propagation"), predictor_rate=value("predictor_rate"),
+                predictor_every=value("predictor_every"), fallback=value("propagation_fallback"),
+                min_confidence=value("propagation_min_confidence"))}
+
+
 #: The node's own parameters (besides ``model`` and ``model_config.*``).
 PARAMETERS = (
     Param("image_transport", "raw", "input transport: 'raw' (image_raw) or 'compressed' (image_raw/compressed)",
@@ -190,7 +218,7 @@ class MaskingNode(WorkerLifecycleNode):
             self, "model", DEFAULT_MODEL, "predictor: a registered name (ivm-ros predictors) or 'module:Class'"
         )
         self._declare_plugin_settings(PREDICTORS, "model_config", self.model)
-        declare_table(self, PARAMETERS + FAIL_SAFE_PARAMETERS)
+        declare_table(self, PARAMETERS + FAIL_SAFE_PARAMETERS + PROPAGATION_PARAMETERS)
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self.add_post_set_parameters_callback(self._after_set_parameters)
 
@@ -215,9 +243,6 @@ class MaskingNode(WorkerLifecycleNode):
         values["fill_color"] = tuple(values["fill_color"])
         return MaskingConfig(**values)
 
-    def _fail_safe_settings(self) -> FailSafeSettings:
-        return FailSafeSettings(self.get_parameter("fail_safe").value, self.get_parameter("fail_safe_hold").value)
-
     def _on_set_parameters(self, params: list[rclpy.Parameter]) -> SetParametersResult:
         if refusal := self._refuse_while_loaded(params, self.pipeline is not None, ("model", "model_config")):
             return refusal
@@ -234,8 +259,8 @@ class MaskingNode(WorkerLifecycleNode):
             if self.pipeline is not None:
                 self.pipeline.config = self.masking_config()
             self._last_error = ""
-        if self.pipeline is not None and any(p.name.startswith("fail_safe") for p in params):
-            self.pipeline.fail_safe = self._fail_safe_settings()
+        if self.pipeline is not None and any(p.name.startswith(("fail_safe", "predictor_", "propag")) for p in params):
+            self.pipeline.configure(**_pipeline_settings(self))
         for p in params:
             if p.name == "model":
                 self.model = p.value
@@ -259,7 +284,7 @@ class MaskingNode(WorkerLifecycleNode):
             predictor = load_predictor(self.model, settings)
         except Exception as exc:  # a bad model must fail the transition, not kill the node
             return self._refuse_configure(f"cannot load predictor {self.model!r}: {exc}", exc)
-        self.pipeline = MaskingPipeline(predictor, config, self._fail_safe_settings())
+        self.pipeline = MaskingPipeline(predictor, config, **_pipeline_settings(self))
         self._configured()
         out_qos = qos.profile(self.get_parameter("output_qos").value, 1)
         for name in ("masked_image", "mask", "overlay"):
@@ -354,8 +379,9 @@ class MaskingNode(WorkerLifecycleNode):
             result = MaskingPipeline.pass_through(image, encoding)
             self.counters.add("passed_no_instruction")
         else:
-            result = pipeline.run(image, encoding, instruction[0])
+            result = pipeline.run(image, encoding, instruction[0], frame.stamp_ns * 1e-9 or frame.received)
             self.meters.predictor_ms.add(result.predictor_ms)
+            self.counters.add(f"mask_{result.mask_source}")  # predicted, propagated, held, repredicted, whole_frame
             if result.fail_safe and self._fail_safe_frame(result.fail_safe_action):
                 return
         self._publish(frame, result, image, encoding)
