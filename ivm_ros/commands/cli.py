@@ -37,6 +37,8 @@ BENCHES: dict[str, tuple[str, str]] = {
     "lite": ("ivm_ros.commands.bench.lite:main", "lite predictor and full masking pipeline per frame, threads x sizes"),
     "masking": ("ivm_ros.commands.bench.masking:main", "masking library vs an OpenCV/NumPy reference"),
     "policy": ("ivm_ros.commands.bench.policy:main", "embedded policy step: act(), jitted vs eager forward"),
+    "propagation": ("ivm_ros.commands.bench.propagation:main", "mask carried by optical flow (masks at camera "
+                    "rate) vs the lite predictor, ms per frame and ratio"),
     "node": ("ivm_ros.commands.bench.node:main", "masking node overhead and frame loss between two processes"),
 }
 
