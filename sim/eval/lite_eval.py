@@ -3,9 +3,10 @@
 For every frame of each ``--set`` (:mod:`ivm_ros_sim.eval.lite_sets`) the predictor gets the frame and its
 instruction; its probabilities are thresholded (``--threshold``, 0.5 as the lite mIoU) and scored
 (:mod:`ivm_ros_sim.eval.mask_metrics`): mIoU against the ground-truth instruction mask, hit rate (>= 50 % of the
-named object covered, <= 20 % of the mask on other task objects and distractors), wrong-object mass, and the swap
-test (frames of block tasks: the same frame with the instruction naming the red, blue, pink block in turn; the mask's
-argmax block must follow; ``swap_block_rate`` counts each colour instruction on its own). Overall and per task family.
+named object covered; of the mask's mass on objects, <= 20 % on other task objects and distractors), wrong-object
+mass, and the swap test (frames of block tasks: the same frame with the instruction naming the red, blue, pink block
+in turn; the mask's argmax block must follow; ``swap_block_rate`` counts each colour instruction on its own).
+Overall and per task family.
 
 ``--model``: ``lite`` (default; the shipped checkpoint, or ``--checkpoint PATH`` for any lite checkpoint), any other
 registered predictor or ``module:Class``, or ``groundtruth`` (the simulator's own instruction mask: the upper bound,
@@ -198,7 +199,7 @@ def picture(examples: dict[str, list[Example]], path: Path) -> Path:
         tiles += [np.full_like(tiles[0], 255)] * (EXAMPLES_PER_SET - len(tiles))
         rows.append(np.hstack(tiles))
     path.parent.mkdir(parents=True, exist_ok=True)
-    cv2.imwrite(str(path), cv2.cvtColor(np.vstack(rows), cv2.COLOR_RGB2BGR))
+    cv2.imwrite(str(path), cv2.cvtColor(np.vstack(rows), cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, 9])
     return path
 
 
@@ -216,7 +217,7 @@ def _pool(results: dict[str, dict[str, Any]]) -> dict[str, Any]:
     def mean(items: list[dict[str, Any]]) -> dict[str, Any]:
         out: dict[str, Any] = {}
         n = sum(s["frames"] for s in items)
-        for k in ("miou", "hit_rate", "wrong_object_mass"):
+        for k in ("miou", "hit_rate", "wrong_object_mass", "wrong_frame_mass"):
             out[k] = sum(s[k] * s["frames"] for s in items) / n
         ns = sum(s["swap_frames"] for s in items)
         for k in ("swap_pass_rate", "swap_block_rate"):

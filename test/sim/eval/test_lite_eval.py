@@ -35,31 +35,46 @@ def test_coverage_and_wrong_mass_exact_values():
     other = _mask((10, 10), (5, 6, 0, 10))  # row 5: 10 px
     pred = _mask((10, 10), (0, 1, 0, 4), (5, 6, 0, 1))  # 4 on named, 1 on other, 5 px in all
     assert M.coverage(pred, named) == pytest.approx(0.4)
-    assert M.wrong_mass(pred, other) == pytest.approx(0.2)
+    assert M.wrong_mass(pred, other, named) == pytest.approx(0.2)
     assert M.coverage(pred, np.zeros_like(named)) == 1.0  # nothing to cover
-    assert M.wrong_mass(np.zeros_like(pred), other) == 0.0  # empty mask
+    assert M.wrong_mass(np.zeros_like(pred), other, named) == 0.0  # empty mask
+    with_table = pred | _mask((10, 10), (7, 10, 0, 10))  # + 30 px on neither (robot, table, background)
+    assert M.wrong_mass(with_table, other, named) == pytest.approx(0.2)  # the share of the mass on objects
+    assert M.wrong_mass(with_table, other, None) == pytest.approx(1 / 35)  # the share of the whole mask
     row = M.score_frame(pred, named, named, other)
     assert row == {"iou": pytest.approx(4 / 11), "coverage": pytest.approx(0.4), "wrong": pytest.approx(0.2),
-                   "hit": 0.0}
+                   "wrong_frame": pytest.approx(0.2), "hit": 0.0}
 
 
 def test_hit_boundary_at_half_coverage():
     named = _mask((10, 10), (0, 1, 0, 10))  # 10 px
     other = _mask((10, 10), (9, 10, 0, 10))
-    assert M.hit(_mask((10, 10), (0, 1, 0, 5)), named, other)  # exactly 50 % covered
-    assert not M.hit(_mask((10, 10), (0, 1, 0, 4)), named, other)  # 40 %
+    assert M.hit(_mask((10, 10), (0, 1, 0, 5)), named, other, named)  # exactly 50 % covered
+    assert not M.hit(_mask((10, 10), (0, 1, 0, 4)), named, other, named)  # 40 %
     big = _mask((20, 20), (0, 2, 0, 10))  # 20 px named
-    assert not M.hit(_mask((20, 20), (0, 1, 0, 9), (1, 2, 0, 0)), big, np.zeros_like(big))  # 9 / 20 = 45 %
+    assert not M.hit(_mask((20, 20), (0, 1, 0, 9)), big, np.zeros_like(big), big)  # 9 / 20 = 45 %
+    assert M.hit(_mask((20, 20), (0, 1, 0, 10)), big, np.zeros_like(big), big)  # 10 / 20
 
 
 def test_hit_boundary_at_a_fifth_wrong_mass():
     named = _mask((10, 10), (0, 1, 0, 10))
     other = _mask((10, 10), (5, 6, 0, 10))
     on_named = (0, 1, 0, 8)  # 8 px on the named object
-    assert M.hit(_mask((10, 10), on_named, (5, 6, 0, 2)), named, other)  # 2 / 10 = 20 % wrong: still a hit
-    assert not M.hit(_mask((10, 10), on_named, (5, 6, 0, 3)), named, other)  # 3 / 11 = 27 % wrong
-    # mass on the robot / table / background (neither named nor other) does not count as wrong
-    assert M.hit(_mask((10, 10), on_named, (7, 10, 0, 10)), named, other)
+    assert M.hit(_mask((10, 10), on_named, (5, 6, 0, 2)), named, other, named)  # 2 / 10 = 20 % wrong: still a hit
+    assert not M.hit(_mask((10, 10), on_named, (5, 6, 0, 3)), named, other, named)  # 3 / 11 = 27 % wrong
+    # mass on the robot / table / background (neither named nor other) counts neither way
+    assert M.hit(_mask((10, 10), on_named, (7, 10, 0, 10)), named, other, named)
+    assert not M.hit(_mask((10, 10), on_named, (5, 6, 0, 3), (7, 10, 0, 10)), named, other, named)
+
+
+def test_a_mask_of_the_whole_frame_is_no_hit():
+    """Other objects fill 10 % of this frame: the whole-frame mask puts only 10 % of its pixels on them, but half of
+    its mass on objects."""
+    named, other = _mask((10, 10), (0, 1, 0, 10)), _mask((10, 10), (5, 6, 0, 10))
+    everything = np.ones((10, 10), bool)
+    assert M.wrong_mass(everything, other, None) == pytest.approx(0.1)
+    assert M.wrong_mass(everything, other, named) == pytest.approx(0.5)
+    assert not M.hit(everything, named, other, named)
 
 
 def test_argmax_block_and_swap():
@@ -74,12 +89,15 @@ def test_argmax_block_and_swap():
 
 
 def test_summarize_per_family():
-    rows = [{"family": "lift", "iou": 1.0, "hit": 1.0, "wrong": 0.0, "swap": True, "swap_blocks": 1.0},
-            {"family": "lift", "iou": 0.5, "hit": 0.0, "wrong": 0.5, "swap": False, "swap_blocks": 1 / 3},
-            {"family": "drawer", "iou": 0.0, "hit": 0.0, "wrong": 1.0, "swap": None}]
+    rows = [{"family": "lift", "iou": 1.0, "hit": 1.0, "wrong": 0.0, "wrong_frame": 0.0, "swap": True,
+             "swap_blocks": 1.0},
+            {"family": "lift", "iou": 0.5, "hit": 0.0, "wrong": 0.5, "wrong_frame": 0.2, "swap": False,
+             "swap_blocks": 1 / 3},
+            {"family": "drawer", "iou": 0.0, "hit": 0.0, "wrong": 1.0, "wrong_frame": 0.4, "swap": None}]
     s = M.summarize(rows)
     assert s["miou"] == pytest.approx(0.5) and s["hit_rate"] == pytest.approx(1 / 3)
     assert s["wrong_object_mass"] == pytest.approx(0.5) and s["swap_pass_rate"] == pytest.approx(0.5)
+    assert s["wrong_frame_mass"] == pytest.approx(0.2)
     assert s["swap_block_rate"] == pytest.approx(2 / 3) and (s["frames"], s["swap_frames"]) == (3, 2)
     assert s["family"]["lift"]["miou"] == pytest.approx(0.75) and s["family"]["drawer"]["swap_pass_rate"] is None
     with pytest.raises(ValueError):
@@ -164,4 +182,5 @@ def test_command_with_a_registered_predictor_and_a_bad_set(capsys):
     rc = lite_eval.main(["--set", "clean", "--model", "keep_all", "--frames", "2", "--json", "--no-progress"])
     report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert rc == 0 and report["miou"] < 0.2 and report["swap_pass_rate"] == 0.0  # the whole frame, every time
+    assert report["hit_rate"] == 0.0 and report["wrong_object_mass"] > 0.5
     assert lite_eval.main(["--set", "nope", "--model", "groundtruth"]) == 2
