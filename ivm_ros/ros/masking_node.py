@@ -15,6 +15,13 @@ predictor and the masking, so a slow model drops frames (counted) instead of que
 With ``raw_cdr`` (default) Images are taken and published as serialized CDR bytes (:mod:`ivm_ros.ros.cdr`):
 the input is a zero-copy view of the received bytes and each output is serialized with one copy, instead of
 rclpy's message conversion (two to three copies of the pixels each way). Other nodes see the same messages.
+
+Masks at camera rate: with ``predictor_rate`` > 0 (Hz, paced by the frames' header stamps) or ``predictor_every``
+> 0 the predictor runs only that often and the frames between get the newest mask carried by optical flow
+(``propagation:=flow``) or repeated (``hold``); a carried mask failing its confidence check gets
+``propagation_fallback`` (``repredict`` or ``whole_frame``); a new instruction is always predicted at once. Frames
+of each kind are counted (``mask_predicted`` ... ``mask_whole_frame`` on /diagnostics); see
+:mod:`ivm_ros.masking.propagate`.
 """
 
 from __future__ import annotations
