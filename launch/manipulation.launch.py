@@ -4,6 +4,8 @@
         instruction_topic:=/instruction params_file:=/path/to/my_params.yaml use_sim_time:=false
     ros2 launch ivm_ros manipulation.launch.py sim:=true    # CALVIN scene D: sim_node's camera, /clock, task
     ros2 launch ivm_ros manipulation.launch.py sim:=true policy:=true   # + policy_node -> the sim's `action`
+    ros2 launch ivm_ros manipulation.launch.py viewer:=web      # + a live view on http://127.0.0.1:8080/
+    ros2 launch ivm_ros manipulation.launch.py viewer:=foxglove # + a Foxglove WebSocket on ws://127.0.0.1:8765
 """
 
 import os
@@ -69,6 +71,17 @@ def generate_launch_description() -> LaunchDescription:
             "environment's profile (FASTDDS_/FASTRTPS_DEFAULT_PROFILES_FILE). A camera driver started elsewhere needs "
             "the same profile",
         ),
+        DeclareLaunchArgument(
+            "viewer",
+            default_value="none",
+            choices=["none", "web", "foxglove"],
+            description="start viewer_node: a live view of camera | mask | masked image, the instruction and "
+            "/diagnostics as a web page ('web', with a box that publishes instructions) or a Foxglove WebSocket",
+        ),
+        DeclareLaunchArgument("viewer_host", default_value="127.0.0.1",
+                              description="address the viewer binds ('0.0.0.0': every interface)"),
+        DeclareLaunchArgument("web_port", default_value="8080", description="viewer:=web HTTP port"),
+        DeclareLaunchArgument("foxglove_port", default_value="8765", description="viewer:=foxglove WebSocket port"),
         DeclareLaunchArgument(
             "exit_on_failure",
             default_value="false",
@@ -145,4 +158,16 @@ def generate_launch_description() -> LaunchDescription:
         output="screen",
         condition=IfCondition(LaunchConfiguration("policy")),
     )
-    return LaunchDescription([*args, *fastdds, simulator, masking, policy])
+    viewer = Node(
+        package="ivm_ros",
+        executable="viewer_node",
+        name="viewer_node",
+        namespace=LaunchConfiguration("namespace"),
+        parameters=[{"viewer": LaunchConfiguration("viewer"), "host": LaunchConfiguration("viewer_host"),
+                     "web_port": LaunchConfiguration("web_port"),
+                     "foxglove_port": LaunchConfiguration("foxglove_port")}],
+        remappings=[("image_raw", image_topic), ("instruction", LaunchConfiguration("instruction_topic"))],
+        output="screen",
+        condition=IfCondition(PythonExpression(["'", LaunchConfiguration("viewer"), "' != 'none'"])),
+    )
+    return LaunchDescription([*args, *fastdds, simulator, masking, policy, viewer])
