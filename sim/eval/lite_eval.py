@@ -37,6 +37,7 @@ from ivm_ros_sim.eval.lite_sets import EvalFrame
 from tqdm import tqdm
 
 from ivm_ros.models.base import MaskPredictor
+from ivm_ros.plugins import PluginLoadError
 
 EXAMPLES_PER_SET = 2  # frames per set in the picture
 
@@ -253,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
         source, desc = load_source(args.model, args.checkpoint)
         report, examples = run(args.sets, source, args.frames, args.seed, args.threshold, progress=not args.no_progress)
-    except ValueError as exc:
+    except (ValueError, PluginLoadError) as exc:  # an unknown set or predictor, a bad setting
         print(f"ivm-ros lite-eval: {exc}", file=sys.stderr)
         return 2
     report["settings"] = {**desc, "sets": args.sets, "frames": args.frames, "seed": args.seed,

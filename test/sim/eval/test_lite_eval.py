@@ -184,3 +184,5 @@ def test_command_with_a_registered_predictor_and_a_bad_set(capsys):
     assert rc == 0 and report["miou"] < 0.2 and report["swap_pass_rate"] == 0.0  # the whole frame, every time
     assert report["hit_rate"] == 0.0 and report["wrong_object_mass"] > 0.5
     assert lite_eval.main(["--set", "nope", "--model", "groundtruth"]) == 2
+    assert lite_eval.main(["--set", "clean", "--model", "nope"]) == 2
+    assert lite_eval.main(["--set", "clean", "--model", "groundtruth", "--frames", "0"]) == 2
