@@ -6,18 +6,49 @@
     ros2 launch ivm_ros manipulation.launch.py sim:=true policy:=true   # + policy_node -> the sim's `action`
     ros2 launch ivm_ros manipulation.launch.py viewer:=web      # + a live view on http://127.0.0.1:8080/
     ros2 launch ivm_ros manipulation.launch.py viewer:=foxglove # + a Foxglove WebSocket on ws://127.0.0.1:8765
+    ros2 launch ivm_ros manipulation.launch.py cameras:="[/cam_front/image_raw,/wrist/image_raw]" \
+        camera_params:="[{}, {model: keep_all}]"   # one masking_node per camera (/cam_front/masking_node ...)
 """
 
 import os
 
-from launch.actions import DeclareLaunchArgument, SetEnvironmentVariable
+from launch.actions import DeclareLaunchArgument, OpaqueFunction, SetEnvironmentVariable
 from launch.conditions import IfCondition
-from launch.substitutions import LaunchConfiguration, PathJoinSubstitution, PythonExpression
+from launch.substitutions import EqualsSubstitution, LaunchConfiguration, PathJoinSubstitution, PythonExpression
 from launch_ros.actions import Node
 from launch_ros.substitutions import FindPackageShare
 
+from ivm_ros.cameras import plain_section, plan_cameras, resolve
 from ivm_ros.paths import profile_variables
-from launch import LaunchDescription
+from launch import LaunchContext, LaunchDescription
+
+
+def _cameras_and_viewer(context: LaunchContext) -> list[Node]:
+    """With `cameras`: one namespaced masking_node per camera (ivm_ros/cameras.py), all on one instruction topic;
+    and viewer_node (viewer:=web|foxglove) on the first camera, or on camera_topic without `cameras`."""
+    value = lambda name: LaunchConfiguration(name).perform(context)
+    cameras = plan_cameras(value("cameras"), value("camera_params"), value("namespace"), value("instruction_topic"))
+    flags = {"use_sim_time": value("use_sim_time").lower() == "true",
+             "exit_on_failure": value("exit_on_failure") == "true"}
+    nodes = [
+        Node(package="ivm_ros", executable="masking_node", name="masking_node", namespace=camera.namespace,
+             parameters=[plain_section(value("params_file")), value("params_file"), flags, *camera.parameters],
+             remappings=camera.remappings, output="screen")
+        for camera in cameras
+    ]
+    if value("viewer") != "none":
+        if cameras:
+            remappings = cameras[0].viewer_remappings
+        else:  # the single masking node (with sim:=true it reads the simulator's camera)
+            camera = "camera/image_raw" if value("sim") == "true" else value("camera_topic")
+            remappings = [("image_raw", camera), ("instruction", value("instruction_topic"))]
+            remappings = [(a, resolve(b, value("namespace"))) for a, b in remappings]
+        nodes.append(Node(
+            package="ivm_ros", executable="viewer_node", name="viewer_node", namespace=value("namespace"),
+            parameters=[{"viewer": value("viewer"), "host": value("viewer_host"), "web_port": int(value("web_port")),
+                         "foxglove_port": int(value("foxglove_port"))}],
+            remappings=remappings, output="screen"))
+    return nodes
 
 
 def generate_launch_description() -> LaunchDescription:
@@ -70,6 +101,20 @@ def generate_launch_description() -> LaunchDescription:
             description="Fast DDS profile (16 MB shared memory for camera frames); 'keep' (or empty) keeps the "
             "environment's profile (FASTDDS_/FASTRTPS_DEFAULT_PROFILES_FILE). A camera driver started elsewhere needs "
             "the same profile",
+        ),
+        DeclareLaunchArgument(
+            "cameras",
+            default_value="",
+            description="several cameras, one instruction: a list of Image topics, e.g. "
+            "[/cam_front/image_raw,/wrist/image_raw]; each gets its own masking_node in a namespace named after the "
+            "topic (/cam_front/masking_node ...) instead of the one on camera_topic",
+        ),
+        DeclareLaunchArgument(
+            "camera_params",
+            default_value="",
+            description="with cameras: a list of the same order whose items are parameter dicts or params files "
+            "applied on top of params_file for that camera, e.g. [{}, {model: keep_all}] (wrist unmasked) or "
+            "[{}, {predictor_rate: 2.0}]",
         ),
         DeclareLaunchArgument(
             "viewer",
@@ -130,6 +175,7 @@ def generate_launch_description() -> LaunchDescription:
             ("instruction", LaunchConfiguration("instruction_topic")),
         ],
         output="screen",
+        condition=IfCondition(EqualsSubstitution(LaunchConfiguration("cameras"), "")),
     )
     # With sim:=true the policy drives the simulator's `action` input; otherwise its outputs keep their
     # private names (~/action, ~/delta_twist_cmds, ~/gripper_cmd) for the robot stack to remap.
@@ -158,16 +204,5 @@ def generate_launch_description() -> LaunchDescription:
         output="screen",
         condition=IfCondition(LaunchConfiguration("policy")),
     )
-    viewer = Node(
-        package="ivm_ros",
-        executable="viewer_node",
-        name="viewer_node",
-        namespace=LaunchConfiguration("namespace"),
-        parameters=[{"viewer": LaunchConfiguration("viewer"), "host": LaunchConfiguration("viewer_host"),
-                     "web_port": LaunchConfiguration("web_port"),
-                     "foxglove_port": LaunchConfiguration("foxglove_port")}],
-        remappings=[("image_raw", image_topic), ("instruction", LaunchConfiguration("instruction_topic"))],
-        output="screen",
-        condition=IfCondition(PythonExpression(["'", LaunchConfiguration("viewer"), "' != 'none'"])),
-    )
-    return LaunchDescription([*args, *fastdds, simulator, masking, policy, viewer])
+    cameras_and_viewer = OpaqueFunction(function=_cameras_and_viewer)  # evaluates the `cameras` list at launch time
+    return LaunchDescription([*args, *fastdds, simulator, masking, policy, cameras_and_viewer])
