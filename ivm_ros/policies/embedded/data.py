@@ -150,3 +150,83 @@ def action_chunks(data: DemoSet, idx: np.ndarray, chunk: int) -> tuple[np.ndarra
     valid = steps < data.end[idx][:, None]
     steps = np.minimum(steps, data.end[idx][:, None] - 1)
     return data.actions[steps], valid
+
+
+def photometric(frames: np.ndarray, strength: float, rng: np.random.Generator) -> np.ndarray:
+    """Photometric augmentation: one random brightness, contrast, saturation and per-channel gain per sample.
+
+    frames (B, W, S, S, 3) uint8 -> same shape and dtype; a sample's window shares its draw (one lighting per
+    moment, as a relit scene). ``strength`` s in [0, 1]: brightness offset up to +-0.25 s (fraction of 255),
+    contrast and saturation factors in [1 - 0.5 s, 1 + 0.5 s], channel gains in [1 - 0.2 s, 1 + 0.2 s]
+    (colour of the light). 0 returns the input.
+    """
+    if strength <= 0:
+        return frames
+    b = frames.shape[0]
+    x = frames.astype(np.float32) / 255.0
+    shape = (b, 1, 1, 1, 1)
+    grey = x.mean(-1, keepdims=True)
+    sat = rng.uniform(1 - 0.5 * strength, 1 + 0.5 * strength, shape).astype(np.float32)
+    x = grey + (x - grey) * sat
+    mean = x.mean(axis=(1, 2, 3, 4), keepdims=True)
+    con = rng.uniform(1 - 0.5 * strength, 1 + 0.5 * strength, shape).astype(np.float32)
+    x = mean + (x - mean) * con
+    gain = rng.uniform(1 - 0.2 * strength, 1 + 0.2 * strength, (b, 1, 1, 1, 3)).astype(np.float32)
+    x = x * gain + rng.uniform(-0.25 * strength, 0.25 * strength, shape).astype(np.float32)
+    return (np.clip(x, 0.0, 1.0) * 255.0).round().astype(np.uint8)
+
+
+def random_texture(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
+    """(h, w, 3) uint8: a random solid colour, stripes of two colours at a random angle and period, a
+    checkerboard, or smoothed noise (the kinds of table surface a retextured scene shows)."""
+    c1, c2 = rng.integers(0, 256, (2, 3)).astype(np.float32)
+    kind = int(rng.integers(4))
+    if kind == 0:
+        return np.broadcast_to(c1, (h, w, 3)).astype(np.uint8)
+    yy, xx = np.mgrid[:h, :w].astype(np.float32)
+    if kind == 1:
+        angle = rng.uniform(0, np.pi)
+        period = rng.uniform(3, max(h, w) / 2)
+        t = (np.sin((xx * np.cos(angle) + yy * np.sin(angle)) * 2 * np.pi / period) > 0)[..., None]
+    elif kind == 2:
+        cell = int(rng.integers(2, max(3, max(h, w) // 4)))
+        t = (((yy // cell) + (xx // cell)) % 2 == 0)[..., None]
+    else:
+        noise = rng.random((h // 4 + 1, w // 4 + 1)).astype(np.float32)
+        t = cv2.resize(noise, (w, h), interpolation=cv2.INTER_CUBIC)[..., None]
+    return (c1 * t + c2 * (1 - t)).clip(0, 255).astype(np.uint8)
+
+
+#: HSV box (OpenCV units: H 0-180, S and V 0-255) of the CALVIN table's wood: table top, drawer and cabinet;
+#: not the blocks (red / pink hues are outside it, blue too), the robot (unsaturated), handles or LED.
+WOOD_HSV = ((5, 61, 41), (25, 255, 255))
+
+
+def wood_surface(frames: np.ndarray) -> np.ndarray:
+    """(..., S, S, 3) uint8 RGB -> (..., S, S) bool: the pixels of the table's wood (:data:`WOOD_HSV`)."""
+    flat = frames.reshape(-1, *frames.shape[-3:])
+    lo, hi = np.array(WOOD_HSV[0], np.uint8), np.array(WOOD_HSV[1], np.uint8)
+    masks = [cv2.inRange(cv2.cvtColor(np.ascontiguousarray(f), cv2.COLOR_RGB2HSV), lo, hi) > 0 for f in flat]
+    return np.stack(masks).reshape(frames.shape[:-1])
+
+
+def retexture_surface(frames: np.ndarray, p: float, rng: np.random.Generator) -> np.ndarray:
+    """Table-texture randomisation: for a fraction ``p`` of the samples the wood (:func:`wood_surface`) takes one
+    random texture (:func:`random_texture`, shared by the sample's window) with a random shading kept from the
+    original (its brightness relative to the mean), so a retextured table stops mattering.
+
+    frames (B, W, S, S, 3) uint8 -> same shape and dtype. Run before masking: the mask then keeps the object and
+    the retextured halo around it.
+    """
+    if p <= 0:
+        return frames
+    out = frames.copy()
+    for i in np.flatnonzero(rng.random(len(frames)) < p):
+        wood = wood_surface(frames[i])
+        if not wood.any():
+            continue
+        tex = random_texture(frames.shape[-3], frames.shape[-2], rng).astype(np.float32)
+        luma = frames[i].astype(np.float32).mean(-1, keepdims=True)
+        shade = np.clip(luma / max(float(luma[wood].mean()), 1.0), 0.5, 1.5)
+        out[i][wood] = (np.broadcast_to(tex, frames[i].shape) * shade).clip(0, 255).astype(np.uint8)[wood]
+    return out

@@ -18,7 +18,15 @@ import numpy as np
 import optax
 from tqdm import tqdm
 
-from ivm_ros.policies.embedded.data import DemoSet, action_chunks, masked_static, random_shift, window_indices
+from ivm_ros.policies.embedded.data import (
+    DemoSet,
+    action_chunks,
+    masked_static,
+    photometric,
+    random_shift,
+    retexture_surface,
+    window_indices,
+)
 from ivm_ros.policies.embedded.model import EmbeddedPolicyNet, PolicyArch
 
 MASKING = ("lite", "none")
@@ -37,6 +45,8 @@ class PolicyTrainConfig:
     dilation: tuple[int, int] = (3, 13)  # odd kernel sizes in pixels at the policy's static size (80: 4-16 %)
     gripper_weight: float = 0.5
     shift: int = 0  # random-shift augmentation of both cameras, pixels at the policy's sizes (0: none)
+    photometric: float = 0.0  # strength of brightness/contrast/saturation/colour jitter of both cameras (0: none)
+    retexture: float = 0.0  # fraction of samples whose table wood gets a random texture, both cameras (0: none)
 
     def check(self) -> None:
         if self.masking not in MASKING:
@@ -45,6 +55,8 @@ class PolicyTrainConfig:
             raise ValueError("steps and batch_size must be >= 1")
         if self.shift < 0:
             raise ValueError(f"shift must be >= 0 pixels, got {self.shift}")
+        if not (0.0 <= self.photometric <= 1.0 and 0.0 <= self.retexture <= 1.0):
+            raise ValueError(f"photometric and retexture must be in [0, 1], got {self.photometric}, {self.retexture}")
 
 
 def make_batch(data: DemoSet, text: np.ndarray, idx: np.ndarray, arch: PolicyArch, cfg: PolicyTrainConfig,
@@ -53,17 +65,21 @@ def make_batch(data: DemoSet, text: np.ndarray, idx: np.ndarray, arch: PolicyArc
     (B, H, 7), valid (B, H)."""
     win = window_indices(data, idx, arch.window)
     flat = win.reshape(-1)
-    static = data.static[flat]
+    s, g, shape = arch.static_size, arch.gripper_size, (len(idx), arch.window)
+    # scene changes first (what a camera would see), then the mask, then the camera's own shift
+    static = photometric(retexture_surface(data.static[flat].reshape(*shape, s, s, 3), cfg.retexture, rng),
+                         cfg.photometric, rng).reshape(-1, s, s, 3)
+    gripper = photometric(retexture_surface(data.gripper[flat].reshape(*shape, g, g, 3), cfg.retexture, rng),
+                          cfg.photometric, rng)
     if cfg.masking == "lite":
         if data.prob is None:
             raise ValueError("masking='lite' needs demonstrations loaded with a predictor")
         # one mask draw per sample, shared by its window (deployment masks consecutive frames alike)
         static = masked_static(static, data.prob[flat], rng, cfg.threshold, cfg.dilation)
     actions, valid = action_chunks(data, idx, arch.chunk)
-    s, g = arch.static_size, arch.gripper_size
     return {
-        "static": random_shift(static.reshape(len(idx), arch.window, s, s, 3), cfg.shift, rng),
-        "gripper": random_shift(data.gripper[flat].reshape(len(idx), arch.window, g, g, 3), cfg.shift, rng),
+        "static": random_shift(static.reshape(*shape, s, s, 3), cfg.shift, rng),
+        "gripper": random_shift(gripper, cfg.shift, rng),
         "proprio": (data.proprio[idx] - norm["proprio_mean"]) / norm["proprio_std"],
         "text": text[data.text_index[idx]],
         "actions": actions,
@@ -88,16 +104,18 @@ def proprio_norm(data: DemoSet) -> dict[str, np.ndarray]:
     return {"proprio_mean": mean.astype(np.float32), "proprio_std": std.astype(np.float32)}
 
 
-def train_policy(data: DemoSet, text: np.ndarray, arch: PolicyArch, cfg: PolicyTrainConfig, progress: bool = True
+def train_policy(data: DemoSet, text: np.ndarray, arch: PolicyArch, cfg: PolicyTrainConfig, progress: bool = True,
+                 init: tuple[Any, dict[str, np.ndarray]] | None = None
                  ) -> tuple[Any, dict[str, np.ndarray], dict[str, Any]]:
-    """Returns (params, normalisation statistics, report with the loss history)."""
+    """Returns (params, normalisation statistics, report with the loss history). ``init`` (params, norm) of a
+    checkpoint of the same arch continues its training (fine-tuning: its proprio normalisation is kept)."""
     cfg.check()
     rng = np.random.default_rng(cfg.seed)
     model = EmbeddedPolicyNet(arch)
-    norm = proprio_norm(data)
+    norm = proprio_norm(data) if init is None else init[1]
     first = make_batch(data, text, rng.integers(0, len(data), 2), arch, cfg, norm, rng)
-    params = model.init(jax.random.PRNGKey(cfg.seed), first["static"], first["gripper"], first["proprio"],
-                        first["text"])
+    params = init[0] if init is not None else model.init(jax.random.PRNGKey(cfg.seed), first["static"],
+                                                         first["gripper"], first["proprio"], first["text"])
     warmup = min(cfg.warmup_steps, cfg.steps // 2)  # a short run still decays
     schedule = optax.warmup_cosine_decay_schedule(0.0, cfg.lr, warmup, cfg.steps)
     opt = optax.chain(optax.clip_by_global_norm(1.0), optax.adamw(schedule, weight_decay=cfg.weight_decay))
@@ -121,5 +139,6 @@ def train_policy(data: DemoSet, text: np.ndarray, arch: PolicyArch, cfg: PolicyT
             bar.set_postfix(loss=f"{running / log_every:.4f}")
             running = 0.0
     report = {"masking": cfg.masking, "steps": cfg.steps, "frames": len(data), "history": history,
+              "fine_tuned": init is not None,
               "train_seconds": time.perf_counter() - t0, "config": dataclasses.asdict(cfg)}
     return params, norm, report

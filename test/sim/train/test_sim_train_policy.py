@@ -49,3 +49,18 @@ def test_sim_train_policy_one_policy_at_a_time(tmp_path, monkeypatch, capsys):
     assert policy.main([*base[:2], "--out", str(out), *base[4:], "--policies", "raw", "--drop-gripper-action"]) == 0
     model, *_ = checkpoint.load(out / "policy_raw.msgpack")
     assert model.arch.proprio_index == tuple(range(7))  # robot_obs[14] left out
+    # fine-tuning: --init continues from a run's checkpoints of the same arch, with the augmentation flags
+    # recorded in the card; a checkpoint of another arch is refused
+    tuned = tmp_path / "tuned"
+    assert policy.main([*base[:2], "--out", str(tuned), *base[4:], "--policies", "masked", "--init",
+                        str(tmp_path / "run"), "--lr", "3e-4", "--photometric", "0.5", "--retexture", "0.5"]) == 0
+    _, _, _, info = checkpoint.load(tuned / "policy_masked.msgpack")
+    assert info["steps"] == 4 and info["fine_tuned_from"].endswith("run/policy_masked.msgpack")
+    assert info["augment"] == {"shift": 0, "photometric": 0.5, "retexture": 0.5}
+    assert policy.main([*base[:2], "--out", str(tuned), *base[4:], "--policies", "raw", "--init", str(out)]) == 2
+    assert "differs from the one trained here" in capsys.readouterr().err
+    assert policy.main([*base[:2], "--out", str(tuned), *base[4:], "--policies", "raw", "--init",
+                        str(tmp_path / "run"), "--photometric", "0.5", "--retexture", "0.5", "--lr", "3e-4",
+                        "--ship"]) == 0
+    card = (weights / "MODEL_CARD.md").read_text()
+    assert "--lr 0.0003 --photometric 0.5 --retexture 0.5 --init " in card and "fine-tuned" in card, card
