@@ -12,6 +12,7 @@ from contextlib import contextmanager
 
 import numpy as np
 import pytest
+import rclpy
 from rclpy.parameter import Parameter
 from std_msgs.msg import String
 from support.ros import Spinner, wait_for
@@ -139,3 +140,77 @@ def test_web_viewer_in_headless_chromium(rig, ros_context, tmp_path):
         browser.close()
     assert shot.stat().st_size > 10000
     assert min(viewer.frames_shown.values()) > 0 and viewer.rejected == 0
+
+
+@pytest.mark.parametrize("viewer", ["web", "foxglove"])
+def test_viewer_node_executable_serves_and_exits_cleanly(ros_context, viewer):
+    """`python -m ivm_ros.ros.viewer_node` (what `ros2 run ivm_ros viewer_node` runs) serves on the port it is
+    given, publishes what a client sends (a POST to the page, or a Foxglove client message), and exits with 0
+    and no traceback on Ctrl-C."""
+    import socket
+    import subprocess
+    import sys
+
+    from support.ros import stop_node_process
+
+    if viewer == "foxglove":
+        pytest.importorskip("foxglove")
+        pytest.importorskip("websockets")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    heard: list[str] = []
+    probe = rclpy.create_node("probe", context=ros_context)
+    probe.create_subscription(String, "/robot/instruction", lambda m: heard.append(m.data), qos.latched())
+    spinner = Spinner(ros_context, probe)
+    cmd = [sys.executable, "-m", "ivm_ros.ros.viewer_node", "--ros-args", "-p", f"viewer:={viewer}",
+           "-p", f"{viewer}_port:={port}", "-r", "__ns:=/robot"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        if viewer == "web":
+            _post_from_page(port)
+            url = f"http://127.0.0.1:{port}/"
+        else:
+            _publish_from_foxglove(port)
+            url = f"ws://127.0.0.1:{port}"
+        assert wait_for(lambda: heard == ["open the drawer"], 10), heard
+    finally:
+        output = stop_node_process(proc)
+        spinner.close()
+        probe.destroy_node()
+    assert f"live view ({viewer}) on {url}" in output
+
+
+def _post_from_page(port: int) -> None:
+    import urllib.request
+
+    def page() -> bytes:
+        try:
+            return urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2).read()
+        except OSError:
+            return b""
+
+    assert wait_for(lambda: b"instruction-form" in page(), 20)
+    req = urllib.request.Request(f"http://127.0.0.1:{port}/instruction", data=b'{"text": "open the drawer"}',
+                                 headers={"Content-Type": "application/json"})
+    assert json.loads(urllib.request.urlopen(req, timeout=5).read()) == {"published": "open the drawer"}
+
+
+def _publish_from_foxglove(port: int) -> None:
+    from support.foxglove_client import FoxgloveClient
+
+    client = None
+    end = time.monotonic() + 20
+    while client is None:
+        try:
+            client = FoxgloveClient(port)
+        except OSError:
+            if time.monotonic() > end:
+                raise
+            time.sleep(0.2)
+    try:
+        assert "/robot/instruction" in client.wait_channels({"/robot/instruction", "/robot/masking_node/mask"})
+        client.publish_json("/robot/instruction", {"data": "open the drawer"})
+        time.sleep(0.5)
+    finally:
+        client.close()
