@@ -1,7 +1,8 @@
 """viewer_node: a live view of the masking for a browser, without RViz (``viewer:=web`` or ``viewer:=foxglove``
 in manipulation.launch.py).
 
-Subscribes (relative names, remappable) to ``image_raw`` (the camera), ``masking_node/mask``,
+Subscribes (relative names, remappable) to ``image_raw`` (the camera; ``image_raw/compressed`` with
+``image_transport:=compressed``), ``masking_node/mask``,
 ``masking_node/masked_image``, ``instruction`` and ``/diagnostics``, takes at most ``rate`` frames a second of
 each image stream (the others are skipped before any pixel is read) and hands them to a view
 (:mod:`ivm_ros.live_view`): ``viewer:=web`` serves a self-contained page on http://host:web_port/ whose box
@@ -12,18 +13,20 @@ Binds 127.0.0.1 unless ``host`` says otherwise. All HTTP / WebSocket work is in 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.node import Node
 from rclpy.serialization import deserialize_message
-from sensor_msgs.msg import Image
+from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import String
 
 from ivm_ros.live_view.state import STREAMS, LiveState, RateGate, ViewSink
 from ivm_ros.ros import qos
 from ivm_ros.ros.cdr import CdrUnsupported, parse_image
-from ivm_ros.ros.conversions import ImageRejected, image_to_array
+from ivm_ros.ros.conversions import ImageRejected, compressed_to_array, image_to_array
 from ivm_ros.ros.instruction import subscribe_instruction
 from ivm_ros.ros.params import Param, declare_table, invalid_parameters
 from ivm_ros.ros.worker_node import spin_node
@@ -47,8 +50,12 @@ PARAMETERS = (
           read_only=True),
     Param("foxglove_images", "jpeg", "Foxglove image channels: 'jpeg' (foxglove.CompressedImage) or 'raw' "
           "(foxglove.RawImage, exact pixels, ~10x the bandwidth)", choices=("jpeg", "raw"), read_only=True),
+    Param("image_transport", "raw", "camera input: 'raw' (image_raw) or 'compressed' (image_raw/compressed, decoded "
+          "only for the frames shown)", choices=("raw", "compressed"), read_only=True),
     Param("image_qos", "sensor_data", "QoS of the image subscriptions (best effort also reads reliable publishers)",
           choices=qos.PROFILES, read_only=True),
+    Param("max_pixels", 3840 * 2160, "frames with more pixels are not shown (a compressed one is not decoded)",
+          lo=1, hi=1 << 30, read_only=True),
     Param("diagnostics_filter", "", "show only /diagnostics statuses whose name contains this (empty: all)"),
     Param("publish_instructions", True, "let the page's box (or a Foxglove client) publish on 'instruction'",
           read_only=True),
@@ -62,6 +69,21 @@ def status_dicts(msg: DiagnosticArray, name_filter: str = "") -> list[dict[str, 
     return [{"name": s.name, "level": s.level[0] if isinstance(s.level, bytes) else int(s.level),
              "message": s.message, "hardware_id": s.hardware_id, "values": {kv.key: kv.value for kv in s.values}}
             for s in msg.status if name_filter in s.name]
+
+
+def _stamp_ns(header: Any) -> int:
+    return header.stamp.sec * 1_000_000_000 + header.stamp.nanosec
+
+
+def _decode_raw(data: bytes, max_pixels: int) -> tuple[np.ndarray, str, int, str]:
+    """(pixels, encoding, stamp ns, frame_id) of a serialized Image: a zero-copy view, or through rclpy for an
+    encapsulation the CDR parser does not read."""
+    try:
+        raw = parse_image(data)
+        return raw.to_array(max_pixels), raw.encoding, raw.sec * 1_000_000_000 + raw.nanosec, raw.frame_id
+    except CdrUnsupported:
+        msg = deserialize_message(data, Image)
+        return (*image_to_array(msg, max_pixels), _stamp_ns(msg.header), msg.header.frame_id)
 
 
 class ViewerNode(Node):
@@ -83,8 +105,12 @@ class ViewerNode(Node):
         topics |= {"instruction": self.resolve_topic_name("instruction"), "diagnostics": "/diagnostics"}
         self.view, self.url = self._start_view(value("viewer"), topics)
         image_qos = qos.profile(value("image_qos"), 1)
+        compressed = value("image_transport") == "compressed"
         self._subs = [self.create_subscription(Image, TOPICS[s], lambda m, s=s: self._on_image(s, m), image_qos,
-                                               raw=True) for s in STREAMS]
+                                               raw=True) for s in STREAMS if not (compressed and s == "camera")]
+        if compressed:
+            self._subs.append(self.create_subscription(CompressedImage, f"{TOPICS['camera']}/compressed",
+                                                       self._on_compressed, image_qos))
         self._subs += subscribe_instruction(self, lambda m: self.view.set_instruction(m.data), lambda _: None)
         self._subs.append(self.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, 10))
         self.get_logger().info(f"live view ({value('viewer')}) on {self.url}: {topics}")
@@ -118,19 +144,18 @@ class ViewerNode(Node):
                                   "is false", throttle_duration_sec=5.0)
 
     def _on_image(self, stream: str, data: bytes) -> None:
-        if not self.gate.ready(stream):
-            return
+        if self.gate.ready(stream):
+            self._show(stream, lambda: _decode_raw(data, self.get_parameter("max_pixels").value))
+
+    def _on_compressed(self, msg: CompressedImage) -> None:
+        if self.gate.ready("camera"):
+            self._show("camera", lambda: (*compressed_to_array(msg, self.get_parameter("max_pixels").value),
+                                          _stamp_ns(msg.header), msg.header.frame_id))
+
+    def _show(self, stream: str, decode: Callable[[], tuple[np.ndarray, str, int, str]]) -> None:
+        """Decodes one frame that passed the rate gate and hands it to the view; a bad one is counted and logged."""
         try:
-            try:
-                raw = parse_image(data)
-                array, encoding, stamp_ns, frame_id = (raw.to_array(), raw.encoding,
-                                                       raw.sec * 1_000_000_000 + raw.nanosec, raw.frame_id)
-            except CdrUnsupported:
-                msg = deserialize_message(data, Image)
-                array, encoding = image_to_array(msg)
-                stamp_ns = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
-                frame_id = msg.header.frame_id
-            self.view.put_frame(stream, array, encoding, stamp_ns, frame_id)
+            self.view.put_frame(stream, *decode())
         except (ImageRejected, ValueError) as exc:
             self.rejected += 1
             self.get_logger().warning(f"{stream} frame not shown: {exc}", throttle_duration_sec=5.0)

@@ -136,7 +136,8 @@ def test_web_viewer_in_headless_chromium(rig, ros_context, tmp_path):
         assert wait_for(lambda: node.stats()["instruction"] == "pick up the red block", 10)
         page.wait_for_function("document.getElementById('instruction').textContent === 'pick up the red block'",
                                timeout=10000)  # (2) the page shows what the topic now carries
-        assert page.inner_text("#send-status") == "published: pick up the red block"
+        page.wait_for_function("document.getElementById('send-status').textContent === "
+                               "'published: pick up the red block'", timeout=10000)  # the POST's answer
         browser.close()
     assert shot.stat().st_size > 10000
     assert min(viewer.frames_shown.values()) > 0 and viewer.rejected == 0
@@ -214,3 +215,28 @@ def _publish_from_foxglove(port: int) -> None:
         time.sleep(0.5)
     finally:
         client.close()
+
+
+def test_compressed_camera_and_oversized_frames(ros_context):
+    """image_transport:=compressed shows a JPEG camera; a frame over max_pixels is counted, not shown."""
+    from sensor_msgs.msg import CompressedImage, Image
+
+    from ivm_ros.ros.conversions import array_to_compressed, array_to_image
+
+    probe = rclpy.create_node("probe", context=ros_context)
+    jpeg = probe.create_publisher(CompressedImage, "image_raw/compressed", qos.profile("sensor_data", 1))
+    mask = probe.create_publisher(Image, "masking_node/mask", qos.profile("sensor_data", 1))
+    spinner = Spinner(ros_context, probe)
+    try:
+        with _viewer(ros_context, image_transport="compressed", web_port=0, rate=50.0, max_pixels=5000) as viewer:
+            def send() -> bool:
+                jpeg.publish(array_to_compressed(_scene(0, 48, 64), "rgb8"))
+                mask.publish(array_to_image(np.zeros((100, 100), np.uint8), "mono8"))  # 10000 px > 5000
+                return viewer.frames_shown["camera"] > 0 and viewer.rejected > 0
+
+            assert wait_for(send, 10, period=0.1)
+            state = viewer.view.as_dict()["frames"]
+            assert state["camera"]["width"] == 64 and "mask" not in state
+    finally:
+        spinner.close()
+        probe.destroy_node()
