@@ -53,7 +53,8 @@ class CameraNode:
     @property
     def viewer_remappings(self) -> list[tuple[str, str]]:
         """viewer_node's inputs pointed at this camera and its masking node."""
-        return [("image_raw", self.topic), ("masking_node/mask", f"{self.node}/mask"),
+        return [("image_raw", self.topic), ("image_raw/compressed", f"{self.topic}/compressed"),
+                ("masking_node/mask", f"{self.node}/mask"),
                 ("masking_node/masked_image", f"{self.node}/masked_image"), ("instruction", self.instruction)]
 
 

@@ -41,7 +41,8 @@ def _cameras_and_viewer(context: LaunchContext) -> list[Node]:
             remappings = cameras[0].viewer_remappings
         else:  # the single masking node (with sim:=true it reads the simulator's camera)
             camera = "camera/image_raw" if value("sim") == "true" else value("camera_topic")
-            remappings = [("image_raw", camera), ("instruction", value("instruction_topic"))]
+            remappings = [("image_raw", camera), ("image_raw/compressed", f"{camera}/compressed"),
+                          ("instruction", value("instruction_topic"))]
             remappings = [(a, resolve(b, value("namespace"))) for a, b in remappings]
         nodes.append(Node(
             package="ivm_ros", executable="viewer_node", name="viewer_node", namespace=value("namespace"),

@@ -96,10 +96,12 @@ def test_launch_viewer_follows_the_masking_node(monkeypatch, cameras):
                                      "foxglove_port": 9000}]
     remap = dict(viewer["remappings"])
     if cameras:
-        assert remap == {"image_raw": "/cam_front/image_raw", "masking_node/mask": "/robot/cam_front/masking_node/mask",
+        assert remap == {"image_raw": "/cam_front/image_raw", "image_raw/compressed": "/cam_front/image_raw/compressed",
+                         "masking_node/mask": "/robot/cam_front/masking_node/mask",
                          "masking_node/masked_image": "/robot/cam_front/masking_node/masked_image",
                          "instruction": "/instruction"}
     else:  # the single masking node is /robot/masking_node: the viewer's relative names already point at it
-        assert remap == {"image_raw": "/camera/color/image_raw", "instruction": "/instruction"}
+        assert remap == {"image_raw": "/camera/color/image_raw", "instruction": "/instruction",
+                         "image_raw/compressed": "/camera/color/image_raw/compressed"}
     sim = opaque_nodes(description, arguments, viewer="web", sim="true")[-1]
     assert dict(sim["remappings"])["image_raw"] == "/camera/image_raw"  # the simulator's camera
