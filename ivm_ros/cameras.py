@@ -11,9 +11,10 @@ the rest get nothing extra) whose items are parameter dicts or parameter files a
 2.0}]`` (the wrist's mask predicted at 2 Hz and carried by optical flow between). Relative topic names resolve
 against the launch's namespace first, so every node follows the same instruction topic.
 
-The shared ``params_file`` (config/masking_node.yaml) keys its section ``masking_node:``, which ROS applies only
-to a node of that name in the root namespace; :func:`plain_section` reads that section so that the launch can
-hand it to the namespaced nodes as their base (a ``/**/masking_node:`` or ``/wrist/masking_node:`` section of
+A ``params_file`` that keys its section ``masking_node:`` (the shipped config/masking_node.yaml uses
+``/**/masking_node:``, which ROS applies in every namespace) reaches only a node of that name in the root
+namespace; :func:`plain_section` reads that section so that the launch can hand it to the namespaced nodes as
+their base (a ``/**/masking_node:`` or ``/wrist/masking_node:`` section of
 the same file still applies, and wins).
 """
 

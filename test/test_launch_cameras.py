@@ -50,8 +50,11 @@ def test_plan_refuses_malformed_lists():
         plan_cameras("[/a/image_raw]", "[3]")
 
 
-def test_plain_section_is_what_ros_would_skip_for_a_namespaced_node():
-    section = plain_section(CONFIG)
+def test_plain_section_is_what_ros_would_skip_for_a_namespaced_node(tmp_path):
+    assert plain_section(CONFIG) == {}  # the shipped file is keyed /**/masking_node: ROS applies it everywhere
+    user = tmp_path / "mine.yaml"  # a user's file written the old way
+    user.write_text("masking_node:\n  ros__parameters:\n    model: lite\n    fill_color: [255, 255, 255]\n")
+    section = plain_section(str(user))
     assert section["model"] == "lite" and section["fill_color"] == [255, 255, 255]
 
 
@@ -77,7 +80,7 @@ def test_launch_with_two_cameras_builds_two_namespaced_masking_nodes(monkeypatch
     assert dict(wrist["remappings"])["image_raw"] == "/wrist/image_raw"
     assert {dict(n["remappings"])["instruction"] for n in nodes} == {"/instruction"}
     base, path, flags, *extra = wrist["parameters"]
-    assert base["model"] == "lite" and path == CONFIG  # the shared file's plain section, then the file itself
+    assert base == {} and path == CONFIG  # the shared file (keyed /**/masking_node) has no plain section
     assert flags == {"use_sim_time": False, "exit_on_failure": False}
     assert extra == [{"model": "keep_all", "mode": "blur"}] and len(front["parameters"]) == 3
 

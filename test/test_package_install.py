@@ -57,7 +57,7 @@ def test_colcon_build_installs_the_package(colcon_install):
     package.xml in share/ivm_ros, the ament index marker, and every module and data file of the tree."""
     if colcon_install is None:
         pytest.skip("colcon is not installed (pip install colcon-core colcon-ros)")
-    for name in ("masking_node", "policy_node", "sim_node", "ivm-ros"):
+    for name in ("masking_node", "policy_node", "sim_node", "viewer_node", "ivm-ros"):
         exe = colcon_install / "lib" / "ivm_ros" / name
         assert exe.is_file() and os.access(exe, os.X_OK), f"lib/ivm_ros/{name} missing"
     share = colcon_install / "share"

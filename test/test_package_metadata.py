@@ -168,7 +168,7 @@ def test_parameter_yaml_matches_the_node(file, name, make):
     declared type, and each node's file sets every parameter it declares (the file documents them all)."""
     import rclpy
 
-    params = _flatten(yaml.safe_load((ROOT / "config" / f"{file}.yaml").read_text())[name]["ros__parameters"])
+    params = _flatten(yaml.safe_load((ROOT / "config" / f"{file}.yaml").read_text())[f"/**/{name}"]["ros__parameters"])
     context = rclpy.Context()
     rclpy.init(context=context)
     try:
@@ -252,3 +252,25 @@ def test_rosdep_key_checker_flags_what_rosdep_cannot_resolve(tmp_path):
         "rclpy_lifecycle: neither a released package of ['kilted'] nor a rosdep key",
         "std_msgs: neither a released package of ['kilted'] nor a rosdep key",
     ]
+
+
+@pytest.mark.parametrize("file, name", [("masking_node", "masking_node"), ("sim_node", "sim_node"),
+                                        ("policy_node", "policy_node"), ("policy_node_octo", "policy_node")])
+def test_parameter_files_apply_in_any_namespace(file, name):
+    """`namespace:=robot` (or one node per camera) must not silently drop the params file: rcl applies a bare
+    ``masking_node:`` section only to the node in the root namespace, ``/**/masking_node:`` to every one."""
+    import rclpy
+    from rclpy.node import Node
+
+    path = ROOT / "config" / f"{file}.yaml"
+    keys = _flatten(yaml.safe_load(path.read_text())[f"/**/{name}"]["ros__parameters"])
+    context = rclpy.Context()
+    rclpy.init(context=context, args=["--ros-args", "--params-file", str(path)])
+    try:
+        for ns in ("", "robot", "/cam_front"):
+            node = Node(name, namespace=ns, context=context, automatically_declare_parameters_from_overrides=True)
+            missing = [k for k in keys if not node.has_parameter(k)]
+            node.destroy_node()
+            assert not missing, f"{path.name} does not reach /{ns.strip('/')}/{name}: {missing[:3]}"
+    finally:
+        rclpy.shutdown(context=context)
