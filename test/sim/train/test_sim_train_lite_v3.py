@@ -36,6 +36,7 @@ def test_sim_train_lite_v3_mix(tmp_path, capsys):
     card = (tmp_path / "run" / "MODEL_CARD.md").read_text()
     assert "--seed 3 --threads 1 --mix v3`" in card and "scene(s) A/B/C/D (mix `v3`)" in card
     assert "paper-large 25%" in card and "| paper-large | lookalike |" in card
+    assert "CALVIN scenes A, B, C, D (`sim/`)" in card and "frames of scenes A, B, C, D: on real" in card
 
     capsys.readouterr()  # the same data root asked for another mix
     assert lite.main([*base[:-2], "--methods", "sl_mix"]) == 2
