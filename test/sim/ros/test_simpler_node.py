@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from collections import defaultdict
@@ -21,7 +22,7 @@ from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Bool, Float64, Float64MultiArray, String
 from std_srvs.srv import Trigger
 from support import TEST_ROOT
-from support.ros import Spinner, wait_for
+from support.ros import Spinner, stop_node_process, wait_for
 
 from ivm_ros.ros import qos
 from ivm_ros.ros.conversions import image_to_array
@@ -184,6 +185,26 @@ def test_reset_with_task_episode_and_variant_and_the_step_limit(rig):
     res = probe.call(probe.reset_client)
     assert not res.success and "variant must be a JSON object" in json.loads(res.message)["error"]
     assert wait_for(lambda: any(s.level == b"\x02" for m in probe.got["diag"] for s in m.status), 5)  # ERROR
+
+
+def test_simpler_node_executable_in_its_own_process(ros_context):
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(TEST_ROOT), os.environ.get("PYTHONPATH", "")]))
+    cmd = [sys.executable, "-m", "ivm_ros_sim.ros.simpler_node", "--ros-args", "-p", "backend:=double",
+           "-p", "task:=widowx_stack_cube", "-p", "real_time_factor:=1.0"]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    probe = SimplerProbe(ros_context)
+    spinner = Spinner(ros_context, probe)
+    try:
+        assert wait_for(lambda: len(probe.got["image"]) >= 2, 30), "no frame from the simpler_node process"
+        frame = probe.got["image"][-1]
+        assert image_to_array(frame)[0].shape == (48, 64, 3)
+        assert wait_for(lambda: probe.got["instruction"] == ["stack the green block on the yellow block"])
+        assert any(_ns(c.clock) == _ns(frame.header.stamp) for c in probe.got["clock"])
+        assert probe.call(probe.reset_client).success
+    finally:
+        spinner.close()
+        probe.destroy_node()
+        stop_node_process(proc)
 
 
 def test_simpler_node_without_simpler_env_says_how_to_install_it():
