@@ -5,10 +5,12 @@ unnormalisation), float64 (7,): ``dx dy dz`` end-effector translation deltas in 
 rotation deltas in radians (static-axes xyz Euler angles, transforms3d's ``sxyz``), ``gripper`` (open when
 ``> threshold``: 0 for the house convention +1 open / -1 closed, 0.5 for Octo's raw 1 open / 0 closed).
 
-Env action (what SimplerEnv's ``env.step`` takes, in the controller's frames; SimplerEnv's own policy wrappers
-build it the same way), float64 (7,): ``dx dy dz`` in metres (unchanged), the rotation delta as an axis-angle
-vector in radians (``axis * angle`` of ``transforms3d.euler.euler2axangle(droll, dpitch, dyaw)``), and
-``gripper``:
+Env action (what SimplerEnv's ``env.step`` takes; SimplerEnv's own policy wrappers build it the same way),
+float64 (7,): ``dx dy dz`` in metres (unchanged), the rotation delta as an axis-angle vector in radians
+(``axis * angle`` of ``transforms3d.euler.euler2axangle(droll, dpitch, dyaw)``), and ``gripper``. Translation and
+rotation are about the robot base's axes (checked on the real WidowX: +x of the action moved the tool along the
+base's +x, i.e. world -x; a yaw delta turned it about the base's z; the target-delta controller reached ~0.22 rad
+of 3 x 0.1 rad within those 3 steps, the rest settles after). Gripper:
 
 * WidowX (``arm_pd_ee_target_delta_pose_align2_gripper_pd_joint_pos``): absolute, +1 open / -1 closed.
 * Google robot (``..._gripper_pd_joint_target_delta_pos_interpolate_by_planner``): relative. As SimplerEnv's
@@ -16,7 +18,7 @@ vector in radians (``axis * angle`` of ``transforms3d.euler.euler2axangle(droll,
   first step; a change (``|relative| > 0.5``) is repeated for ``STICKY_REPEATS`` steps. One difference: the
   open value is first binarised at ``threshold`` (1 / 0), where the wrapper subtracts Octo's raw outputs.
 
-Twist (``delta_twist_cmds``, in the controller's frame, m/s and rad/s) held for one control period ``dt`` s:
+Twist (``delta_twist_cmds``, about the robot base's axes, m/s and rad/s) held for one control period ``dt`` s:
 ``dxyz = linear * dt`` and the rotation vector ``angular * dt``, expressed as the policy's Euler deltas, so the
 env receives exactly ``angular * dt`` as its axis-angle.
 """
