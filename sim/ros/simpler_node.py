@@ -13,7 +13,7 @@ transient-local; ``~/success`` again whenever the env's success changes. ``/diag
 
 In: ``action`` (Float64MultiArray, 7-D ``dx dy dz`` m, ``droll dpitch dyaw`` rad, ``gripper`` open when
 ``> gripper_threshold``; each value in [-1, 1]), converted to SimplerEnv's axis-angle / +1 open -1 closed action
-as its policy wrappers do; ``delta_twist_cmds`` (TwistStamped in ``twist_frame``, the controller's frame, m/s and
+as its policy wrappers do; ``delta_twist_cmds`` (TwistStamped in ``twist_frame``, the robot base's axes, m/s and
 rad/s over one control period) and ``gripper_cmd`` (Float64, > 0 open). All conversions: the actions module.
 
 Command rule, lockstep and pacing are sim_node's (see :mod:`ivm_ros_sim.ros.commands`), at the task's control
