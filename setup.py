@@ -20,6 +20,7 @@ NODES = [
     "masking_node = ivm_ros.ros.masking_node:main",
     "policy_node = ivm_ros.ros.policy_node:main",  # the policy's own packages: the `policy` extra, or Octo's env
     "sim_node = ivm_ros_sim.ros.sim_node:main",  # needs the `sim` extra
+    "simpler_node = ivm_ros_sim.ros.simpler_node:main",  # `sim` extra; SimplerEnv installed apart (sim/README.md)
     "viewer_node = ivm_ros.ros.viewer_node:main",  # live view: viewer:=web (standard library) or foxglove (`viewer`)
 ]
 
