@@ -20,7 +20,6 @@ import time
 from collections.abc import Callable
 
 import numpy as np
-from ivm_ros_sim.calvin.env import MAX_REL_ORN, MAX_REL_POS, twist_to_action
 
 #: tolerance for values on a limit (a command of exactly 1.0, a twist of exactly the arm's speed)
 EPS = 1e-9
@@ -55,6 +54,8 @@ def twist_problem(frame: str, world: str, linear: np.ndarray, angular: np.ndarra
 def twist_action(linear: np.ndarray, angular: np.ndarray, gripper: float, dt: float) -> tuple[np.ndarray, bool]:
     """The env action of a (valid) twist held for ``dt`` seconds with ``gripper``, and whether the twist was faster
     than the arm moves in one step (2 cm, 0.05 rad), so the action is clipped."""
+    from ivm_ros_sim.calvin.env import MAX_REL_ORN, MAX_REL_POS, twist_to_action  # CALVIN's (pybullet) only here
+
     too_fast = (np.abs(linear).max() * dt > MAX_REL_POS * (1 + EPS)
                 or np.abs(angular).max() * dt > MAX_REL_ORN * (1 + EPS))
     return twist_to_action(linear, angular, gripper, dt), bool(too_fast)
