@@ -19,8 +19,8 @@ WEIGHTS = Path(__file__).resolve().parent / "weights"
 #: Shipped policies: name -> file. ``masked``/``raw``: 6 tasks, clean scenes (weights/MODEL_CARD.md);
 #: ``calvin_masked``/``calvin_raw``: all 34 CALVIN tasks along chains in scene D (weights/MODEL_CARD_calvin.md).
 SHIPPED = {"masked": WEIGHTS / "policy_masked_v1.msgpack", "raw": WEIGHTS / "policy_raw_v1.msgpack",
-           "calvin_masked": WEIGHTS / "policy_calvin_masked_v2.msgpack",
-           "calvin_raw": WEIGHTS / "policy_calvin_raw_v2.msgpack"}
+           "calvin_masked": WEIGHTS / "policy_calvin_masked_v3.msgpack",
+           "calvin_raw": WEIGHTS / "policy_calvin_raw_v3.msgpack"}
 
 
 class PolicyCheckpointError(RuntimeError):
