@@ -76,6 +76,7 @@ try:
     from ivm_ros_sim.ros import commands
     from ivm_ros_sim.ros.episodes import POLICY_TASKS, RANDOM_TASK, Episode, Episodes, pool_tasks
     from ivm_ros_sim.ros.outputs import CAMERA_TOPICS, SimOutputs
+    from ivm_ros_sim.ros.stepping import CommandedStepping
 except ModuleNotFoundError as exc:  # the simulator's packages (pybullet, gymnasium, ...) are not installed
     raise SystemExit(f"sim_node cannot start: {exc}. Fix: {install_hints.fix_for(exc)}") from None
 
@@ -157,7 +158,7 @@ class ChainServices:
         return response
 
 
-class SimNode(ChainServices, diagnostics.RejectionCounting, Node):
+class SimNode(ChainServices, CommandedStepping, diagnostics.RejectionCounting, Node):
     """See the module docstring."""
 
     def __init__(self, node_name: str = "sim_node", **kwargs: Any) -> None:
@@ -262,6 +263,9 @@ class SimNode(ChainServices, diagnostics.RejectionCounting, Node):
         """Control periods of sim time so far (env steps plus one per reset); stamps are ticks / 30 s."""
         return self.env.control_ticks + self.episodes.resets
 
+    def control_hz(self) -> float:
+        return CONTROL_HZ
+
     def _put(self, action: np.ndarray) -> None:
         self.commands.put(action, self.ticks())
         self.counters.add("commands")
@@ -289,39 +293,7 @@ class SimNode(ChainServices, diagnostics.RejectionCounting, Node):
             self.counters.add("clipped_twist")
         self._put(action)
 
-    def _on_gripper(self, msg: Float64) -> None:
-        if not np.isfinite(msg.data):
-            self._reject("non_finite", f"gripper_cmd is {msg.data}")
-            return
-        self.commands.put_gripper(1.0 if msg.data > 0 else -1.0, self.ticks(), self._param("action_timeout"))
-        self.counters.add("gripper_commands")
-
     # -------------------------------------------------------------------------------------------- worker
-
-    def _loop(self) -> None:
-        pacer = commands.Pacer(CONTROL_HZ)
-        while self._running:
-            if self._episode_running() is None:
-                self.commands.idle(0.1)
-                continue
-            granted, timed_out = self.commands.wait_turn(lambda: self._running, lambda: self._param("lockstep"),
-                                                         lambda: self._param("lockstep_timeout"))
-            if timed_out:
-                self.counters.add("lockstep_timeouts")
-            if granted is None:
-                continue
-            if not pacer.wait(self._param("real_time_factor"), self._stop):
-                break
-            try:
-                self._step(granted)
-            except Exception as exc:  # keep serving; a shut-down context ends the loop
-                if not (self._running and self.context.ok()):
-                    break
-                self.counters.add("step_errors")
-                self._last_error = f"{type(exc).__name__}: {exc}"
-                self.get_logger().error(f"step failed: {self._last_error}",
-                                        throttle_duration_sec=self._param("log_throttle"))
-                self._stop.wait(0.1)
 
     def _step(self, granted: int) -> None:
         """One control step, unless a reset published a newer observation since the step was granted."""
@@ -381,23 +353,11 @@ class SimNode(ChainServices, diagnostics.RejectionCounting, Node):
 
     def close(self) -> None:
         """Stops the worker and closes the PyBullet client. Safe to call twice."""
-        if getattr(self, "_running", False):
-            self._running = False
-            self._stop.set()
-            self.commands.wake()
-            self._worker.join(timeout=10.0)
+        self._stop_worker()
         env = getattr(self, "env", None)  # either may be absent when __init__ failed part way
         if env is not None:
             with getattr(self, "_env_lock", None) or contextlib.nullcontext():
                 env.close()
-
-    def on_shutdown(self, state: Any) -> None:
-        """What :func:`~ivm_ros.ros.worker_node.spin_node` calls before ``destroy_node``: :meth:`close`."""
-        self.close()
-
-    def destroy_node(self) -> None:
-        self.close()
-        super().destroy_node()
 
 
 def main(args: list[str] | None = None) -> None:

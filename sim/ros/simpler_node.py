@@ -54,6 +54,7 @@ from ivm_ros.runtime import Counters, LatencyWindow, RateMeter
 try:
     from ivm_ros_sim.ros import commands
     from ivm_ros_sim.ros.simpler_outputs import CAMERA_TOPICS, SimplerOutputs
+    from ivm_ros_sim.ros.stepping import CommandedStepping
     from ivm_ros_sim.simpler import actions
     from ivm_ros_sim.simpler.double import SimplerEnvDouble
     from ivm_ros_sim.simpler.env import EnvMaker, Frame, SimplerEnvMissing
@@ -99,7 +100,7 @@ def parameters() -> tuple[Param, ...]:
     )
 
 
-class SimplerNode(diagnostics.RejectionCounting, Node):
+class SimplerNode(CommandedStepping, diagnostics.RejectionCounting, Node):
     """See the module docstring. ``make``: an env factory overriding ``backend`` (tests)."""
 
     def __init__(self, node_name: str = "simpler_node", make: EnvMaker | None = None, **kwargs: Any) -> None:
@@ -189,6 +190,13 @@ class SimplerNode(diagnostics.RejectionCounting, Node):
         return None if e is None or e.truncated else e
 
     # ------------------------------------------------------------------------------------------ commands
+    def ticks(self) -> int:
+        """Control periods of sim time so far (steps plus one per reset)."""
+        return self.episodes.ticks
+
+    def control_hz(self) -> float:
+        return self.commands.control_hz
+
     def _on_action(self, msg: Float64MultiArray) -> None:
         a = np.asarray(msg.data, dtype=np.float64)
         problem = commands.action_problem(a)
@@ -213,40 +221,7 @@ class SimplerNode(diagnostics.RejectionCounting, Node):
         self.commands.put(action, self.episodes.ticks)
         self.counters.add("commands")
 
-    def _on_gripper(self, msg: Float64) -> None:
-        if not np.isfinite(msg.data):
-            self._reject("non_finite", f"gripper_cmd is {msg.data}")
-            return
-        self.commands.put_gripper(1.0 if msg.data > 0 else -1.0, self.episodes.ticks, self._param("action_timeout"))
-        self.counters.add("gripper_commands")
-
     # -------------------------------------------------------------------------------------------- worker
-    def _loop(self) -> None:
-        pacer = commands.Pacer(self.commands.control_hz)
-        while self._running:
-            if self._episode_running() is None:
-                self.commands.idle(0.1)
-                continue
-            granted, timed_out = self.commands.wait_turn(lambda: self._running, lambda: self._param("lockstep"),
-                                                         lambda: self._param("lockstep_timeout"))
-            if timed_out:
-                self.counters.add("lockstep_timeouts")
-            if granted is None:
-                continue
-            pacer.control_hz = self.commands.control_hz
-            if not pacer.wait(self._param("real_time_factor"), self._stop):
-                break
-            try:
-                self._step(granted)
-            except Exception as exc:  # keep serving; a shut-down context ends the loop
-                if not (self._running and self.context.ok()):
-                    break
-                self.counters.add("step_errors")
-                self._last_error = f"{type(exc).__name__}: {exc}"
-                self.get_logger().error(f"step failed: {self._last_error}",
-                                        throttle_duration_sec=self._param("log_throttle"))
-                self._stop.wait(0.1)
-
     def _step(self, granted: int) -> None:
         """One control step, unless a reset published a newer observation since the step was granted."""
         with self._env_lock:
@@ -294,23 +269,11 @@ class SimplerNode(diagnostics.RejectionCounting, Node):
     # ------------------------------------------------------------------------------------------ shutdown
     def close(self) -> None:
         """Stops the worker and closes the env. Safe to call twice."""
-        if getattr(self, "_running", False):
-            self._running = False
-            self._stop.set()
-            self.commands.wake()
-            self._worker.join(timeout=10.0)
+        self._stop_worker()
         episodes = getattr(self, "episodes", None)
         if episodes is not None:
             with self._env_lock:  # set before episodes in __init__
                 episodes.close()
-
-    def on_shutdown(self, state: Any) -> None:
-        """What :func:`~ivm_ros.ros.worker_node.spin_node` calls before ``destroy_node``: :meth:`close`."""
-        self.close()
-
-    def destroy_node(self) -> None:
-        self.close()
-        super().destroy_node()
 
 
 def main(args: list[str] | None = None) -> None:
