@@ -25,6 +25,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import math
+import threading
 import time
 from collections.abc import Callable
 
@@ -191,18 +192,31 @@ class MaskTracker:
     def __init__(self, settings: PropagationSettings | None = None) -> None:
         self._settings = settings or PropagationSettings()
         self._warper = FlowWarper(self._settings)
+        self._pending: PropagationSettings | None = None
+        self._pending_lock = threading.Lock()
         self.counts: collections.Counter[str] = collections.Counter()
         self.reset()
 
     @property
     def settings(self) -> PropagationSettings:
-        return self._settings
+        """The settings in force, or those set to take effect at the next frame."""
+        with self._pending_lock:
+            return self._pending or self._settings
 
     @settings.setter
     def settings(self, value: PropagationSettings) -> None:
-        """New settings take effect from the next frame, which is predicted (counts are kept)."""
-        self._settings, self._warper = value, FlowWarper(value)
-        self.reset()
+        """New settings take effect from the next frame, which is predicted (counts are kept). Safe to set from
+        another thread (a parameter callback) while :meth:`track` runs: they are applied when the next frame starts,
+        never in the middle of one."""
+        with self._pending_lock:
+            self._pending = value
+
+    def _apply_pending(self) -> None:
+        with self._pending_lock:
+            pending, self._pending = self._pending, None
+        if pending is not None:
+            self._settings, self._warper = pending, FlowWarper(pending)
+            self.reset()
 
     def reset(self) -> None:
         """Forgets the mask, so the next frame is predicted."""
@@ -242,6 +256,7 @@ class MaskTracker:
         predictor on this frame and returns (1, h, w) or (h, w) float probabilities in [0, 1]."""
         if not math.isfinite(stamp):
             raise ValueError(f"stamp must be a finite time in seconds, got {stamp}")
+        self._apply_pending()
         s = self._settings
         if not s.active:
             t0 = time.perf_counter()

@@ -198,3 +198,23 @@ def test_pipeline_reports_each_frames_source_and_new_settings_force_a_prediction
     assert pipeline.run(scene(3)[0], "rgb8", "the square", 3 / FPS).mask_source == "predicted"
     assert pipeline.run(scene(4)[0], "rgb8", "the square", 4 / FPS).mask_source == "propagated"
     assert pipeline.tracker.counts == {"predicted": 2, "held": 2, "propagated": 1}
+
+
+def test_settings_changed_by_another_thread_during_a_frame_apply_from_the_next_frame():
+    """A parameter callback may set new settings while the worker is inside track(): the frame in progress finishes
+    under the old settings and the next frame is predicted under the new ones (a switch hold -> flow in the middle
+    of a held frame once left the tracker without a previous flow frame: AssertionError, frame dropped)."""
+    tracker, oracle = MaskTracker(PropagationSettings("hold", predictor_rate=1.0)), Oracle()
+    tracker.track(*scene(0)[:1], 0.0, "the square", oracle(0))
+    flow = PropagationSettings("flow", predictor_rate=1.0)
+
+    def predict_while_settings_change() -> torch.Tensor:  # runs inside track(), as the callback thread would
+        tracker.settings = flow
+        return oracle(1)()
+
+    stamp = 1.0  # due by rate: track() calls the predictor, during which the settings change
+    tracked = tracker.track(scene(1)[0], stamp, "the square", predict_while_settings_change)
+    assert tracked.source == "predicted" and tracker.settings == flow
+    sources = [tracker.track(scene(t)[0], stamp + (t - 1) / FPS, "the square", oracle(t)).source for t in (2, 3, 4)]
+    assert sources == ["predicted", "propagated", "propagated"], sources  # new settings: predict, then carry
+    assert oracle.calls == [0, 1, 2]
