@@ -288,6 +288,7 @@ def spin_node(make_node, args: list[str] | None = None) -> None:
     exits with status 1; other failures to build are reported by their exception. The context is shut down all the
     same."""
     import rclpy
+    from rclpy._rclpy_pybind11 import RCLError
     from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 
     quiet_progress_bars()
@@ -300,6 +301,9 @@ def spin_node(make_node, args: list[str] | None = None) -> None:
         executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
+    except RCLError:  # the signal handler shut the context down while the executor built its wait set
+        if node is None or rclpy.ok():
+            raise
     except FileNotFoundError as exc:
         if node is not None:
             raise
