@@ -240,10 +240,6 @@ class SimNode(ChainServices, CommandedStepping, diagnostics.RejectionCounting, N
                                f"instruction={e.instruction!r}")
         return True, json.dumps(e.started())
 
-    def _on_reset(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
-        response.success, response.message = self.reset_episode()
-        return response
-
     def _on_get_success(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
         episode = self.episode
         if episode is None:

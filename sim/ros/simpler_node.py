@@ -175,10 +175,6 @@ class SimplerNode(CommandedStepping, diagnostics.RejectionCounting, Node):
                                f"instruction={e.instruction!r}")
         return True, json.dumps(e.started())
 
-    def _on_reset(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
-        response.success, response.message = self.reset_episode()
-        return response
-
     def _on_get_success(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
         e = self.episode
         response.success = bool(e and e.success)

@@ -13,8 +13,9 @@ from ivm_ros_sim.ros import commands
 class CommandedStepping:
     """Mixin for a simulator bridge node. The node provides ``commands`` (:class:`commands.CommandSlot`), ``counters``,
     ``_running``, ``_stop`` (threading.Event), ``_param(name)``, ``_reject(reason, detail)``, ``_episode_running()``
-    (None when no episode has steps left), ``_step(granted)``, ``ticks()`` (control periods of sim time so far) and
-    ``control_hz()`` (its control rate, Hz), ``_worker`` (the thread running :meth:`_loop`) and ``close()``."""
+    (None when no episode has steps left), ``_step(granted)``, ``ticks()`` (control periods of sim time so far),
+    ``control_hz()`` (its control rate, Hz), ``reset_episode()`` -> (ok, JSON message), ``_worker`` (the thread
+    running :meth:`_loop`) and ``close()``."""
 
     commands: commands.CommandSlot
     counters: Any
@@ -29,6 +30,11 @@ class CommandedStepping:
             return
         self.commands.put_gripper(1.0 if msg.data > 0 else -1.0, self.ticks(), self._param("action_timeout"))
         self.counters.add("gripper_commands")
+
+    def _on_reset(self, request: Any, response: Any) -> Any:
+        """std_srvs/Trigger ``~/reset``: the node's ``reset_episode()`` -> (success, JSON message)."""
+        response.success, response.message = self.reset_episode()
+        return response
 
     def _stop_worker(self) -> None:
         """Ends the loop and joins the worker thread (safe when __init__ failed before starting it)."""
