@@ -77,7 +77,8 @@ def train(args: argparse.Namespace, out: Path, earlier: dict[str, Any]) -> dict[
         generate_demos(demos, args.episodes, args.seed, tuple(args.tasks), ("none",), instruction_split="train")
     arch = PolicyArch(proprio_dim=7, proprio_index=tuple(range(7))) if args.drop_gripper_action else PolicyArch()
     lite = LitePredictor() if "masked" in args.policies else None
-    data = load_demos(demos, arch.static_size, arch.gripper_size, predictor=lite, proprio_index=arch.proprio_index)
+    data = load_demos(demos, arch.static_size, arch.gripper_size, predictor=lite, proprio_index=arch.proprio_index,
+                      prob_cache=args.prob_cache)
     text = InstructionEncoder()(data.instructions).numpy()
     if lite is not None:
         lite.close()
@@ -185,7 +186,7 @@ Closed-loop success: `ivm-ros sim-eval-policy` (6-task episodes) and `ivm-ros ca
 """
 
 
-def main(argv: list[str] | None = None) -> int:
+def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="ivm-ros sim-train-policy", description=__doc__.split("\n")[0])
     ap.add_argument("--demos", default="out/policy/demos", help="demonstration folder (reused when present)")
     ap.add_argument("--out", default="out/policy/run")
@@ -211,7 +212,40 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--ship", action="store_true")
     ap.add_argument("--ship-set", default="v1", choices=tuple(SHIP_SETS),
                     help="which shipped pair --ship replaces: v1 (the 6-task policies) or calvin (the 34-task ones)")
-    args = ap.parse_args(argv)
+    ap.add_argument("--no-prob-cache", dest="prob_cache", action="store_false",
+                    help="recompute the lite probabilities instead of reading/writing the cache beside each episode "
+                    "file (probs_<weights digest>_<size>/)")
+    ap.add_argument("--precompute-probs", default="", metavar="I/N",
+                    help="only fill the probability cache for shard I of N of the episodes, then exit (run N "
+                    "processes side by side before the training)")
+    return ap
+
+
+def _precompute(args: argparse.Namespace) -> int:
+    """``--precompute-probs I/N``."""
+    from ivm_ros.models.lite.predictor import LitePredictor
+    from ivm_ros.policies.embedded.data import precompute_probabilities
+
+    try:
+        i, n = (int(v) for v in args.precompute_probs.split("/"))
+        if not 0 <= i < n:
+            raise ValueError
+    except ValueError:
+        print(f"sim-train-policy: --precompute-probs wants I/N with 0 <= I < N, got {args.precompute_probs!r}",
+              file=sys.stderr)
+        return 2
+    arch = PolicyArch()
+    lite = LitePredictor()
+    computed = precompute_probabilities(args.demos, lite, arch.static_size, (i, n))
+    lite.close()
+    print(f"shard {i}/{n}: {computed} episodes computed")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    if args.precompute_probs:
+        return _precompute(args)
     args.tasks = [t for t in args.tasks.split(",") if t]
     args.policies = [p for p in args.policies.split(",") if p]
     bad = [p for p in args.policies if p not in POLICIES]

@@ -188,3 +188,53 @@ def test_fine_tuning_starts_from_the_given_parameters_and_keeps_their_normalisat
     cfg.steps = 1
     _, norm3, _ = train_policy(data, text, TINY, cfg, progress=False, init=(params, own))
     assert all(np.array_equal(norm3[k], own[k]) for k in own)
+
+
+class CountingPredictorStandIn:
+    """A mask predictor stand-in (this test is about the cache, not the model): brightness as probability; counts
+    the frames it is asked for."""
+
+    checkpoint = ""
+
+    def __init__(self, scale: float = 1.0) -> None:
+        self.scale, self.frames = scale, 0
+
+    def describe(self) -> dict:
+        return {"kind": "stand-in", "scale": self.scale}
+
+    def predict(self, images, instructions):
+        self.frames += len(images)
+        return images.float().mean(-1) / 255.0 * self.scale
+
+
+def test_probability_cache_is_shared_by_links_and_keyed_by_predictor(tmp_path):
+    from ivm_ros.policies.embedded.data import precompute_probabilities, predictor_key, prob_cache_file
+
+    real, linked = tmp_path / "real", tmp_path / "linked"
+    real.mkdir()
+    linked.mkdir()
+    t = 4
+    static = np.random.default_rng(0).integers(0, 255, (t, 40, 40, 3), dtype=np.uint8)
+    np.savez(real / "chain00000_0.npz", rgb_static=static, rgb_gripper=np.zeros((t, 16, 16, 3), np.uint8),
+             robot_obs=np.zeros((t, 15)), actions=np.zeros((t, 7), np.float32))
+    (linked / "chain00000_0.npz").symlink_to(real / "chain00000_0.npz")
+    index = {"format": "ivm_ros_sim.demos/1", "episodes": [
+        {"file": "chain00000_0.npz", "task": "open_drawer", "instruction": "open the drawer", "success": True}]}
+    for d in (real, linked):
+        (d / "index.json").write_text(json.dumps(index))
+    pred = CountingPredictorStandIn()
+    fresh = load_demos(real, 32, 16, predictor=pred, progress=False).prob
+    assert pred.frames == t and fresh.shape == (t, 32, 32)
+    cached = load_demos(real, 32, 16, predictor=pred, progress=False, prob_cache=True).prob
+    assert pred.frames == 2 * t and np.array_equal(cached, fresh)  # first cached load computes and writes
+    key = predictor_key(pred, 32)
+    assert prob_cache_file(linked / "chain00000_0.npz", key) == real / f"probs_{key}" / "chain00000_0.npz"
+    again = load_demos(linked, 32, 16, predictor=pred, progress=False, prob_cache=True).prob
+    assert pred.frames == 2 * t and np.array_equal(again, fresh)  # read through the link, nothing computed
+    assert precompute_probabilities(linked, pred, 32, progress=False) == 0
+    other = CountingPredictorStandIn(scale=0.5)  # other weights: other key, computed anew, other values
+    assert predictor_key(other, 32) != key and predictor_key(pred, 24) != key
+    assert precompute_probabilities(linked, other, 32, (0, 2), progress=False) == 1 and other.frames == t
+    assert precompute_probabilities(linked, other, 32, (1, 2), progress=False) == 0  # shard 1 of 2 is empty
+    halved = load_demos(linked, 32, 16, predictor=other, progress=False, prob_cache=True).prob
+    assert other.frames == t and not np.array_equal(halved, fresh)

@@ -2,14 +2,21 @@
 (``ivm-ros sim-data demos`` format: ``index.json`` + ``episode_*.npz``, read with ``allow_pickle=False``).
 
 Each static frame gets the lite IVM model's relevance probabilities for the episode's instruction once, at
-preparation time; the IVM authors' mask augmentation (random threshold 0.4-0.9, random dilation) is applied per
-batch at training time (:func:`masked_static`), so the policy sees the range of masks deployment produces.
+preparation time (kept, when asked, in a cache beside each episode file: ``probs_<key>/<file>``, ``key`` naming the
+predictor's weights and the size, so another training on the same episodes, or on a folder of links to them, does
+not recompute them; :func:`precompute_probabilities` fills it in shards, one process each); the IVM
+authors' mask augmentation (random threshold 0.4-0.9, random dilation) is applied per batch at training time
+(:func:`masked_static`), so the policy sees the range of masks deployment produces.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
+import os
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -48,11 +55,14 @@ class DemoSet:
 
 
 def load_demos(root: str | Path, static_size: int, gripper_size: int, predictor=None, only_success: bool = True,
-               progress: bool = True, proprio_index: tuple[int, ...] = PROPRIO_INDEX) -> DemoSet:
-    """Reads every (successful) episode; ``predictor`` (a MaskPredictor, e.g. lite) adds ``prob``; ``proprio``
-    holds the ``proprio_index`` entries of robot_obs (the policy arch's)."""
+               progress: bool = True, proprio_index: tuple[int, ...] = PROPRIO_INDEX,
+               prob_cache: bool = False) -> DemoSet:
+    """Reads every (successful) episode; ``predictor`` (a MaskPredictor, e.g. lite) adds ``prob`` (read from and
+    written to the cache when ``prob_cache``, see :func:`cached_probabilities`); ``proprio`` holds the
+    ``proprio_index`` entries of robot_obs (the policy arch's)."""
     root = Path(root)
     index = read_index(root, DEMOS_FORMAT, "ivm-ros sim-data demos")
+    key = predictor_key(predictor, static_size) if predictor is not None and prob_cache else None
     cols: dict[str, list] = {k: [] for k in ("static", "prob", "gripper", "proprio", "actions", "episode", "start",
                                              "end", "text_index")}
     instructions: list[str] = []
@@ -70,7 +80,9 @@ def load_demos(root: str | Path, static_size: int, gripper_size: int, predictor=
             tasks.append(str(entry["task"]))
         cols["static"].append(np.stack([_resize(f, static_size) for f in static]))
         cols["gripper"].append(np.stack([_resize(f, gripper_size) for f in gripper]))
-        if predictor is not None:
+        if key is not None:
+            cols["prob"].append(cached_probabilities(root / entry["file"], key, predictor, static, instr, static_size))
+        elif predictor is not None:
             cols["prob"].append(lite_probabilities(predictor, static, instr, static_size))
         cols["proprio"].append(robot[:, list(proprio_index)].astype(np.float32))
         cols["actions"].append(actions.astype(np.float32))
@@ -101,6 +113,61 @@ def lite_probabilities(predictor, frames: np.ndarray, instruction: str, size: in
         probs = predictor.predict(chunk, [instruction] * len(chunk)).float().cpu().numpy()
         out.extend(cv2.resize(p, (size, size), interpolation=cv2.INTER_LINEAR) for p in probs)
     return (np.clip(np.stack(out), 0, 1) * 255).round().astype(np.uint8)
+
+
+def predictor_key(predictor: Any, size: int) -> str:
+    """A short name for (the predictor's weights, output size): the SHA-256 of its checkpoint file's bytes when it
+    has one (``predictor.checkpoint``), else of its ``describe()``; 16 hex digits + ``_<size>``."""
+    ckpt = getattr(predictor, "checkpoint", "")
+    h = hashlib.sha256()
+    if ckpt and Path(ckpt).is_file():
+        h.update(Path(ckpt).read_bytes())
+    else:
+        h.update(json.dumps(predictor.describe(), sort_keys=True, default=str).encode())
+    return f"{h.hexdigest()[:16]}_{size}"
+
+
+def prob_cache_file(demo_file: Path, key: str) -> Path:
+    """Where an episode file's cached probabilities live: beside the file the path resolves to (links share it)."""
+    real = Path(demo_file).resolve()
+    return real.parent / f"probs_{key}" / f"{real.stem}.npz"
+
+
+def cached_probabilities(demo_file: Path, key: str, predictor: Any, frames: np.ndarray, instruction: str,
+                         size: int) -> np.ndarray:
+    """:func:`lite_probabilities` of an episode through its cache file: read when it holds ``len(frames)``
+    frames for ``instruction``, else computed and written (atomically, no pickles)."""
+    path = prob_cache_file(demo_file, key)
+    if path.is_file():
+        with np.load(path, allow_pickle=False) as z:
+            prob, cached_instr = z["prob"], str(z["instruction"])
+        if cached_instr == instruction and prob.shape == (len(frames), size, size):
+            return prob
+    prob = lite_probabilities(predictor, frames, instruction, size)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npz")
+    np.savez(tmp, prob=prob, instruction=np.array(instruction))
+    tmp.replace(path)
+    return prob
+
+
+def precompute_probabilities(root: str | Path, predictor: Any, size: int, shard: tuple[int, int] = (0, 1),
+                             only_success: bool = True, progress: bool = True) -> int:
+    """Fills the probability cache for every ``shard[1]``-th (successful) episode starting at ``shard[0]`` (run
+    one process per shard); returns how many episodes were computed (the rest were cached already)."""
+    root = Path(root)
+    index = read_index(root, DEMOS_FORMAT, "ivm-ros sim-data demos")
+    key = predictor_key(predictor, size)
+    entries = [e for e in index["episodes"] if e["success"] or not only_success][shard[0]::shard[1]]
+    computed = 0
+    for entry in tqdm(entries, desc=f"probs {shard[0]}/{shard[1]}", unit="ep", disable=not progress):
+        if prob_cache_file(root / entry["file"], key).is_file():
+            continue
+        with np.load(root / entry["file"], allow_pickle=False) as z:
+            static = z["rgb_static"]
+        cached_probabilities(root / entry["file"], key, predictor, static, str(entry["instruction"]), size)
+        computed += 1
+    return computed
 
 
 def masked_static(static: np.ndarray, prob: np.ndarray, rng: np.random.Generator, threshold: tuple[float, float],

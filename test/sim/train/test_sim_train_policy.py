@@ -37,6 +37,12 @@ def test_sim_train_policy_one_policy_at_a_time(tmp_path, monkeypatch, capsys):
     assert "sim-train-policy --episodes 2 --tasks open_drawer --steps 2 --seed 0 --ship`" in card
     assert not checkpoint.SHIPPED["calvin_masked"].exists()
     assert policy.main([*base, "--policies", "masked", "--shift", "2"]) == 0
+    assert list((tmp_path / "demos").glob("probs_*/*.npz"))  # the masked trainings wrote the probability cache
+    capsys.readouterr()
+    assert policy.main([*base, "--precompute-probs", "0/1"]) == 0
+    assert "shard 0/1: 0 episodes computed" in capsys.readouterr().out  # all cached already
+    assert policy.main([*base, "--precompute-probs", "2/2"]) == 2
+    assert "0 <= I < N" in capsys.readouterr().err
     ship_only = ["--out", str(tmp_path / "run"), "--policies", "", "--ship", "--ship-set", "calvin"]
     assert policy.main(ship_only) == 0  # nothing trained or loaded: ships what --out holds
     assert checkpoint.SHIPPED["calvin_raw"].read_bytes() == (tmp_path / "run" / "policy_raw.msgpack").read_bytes()
