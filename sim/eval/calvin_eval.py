@@ -24,6 +24,7 @@ import numpy as np
 from ivm_ros_sim.calvin import distractors
 from ivm_ros_sim.calvin.chains import N_CHAINS, Chain, load_chains
 from ivm_ros_sim.calvin.scene import SCENES
+from ivm_ros_sim.eval import runs
 from ivm_ros_sim.eval.protocol import ChainResult, summarize
 from ivm_ros_sim.eval.workers import EvalSettings, check_settings
 from tqdm import tqdm
@@ -32,16 +33,7 @@ from ivm_ros.plugins import PluginLoadError
 
 
 def _key_values(items: list[str], what: str) -> tuple[tuple[str, Any], ...]:
-    out = []
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise SystemExit(f"calvin-eval: {what} takes KEY=VALUE, got {item!r}")
-        try:
-            out.append((key, json.loads(value)))
-        except json.JSONDecodeError:
-            out.append((key, value))
-    return tuple(out)
+    return runs.key_values(items, what, "calvin-eval")
 
 
 def settings_from(args: argparse.Namespace) -> EvalSettings:
@@ -65,20 +57,8 @@ def settings_json(settings: EvalSettings) -> dict[str, Any]:
 
 def read_done(out: Path, settings: dict[str, Any], resume: bool) -> dict[int, ChainResult]:
     """Chains already in ``out/chains.jsonl`` (``--resume``); refuses an ``out`` made with other settings."""
-    jsonl, saved = out / "chains.jsonl", out / "settings.json"
-    if not jsonl.exists():
-        return {}
-    if not resume:
-        raise SystemExit(f"calvin-eval: {jsonl} exists: add --resume to continue it, or choose another --out")
-    old = json.loads(saved.read_text()) if saved.exists() else None
-    if old != settings:
-        raise SystemExit(f"calvin-eval: {out} holds a run with other settings ({old}); choose another --out")
-    done = {}
-    for line in jsonl.read_text().splitlines():
-        if line.strip():
-            d = json.loads(line)
-            done[d["index"]] = ChainResult(**d)
-    return done
+    return {d["index"]: ChainResult(**d) for d in runs.finished_rows(out, "chains.jsonl", settings, resume,
+                                                                       "calvin-eval")}
 
 
 def plot(summary: dict[str, Any], title: str, path: Path) -> None:

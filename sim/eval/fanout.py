@@ -1,32 +1,51 @@
-"""Chains fanned out over workers: in this process (``workers=0``), over a local Ray with ``workers`` processes,
-or over an existing Ray cluster (``address``). Chains are independent; results stream back as they finish.
+"""Independent evaluation jobs (CALVIN chains, SimplerEnv episodes) fanned out over workers: in this process
+(``workers=0``), over a local Ray with ``workers`` processes, or over an existing Ray cluster (``address``). Results
+stream back as they finish.
 
-On a cluster every node needs this package and the CALVIN assets installed (same Python); the driver sends
-only the settings and the chains.
+A worker is built in its process by ``factory(settings, index)`` (``index``: the Ray actor's, None in this process)
+and has ``run(job, record) -> (result, frames)`` and ``close()``; ``record`` is whether ``key(job)`` is in the
+``record`` set (frames kept for GIFs). On a cluster every node needs this package and the simulator's assets
+installed (same Python); the driver sends only the settings and the jobs.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from ivm_ros_sim.eval.protocol import Chain, ChainResult
-from ivm_ros_sim.eval.workers import EvalSettings, make_worker
+
+if TYPE_CHECKING:
+    from ivm_ros_sim.eval.protocol import Chain, ChainResult
+    from ivm_ros_sim.eval.workers import EvalSettings
 
 #: One thread per worker process: BLAS, torch and XLA otherwise each start a pool per core and fight.
 ONE_THREAD_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
                   "XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1",
                   "PYTHONWARNINGS": "ignore"}
 
+WorkerFactory = Callable[[Any, "int | None"], Any]  #: (settings, actor index or None) -> worker
+Outcome = tuple[Any, list[np.ndarray]]  #: (result, frames) of one job
 
-def run_local(chains: Sequence[Chain], settings: EvalSettings, record: frozenset[int] = frozenset()
-              ) -> Iterator[tuple[ChainResult, list[np.ndarray]]]:
+
+def _index(job: Any) -> Hashable:
+    return job.index
+
+
+def _calvin_worker(settings: Any, index: int | None = None) -> Any:
+    from ivm_ros_sim.eval.workers import make_worker
+
+    return make_worker(settings, index)
+
+
+def run_local(jobs: Sequence[Any], settings: Any, record: frozenset = frozenset(),
+              factory: WorkerFactory = _calvin_worker, key: Callable[[Any], Hashable] = _index) -> Iterator[Outcome]:
     """In this process, in order."""
-    worker = make_worker(settings)
+    worker = factory(settings, None)
     try:
-        for chain in chains:
-            yield worker.run(chain, chain.index in record)
+        for job in jobs:
+            yield worker.run(job, key(job) in record)
     finally:
         worker.close()
 
@@ -46,33 +65,41 @@ def _init_ray(workers: int, address: str | None) -> int:
 
 
 class _RayWorker:
-    """A Ray actor around the settings' worker (:func:`~ivm_ros_sim.eval.workers.make_worker`)."""
+    """A Ray actor around the worker ``factory`` builds."""
 
-    def __init__(self, settings: EvalSettings, index: int) -> None:
-        self.worker = make_worker(settings, index)
+    def __init__(self, factory: WorkerFactory, settings: Any, index: int) -> None:
+        self.worker = factory(settings, index)
 
-    def run(self, chain: Chain, record: bool) -> tuple[ChainResult, list[np.ndarray]]:
-        return self.worker.run(chain, record)
+    def run(self, job: Any, record: bool) -> Outcome:
+        return self.worker.run(job, record)
 
 
-def run_ray(chains: Sequence[Chain], settings: EvalSettings, workers: int, address: str | None = None,
-            record: frozenset[int] = frozenset()) -> Iterator[tuple[ChainResult, list[np.ndarray]]]:
-    """On Ray: one actor (one CPU, one env + agent) per worker; chains go to whichever actor is free."""
+def run_ray(jobs: Sequence[Any], settings: Any, workers: int, address: str | None = None,
+            record: frozenset = frozenset(), factory: WorkerFactory = _calvin_worker,
+            key: Callable[[Any], Hashable] = _index) -> Iterator[Outcome]:
+    """On Ray: one actor (one CPU, one worker) per worker; jobs go to whichever actor is free."""
     import ray
     from ray.util import ActorPool
 
     n = _init_ray(workers, address)
     try:
         actor = ray.remote(num_cpus=1)(_RayWorker)
-        pool = ActorPool([actor.remote(settings, i) for i in range(min(n, len(chains)) or 1)])
-        yield from pool.map_unordered(lambda a, c: a.run.remote(c, c.index in record), list(chains))
+        pool = ActorPool([actor.remote(factory, settings, i) for i in range(min(n, len(jobs)) or 1)])
+        yield from pool.map_unordered(lambda a, j: a.run.remote(j, key(j) in record), list(jobs))
     finally:
         ray.shutdown()
 
 
+def run_jobs(jobs: Sequence[Any], settings: Any, factory: WorkerFactory, workers: int = 0,
+             address: str | None = None, record: frozenset = frozenset(),
+             key: Callable[[Any], Hashable] = _index) -> Iterator[Outcome]:
+    """(result, frames) per job as they finish (any order with Ray; in order locally)."""
+    if workers == 0 and not address:
+        return run_local(jobs, settings, record, factory, key)
+    return run_ray(jobs, settings, workers, address, record, factory, key)
+
+
 def run_chains(chains: Sequence[Chain], settings: EvalSettings, workers: int = 0, address: str | None = None,
                record: frozenset[int] = frozenset()) -> Iterator[tuple[ChainResult, list[np.ndarray]]]:
-    """(result, frames) per chain as they finish (any order with Ray; in order locally)."""
-    if workers == 0 and not address:
-        return run_local(chains, settings, record)
-    return run_ray(chains, settings, workers, address, record)
+    """CALVIN chains (:func:`~ivm_ros_sim.eval.workers.make_worker`): (result, frames) per chain as they finish."""
+    return run_jobs(chains, settings, _calvin_worker, workers, address, record)

@@ -8,17 +8,15 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import socket
 import time
 from typing import Any
 
 import numpy as np
-import torch
 from ivm_ros_sim.calvin.env import CalvinSceneEnv
 from ivm_ros_sim.calvin.masks import mask_from_segmentation, relevant_parts
+from ivm_ros_sim.eval.gt_predictor import GroundTruthPredictor
 from ivm_ros_sim.eval.protocol import EP_LEN, Chain, ChainResult, ExpertAgent, run_chain
-
-from ivm_ros.models.base import MaskPredictor
+from ivm_ros_sim.eval.runs import worker_id
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,20 +48,6 @@ class EvalSettings:
         if self.policy == "embedded" and "checkpoint" not in cfg:
             cfg.setdefault("variant", "calvin_masked" if self.masking else "calvin_raw")
         return cfg
-
-
-class GroundTruthPredictor(MaskPredictor):
-    """The upper bound of masking: the simulator's ground-truth instruction mask (:mod:`ivm_ros_sim.calvin.masks`)
-    of the current frame, set by :class:`GroundTruthMasked` before each step; ignores the image."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.mask: np.ndarray | None = None
-
-    def predict(self, images: torch.Tensor, instructions: list[str]) -> torch.Tensor:
-        if self.mask is None:
-            raise RuntimeError("GroundTruthPredictor.mask is set by the evaluation before each frame")
-        return torch.from_numpy(self.mask.astype(np.float32))[None].expand(len(instructions), -1, -1)
 
 
 class GroundTruthMasked:
@@ -127,11 +111,6 @@ def check_settings(settings: EvalSettings) -> None:
         from ivm_ros.models.registry import resolve_class as resolve_predictor
 
         resolve_predictor(settings.model)
-
-
-def worker_id() -> str:
-    """``host:pid`` of this process: which worker ran a chain."""
-    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 def make_worker(settings: EvalSettings, index: int | None = None) -> Any:

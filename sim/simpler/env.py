@@ -46,6 +46,14 @@ INSTALL = (
 EnvMaker = Callable[..., Any]  # (task name, **make kwargs) -> gym env with SimplerEnv's interface
 
 
+def make_task_env(task: str, **kwargs: Any) -> Any:
+    """The default env maker: :func:`ivm_ros_sim.simpler.distractors.make_env` (our Bridge distractors
+    ``distractors=N`` and the coke-can stage stand-in; everything else goes to :func:`make_simpler`)."""
+    from ivm_ros_sim.simpler.distractors import make_env
+
+    return make_env(task, **kwargs)
+
+
 class SimplerEnvMissing(RuntimeError):
     """SimplerEnv (or ManiSkill2_real2sim / SAPIEN) is not installed; the message says how to install it."""
 
@@ -99,14 +107,14 @@ def task_actors(unwrapped: Any) -> dict[str, tuple[int, str]]:
 
 class SimplerTaskEnv:
     """One SimplerEnv task; see the module docstring. ``variant``: make kwargs over the task's prepackaged
-    config (e.g. ``scene_name``, ``rgb_overlay_path``, ``urdf_version``); ``make``: the env factory (default
-    :func:`make_simpler`; tests pass :class:`~ivm_ros_sim.simpler.double.SimplerEnvDouble`'s ``make``);
-    ``gripper_threshold``: a policy gripper value above it means open."""
+    config (e.g. ``scene_name``, ``rgb_overlay_path``, ``urdf_version``, our ``distractors``); ``make``: the env
+    factory (default :func:`make_task_env`; tests pass :class:`~ivm_ros_sim.simpler.double.SimplerEnvDouble`'s
+    ``make``); ``gripper_threshold``: a policy gripper value above it means open."""
 
     def __init__(self, task: str, variant: dict[str, Any] | None = None, make: EnvMaker | None = None,
                  gripper_threshold: float = 0.0) -> None:
         self.task, self.variant = task, dict(variant or {})
-        self.env = (make or make_simpler)(task, **self.variant)
+        self.env = (make or make_task_env)(task, **self.variant)
         u = self.env.unwrapped
         self.robot = actions.GOOGLE_ROBOT if "google_robot" in str(getattr(u, "robot_uid", "")) else actions.WIDOWX
         self.control_hz = float(u.control_freq)

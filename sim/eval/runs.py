@@ -1,0 +1,54 @@
+"""What the evaluation commands (``calvin-eval``, ``simpler-eval``) share about options and their ``--out`` folder:
+``KEY=VALUE`` settings, the rows a run already finished (``--resume``; a folder made with other settings is
+refused), the standard error of a mean and the name of the worker that ran a job."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def key_values(items: list[str], what: str, prog: str) -> tuple[tuple[str, Any], ...]:
+    """``["k=v", ...]`` -> ``(("k", v), ...)``; each value parsed as JSON when it is JSON, else kept as a string.
+    SystemExit naming ``prog`` and ``what`` (the option) for an item without ``=``."""
+    out = []
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"{prog}: {what} takes KEY=VALUE, got {item!r}")
+        try:
+            out.append((key, json.loads(value)))
+        except json.JSONDecodeError:
+            out.append((key, value))
+    return tuple(out)
+
+
+def finished_rows(out: Path, name: str, settings: dict[str, Any], resume: bool, prog: str) -> list[dict[str, Any]]:
+    """The JSON rows of ``out/name`` (one per finished job) for ``--resume``; [] when there is none. SystemExit when
+    the file exists without ``resume``, or when ``out/settings.json`` holds other ``settings``."""
+    jsonl, saved = out / name, out / "settings.json"
+    if not jsonl.exists():
+        return []
+    if not resume:
+        raise SystemExit(f"{prog}: {jsonl} exists: add --resume to continue it, or choose another --out")
+    old = json.loads(saved.read_text()) if saved.exists() else None
+    if old != settings:
+        raise SystemExit(f"{prog}: {out} holds a run with other settings ({old}); choose another --out")
+    return [json.loads(line) for line in jsonl.read_text().splitlines() if line.strip()]
+
+
+def stderr(values: Sequence[float]) -> float:
+    """Standard error of the mean (sample standard deviation / sqrt(n)); 0 for fewer than 2 values."""
+    v = np.asarray(values, np.float64)
+    return float(v.std(ddof=1) / np.sqrt(v.size)) if v.size > 1 else 0.0
+
+
+def worker_id() -> str:
+    """``host:pid`` of this process: which worker ran a job."""
+    return f"{socket.gethostname()}:{os.getpid()}"
