@@ -18,6 +18,7 @@ import json
 import os
 import subprocess
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -131,13 +132,20 @@ class ChainHarness(Harness):
         self.wait_instruction(json.loads(self.call(self.begin, "begin_subtask"))["instruction"])
         self.call(self.reset_policy, "policy reset", 10)
         self.call(self.resume, "resume")
+        report = self.poll_success(lambda r: bool(r.get("success")) or r.get("steps", 0) >= max_steps,
+                                   wall_timeout, f"subtask {task}")
+        return bool(report.get("success")), int(report.get("steps", 0))
+
+    def poll_success(self, done: Callable[[dict[str, Any]], bool], wall_timeout: float, what: str) -> dict[str, Any]:
+        """Asks the sim node's ``~/get_success`` while spinning until ``done(report)``; that report (a dict).
+        TimeoutError after ``wall_timeout`` s."""
         t0 = time.monotonic()
         while time.monotonic() - t0 < wall_timeout:
             self.rclpy.spin_once(self.node, timeout_sec=0.1)
             report = json.loads(self.spin_until(self.get_success.call_async(_trigger()), 10).message)
-            if report.get("success") or report.get("steps", 0) >= max_steps:
-                return bool(report.get("success")), int(report.get("steps", 0))
-        raise TimeoutError(f"subtask {task} took more than {wall_timeout:.0f} s of wall time")
+            if done(report):
+                return report
+        raise TimeoutError(f"{what} took more than {wall_timeout:.0f} s of wall time")
 
 
 def _trigger() -> Any:

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 from ivm_ros_sim.eval.runs import stderr
+from ivm_ros_sim.simpler.episodes import parse_json_object
 
 #: SimplerEnv's WidowX "visual matching" tasks (Bridge; 24 object placements each)
 WIDOWX_TASKS = ("widowx_carrot_on_plate", "widowx_spoon_on_towel", "widowx_stack_cube",
@@ -38,13 +39,7 @@ def parse_variant(spec: str) -> tuple[str, dict[str, Any]]:
     naming the known variants otherwise."""
     name, sep, text = spec.partition("=")
     if sep:
-        try:
-            kwargs = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"--variant {name}: not a JSON object of make kwargs: {exc}") from None
-        if not isinstance(kwargs, dict):
-            raise ValueError(f"--variant {name}: make kwargs must be a JSON object, got {text!r}")
-        return name, kwargs
+        return name, parse_json_object(text, f"--variant {name}: its make kwargs")
     known = known_variants()
     if name not in known:
         raise ValueError(f"unknown variant {name!r}; known: {sorted(known)} (or NAME='{{\"make_kwarg\": ...}}')")

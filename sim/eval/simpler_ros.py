@@ -162,22 +162,11 @@ class SimplerHarness(ChainHarness):
             v.clear()
         self.record = record
         self.call(self.reset_sim, "reset")
-        t0 = time.monotonic()
-        while time.monotonic() - t0 < wall_timeout:
-            self.rclpy.spin_once(self.node, timeout_sec=0.1)
-            report = json.loads(self.spin_until(self.get_success.call_async(_trigger()), 10).message)
-            if report.get("truncated"):
-                self.record = False
-                if report.get("seed") != seed or report.get("episode_id") != job.episode:
-                    raise RuntimeError(f"sim_node ran {report} when asked for seed {seed} episode {job.episode}")
-                return report
-        raise TimeoutError(f"episode {job.key} took more than {wall_timeout:.0f} s of wall time")
-
-
-def _trigger() -> Any:
-    from std_srvs.srv import Trigger
-
-    return Trigger.Request()
+        report = self.poll_success(lambda r: bool(r.get("truncated")), wall_timeout, f"episode {job.key}")
+        self.record = False
+        if report.get("seed") != seed or report.get("episode_id") != job.episode:
+            raise RuntimeError(f"sim_node ran {report} when asked for seed {seed} episode {job.episode}")
+        return report
 
 
 class RosSimplerWorker:
