@@ -30,11 +30,14 @@ StepHook = Callable[[Frame, Any], None]
 
 class SimplerAgent(IvmCalvinModel):
     """Masking (or none) + a policy over SimplerEnv frames: the third-person camera, masked for the instruction,
-    is the policy's primary image (no wrist image, no proprio). ``ground_truth``: the pipeline's predictor is a
-    :class:`GroundTruthPredictor` fed the task's mask (:mod:`ivm_ros_sim.simpler.masks`) before each frame."""
+    is the policy's primary image; no wrist image (SimplerEnv's WidowX has none); the frame's WidowX proprio
+    (:mod:`~ivm_ros_sim.simpler.proprio`) when the policy says it takes proprio (``proprio_spec()`` not None: the
+    embedded policy). ``ground_truth``: the pipeline's predictor is a :class:`GroundTruthPredictor` fed the task's
+    mask (:mod:`ivm_ros_sim.simpler.masks`) before each frame."""
 
     def __init__(self, policy: Any, pipeline: Any = None, ground_truth: GroundTruthPredictor | None = None) -> None:
-        super().__init__(policy, pipeline, use_wrist=False, use_proprio=False)
+        spec = getattr(policy, "proprio_spec", lambda: None)()
+        super().__init__(policy, pipeline, use_wrist=False, use_proprio=spec is not None)
         self.ground_truth = ground_truth
 
     def act(self, frame: Frame, env: SimplerTaskEnv) -> np.ndarray:
@@ -52,7 +55,11 @@ class SimplerAgent(IvmCalvinModel):
         self.last_seen = seen
         if seen is None:
             return np.array([0.0] * 6 + [env.gripper_action])
-        return calvin_action(np.asarray(self.policy.act(Observation(seen)), np.float64).reshape(-1, 7)[0])
+        proprio = frame.proprio if self.use_proprio else None
+        if self.use_proprio and proprio is None:
+            raise ValueError(f"the policy takes proprio, but {env.task}'s frames carry none (WidowX tasks only)")
+        actions = self.policy.act(Observation(seen, proprio=proprio))
+        return calvin_action(np.asarray(actions, np.float64).reshape(-1, 7)[0])
 
 
 class SimplerExpertAgent:

@@ -8,8 +8,9 @@ episode_target_obj``; ``reset(seed=, options=)`` -> (obs, info with ``episode_id
 terminated, truncated, info with ``success``), truncated after ``max_episode_steps``.
 
 Its world is a stand-in: a flat table (actor 7) with the source (actor 16) and target (actor 17) drawn as squares
-placed by the episode id, and an end effector that accumulates the xyz deltas; ``success`` once it has moved
-``SUCCESS_DISTANCE`` m along +x. Every env action it received is kept in ``actions``.
+placed by the episode id, and an end effector that accumulates the xyz deltas (reported as ``extra.tcp_pose`` with
+stand-in ``agent`` qpos / base_pose); ``success`` once it has moved ``SUCCESS_DISTANCE`` m along +x. Every env
+action it received is kept in ``actions``.
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ DOUBLE_TASKS: dict[str, tuple[str, float, str, str, str, str, int]] = {
                                    80),
 }
 EPISODES = 24  # object placements per task (SimplerEnv's Bridge tasks: 24)
+HOME_TCP = np.array([0.29, 0.0, 0.135])  # m, base frame: the WidowX TCP at SimplerEnv's home pose (stand-in)
+TCP_QUAT = (0.7071068, 0.0, 0.7071068, 0.0)  # wxyz: 90 deg about base y, the gripper pointing down
 
 
 @dataclasses.dataclass
@@ -108,7 +111,15 @@ class SimplerEnvDouble:
             f = 0.97 * w
             params[name] = {"intrinsic_cv": np.array([[f, 0, (w - 1) / 2], [0, f, (h - 1) / 2], [0, 0, 1.0]]),
                             "extrinsic_cv": np.eye(4)[:3], "cam2world_gl": np.eye(4)}
-        return {"agent": {}, "extra": {}, "camera_param": params, "image": image}
+        return {"agent": self._agent(), "extra": {"tcp_pose": np.array([*(HOME_TCP + self.ee), *TCP_QUAT])},
+                "camera_param": params, "image": image}
+
+    def _agent(self) -> dict[str, np.ndarray]:
+        """Stand-in agent state: ``qpos`` (8,) (arm joints 0, fingers open 0.037 m each) and ``base_pose`` (7,)
+        (at the origin, identity wxyz quaternion); the TCP (``extra.tcp_pose``) at ``HOME_TCP`` + the accumulated
+        xyz deltas, gripper pointing down."""
+        qpos = np.array([0.0] * 6 + [0.037, 0.037], np.float32)
+        return {"qpos": qpos, "qvel": np.zeros(8, np.float32), "base_pose": np.array([0, 0, 0, 1.0, 0, 0, 0])}
 
     def _segmentation(self, h: int, w: int) -> np.ndarray:
         """(H, W) uint32 actor ids: table everywhere below the top eighth, the source and target squares placed

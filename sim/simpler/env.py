@@ -7,11 +7,13 @@ images, their actor-level segmentation, success and the step count.
 
 SimplerEnv's interface, as used here (ManiSkill2_real2sim, ``obs_mode="rgbd"``, ``prepackaged_config=True``):
 ``obs["image"][camera]["rgb"]`` (H, W, 3) uint8 and ``["Segmentation"]`` (H, W, 4) uint32 (``[..., 1]`` actor
-ids), ``obs["camera_param"][camera]["intrinsic_cv"]`` (3, 3) pixels; cameras ``3rd_view_camera`` (WidowX, 640x480)
-or ``overhead_camera`` (Google robot), and ``base_camera``. ``env.unwrapped``: ``robot_uid``, ``control_freq``
-(Hz; Bridge 5), ``get_language_instruction()``, the task's actors (``episode_source_obj`` /
-``episode_target_obj``, or ``obj``) with ``.id`` and ``.name``. ``env.step(a)`` -> obs, reward, terminated,
-truncated, info with ``info["success"]``; a TimeLimit wrapper truncates (Bridge: 60 steps, eggplant 120).
+ids), ``obs["camera_param"][camera]["intrinsic_cv"]`` (3, 3) pixels; ``obs["agent"]`` ``qpos`` / ``base_pose`` and
+``obs["extra"]["tcp_pose"]`` (the WidowX proprio, :mod:`~ivm_ros_sim.simpler.proprio`); cameras
+``3rd_view_camera`` (WidowX, 640x480) or ``overhead_camera`` (Google robot), and ``base_camera``.
+``env.unwrapped``: ``robot_uid``, ``control_freq`` (Hz; Bridge 5), ``get_language_instruction()``, the task's
+actors (``episode_source_obj`` / ``episode_target_obj``, or ``obj``) with ``.id`` and ``.name``. ``env.step(a)``
+-> obs, reward, terminated, truncated, info with ``info["success"]``; a TimeLimit wrapper truncates (Bridge: 60
+steps, eggplant 120).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from typing import Any
 
 import numpy as np
 from ivm_ros_sim.simpler import actions
+from ivm_ros_sim.simpler.proprio import proprio_from_obs
 
 #: SimplerEnv's task names -> (ManiSkill2_real2sim env id, make kwargs); used when only ManiSkill2_real2sim is
 #: installed (SimplerEnv's own ``simpler_env.make`` is preferred when present).
@@ -82,7 +85,8 @@ def make_simpler(task: str, **kwargs: Any) -> Any:
 class Frame:
     """One observation. ``images``: camera role (``main``, ``base``) -> (H, W, 3) uint8 RGB; ``segmentation``:
     role -> (H, W) uint32 actor ids (empty without segmentation); ``success`` of this step; ``steps`` since the
-    reset; ``truncated`` by the env's time limit."""
+    reset; ``truncated`` by the env's time limit; ``proprio``: the WidowX proprio vector (8,) float32
+    (:mod:`~ivm_ros_sim.simpler.proprio`; None for the Google robot or an env without agent state)."""
 
     images: dict[str, np.ndarray]
     segmentation: dict[str, np.ndarray]
@@ -90,6 +94,7 @@ class Frame:
     steps: int = 0
     truncated: bool = False
     info: dict[str, Any] = dataclasses.field(default_factory=dict)
+    proprio: np.ndarray | None = None
 
 
 def task_actors(unwrapped: Any) -> dict[str, tuple[int, str]]:
@@ -155,7 +160,10 @@ class SimplerTaskEnv:
         images = {role: obs["image"][cam]["rgb"] for role, cam in self.cameras.items()}
         seg = {role: obs["image"][cam]["Segmentation"][..., 1] for role, cam in self.cameras.items()
                if "Segmentation" in obs["image"][cam]}
-        return Frame(images, seg, bool(info.get("success", False)), self.steps, truncated, info)
+        proprio = None
+        if self.robot == actions.WIDOWX:
+            proprio = proprio_from_obs(obs, self.env.unwrapped, self.gripper_action)
+        return Frame(images, seg, bool(info.get("success", False)), self.steps, truncated, info, proprio)
 
     # ---------------------------------------------------------------------------------------- facts
     def camera_info(self) -> dict[str, dict[str, Any]]:

@@ -9,6 +9,9 @@
 
 ``--policies masked`` retrains only the masked policy (after a new lite model: the raw baseline does not depend
 on it); the report keeps the other policy's entry from an earlier run in ``--out``, and ``--ship`` needs both.
+
+``--demos`` from ``ivm-ros sim-data simpler-demos`` (index ``robot: widowx``) trains WidowX policies for SimplerEnv
+(:func:`arch_for`; run with ``ivm-ros simpler-eval --policy embedded --policy-config checkpoint=PATH``).
 """
 
 from __future__ import annotations
@@ -55,11 +58,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         if missing:
             raise ValueError(f"--ship needs every policy; {missing} not trained in {out}")
         variants, card = SHIP_SETS[args.ship_set]
+        arch = checkpoint.load(out / "policy_masked.msgpack")[0].arch
+        if arch.robot != "calvin":
+            raise ValueError(f"--ship: the ship sets hold CALVIN policies; {out} holds {arch.robot} ones")
         for name, variant in variants.items():
             dest = checkpoint.SHIPPED[variant]
             dest.parent.mkdir(parents=True, exist_ok=True)
             dest.write_bytes((out / f"policy_{name}.msgpack").read_bytes())
-        arch = checkpoint.load(out / "policy_masked.msgpack")[0].arch
         (checkpoint.WEIGHTS / card).write_text(model_card(report, arch, args))
         print(f"shipped to {checkpoint.WEIGHTS}")
     return report
@@ -75,7 +80,10 @@ def train(args: argparse.Namespace, out: Path, earlier: dict[str, Any]) -> dict[
     demos = Path(args.demos)
     if not (demos / "index.json").is_file():
         generate_demos(demos, args.episodes, args.seed, tuple(args.tasks), ("none",), instruction_split="train")
-    arch = PolicyArch(proprio_dim=7, proprio_index=tuple(range(7))) if args.drop_gripper_action else PolicyArch()
+    arch = arch_for(demos_robot(demos), args.drop_gripper_action)
+    if args.ship and arch.robot != "calvin":
+        raise ValueError(f"--ship: no shipped set for {arch.robot} policies yet (train, then use --policy-config "
+                         "checkpoint=PATH)")
     lite = LitePredictor() if "masked" in args.policies else None
     data = load_demos(demos, arch.static_size, arch.gripper_size, predictor=lite, proprio_index=arch.proprio_index,
                       prob_cache=args.prob_cache)
@@ -100,6 +108,24 @@ def train(args: argparse.Namespace, out: Path, earlier: dict[str, Any]) -> dict[
         report["policies"][name] = rep
         print(f"[{name}] {rep['train_seconds'] / 60:.1f} min, final loss {rep['history'][-1]['loss']:.4f} -> {path}")
     return report
+
+
+def demos_robot(demos: Path) -> str:
+    """The robot of a demos folder: its index's ``robot`` (``ivm-ros sim-data simpler-demos``: widowx), else
+    calvin (the CALVIN demos and chains)."""
+    return str(json.loads((demos / "index.json").read_text()).get("robot", "calvin"))
+
+
+def arch_for(robot: str, drop_gripper_action: bool = False) -> PolicyArch:
+    """The policy arch of ``robot``. calvin: the default (static 80 px + gripper camera 48 px, 8 of robot_obs).
+    widowx: no second camera (SimplerEnv's WidowX has no wrist camera; the masked policy then sees nothing
+    unmasked), the whole 8-value WidowX proprio. ``drop_gripper_action``: the last gripper action left out (the
+    proprio's last entry for both robots: robot_obs[14] / the WidowX gripper command)."""
+    if robot == "widowx":
+        n = 7 if drop_gripper_action else 8
+        return PolicyArch(robot="widowx", gripper_size=0, gripper_widths=(), proprio_dim=n,
+                          proprio_index=tuple(range(n)))
+    return PolicyArch(proprio_dim=7, proprio_index=tuple(range(7))) if drop_gripper_action else PolicyArch()
 
 
 def _init_from(args: argparse.Namespace, name: str, arch: PolicyArch) -> tuple[Any, dict[str, Any]]:
@@ -188,7 +214,9 @@ Closed-loop success: `ivm-ros sim-eval-policy` (6-task episodes) and `ivm-ros ca
 
 def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="ivm-ros sim-train-policy", description=__doc__.split("\n")[0])
-    ap.add_argument("--demos", default="out/policy/demos", help="demonstration folder (reused when present)")
+    ap.add_argument("--demos", default="out/policy/demos",
+                    help="demonstration folder (reused when present; made with CALVIN's expert when not). The robot "
+                    "comes from its index.json: `sim-data simpler-demos` folders train a WidowX policy")
     ap.add_argument("--out", default="out/policy/run")
     ap.add_argument("--episodes", type=int, default=300)
     ap.add_argument("--tasks", default=",".join(TASKS))
@@ -208,7 +236,7 @@ def parser() -> argparse.ArgumentParser:
                     help=f"comma-separated subset of {tuple(POLICIES)}; '' trains nothing (with --ship: ships --out)")
     ap.add_argument("--drop-gripper-action", action="store_true",
                     help="leave robot_obs[14] (the last gripper action) out of the proprio: the official CALVIN "
-                    "evaluation does not reset it between chains")
+                    "evaluation does not reset it between chains (WidowX demos: the gripper command, entry 7)")
     ap.add_argument("--ship", action="store_true")
     ap.add_argument("--ship-set", default="v1", choices=tuple(SHIP_SETS),
                     help="which shipped pair --ship replaces: v1 (the 6-task policies) or calvin (the 34-task ones)")

@@ -33,7 +33,8 @@ class DemoSet:
     """Frames of all episodes, concatenated (N frames), plus per-frame episode bookkeeping.
 
     static (N, S, S, 3) uint8 raw static camera at the policy's size; prob (N, S, S) uint8 lite probabilities
-    (0-255) or None; gripper (N, G, G, 3) uint8; proprio (N, 8) float32 raw; actions (N, 7) float32;
+    (0-255) or None; gripper (N, G, G, 3) uint8 (G = 0: no second camera); proprio (N, P) float32 raw (the
+    ``proprio_index`` entries of robot_obs); actions (N, 7) float32 as recorded;
     episode (N,) int32; start (N,) int32 index of the episode's first frame; end (N,) int32 one past its last;
     text_index (N,) int32 into ``instructions``.
     """
@@ -79,7 +80,8 @@ def load_demos(root: str | Path, static_size: int, gripper_size: int, predictor=
             instructions.append(instr)
             tasks.append(str(entry["task"]))
         cols["static"].append(np.stack([_resize(f, static_size) for f in static]))
-        cols["gripper"].append(np.stack([_resize(f, gripper_size) for f in gripper]))
+        cols["gripper"].append(np.stack([_resize(f, gripper_size) for f in gripper]) if gripper_size > 0
+                               else np.zeros((t, 0, 0, 3), np.uint8))  # no second camera
         if key is not None:
             cols["prob"].append(cached_probabilities(root / entry["file"], key, predictor, static, instr, static_size))
         elif predictor is not None:

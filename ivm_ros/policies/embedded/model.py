@@ -4,6 +4,8 @@ instruction embedding -> a chunk of relative end-effector actions.
 Shapes (defaults): ``static`` (B, W, S, S, 3) uint8 with W = window 2 and S = 80 (the masked third-person
 camera, resized); ``gripper`` (B, W, G, G, 3) uint8, G = 48 (the wrist camera, unmasked, as in the IVM paper);
 ``proprio`` (B, P) float32 normalised robot state; ``text`` (B, 384) float32 MiniLM sentence embedding.
+``gripper_size`` 0: no second camera (SimplerEnv's WidowX has no wrist camera; the input is then (B, W, 0, 0, 3) and
+ignored). ``robot`` (:mod:`~ivm_ros.policies.embedded.robots`) names the proprio vector and the action units.
 Output: ``actions`` (B, H, 6) float32 in [-1, 1] (tanh) and ``gripper_logits`` (B, H) (> 0: open), H = chunk 4.
 Frames of the window are stacked on channels; the instruction modulates every conv stage (FiLM).
 """
@@ -20,6 +22,7 @@ import jax.numpy as jnp
 
 from ivm_ros.archs import ArchRecord
 from ivm_ros.policies.embedded.data import PROPRIO_INDEX
+from ivm_ros.policies.embedded.robots import robot
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,11 +41,17 @@ class PolicyArch(ArchRecord):
     widths: tuple[int, ...] = (16, 32, 64, 96)
     gripper_widths: tuple[int, ...] = (16, 32, 64)
     hidden: int = 256
+    #: the proprio vector proprio_index reads and the action units: ``calvin`` (robot_obs (15,)) or ``widowx``
+    robot: str = "calvin"
 
     def __post_init__(self) -> None:
-        if len(self.proprio_index) != self.proprio_dim or not all(0 <= i < 15 for i in self.proprio_index):
+        n = robot(self.robot).obs_dim
+        if len(self.proprio_index) != self.proprio_dim or not all(0 <= i < n for i in self.proprio_index):
             raise ValueError(f"proprio_index {self.proprio_index} must name proprio_dim={self.proprio_dim} entries of "
-                             "robot_obs (0-14)")
+                             f"the {self.robot} proprio vector (0-{n - 1})")
+        if self.gripper_size < 0 or (self.gripper_size > 0) != bool(self.gripper_widths):
+            raise ValueError(f"gripper_size {self.gripper_size} and gripper_widths {self.gripper_widths}: both set "
+                             "(a second camera) or 0 and () (none)")
 
 
 class FiLMConvNet(nn.Module):
@@ -87,8 +96,10 @@ class EmbeddedPolicyNet(nn.Module):
             return x.transpose(0, 2, 3, 1, 4).reshape(b, s, s2, w * c)
 
         f_static = FiLMConvNet(a.widths, name="static_encoder")(stack(static), cond)
-        f_grip = FiLMConvNet(a.gripper_widths, name="gripper_encoder")(stack(gripper), cond)
-        x = jnp.concatenate([f_static, f_grip, nn.Dense(64, name="proprio_proj")(proprio), cond], axis=-1)
+        feats = [f_static]
+        if a.gripper_size > 0:
+            feats.append(FiLMConvNet(a.gripper_widths, name="gripper_encoder")(stack(gripper), cond))
+        x = jnp.concatenate([*feats, nn.Dense(64, name="proprio_proj")(proprio), cond], axis=-1)
         x = nn.relu(nn.Dense(a.hidden, name="fc1")(x))
         x = nn.relu(nn.Dense(a.hidden, name="fc2")(x))
         out = nn.Dense(a.chunk * 7, name="head")(x).reshape(-1, a.chunk, 7)

