@@ -148,6 +148,17 @@ class ChainHarness(Harness):
         raise TimeoutError(f"{what} took more than {wall_timeout:.0f} s of wall time")
 
 
+def stop_processes(procs: list[subprocess.Popen], timeout: float = 15.0) -> None:
+    """Terminates the node processes, waits up to ``timeout`` s for each and kills what is still running."""
+    for p in procs:
+        p.terminate()
+    for p in procs:
+        try:
+            p.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            p.kill()
+
+
 def _trigger() -> Any:
     from std_srvs.srv import Trigger
 
@@ -199,10 +210,4 @@ class RosChainWorker:
             harness.node.destroy_node()
         if rclpy.ok():
             rclpy.shutdown()
-        for p in self.procs:
-            p.terminate()
-        for p in self.procs:
-            try:
-                p.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        stop_processes(self.procs)

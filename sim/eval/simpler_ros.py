@@ -26,7 +26,7 @@ import time
 from typing import Any
 
 import numpy as np
-from ivm_ros_sim.eval.ros_transport import ChainHarness
+from ivm_ros_sim.eval.ros_transport import ChainHarness, stop_processes
 from ivm_ros_sim.eval.runs import worker_id
 from ivm_ros_sim.eval.simpler_jobs import EpisodeResult, Job, SimplerSettings
 
@@ -219,13 +219,7 @@ class RosSimplerWorker:
         if self.harness is not None:
             self.harness.node.destroy_node()
             self.harness = None
-        for p in self.procs:
-            p.terminate()
-        for p in self.procs:
-            try:
-                p.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        stop_processes(self.procs)
         self.procs = []
 
     def close(self) -> None:
