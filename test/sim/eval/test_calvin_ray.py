@@ -7,11 +7,8 @@ from __future__ import annotations
 import json
 import os
 import random
-import shutil
-import signal
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -31,31 +28,6 @@ def _outcomes(out: Path) -> dict[int, tuple[int, list[int]]]:
 
 def _workers(out: Path) -> set[str]:
     return {json.loads(line)["worker"] for line in (out / "chains.jsonl").read_text().splitlines()}
-
-
-def _kill_tree_of(marker: str) -> None:
-    """Ends every process whose command line names ``marker`` (this test's Ray temp dir): only what it started."""
-    procs = [p for p in psutil.process_iter(["cmdline"]) if marker in " ".join(p.info["cmdline"] or [])]
-    for p in procs:
-        p.send_signal(signal.SIGTERM)
-    _, alive = psutil.wait_procs(procs, timeout=10)
-    for p in alive:
-        p.kill()
-
-
-@pytest.fixture()
-def ray_env(monkeypatch):
-    """An isolated HOME (Ray keeps an auth token in ~/.ray; a stale one stops a second node joining) and temp dir
-    (short: Ray's socket paths must fit in 107 characters)."""
-    home = Path(tempfile.mkdtemp(prefix="rayhome", dir="/tmp"))
-    temp = Path(tempfile.mkdtemp(prefix="rt", dir="/tmp"))
-    monkeypatch.setenv("HOME", str(home))
-    monkeypatch.setenv("RAY_TMPDIR", str(temp))
-    monkeypatch.setenv("RAY_USAGE_STATS_ENABLED", "0")
-    yield temp
-    _kill_tree_of(str(temp))
-    shutil.rmtree(home, ignore_errors=True)
-    shutil.rmtree(temp, ignore_errors=True)
 
 
 def _ray_start(*args: str) -> None:

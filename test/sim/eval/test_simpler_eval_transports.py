@@ -1,13 +1,14 @@
 """``simpler-eval`` gives the same per-episode outcomes in this process, on a local Ray with 2 workers and through
 real nodes (``--transport ros``: simpler_node -> masking_node -> policy_node, separate processes), on
-SimplerEnvDouble with the stand-ins of simpler_standins.py (what is tested is the fan-out and the transport)."""
+SimplerEnvDouble with the stand-ins of simpler_standins.py (what is tested is the fan-out and the transport).
+The Ray run is a separate ``simpler-eval`` process."""
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -31,17 +32,14 @@ def standins_on_path(monkeypatch):
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]))
 
 
-def test_two_ray_workers_give_the_in_process_outcomes(tmp_path, monkeypatch, standins_on_path):
+def test_two_ray_workers_give_the_in_process_outcomes(tmp_path, ray_env, standins_on_path):
     pytest.importorskip("ray")
-    temp = Path(tempfile.mkdtemp(prefix="rt", dir="/tmp"))  # short: Ray's socket paths must fit in 107 characters
-    monkeypatch.setenv("RAY_TMPDIR", str(temp))
-    monkeypatch.setenv("RAY_USAGE_STATS_ENABLED", "0")
     jobs = [*RUN, "--tasks", "widowx_carrot_on_plate,widowx_stack_cube", "--episodes", "4", "--gifs", "1"]
-    try:
-        assert simpler_eval.main([*jobs, "--workers", "0", "--out", str(tmp_path / "inproc")]) == 0
-        assert simpler_eval.main([*jobs, "--workers", "2", "--out", str(tmp_path / "ray")]) == 0
-    finally:
-        shutil.rmtree(temp, ignore_errors=True)
+    assert simpler_eval.main([*jobs, "--workers", "0", "--out", str(tmp_path / "inproc")]) == 0
+    # Ray in its own process: a Ray session started and shut down in this pytest process keeps global state that
+    # stops the next test's Ray (test_calvin_ray) from starting its GCS
+    subprocess.run([sys.executable, "-m", "ivm_ros_sim.eval.simpler_eval", *jobs, "--workers", "2", "--out",
+                    str(tmp_path / "ray")], check=True, timeout=300, env=os.environ.copy())
     reference = _outcomes(tmp_path / "inproc")
     assert len(reference) == 16 and len({o[0] for o in reference.values()}) == 2  # successes and failures
     assert _outcomes(tmp_path / "ray") == reference
