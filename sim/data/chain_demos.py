@@ -27,6 +27,8 @@ from ivm_ros_sim.calvin.expert import RECORDED, run_plan
 from ivm_ros_sim.calvin.scene import check_scene
 from tqdm import tqdm
 
+from ivm_ros.datasets import start_index
+
 FORMAT = "ivm_ros_sim.demos/1"
 
 
@@ -84,7 +86,8 @@ def generate_chain_demos(out: Path, chains: int, seed: int = 0, scenes: tuple[st
     args = {"seed": seed, "scenes": list(scenes), "length": length, "jitter": jitter, "distraction": distraction,
             "static_size": static_size, "gripper_size": gripper_size, "max_steps": max_steps,
             "instruction_split": "train"}
-    index = _start_index(out, args, resume)
+    index = start_index(out, args, resume, "sim-data chains", {"format": FORMAT, "kind": "chains", "args": args,
+                                                              "chains_done": 0, "counts": {}, "episodes": []})
     counts: dict[str, int] = index["counts"]
     envs: dict[str, CalvinSceneEnv] = {}
     t0, steps = time.perf_counter(), 0
@@ -112,18 +115,6 @@ def generate_chain_demos(out: Path, chains: int, seed: int = 0, scenes: tuple[st
         for env in envs.values():
             env.close()
     return index
-
-
-def _start_index(out: Path, args: dict[str, Any], resume: bool) -> dict[str, Any]:
-    path = out / "index.json"
-    if path.exists():
-        if not resume:
-            raise SystemExit(f"sim-data chains: {path} exists: add --resume to continue it, or choose another --out")
-        index = json.loads(path.read_text())
-        if index.get("args") != args:
-            raise SystemExit(f"sim-data chains: {out} was made with other settings ({index.get('args')})")
-        return index
-    return {"format": FORMAT, "kind": "chains", "args": args, "chains_done": 0, "counts": {}, "episodes": []}
 
 
 def add_parser(sub: Any) -> None:

@@ -34,6 +34,8 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from ivm_ros.datasets import start_index
+
 FORMAT = "ivm_ros_sim.demos/1"
 STATIC_SIZE = (240, 320)  # (H, W) px of the stored third-person frames
 SEED_STRIDE = 1000  # env seed = seed * SEED_STRIDE + placement
@@ -88,7 +90,8 @@ def generate_simpler_demos(out: Path, tasks: tuple[str, ...], episodes: int, see
     factory = load_expert(expert) if isinstance(expert, str) else expert
     args = {"variant": variant[0], "variant_kwargs": variant[1], "static_size": list(size), "max_steps": max_steps,
             "expert": name}  # what a resumed run must share; tasks, placements and seeds may grow
-    index = _start_index(out, args, resume)
+    index = start_index(out, args, resume, "sim-data simpler-demos", {"format": FORMAT, "kind": "simpler",
+                        "robot": "widowx", "args": args, "counts": {}, "done": [], "episodes": []})
     todo = [(t, s, e) for s in seeds for t in tasks for e in range(episodes) if _key(t, s, e) not in index["done"]]
     bar = tqdm(todo, desc="simpler demos", unit="ep", disable=not progress)
     env: Any = None
@@ -128,20 +131,6 @@ def _keep(out: Path, index: dict[str, Any], task: str, seed: int, ep: int, instr
     index["done"].append(key)
     index["seconds"] = round(index.get("seconds", 0.0) + seconds, 2)
     (out / "index.json").write_text(json.dumps(index, indent=1))
-
-
-def _start_index(out: Path, args: dict[str, Any], resume: bool) -> dict[str, Any]:
-    path = out / "index.json"
-    if path.exists():
-        if not resume:
-            raise SystemExit(f"sim-data simpler-demos: {path} exists: add --resume to continue it, or choose "
-                             "another --out")
-        index = json.loads(path.read_text())
-        if index.get("args") != args:
-            raise SystemExit(f"sim-data simpler-demos: {out} was made with other settings ({index.get('args')})")
-        return index
-    return {"format": FORMAT, "kind": "simpler", "robot": "widowx", "args": args, "counts": {}, "done": [],
-            "episodes": []}
 
 
 def expert_rates(index: dict[str, Any]) -> dict[str, tuple[int, int]]:

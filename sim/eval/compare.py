@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from ivm_ros_sim.eval.runs import stderr
 
 
 class RunError(ValueError):
@@ -62,11 +63,11 @@ def compare(runs: list[tuple[str, dict[int, int]]]) -> dict[str, Any]:
         diff = lens - ref
         rows.append({
             "run": name, "avg_len": float(lens.mean()),
-            "avg_len_stderr": float(lens.std(ddof=1) / np.sqrt(n)) if n > 1 else 0.0,
+            "avg_len_stderr": stderr(lens),
             "success_at": [float((lens >= k).mean()) for k in range(1, 6)],
             "relative": float(lens.mean() / ref.mean()) if ref.mean() > 0 else float("nan"),
             "paired_diff": float(diff.mean()),
-            "paired_diff_stderr": float(diff.std(ddof=1) / np.sqrt(n)) if n > 1 else 0.0,
+            "paired_diff_stderr": stderr(diff),
         })
     return {"chains": n, "first_chain": common[0], "last_chain": common[-1], "rows": rows}
 

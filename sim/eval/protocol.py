@@ -21,6 +21,7 @@ from ivm_ros_sim.calvin import tasks as T
 from ivm_ros_sim.calvin.chains import Chain, reset_to_chain
 from ivm_ros_sim.calvin.env import CalvinSceneEnv
 from ivm_ros_sim.calvin.expert import Expert
+from ivm_ros_sim.eval.runs import stderr
 
 EP_LEN = 360  #: CALVIN's step budget per subtask
 CHAIN_LEN = 5
@@ -109,7 +110,7 @@ def summarize(results: list[ChainResult]) -> dict[str, Any]:
             wins[task] = wins.get(task, 0) + int(i < r.completed)
     return {
         "avg_len": float(lens.mean()) if n else 0.0,
-        "avg_len_stderr": float(lens.std(ddof=1) / np.sqrt(n)) if n > 1 else 0.0,
+        "avg_len_stderr": stderr(lens),
         "success_at": [float((lens >= k).mean()) if n else 0.0 for k in range(1, CHAIN_LEN + 1)],
         "per_task": {t: wins[t] / attempts[t] for t in sorted(attempts)},
         "per_task_attempts": dict(sorted(attempts.items())),

@@ -198,7 +198,7 @@ def make_simpler_worker(settings: SimplerSettings, index: int | None = None) -> 
 
 def check_settings(settings: SimplerSettings, tasks: list[str], masking_on: bool) -> None:
     """Fails early, in the driver, for what a worker could not build (ValueError or PluginLoadError saying which):
-    a transport or backend, a task the backend lacks, SimplerEnv missing, the expert missing or over ROS, a policy
+    a transport or backend, a task the backend lacks, SimplerEnv missing, the expert over ROS, a policy
     or predictor that cannot load, ground-truth masks over ROS."""
     from importlib.util import find_spec
 
@@ -223,8 +223,6 @@ def check_settings(settings: SimplerSettings, tasks: list[str], masking_on: bool
         if settings.transport == "ros":
             raise ValueError("--transport ros needs a policy that runs in policy_node; the expert reads the "
                              "simulator's state and runs only with --transport direct")
-        if find_spec("ivm_ros_sim.simpler.expert") is None:
-            raise ValueError("--policy expert needs ivm_ros_sim.simpler.expert (SimplerExpert), not installed yet")
         return
     from ivm_ros.models.registry import resolve_class as resolve_predictor
     from ivm_ros.policies.registry import resolve_class

@@ -262,9 +262,9 @@ def _precompute(args: argparse.Namespace) -> int:
         print(f"sim-train-policy: --precompute-probs wants I/N with 0 <= I < N, got {args.precompute_probs!r}",
               file=sys.stderr)
         return 2
-    arch = PolicyArch()
+    size = arch_for(demos_robot(Path(args.demos))).static_size  # the size the training will read
     lite = LitePredictor()
-    computed = precompute_probabilities(args.demos, lite, arch.static_size, (i, n))
+    computed = precompute_probabilities(args.demos, lite, size, (i, n))
     lite.close()
     print(f"shard {i}/{n}: {computed} episodes computed")
     return 0
