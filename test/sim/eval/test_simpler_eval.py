@@ -163,3 +163,23 @@ def test_expert_over_ros_and_missing_pieces_fail_clearly(tmp_path, capsys, exper
     assert "expert reads the simulator's state" in capsys.readouterr().err
     with pytest.raises(SystemExit, match="KEY=VALUE"):
         simpler_eval.main([*POLICY, "--policy-config", "speed", "--out", str(tmp_path / "y")])
+
+
+def test_a_frame_the_masking_fail_safe_drops_holds_the_arm_still():
+    from ivm_ros_sim.eval.simpler_workers import SimplerAgent
+    from ivm_ros_sim.simpler.env import SimplerTaskEnv
+    from support.policies import ChunkPolicyForTest
+    from support.predictors import ConstantPredictorForTest
+
+    from ivm_ros.pipeline import FailSafeSettings, MaskingPipeline
+
+    env = SimplerTaskEnv("widowx_carrot_on_plate", make=D.SimplerEnvDouble.make)
+    frame = env.reset(0, 0)
+    env.gripper_action = -1.0  # closed on the object: the hold keeps it closed
+    policy = ChunkPolicyForTest([np.array([[0.5, 0, 0, 0, 0, 0, 1.0]])])  # +x, gripper open
+    nothing_passes = ConstantPredictorForTest(0.0)  # every frame triggers the masking fail-safe
+    agent = SimplerAgent(policy, MaskingPipeline(nothing_passes, fail_safe=FailSafeSettings("drop")))
+    np.testing.assert_array_equal(agent.act(frame, env), [0, 0, 0, 0, 0, 0, -1.0])
+    assert policy.calls == 0 and agent.last_seen is None  # the policy was not asked
+    kept = SimplerAgent(policy, MaskingPipeline(nothing_passes))  # default fail-safe: the whole frame kept
+    assert kept.act(frame, env)[0] > 0 and policy.calls == 1
