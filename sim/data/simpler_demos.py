@@ -12,6 +12,10 @@ demos`` format (``ivm_ros_sim.demos/1``), one ``<task>_s<seed>_e<placement>.npz`
   deployment), the frame the action was chosen on;
 - ``rgb_gripper`` (T, 128, 128, 3) uint8: the base camera as rendered (the WidowX has no wrist camera in
   SimplerEnv; the WidowX policy arch uses no second camera, the data keeps it for others);
+- ``mask_static`` (T, H, W) uint8 (0/1): the simulator's ground-truth instruction mask of each stored frame
+  (:func:`~ivm_ros_sim.simpler.masks.gt_mask`: source and target object, never a distractor), nearest-resized to
+  the stored size; for ``ivm-ros sim-train-policy --masks groundtruth``. Left out when the env renders no
+  segmentation;
 - ``robot_obs`` (T, 8) float32: the WidowX proprio vector (:data:`ivm_ros.policies.embedded.robots.WIDOWX_PROPRIO`);
 - ``actions`` (T, 7) float32: the expert's policy actions (m, rad, gripper +1 open / -1 closed;
   :mod:`~ivm_ros_sim.simpler.actions`); ``task``, ``instruction`` (the env's).
@@ -59,7 +63,10 @@ def record_episode(env: Any, expert: Any, seed: int, episode: int, size: tuple[i
     ``episode`` with env seed ``seed``: (success at the last step, the arrays of the module docstring)."""
     frame = env.reset(seed, episode)
     expert.reset()
-    rec: dict[str, list[np.ndarray]] = {"rgb_static": [], "rgb_gripper": [], "robot_obs": [], "actions": []}
+    from ivm_ros_sim.simpler.masks import gt_mask
+
+    rec: dict[str, list[np.ndarray]] = {"rgb_static": [], "rgb_gripper": [], "robot_obs": [], "actions": [],
+                                        "mask_static": []}
     while not frame.truncated and not (max_steps and len(rec["actions"]) >= max_steps):
         if frame.proprio is None:
             raise ValueError(f"{env.task}: the frame has no WidowX proprio (simpler-demos records WidowX tasks)")
@@ -68,11 +75,14 @@ def record_episode(env: Any, expert: Any, seed: int, episode: int, size: tuple[i
         rec["rgb_static"].append(cv2.resize(main, (size[1], size[0]), interpolation=cv2.INTER_AREA)
                                  if main.shape[:2] != size else main)
         rec["rgb_gripper"].append(frame.images.get("base", np.zeros((0, 0, 3), np.uint8)))
+        if "main" in frame.segmentation:
+            rec["mask_static"].append(cv2.resize(gt_mask(env, frame).astype(np.uint8), (size[1], size[0]),
+                                                 interpolation=cv2.INTER_NEAREST))
         rec["robot_obs"].append(frame.proprio)
         rec["actions"].append(action)
         frame = env.step(action)
     arrays = {k: np.stack(v).astype(np.float32 if k in ("robot_obs", "actions") else np.uint8)
-              for k, v in rec.items()}
+              for k, v in rec.items() if v or k != "mask_static"}
     return bool(frame.success), arrays
 
 

@@ -2,7 +2,8 @@
 
 1. Expert demonstrations of ``--tasks`` in clean scenes (``ivm-ros sim-data demos`` format; skipped when the
    folder already holds an index.json).
-2. The lite IVM model's probabilities for every static frame (the shipped lite checkpoint).
+2. The lite IVM model's probabilities for every static frame (the shipped lite checkpoint), or with ``--masks
+   groundtruth`` the simulator's masks the demos store (``mask_static``: the upper bound of masking).
 3. Behaviour cloning of two policies with the same budget: ``masked`` (static camera masked by lite with the
    IVM authors' threshold/dilation augmentation) and ``raw`` (the baseline without IVM).
 4. ``--ship``: writes both to ``ivm_ros/policies/embedded/weights/`` with a model card.
@@ -77,6 +78,9 @@ def train(args: argparse.Namespace, out: Path, earlier: dict[str, Any]) -> dict[
     from ivm_ros.models.lite.predictor import LitePredictor
     from ivm_ros.models.lite.text import InstructionEncoder
 
+    if args.ship and args.masks != "lite":
+        raise ValueError("--ship: shipped masked policies are trained on lite's masks (deployment has no simulator "
+                         "masks); --masks groundtruth trains an upper bound for evaluations")
     demos = Path(args.demos)
     if not (demos / "index.json").is_file():
         generate_demos(demos, args.episodes, args.seed, tuple(args.tasks), ("none",), instruction_split="train")
@@ -84,9 +88,9 @@ def train(args: argparse.Namespace, out: Path, earlier: dict[str, Any]) -> dict[
     if args.ship and arch.robot != "calvin":
         raise ValueError(f"--ship: no shipped set for {arch.robot} policies yet (train, then use --policy-config "
                          "checkpoint=PATH)")
-    lite = LitePredictor() if "masked" in args.policies else None
+    lite = LitePredictor() if "masked" in args.policies and args.masks == "lite" else None
     data = load_demos(demos, arch.static_size, arch.gripper_size, predictor=lite, proprio_index=arch.proprio_index,
-                      prob_cache=args.prob_cache)
+                      prob_cache=args.prob_cache, stored_masks="masked" in args.policies and args.masks != "lite")
     text = InstructionEncoder()(data.instructions).numpy()
     if lite is not None:
         lite.close()
@@ -96,6 +100,7 @@ def train(args: argparse.Namespace, out: Path, earlier: dict[str, Any]) -> dict[
     for name, masking in POLICIES.items():
         if name not in args.policies:
             continue
+        masking = args.masks if masking == "lite" else masking
         cfg = PolicyTrainConfig(masking=masking, steps=args.steps, seed=args.seed, shift=args.shift, lr=args.lr,
                                 photometric=args.photometric, retexture=args.retexture)
         init, info = _init_from(args, name, arch)
@@ -234,6 +239,10 @@ def parser() -> argparse.ArgumentParser:
                     "shipped:v1 / shipped:calvin; --steps then counts the added steps")
     ap.add_argument("--policies", default=",".join(POLICIES),
                     help=f"comma-separated subset of {tuple(POLICIES)}; '' trains nothing (with --ship: ships --out)")
+    ap.add_argument("--masks", choices=("lite", "groundtruth"), default="lite",
+                    help="what masks the masked policy's camera in training: the shipped lite model's probabilities, "
+                    "or the simulator's ground-truth masks stored in the demos (mask_static; the upper bound of "
+                    "masking, evaluated with --model groundtruth)")
     ap.add_argument("--drop-gripper-action", action="store_true",
                     help="leave robot_obs[14] (the last gripper action) out of the proprio: the official CALVIN "
                     "evaluation does not reset it between chains (WidowX demos: the gripper command, entry 7)")

@@ -57,10 +57,13 @@ class DemoSet:
 
 def load_demos(root: str | Path, static_size: int, gripper_size: int, predictor=None, only_success: bool = True,
                progress: bool = True, proprio_index: tuple[int, ...] = PROPRIO_INDEX,
-               prob_cache: bool = False) -> DemoSet:
+               prob_cache: bool = False, stored_masks: bool = False) -> DemoSet:
     """Reads every (successful) episode; ``predictor`` (a MaskPredictor, e.g. lite) adds ``prob`` (read from and
-    written to the cache when ``prob_cache``, see :func:`cached_probabilities`); ``proprio`` holds the
-    ``proprio_index`` entries of robot_obs (the policy arch's)."""
+    written to the cache when ``prob_cache``, see :func:`cached_probabilities`); ``stored_masks`` adds ``prob``
+    from the episodes' own ground-truth ``mask_static`` instead (:func:`stored_probabilities`); ``proprio`` holds
+    the ``proprio_index`` entries of robot_obs (the policy arch's)."""
+    if stored_masks and predictor is not None:
+        raise ValueError("load_demos: give a predictor or stored_masks, not both")
     root = Path(root)
     index = read_index(root, DEMOS_FORMAT, "ivm-ros sim-data demos")
     key = predictor_key(predictor, static_size) if predictor is not None and prob_cache else None
@@ -74,6 +77,8 @@ def load_demos(root: str | Path, static_size: int, gripper_size: int, predictor=
         with np.load(root / entry["file"], allow_pickle=False) as z:
             static, gripper = z["rgb_static"], z["rgb_gripper"]
             robot, actions = z["robot_obs"], z["actions"]
+            if stored_masks:
+                cols["prob"].append(stored_probabilities(z, root / entry["file"], static_size))
         t = len(actions)
         instr = str(entry["instruction"])
         if instr not in instructions:
@@ -103,6 +108,20 @@ def _resize(img: np.ndarray, size: int) -> np.ndarray:
     if img.shape[0] == size and img.shape[1] == size:
         return img
     return cv2.resize(img, (size, size), interpolation=cv2.INTER_AREA)
+
+
+def stored_probabilities(episode: Any, path: Path, size: int) -> np.ndarray:
+    """An episode's ground-truth ``mask_static`` (T, H, W) 0/1 -> (T, size, size) uint8 probabilities (0-255: the
+    share of each pixel the mask covers, area-resized as the frames are). ValueError naming the file without it."""
+    if "mask_static" not in episode.files:
+        raise ValueError(f"{path} has no mask_static (ground-truth masks): record the demonstrations again with "
+                         "this version of ivm-ros sim-data, or train the masked policy on lite's masks")
+    masks = episode["mask_static"]
+    if len(masks) != len(episode["actions"]):
+        raise ValueError(f"{path}: {len(masks)} masks for {len(episode['actions'])} actions")
+    share = np.stack([cv2.resize((m > 0).astype(np.float32), (size, size), interpolation=cv2.INTER_AREA)
+                      for m in masks])
+    return np.round(share * 255).astype(np.uint8)
 
 
 def lite_probabilities(predictor, frames: np.ndarray, instruction: str, size: int, batch: int = 32) -> np.ndarray:

@@ -1,7 +1,9 @@
 """Behaviour cloning of :class:`~ivm_ros.policies.embedded.model.EmbeddedPolicyNet` on expert demonstrations.
 
 Observations: static camera masked by the lite IVM model with the IVM authors' augmentation (random threshold,
-random dilation; ``masking="lite"``) or the raw static camera (``masking="none"``: the baseline without IVM);
+random dilation; ``masking="lite"``), or masked the same way by the simulator's ground-truth masks stored in the
+demonstrations (``masking="groundtruth"``: the upper bound of masking, deployed with the ``groundtruth``
+predictor), or the raw static camera (``masking="none"``: the baseline without IVM);
 the unmasked gripper camera; proprio; the instruction's MiniLM embedding. Targets: the next ``chunk`` expert
 actions; loss = MSE on the 6 motion dims + binary cross-entropy on the gripper, over steps inside the episode.
 """
@@ -30,7 +32,7 @@ from ivm_ros.policies.embedded.data import (
 from ivm_ros.policies.embedded.model import EmbeddedPolicyNet, PolicyArch
 from ivm_ros.policies.embedded.robots import robot
 
-MASKING = ("lite", "none")
+MASKING = ("lite", "groundtruth", "none")  # where the masks come from (none: raw camera)
 
 
 @dataclasses.dataclass
@@ -73,9 +75,10 @@ def make_batch(data: DemoSet, text: np.ndarray, idx: np.ndarray, arch: PolicyArc
     gripper = data.gripper[flat].reshape(*shape, g, g, 3)
     if g > 0:  # g = 0: no second camera
         gripper = photometric(retexture_surface(gripper, cfg.retexture, rng), cfg.photometric, rng)
-    if cfg.masking == "lite":
+    if cfg.masking != "none":
         if data.prob is None:
-            raise ValueError("masking='lite' needs demonstrations loaded with a predictor")
+            raise ValueError(f"masking={cfg.masking!r} needs demonstrations loaded with masks (a predictor or "
+                             "stored_masks)")
         # one mask draw per sample, shared by its window (deployment masks consecutive frames alike)
         static = masked_static(static, data.prob[flat], rng, cfg.threshold, cfg.dilation)
     actions, valid = action_chunks(data, idx, arch.chunk)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import cv2
 import numpy as np
 import pytest
 from ivm_ros_sim.data import engine
@@ -48,11 +49,13 @@ def test_writer_format_counts_and_loader(tmp_path):
         assert z["rgb_static"].shape == (5, 24, 32, 3) and z["rgb_static"].dtype == np.uint8
         assert z["rgb_gripper"].shape == (5, 32, 32, 3)  # the double's base camera
         assert z["robot_obs"].shape == (5, 8) and z["robot_obs"].dtype == np.float32
-        acts, robot = z["actions"], z["robot_obs"]
+        acts, robot, masks = z["actions"], z["robot_obs"], z["mask_static"]
         assert str(z["instruction"]) == "put carrot on plate" and str(z["task"]) == "widowx_carrot_on_plate"
     assert acts.dtype == np.float32 and acts[0, 0] == pytest.approx(0.02) and acts[4, 6] == -1.0
     np.testing.assert_allclose(robot[:, 0], D.HOME_TCP[0] + 0.02 * np.arange(5), atol=1e-6)  # frame before action
     assert robot[:, 7].tolist() == [1.0, 1.0, 1.0, -1.0, -1.0]  # the gripper command before each action
+    # the simulator's instruction mask of each stored frame, at the stored size
+    assert masks.shape == (5, 24, 32) and masks.dtype == np.uint8 and set(np.unique(masks)) == {0, 1}
     data = load_demos(out, 16, 0, progress=False, proprio_index=tuple(range(8)))
     assert len(data) == 20 and data.gripper.shape == (20, 0, 0, 3) and data.proprio.shape == (20, 8)
     assert data.instructions == ["put carrot on plate", "stack the green block on the yellow block"]
@@ -78,3 +81,24 @@ def test_cli_resume_and_refusals(tmp_path, capsys):
     assert index["done"] == [f"widowx_spoon_on_towel_s0_e{e:03d}" for e in range(3)]
     assert index["counts"] == {"attempts/widowx_spoon_on_towel": 3, "widowx_spoon_on_towel": 2}
     assert (out / "widowx_spoon_on_towel_s0_e000.npz").stat().st_mtime_ns == first  # not recorded again
+
+
+def test_stored_masks_become_probabilities_and_missing_ones_are_named(tmp_path):
+    out = tmp_path / "demos"
+    generate_simpler_demos(out, ("widowx_carrot_on_plate",), 1, (0,), size=(24, 32), max_steps=3,
+                           make=D.SimplerEnvDouble.make, expert=PlusXExpertStandIn, progress=False)
+    data = load_demos(out, 16, 0, progress=False, proprio_index=tuple(range(8)), stored_masks=True)
+    with np.load(out / "widowx_carrot_on_plate_s0_e000.npz") as z:
+        share = np.stack([cv2.resize(m.astype(np.float32), (16, 16), interpolation=cv2.INTER_AREA)
+                          for m in z["mask_static"]])
+    assert data.prob.shape == (3, 16, 16) and data.prob.dtype == np.uint8 and data.prob.max() == 255
+    np.testing.assert_array_equal(data.prob, np.round(share * 255).astype(np.uint8))
+    with pytest.raises(ValueError, match="predictor or stored_masks"):
+        load_demos(out, 16, 0, predictor=object(), stored_masks=True, progress=False)
+    # an episode recorded before masks were stored: the error names the file and what to do
+    f = out / "widowx_carrot_on_plate_s0_e000.npz"
+    with np.load(f) as z:
+        arrays = {k: z[k] for k in z.files if k != "mask_static"}
+    np.savez_compressed(f, **arrays)
+    with pytest.raises(ValueError, match="widowx_carrot_on_plate_s0_e000.npz has no mask_static"):
+        load_demos(out, 16, 0, progress=False, proprio_index=tuple(range(8)), stored_masks=True)

@@ -96,6 +96,26 @@ def test_demos_train_and_run_in_simpler_eval_masking_both(demos, tmp_path, monke
     assert all(r["steps"] == 4 and r["instruction"] == "put carrot on plate" for r in rows)
 
 
+def test_groundtruth_masked_policy_trains_on_stored_masks_and_runs_with_groundtruth_masking(demos, tmp_path,
+                                                                                              monkeypatch, capsys):
+    monkeypatch.setattr(train_cli, "arch_for", tiny_widowx)
+    run = tmp_path / "gt"
+    assert train_cli.main(["--demos", str(demos), "--out", str(run), "--steps", "2", "--policies", "masked",
+                           "--masks", "groundtruth"]) == 0
+    assert ck.load(run / "policy_masked.msgpack")[3]["masking"] == "groundtruth"
+    assert json.loads((run / "report.json").read_text())["policies"]["masked"]["masking"] == "groundtruth"
+    assert train_cli.main(["--demos", str(demos), "--out", str(tmp_path / "x"), "--steps", "1", "--masks",
+                           "groundtruth", "--ship"]) == 2
+    assert "trained on lite's masks" in capsys.readouterr().err
+    out = tmp_path / "eval"
+    assert simpler_eval.main(["--backend", "double", "--policy", "embedded", "--policy-config",
+                              f"checkpoint={run}/policy_masked.msgpack", "--masking", "on", "--model", "groundtruth",
+                              "--tasks", TASK, "--episodes", "1", "--max-steps", "3", "--gifs", "0",
+                              "--out", str(out)]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["n_episodes"] == 1 and summary["conditions"][0]["masking"] == "on"
+
+
 def test_widowx_policy_acts_in_metres_and_refuses_calvin_proprio(tmp_path):
     import jax
 
