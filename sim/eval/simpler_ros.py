@@ -2,6 +2,17 @@
 masking condition (restarted when the condition changes; jobs come masking-major).
 
     simpler_node (lockstep, named sim_node) --camera/image_raw--> masking_node --masked_image--> policy_node --action-->
+                                            --sim_node/proprio (WidowX; when the policy takes proprio)---^
+
+A policy takes proprio when its class overrides :meth:`~ivm_ros.policies.base.Policy.proprio_spec` (decided from
+the class, which the driver resolves anyway, not from an instance: the weights load in policy_node only). That is
+the direct transport's answer (``proprio_spec()`` not None) for every policy here: the embedded policy (each
+checkpoint reads its robot's proprio vector) takes it; octo and the test stand-ins do not. (A class that overrides
+it yet answers None for some settings is sent the vector and ignores it.) policy_node then runs with
+``use_proprio``, ``proprio_timeout`` 0 (in lockstep every tick publishes the proprio before its frame, so the
+newest is the frame's; a node-clock watchdog has nothing to catch) and ``proprio_limits`` off (the direct transport
+gives the policy the vector unchecked: an arm outside the training range is evaluated, not held). Google-robot
+tasks carry no proprio: such a policy is refused for them (:func:`check_ros_policy`).
 
 Each node runs in its own process (``python -m``), in the worker's own ROS domain; their output goes to
 ``<tmp>/simpler_eval_nodes_*/<node>.log``. Once the nodes are up, the worker drives the loop until an action
@@ -48,6 +59,22 @@ def _param(key: str, value: Any) -> list[str]:
     return ["-p", f"{key}:={text}"]
 
 
+def takes_proprio(policy: str) -> bool:
+    """Whether ``policy`` (a registered name or ``module:Class``) is fed the WidowX proprio: its class overrides
+    :meth:`~ivm_ros.policies.base.Policy.proprio_spec` (the base's answer, None, means it takes none)."""
+    from ivm_ros.policies.base import Policy
+    from ivm_ros.policies.registry import resolve_class
+
+    return getattr(resolve_class(policy), "proprio_spec", Policy.proprio_spec) is not Policy.proprio_spec
+
+
+def check_ros_policy(settings: SimplerSettings, tasks: list[str]) -> None:
+    """ValueError for a policy that takes proprio on a Google-robot task (its frames carry none)."""
+    google = [t for t in tasks if t.startswith("google_robot")]
+    if google and not settings.privileged and takes_proprio(settings.policy):
+        raise ValueError(f"--policy {settings.policy} takes proprio, but {google} publish none (WidowX tasks only)")
+
+
 def simpler_node_commands(settings: SimplerSettings, masking: bool, first: Job | None = None) -> dict[str, list[str]]:
     """``python -m`` command lines of the node set of one masking condition; sim_node starts with ``first``'s
     task and variant (the env it makes at start is the one the first job needs)."""
@@ -63,12 +90,15 @@ def simpler_node_commands(settings: SimplerSettings, masking: bool, first: Job |
                        ("publish_base_camera", False),
                        *((("task", first.task), ("variant", first.variant_kwargs)) if first else ())):
         sim += _param(key, value)
+    proprio = takes_proprio(settings.policy)
     policy = [*py, "ivm_ros.ros.policy_node", "--ros-args",
               "-r", f"image:={'masking_node/masked_image' if masking else 'camera/image_raw'}",
-              "-r", "policy_node/action:=action"]
+              "-r", "policy_node/action:=action", *(("-r", "proprio:=sim_node/proprio") if proprio else ())]
     for key, value in (("policy", settings.policy), ("act_on_every_frame", True), ("start_enabled", False),
                        ("on_disable", "silent"), ("use_sim_time", True), ("observation_timeout", 0.0),
                        ("image_qos", "reliable"), ("diagnostics_period", 0.2),
+                       *((("use_proprio", True), ("proprio_timeout", 0.0), ("proprio_limits", "off")) if proprio
+                         else ()),
                        *((f"policy_config.{k}", v) for k, v in settings.policy_settings(masking).items())):
         policy += _param(key, value)
     cmds = {"sim_node": sim, "policy_node": policy}

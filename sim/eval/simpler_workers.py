@@ -199,7 +199,8 @@ def make_simpler_worker(settings: SimplerSettings, index: int | None = None) -> 
 def check_settings(settings: SimplerSettings, tasks: list[str], masking_on: bool) -> None:
     """Fails early, in the driver, for what a worker could not build (ValueError or PluginLoadError saying which):
     a transport or backend, a task the backend lacks, SimplerEnv missing, the expert over ROS, a policy
-    or predictor that cannot load, ground-truth masks over ROS."""
+    or predictor that cannot load, ground-truth masks over ROS, a policy taking proprio on a Google-robot task
+    over ROS."""
     from importlib.util import find_spec
 
     from ivm_ros_sim.eval.simpler_jobs import BACKENDS, TRANSPORTS
@@ -228,6 +229,10 @@ def check_settings(settings: SimplerSettings, tasks: list[str], masking_on: bool
     from ivm_ros.policies.registry import resolve_class
 
     resolve_class(settings.policy)
+    if settings.transport == "ros":
+        from ivm_ros_sim.eval.simpler_ros import check_ros_policy
+
+        check_ros_policy(settings, tasks)
     if masking_on and settings.ground_truth(True):
         if settings.transport == "ros":
             raise ValueError("--model groundtruth runs only with --transport direct (masks from the simulator's state)")

@@ -4,10 +4,14 @@ A plain rclpy node built like sim_node; the conversions live in :mod:`ivm_ros_si
 sim time in :mod:`ivm_ros_sim.simpler.episodes`, publishing in :mod:`ivm_ros_sim.ros.simpler_outputs`, the
 command rule, lockstep and pacing in :mod:`ivm_ros_sim.ros.commands` (shared with sim_node). Names are relative.
 
-Out, every tick with one header stamp = sim time (``/clock`` first): ``base_camera/image_raw`` +
-``base_camera/camera_info`` (while ``publish_base_camera``), then ``camera/image_raw`` + ``camera/camera_info``
-(the third-person camera: WidowX ``3rd_view_camera`` 640x480 with the real Bridge photo as background, Google
-robot ``overhead_camera``), rgb8, pinhole CameraInfo from SimplerEnv's ``intrinsic_cv``. On each reset:
+Out, every tick with one header stamp = sim time (``/clock`` first): ``~/proprio`` (WidowX tasks only:
+Float64MultiArray, the 8-value proprio :data:`~ivm_ros.policies.embedded.robots.WIDOWX_PROPRIO`, tcp xyz m and
+roll/pitch/yaw rad in the robot base frame, gripper opening m, last gripper command +-1; the layout's label names
+the fields; no header, so it goes out before the images: a subscriber pairing a frame with the newest proprio
+finds this tick's), ``base_camera/image_raw`` + ``base_camera/camera_info`` (while ``publish_base_camera``),
+then ``camera/image_raw`` + ``camera/camera_info`` (the third-person camera: WidowX ``3rd_view_camera`` 640x480
+with the real Bridge photo as background, Google robot ``overhead_camera``), rgb8, pinhole CameraInfo from
+SimplerEnv's ``intrinsic_cv``. On each reset:
 ``instruction`` (String, the task's ``get_language_instruction()``) and ``~/success`` (Bool), both reliable +
 transient-local; ``~/success`` again whenever the env's success changes. ``/diagnostics`` periodically.
 
@@ -92,7 +96,7 @@ def parameters() -> tuple[Param, ...]:
         Param("twist_frame", "base_link", "frame of accepted twists (the arm controller's frame)", read_only=True),
         *(Param(f"{role}_camera_frame", f"{prefix}_optical", f"frame_id of {prefix}/*", read_only=True)
           for role, prefix in CAMERA_TOPICS.items()),
-        Param("output_qos", "reliable", "QoS of the images", choices=qos.PROFILES, read_only=True),
+        Param("output_qos", "reliable", "QoS of the images and ~/proprio", choices=qos.PROFILES, read_only=True),
         Param("output_qos_depth", 5, "queue depth of the outputs", 1, 100, read_only=True),
         Param("command_qos", "reliable", "QoS of the command subscriptions", choices=qos.PROFILES, read_only=True),
         Param("diagnostics_period", 1.0, "seconds between /diagnostics messages", 0.1, 60.0, read_only=True),

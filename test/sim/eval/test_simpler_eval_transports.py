@@ -5,6 +5,7 @@ The Ray run is a separate ``simpler-eval`` process."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -14,7 +15,8 @@ from pathlib import Path
 import pytest
 from ivm_ros_sim.eval import simpler_eval
 from ivm_ros_sim.eval.simpler_jobs import SimplerSettings
-from ivm_ros_sim.eval.simpler_ros import simpler_node_commands
+from ivm_ros_sim.eval.simpler_ros import simpler_node_commands, takes_proprio
+from ivm_ros_sim.eval.simpler_workers import check_settings
 
 HERE = Path(__file__).resolve().parent
 RUN = ["--backend", "double", "--policy", "simpler_standins:PlusXPolicyStandIn", "--model",
@@ -60,7 +62,7 @@ def test_ros_transport_gives_the_direct_outcomes(tmp_path, capsys, standins_on_p
 
 
 def test_ros_node_commands():
-    s = SimplerSettings(policy="my.mod:Policy", model="lite", backend="double", max_steps=7,
+    s = SimplerSettings(policy="simpler_standins:PlusXPolicyStandIn", model="lite", backend="double", max_steps=7,
                         policy_config=(("k", 2), ("ckpt", "p_{masked}")), model_config=(("threshold", 0.3),))
     on, off = simpler_node_commands(s, True), simpler_node_commands(s, False)
     assert set(on) == {"sim_node", "masking_node", "policy_node"} and set(off) == {"sim_node", "policy_node"}
@@ -68,3 +70,17 @@ def test_ros_node_commands():
     assert "image:=masking_node/masked_image" in on["policy_node"] and "image:=camera/image_raw" in off["policy_node"]
     assert "model_config.threshold:=0.3" in on["masking_node"] and "max_steps:=7" in on["sim_node"]
     assert "backend:=double" in on["sim_node"] and "lockstep:=true" in on["sim_node"]
+    assert not any("proprio" in arg for arg in on["policy_node"])  # the stand-in states no proprio_spec
+
+
+def test_a_policy_stating_proprio_gets_simpler_nodes_and_is_refused_on_google_robot_tasks():
+    s = SimplerSettings(policy="support.policies:PixelPolicyForTest", backend="double", transport="ros")
+    assert takes_proprio(s.policy) and not takes_proprio("simpler_standins:PlusXPolicyStandIn")
+    policy = simpler_node_commands(s, False)["policy_node"]
+    for arg in ("proprio:=sim_node/proprio", "use_proprio:=true", "proprio_timeout:=0.0", "proprio_limits:='off'"):
+        assert arg in policy
+    check_settings(s, ["widowx_carrot_on_plate"], False)
+    with pytest.raises(ValueError, match=r"takes proprio, but \['google_robot_pick_coke_can'\] publish none"):
+        check_settings(s, ["widowx_carrot_on_plate", "google_robot_pick_coke_can"], False)
+    # direct: the agent refuses at run time, on the first frame without proprio
+    check_settings(dataclasses.replace(s, transport="direct"), ["google_robot_pick_coke_can"], False)

@@ -24,6 +24,7 @@ from std_srvs.srv import Trigger
 from support import TEST_ROOT
 from support.ros import Spinner, stop_node_process, wait_for
 
+from ivm_ros.policies.embedded.robots import WIDOWX_PROPRIO
 from ivm_ros.ros import qos
 from ivm_ros.ros.conversions import image_to_array
 
@@ -39,13 +40,15 @@ class SimplerProbe(Node):
 
     OUTPUTS = {"image": ("camera/image_raw", Image), "info": ("camera/camera_info", CameraInfo),
                "bimage": ("base_camera/image_raw", Image), "binfo": ("base_camera/camera_info", CameraInfo),
-               "clock": ("/clock", Clock), "diag": ("/diagnostics", DiagnosticArray)}
+               "clock": ("/clock", Clock), "diag": ("/diagnostics", DiagnosticArray),
+               "proprio": ("{node}/proprio", Float64MultiArray)}
 
     def __init__(self, context, node: str = "/simpler_node") -> None:
         super().__init__("simpler_probe", context=context)
         self.got: dict[str, list] = defaultdict(list)
         reliable = qos.profile("reliable", 100)
-        self.subs = [self.create_subscription(t, topic, lambda m, k=k: self.got[k].append(m), reliable)
+        self.subs = [self.create_subscription(t, topic.format(node=node), lambda m, k=k: self.got[k].append(m),
+                                              reliable)
                      for k, (topic, t) in self.OUTPUTS.items()]
         for key, topic, msg_type in (("instruction", "instruction", String), ("success", f"{node}/success", Bool)):
             self.subs.append(self.create_subscription(msg_type, topic, lambda m, k=key: self.got[k].append(m.data),
@@ -127,6 +130,45 @@ def test_outputs_share_one_stamp_with_camera_info_instruction_and_success(rig):
     assert (pick["info"].width, pick["info"].height) == (64, 48)
     np.testing.assert_allclose(np.reshape(pick["info"].k, (3, 3)), ref["k"])
     assert wait_for(lambda: probe.got["instruction"] == ["put carrot on plate"] and probe.got["success"] == [False])
+
+
+class RecordingPublisher:
+    """A publisher that notes its key in ``log`` before publishing (the node's publishing order)."""
+
+    def __init__(self, key: str, pub, log: list[str]) -> None:
+        self.key, self.pub, self.log = key, pub, log
+
+    def publish(self, msg) -> None:
+        self.log.append(self.key)
+        self.pub.publish(msg)
+
+    def __getattr__(self, name: str):
+        return getattr(self.pub, name)
+
+
+def test_widowx_proprio_goes_out_labelled_before_the_image_of_its_tick(rig):
+    node, probe = rig()
+    log: list[str] = []
+    for key in ("clock", "proprio", "base_camera/image_raw", "camera/image_raw"):
+        node.outputs.pubs[key] = RecordingPublisher(key, node.outputs.pubs[key], log)
+    frames, step = [], node.env.step
+    node.env.step = lambda action: frames.append(step(action)) or frames[-1]
+    for _ in range(2):  # the reset's frame went out before the probe subscribed
+        probe.step(lambda: probe.action([0.01, 0.0, -0.02, 0, 0, 0, -1.0]))
+    assert log == ["clock", "proprio", "base_camera/image_raw", "camera/image_raw"] * 2
+    assert wait_for(lambda: len(probe.got["proprio"]) >= 2)
+    msg = probe.got["proprio"][-1]
+    np.testing.assert_array_equal(np.asarray(msg.data, np.float32), frames[-1].proprio)  # float32 -> 64 exact
+    np.testing.assert_allclose(msg.data[:3], D.HOME_TCP + [0.02, 0.0, -0.04], atol=1e-6)
+    assert msg.data[7] == -1.0  # the last gripper command
+    dim = msg.layout.dim[0]
+    assert dim.label == "proprio: " + ",".join(WIDOWX_PROPRIO) and dim.size == dim.stride == 8
+
+    node.set_parameters([Parameter("task", value="google_robot_pick_coke_can")])  # no proprio: none published
+    assert probe.call(probe.reset_client).success
+    probe.action([0, 0, 0, 0, 0, 0, 1])
+    assert wait_for(lambda: log.count("clock") == 4)  # the reset's tick and one step
+    assert log[-6:] == ["clock", "base_camera/image_raw", "camera/image_raw"] * 2 and len(frames) == 2
 
 
 def test_lockstep_actions_reach_the_env_as_axis_angle_and_absolute_gripper(rig):
