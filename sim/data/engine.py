@@ -1,4 +1,5 @@
-"""Data engine: ``ivm-ros sim-data {ivm,demos,expert}``.
+"""Data engine: ``ivm-ros sim-data {ivm,demos,expert}`` (and ``chains``, ``simpler-demos``, ``simpler-ivm``: their
+own modules).
 
 On-disk format (no pickle anywhere; load with ``np.load(path, allow_pickle=False)``):
 
@@ -51,7 +52,7 @@ from ivm_ros_sim.calvin.env import CalvinSceneEnv
 from ivm_ros_sim.calvin.expert import Expert, rollout
 from ivm_ros_sim.calvin.masks import mask_from_segmentation, relevant_parts
 from ivm_ros_sim.calvin.scene import BLOCKS, SCENES, decode_segmentation
-from ivm_ros_sim.data import chain_demos, simpler_demos
+from ivm_ros_sim.data import chain_demos, simpler_demos, simpler_ivm
 from ivm_ros_sim.data import hard_cases as hc
 from tqdm import tqdm
 
@@ -466,6 +467,7 @@ def main(argv: list[str] | None = None) -> int:
     e.add_argument("--scene", default="D", choices=SCENES)
     chain_demos.add_parser(sub)
     simpler_demos.add_parser(sub)
+    simpler_ivm.add_parser(sub)
     args = ap.parse_args(argv)
     levels = tuple(x for x in (getattr(args, "levels", "") or "").split(",") if x) if args.cmd != "ivm" else ()
     try:
@@ -483,6 +485,8 @@ def main(argv: list[str] | None = None) -> int:
             chain_demos.run(args)
         elif args.cmd == "simpler-demos":
             simpler_demos.run(args)
+        elif args.cmd == "simpler-ivm":
+            simpler_ivm.run(args)
         else:
             _print_expert(expert_success(args.seeds, levels, scene=args.scene), levels, args.json)
     except ValueError as exc:

@@ -160,10 +160,13 @@ class Swapper:
 
 
 
-def add_mix_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--mix``, ``--levels``, ``--scenes``, ``--swap-fraction`` (the last three override the mix's values)."""
-    parser.add_argument("--mix", default="v2", choices=tuple(MIXES),
-                        help="named data mix: v2 (lite_v2's data), v3 (hard cases, scenes A-D), v3-abc (scenes A-C)")
+def add_mix_arguments(parser: argparse.ArgumentParser, extra: dict[str, str] | None = None) -> None:
+    """``--mix``, ``--levels``, ``--scenes``, ``--swap-fraction`` (the last three override the mix's values);
+    ``extra``: more ``--mix`` choices the caller handles itself, name -> help (``sim-train-lite``: ``simpler``)."""
+    extra = extra or {}
+    parser.add_argument("--mix", default="v2", choices=tuple(MIXES) + tuple(extra),
+                        help="named data mix: v2 (lite_v2's data), v3 (hard cases, scenes A-D), v3-abc (scenes A-C)"
+                        + "".join(f", {k} ({v})" for k, v in extra.items()))
     parser.add_argument("--levels", default=None,
                         help=f"distraction levels, name[:weight],... (default: the mix's; v2: {V2_LEVELS})")
     parser.add_argument("--scenes", default=None, help="scenes, name[:weight],... (default: the mix's; v2: --scene)")

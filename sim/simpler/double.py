@@ -10,7 +10,9 @@ terminated, truncated, info with ``success``), truncated after ``max_episode_ste
 Its world is a stand-in: a flat table (actor 7) with the source (actor 16) and target (actor 17) drawn as squares
 placed by the episode id, and an end effector that accumulates the xyz deltas (reported as ``extra.tcp_pose`` with
 stand-in ``agent`` qpos / base_pose); ``success`` once it has moved ``SUCCESS_DISTANCE`` m along +x. Every env
-action it received is kept in ``actions``.
+action it received is kept in ``actions``. Make kwarg ``distractors=N`` (our Bridge distractor variants) adds N
+actors ``unwrapped.distractor_objs`` (ids 18, 19, ...; names: the models
+:func:`~ivm_ros_sim.simpler.distractors.choose_models` picks for the reset seed), squares along the bottom edge.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from typing import Any
 import numpy as np
 
 SUCCESS_DISTANCE = 0.05  # m of +x end-effector motion that counts as success
-TABLE_ID, SOURCE_ID, TARGET_ID = 7, 16, 17
+TABLE_ID, SOURCE_ID, TARGET_ID, FIRST_DISTRACTOR_ID = 7, 16, 17, 18
 #: task -> (robot_uid, control Hz, main camera, instruction, source name, target name, max steps)
 DOUBLE_TASKS: dict[str, tuple[str, float, str, str, str, str, int]] = {
     "widowx_carrot_on_plate": ("widowx", 5.0, "3rd_view_camera", "put carrot on plate", "carrot", "plate", 60),
@@ -59,6 +61,13 @@ class SimplerEnvDouble:
         self.episode_source_obj = ActorDouble(SOURCE_ID, spec[4])
         self.episode_target_obj = ActorDouble(TARGET_ID, spec[5]) if spec[5] else None
         self.max_episode_steps = spec[6]
+        self.distractors = int(kwargs.get("distractors", 0) or 0)
+        if self.distractors:
+            from ivm_ros_sim.simpler.distractors import SLOTS
+
+            if task not in SLOTS:  # as the real env maker (distractors.route)
+                raise ValueError(f"distractors={self.distractors}: not for {task}")
+        self.distractor_objs: list[ActorDouble] = []
         self.actions: list[np.ndarray] = []
         self.episode_id, self.steps, self.ee = 0, 0, np.zeros(3)
         self.closed = False
@@ -80,6 +89,11 @@ class SimplerEnvDouble:
         drawn = int(np.random.default_rng(seed).integers(EPISODES))
         self.episode_id = int(options.get("obj_init_options", {}).get("episode_id", drawn))
         self.steps, self.ee = 0, np.zeros(3)
+        if self.distractors:
+            from ivm_ros_sim.simpler.distractors import choose_models
+
+            names = choose_models(self.task, int(seed or 0), self.distractors)
+            self.distractor_objs = [ActorDouble(FIRST_DISTRACTOR_ID + k, n) for k, n in enumerate(names)]
         return self._obs(), {"episode_id": self.episode_id, "reset_options": options}
 
     def step(self, action: np.ndarray) -> tuple[dict, float, bool, bool, dict]:
@@ -103,6 +117,7 @@ class SimplerEnvDouble:
             rgb[...] = (90, 80, 70)
             rgb[seg == SOURCE_ID] = (230, 120, 30)
             rgb[seg == TARGET_ID] = (200, 200, 210)
+            rgb[seg >= FIRST_DISTRACTOR_ID] = (60, 160, 60)
             shade = int(np.clip(self.ee[0] * 2000, 0, 60))  # the view changes as the arm moves
             rgb[: h // 8] = (shade, shade, shade)
             mesh = seg + 100 * (seg > 0)  # [..., 0] mesh ids (unused here), [..., 1] actor ids
@@ -123,7 +138,7 @@ class SimplerEnvDouble:
 
     def _segmentation(self, h: int, w: int) -> np.ndarray:
         """(H, W) uint32 actor ids: table everywhere below the top eighth, the source and target squares placed
-        by the episode id."""
+        by the episode id, the distractors' squares along the bottom edge."""
         seg = np.zeros((h, w), np.uint32)
         seg[h // 8:] = TABLE_ID
         side = max(2, min(h, w) // 6)
@@ -132,6 +147,8 @@ class SimplerEnvDouble:
         seg[row:row + side, col:col + side] = SOURCE_ID
         if self.episode_target_obj is not None:
             seg[row:row + side, col + w // 2:col + w // 2 + side] = TARGET_ID
+        for k, actor in enumerate(self.distractor_objs):
+            seg[h - side - 1:h - 1, k * w // 4 + 1:k * w // 4 + 1 + side] = actor.id
         return seg
 
     def close(self) -> None:

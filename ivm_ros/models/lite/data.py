@@ -24,7 +24,8 @@ class IVMSet:
     images (N, 3, S, S) uint8; targets (N, 1, S/2, S/2) uint8 (mask area-resized, 255 = fully inside);
     full_masks (N, H, W) bool at the stored resolution (evaluation) or None; originals (N, H, W, 3) uint8 or None;
     quality (N,) int64 (1 exact, 0 degraded); text (U, 384) float32 sentence embeddings and text_index (N,)
-    int64 into it; meta: per-sample string columns (instruction, task, distraction, degradation, camera).
+    int64 into it; meta: per-sample string columns (instruction, task, distraction, degradation, camera; kind and
+    stage where stored: ``sim-data simpler-ivm``).
     """
 
     images: torch.Tensor
@@ -64,7 +65,8 @@ def load_set(root: str | Path, image_size: int, encoder: InstructionEncoder, kee
         targets[i] = cv2.resize(cols["mask"][i].astype(np.float32), (half, half), interpolation=cv2.INTER_AREA
                                 ).clip(0, 1).__mul__(255).round().astype(np.uint8)
     texts, text_index = np.unique(cols["instruction"], return_inverse=True)
-    meta = {k: cols[k] for k in ("instruction", "task", "distraction", "degradation", "camera") if k in cols}
+    meta = {k: cols[k] for k in ("instruction", "task", "distraction", "degradation", "camera", "kind", "stage")
+            if k in cols}
     return IVMSet(
         images=torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(),
         targets=torch.from_numpy(targets).unsqueeze(1),

@@ -13,6 +13,8 @@ supervised baselines it is compared with, on the same data and budget.
 - ``sl_hq``:  only the human labels (weight 1), the rest dropped.
 
 Per-sample loss: sigmoid cross-entropy + dice at the logits' resolution (S/2). Seeded; progress via tqdm.
+``TrainConfig.init`` starts the generator from a lite checkpoint of the same arch (fine-tuning) instead of random
+weights.
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ class TrainConfig:
     disc_lr: float = 1e-3
     weight_floor: float = 0.2  # DWSL weight of a sample the discriminator calls surely machine-made
     jitter: float = 0.15  # photometric augmentation: gain in [1-j, 1+j], offset in +-j*128
+    init: str = ""  # a lite checkpoint the generator starts from ("": random initialisation)
 
     def check(self) -> None:
         if self.method not in METHODS:
@@ -238,7 +241,10 @@ def train_generator(data: IVMSet, weights: torch.Tensor, cfg: TrainConfig, arch:
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed + 2)
     keep = torch.nonzero(weights > 0).squeeze(1)
-    model = LiteIVM(arch).to(memory_format=torch.channels_last)
+    model = LiteIVM(arch)
+    if cfg.init:  # fine-tuning: the same arch, every tensor from the file
+        checkpoint.load_into(model, checkpoint.read(cfg.init, checkpoint.FORMAT)[0], cfg.init)
+    model = model.to(memory_format=torch.channels_last)
     model.train()
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps = cfg.steps
