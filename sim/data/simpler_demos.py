@@ -4,7 +4,13 @@ policy (``ivm-ros sim-train-policy --demos DIR`` trains on them; the index says 
 For every seed s, task and placement e (0 .. ``episodes`` - 1) the task env resets to placement e with seed
 ``s * 1000 + e`` (:data:`SEED_STRIDE`) and the expert (default :class:`~ivm_ros_sim.simpler.expert.SimplerExpert`)
 acts until the env's time limit (Bridge 60 steps, eggplant 120) or ``max_steps``, as ``simpler-eval`` runs an
-episode; the episode is kept when the env reports success at its last step. Written in the ``ivm-ros sim-data
+episode; the episode is kept when the env reports success at its last step.
+
+``noise`` (DART-style disturbance, :class:`Noise`): the env executes the expert's action plus Gaussian noise on the
+xyz deltas (m) and the yaw delta (rad), drawn from the env seed, while the *clean* expert action is recorded; the
+expert plans from the state it finds, so the demos show it correcting the drift a learned policy makes (behaviour
+cloning on noise-free demos sees only the expert's own path). Visual-matching episodes do not vary with the seed,
+so seeds with noise are the way to more than one demonstration per placement. Written in the ``ivm-ros sim-data
 demos`` format (``ivm_ros_sim.demos/1``), one ``<task>_s<seed>_e<placement>.npz`` per kept episode, T = actions:
 
 - ``rgb_static`` (T, H, W, 3) uint8: the third-person camera (640x480) resized to :data:`STATIC_SIZE` (H, W) px
@@ -27,6 +33,7 @@ ones and the expert's attempts and successes per task (``counts``).
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import json
 import time
@@ -45,6 +52,26 @@ STATIC_SIZE = (240, 320)  # (H, W) px of the stored third-person frames
 SEED_STRIDE = 1000  # env seed = seed * SEED_STRIDE + placement
 EXPERT = "ivm_ros_sim.simpler.expert:SimplerExpert"
 
+@dataclasses.dataclass(frozen=True)
+class Noise:
+    """Executed-action noise: std of the xyz deltas (m per step) and of the yaw delta (rad per step); 0: none."""
+
+    xyz: float = 0.0
+    yaw: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not (self.xyz >= 0 and self.yaw >= 0):
+            raise ValueError(f"noise std must be >= 0, got xyz {self.xyz} m, yaw {self.yaw} rad")
+
+    def disturb(self, action: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """(7,) policy action -> the action the env executes (a copy; gripper and roll/pitch untouched)."""
+        out = np.array(action, np.float64)
+        if self.xyz or self.yaw:
+            out[:3] += rng.normal(0.0, self.xyz, 3) if self.xyz else 0.0
+            out[5] += rng.normal(0.0, self.yaw) if self.yaw else 0.0
+        return out
+
+
 ExpertFactory = Callable[[Any], Any]  # task env -> expert with reset() and act(frame) -> (7,) policy action
 
 
@@ -58,11 +85,13 @@ def load_expert(spec: str) -> ExpertFactory:
 
 
 def record_episode(env: Any, expert: Any, seed: int, episode: int, size: tuple[int, int] = STATIC_SIZE,
-                   max_steps: int = 0) -> tuple[bool, dict[str, np.ndarray]]:
+                   max_steps: int = 0, noise: Noise = Noise()) -> tuple[bool, dict[str, np.ndarray]]:
     """One expert episode of ``env`` (a :class:`~ivm_ros_sim.simpler.env.SimplerTaskEnv`) at placement
-    ``episode`` with env seed ``seed``: (success at the last step, the arrays of the module docstring)."""
+    ``episode`` with env seed ``seed``: (success at the last step, the arrays of the module docstring); ``noise``
+    disturbs the executed actions (drawn from ``seed``), the recorded ones are the expert's."""
     frame = env.reset(seed, episode)
     expert.reset()
+    rng = np.random.default_rng(seed)
     from ivm_ros_sim.simpler.masks import gt_mask
 
     rec: dict[str, list[np.ndarray]] = {"rgb_static": [], "rgb_gripper": [], "robot_obs": [], "actions": [],
@@ -80,7 +109,7 @@ def record_episode(env: Any, expert: Any, seed: int, episode: int, size: tuple[i
                                                  interpolation=cv2.INTER_NEAREST))
         rec["robot_obs"].append(frame.proprio)
         rec["actions"].append(action)
-        frame = env.step(action)
+        frame = env.step(noise.disturb(action, rng))
     arrays = {k: np.stack(v).astype(np.float32 if k in ("robot_obs", "actions") else np.uint8)
               for k, v in rec.items() if v or k != "mask_static"}
     return bool(frame.success), arrays
@@ -90,7 +119,7 @@ def generate_simpler_demos(out: Path, tasks: tuple[str, ...], episodes: int, see
                            variant: tuple[str, dict[str, Any]] = ("visual_matching", {}),
                            size: tuple[int, int] = STATIC_SIZE, max_steps: int = 0, resume: bool = False,
                            make: Callable[..., Any] | None = None, expert: ExpertFactory | str = EXPERT,
-                           progress: bool = True) -> dict[str, Any]:
+                           progress: bool = True, noise: Noise = Noise()) -> dict[str, Any]:
     """Records the demonstrations into ``out`` (module docstring) and returns the index. ``make``: the env factory
     (default SimplerEnv with our variants; tests pass SimplerEnvDouble's); ``expert``: a factory or ``module:Class``."""
     from ivm_ros_sim.simpler.env import SimplerTaskEnv
@@ -99,7 +128,8 @@ def generate_simpler_demos(out: Path, tasks: tuple[str, ...], episodes: int, see
     name = expert if isinstance(expert, str) else f"{expert.__module__}:{expert.__qualname__}"
     factory = load_expert(expert) if isinstance(expert, str) else expert
     args = {"variant": variant[0], "variant_kwargs": variant[1], "static_size": list(size), "max_steps": max_steps,
-            "expert": name}  # what a resumed run must share; tasks, placements and seeds may grow
+            "expert": name, **({"noise": dataclasses.asdict(noise)} if noise != Noise() else {})}
+    # ^ what a resumed run must share; tasks, placements and seeds may grow
     index = start_index(out, args, resume, "sim-data simpler-demos", {"format": FORMAT, "kind": "simpler",
                         "robot": "widowx", "args": args, "counts": {}, "done": [], "episodes": []})
     todo = [(t, s, e) for s in seeds for t in tasks for e in range(episodes) if _key(t, s, e) not in index["done"]]
@@ -112,7 +142,7 @@ def generate_simpler_demos(out: Path, tasks: tuple[str, ...], episodes: int, see
                     env.close()
                 env = SimplerTaskEnv(task, variant[1], make)
             t0 = time.perf_counter()
-            ok, arrays = record_episode(env, factory(env), seed * SEED_STRIDE + ep, ep, size, max_steps)
+            ok, arrays = record_episode(env, factory(env), seed * SEED_STRIDE + ep, ep, size, max_steps, noise)
             _keep(out, index, task, seed, ep, env.instruction, ok, arrays, time.perf_counter() - t0)
             bar.set_postfix(kept=len(index["episodes"]))
     finally:
@@ -162,6 +192,11 @@ def add_parser(sub: Any) -> None:
                    help="scene variant, as simpler-eval's --variant (e.g. distractors_2)")
     c.add_argument("--size", default=f"{STATIC_SIZE[0]}x{STATIC_SIZE[1]}", help="stored third-person frames, HxW px")
     c.add_argument("--max-steps", type=int, default=0, help="steps per episode (0: the env's time limit)")
+    c.add_argument("--noise-xyz", type=float, default=0.0, metavar="M",
+                   help="std of Gaussian noise on the executed xyz deltas, m per step (the clean expert action is "
+                   "recorded: DART-style recovery data; 0: none)")
+    c.add_argument("--noise-yaw", type=float, default=0.0, metavar="RAD",
+                   help="std of Gaussian noise on the executed yaw delta, rad per step")
     c.add_argument("--expert", default=EXPERT, help="module:Class taking the task env (default: the scripted expert)")
     c.add_argument("--backend", choices=BACKENDS, default="simpler", help="double: SimplerEnvDouble (tests)")
     c.add_argument("--resume", action="store_true")
@@ -178,7 +213,8 @@ def run(args: Any) -> None:
         raise ValueError("--episodes must be >= 1, --max-steps >= 0, and --tasks and --seeds non-empty")
     t0 = time.perf_counter()
     index = generate_simpler_demos(args.out, tasks, args.episodes, seeds, parse_variant(args.variant),
-                                   (int(h), int(w)), args.max_steps, args.resume, env_maker(args.backend), args.expert)
+                                   (int(h), int(w)), args.max_steps, args.resume, env_maker(args.backend), args.expert,
+                                   noise=Noise(args.noise_xyz, args.noise_yaw))
     frames = sum(e["steps"] for e in index["episodes"])
     mb = sum((args.out / e["file"]).stat().st_size for e in index["episodes"]) / 1e6
     print(f"wrote {len(index['episodes'])} episodes ({frames} frames, {mb:.1f} MB) to {args.out} in "

@@ -102,3 +102,26 @@ def test_stored_masks_become_probabilities_and_missing_ones_are_named(tmp_path):
     np.savez_compressed(f, **arrays)
     with pytest.raises(ValueError, match="widowx_carrot_on_plate_s0_e000.npz has no mask_static"):
         load_demos(out, 16, 0, progress=False, proprio_index=tuple(range(8)), stored_masks=True)
+
+
+def test_noise_disturbs_the_executed_actions_and_records_the_expert_ones(tmp_path):
+    from ivm_ros_sim.data.simpler_demos import Noise
+
+    def demo(out, noise):
+        generate_simpler_demos(out, ("widowx_carrot_on_plate",), 1, (3,), size=(24, 32), max_steps=5,
+                               make=D.SimplerEnvDouble.make, expert=PlusXExpertStandIn, progress=False, noise=noise)
+        with np.load(out / "widowx_carrot_on_plate_s3_e000.npz") as z:
+            return z["actions"], z["robot_obs"], json.loads((out / "index.json").read_text())["args"]
+
+    clean_acts, clean_obs, clean_args = demo(tmp_path / "clean", Noise())
+    acts, obs, args = demo(tmp_path / "noisy", Noise(xyz=0.004, yaw=0.05))
+    np.testing.assert_array_equal(acts, clean_acts)  # the expert's actions are what is recorded
+    drift = obs[1:, :3] - clean_obs[1:, :3]  # the executed ones moved the arm elsewhere
+    assert 0.0005 < np.abs(drift).max() < 0.04
+    assert "noise" not in clean_args and args["noise"] == {"xyz": 0.004, "yaw": 0.05}  # resume must match it
+    np.testing.assert_array_equal(demo(tmp_path / "again", Noise(xyz=0.004, yaw=0.05))[1], obs)  # seeded
+    rng = np.random.default_rng(0)
+    out = Noise(xyz=0.01).disturb(np.array([0.01, 0, 0, 0.1, 0.2, 0.3, -1.0]), rng)
+    assert out[3:].tolist() == [0.1, 0.2, 0.3, -1.0] and not np.allclose(out[:3], [0.01, 0, 0])
+    with pytest.raises(ValueError, match="noise std must be >= 0"):
+        Noise(xyz=-1.0)
