@@ -66,9 +66,10 @@ class Noise:
     def disturb(self, action: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """(7,) policy action -> the action the env executes (a copy; gripper and roll/pitch untouched)."""
         out = np.array(action, np.float64)
-        if self.xyz or self.yaw:
-            out[:3] += rng.normal(0.0, self.xyz, 3) if self.xyz else 0.0
-            out[5] += rng.normal(0.0, self.yaw) if self.yaw else 0.0
+        if self.xyz:
+            out[:3] += rng.normal(0.0, self.xyz, 3)
+        if self.yaw:
+            out[5] += rng.normal(0.0, self.yaw)
         return out
 
 
@@ -89,11 +90,11 @@ def record_episode(env: Any, expert: Any, seed: int, episode: int, size: tuple[i
     """One expert episode of ``env`` (a :class:`~ivm_ros_sim.simpler.env.SimplerTaskEnv`) at placement
     ``episode`` with env seed ``seed``: (success at the last step, the arrays of the module docstring); ``noise``
     disturbs the executed actions (drawn from ``seed``), the recorded ones are the expert's."""
+    from ivm_ros_sim.simpler.masks import gt_mask
+
     frame = env.reset(seed, episode)
     expert.reset()
     rng = np.random.default_rng(seed)
-    from ivm_ros_sim.simpler.masks import gt_mask
-
     rec: dict[str, list[np.ndarray]] = {"rgb_static": [], "rgb_gripper": [], "robot_obs": [], "actions": [],
                                         "mask_static": []}
     while not frame.truncated and not (max_steps and len(rec["actions"]) >= max_steps):

@@ -88,9 +88,10 @@ def train(args: argparse.Namespace, out: Path, earlier: dict[str, Any]) -> dict[
     if args.ship and arch.robot != "calvin":
         raise ValueError(f"--ship: no shipped set for {arch.robot} policies yet (train, then use --policy-config "
                          "checkpoint=PATH)")
-    lite = LitePredictor() if "masked" in args.policies and args.masks == "lite" else None
+    masks = args.masks if "masked" in args.policies else ""  # what the training needs: lite's, stored, none
+    lite = LitePredictor() if masks == "lite" else None
     data = load_demos(demos, arch.static_size, arch.gripper_size, predictor=lite, proprio_index=arch.proprio_index,
-                      prob_cache=args.prob_cache, stored_masks="masked" in args.policies and args.masks != "lite")
+                      prob_cache=args.prob_cache, stored_masks=masks == "groundtruth")
     text = InstructionEncoder()(data.instructions).numpy()
     if lite is not None:
         lite.close()
