@@ -241,7 +241,11 @@ def test_simpler_node_executable_in_its_own_process(ros_context):
         frame = probe.got["image"][-1]
         assert image_to_array(frame)[0].shape == (48, 64, 3)
         assert wait_for(lambda: probe.got["instruction"] == ["stack the green block on the yellow block"])
-        assert any(_ns(c.clock) == _ns(frame.header.stamp) for c in probe.got["clock"])
+        # /clock comes first each tick, but its subscription may match after the image's: wait for a common stamp
+        def clock_matches_a_frame() -> bool:
+            clocks = {_ns(c.clock) for c in list(probe.got["clock"])}
+            return any(_ns(f.header.stamp) in clocks for f in list(probe.got["image"]))
+        assert wait_for(clock_matches_a_frame, 30)
         assert probe.call(probe.reset_client).success
     finally:
         spinner.close()
