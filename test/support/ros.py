@@ -54,6 +54,13 @@ def wait_for(condition: Callable[[], bool], timeout: float = 10.0, period: float
     return bool(condition())
 
 
+def clock_matches_a_frame(got: dict) -> bool:
+    """True when a received ``/clock`` carries the stamp of a received image (``got``: key -> messages). A
+    node publishes /clock first each tick, but the /clock subscription may match after the image's."""
+    clocks = {(c.clock.sec, c.clock.nanosec) for c in list(got["clock"])}
+    return any((f.header.stamp.sec, f.header.stamp.nanosec) in clocks for f in list(got["image"]))
+
+
 class Probe(Node):
     """A test-side node: publishes frames and instructions, records what comes back."""
 

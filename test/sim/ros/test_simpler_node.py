@@ -22,7 +22,7 @@ from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Bool, Float64, Float64MultiArray, String
 from std_srvs.srv import Trigger
 from support import TEST_ROOT
-from support.ros import Spinner, stop_node_process, wait_for
+from support.ros import Spinner, clock_matches_a_frame, stop_node_process, wait_for
 
 from ivm_ros.policies.embedded.robots import WIDOWX_PROPRIO
 from ivm_ros.ros import qos
@@ -241,11 +241,7 @@ def test_simpler_node_executable_in_its_own_process(ros_context):
         frame = probe.got["image"][-1]
         assert image_to_array(frame)[0].shape == (48, 64, 3)
         assert wait_for(lambda: probe.got["instruction"] == ["stack the green block on the yellow block"])
-        # /clock comes first each tick, but its subscription may match after the image's: wait for a common stamp
-        def clock_matches_a_frame() -> bool:
-            clocks = {_ns(c.clock) for c in list(probe.got["clock"])}
-            return any(_ns(f.header.stamp) in clocks for f in list(probe.got["image"]))
-        assert wait_for(clock_matches_a_frame, 30)
+        assert wait_for(lambda: clock_matches_a_frame(probe.got), 30)
         assert probe.call(probe.reset_client).success
     finally:
         spinner.close()
