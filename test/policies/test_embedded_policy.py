@@ -94,6 +94,28 @@ def test_training_fits_a_tiny_demo_set_and_checkpoint_round_trips(tmp_path):
     assert float(motion[0, 0, 0]) > 0.2 and float(grip[0, 0]) > 0  # learned: bright -> +x, open
 
 
+def test_motion_dims_the_demonstrations_never_move_are_held_exactly(tmp_path):
+    """Every demonstrated roll is 0.02 and pitch..yaw 0 (as the WidowX expert's roll/pitch are always 0): the
+    checkpoint marks dims 1-5 held, the policy returns those values exactly; x, which the demos move, stays free."""
+    data = _demo_set()
+    data.actions[:, 3] = 0.02
+    text = np.random.default_rng(1).normal(size=(1, 384)).astype(np.float32)
+    cfg = PolicyTrainConfig(masking="none", steps=3, batch_size=4, warmup_steps=1)
+    params, norm, _ = train_policy(data, text, TINY, cfg, progress=False)
+    np.testing.assert_array_equal(norm["motion_held"], [0, 1, 1, 1, 1, 1])
+    np.testing.assert_array_equal(norm["motion_value"], np.float32([0, 0, 0, 0.02, 0, 0]))
+    path = ck.save(tmp_path / "p.msgpack", params, TINY, norm, {"masking": "none"})
+    policy = load_policy("embedded", {"checkpoint": str(path), "execution": "chunk"})
+    try:
+        policy.reset("do it")
+        plan = policy.act(Observation(np.full((64, 64, 3), 220, np.uint8), np.zeros((16, 16, 3), np.uint8),
+                                      np.ones(15)))
+        np.testing.assert_array_equal(plan[:, 1:6], np.tile(np.float32([0, 0, 0.02, 0, 0]), (TINY.chunk, 1)))
+        assert np.all(plan[:, 0] != 0.0)  # the network's own output
+    finally:
+        policy.close()
+
+
 def test_checkpoint_errors(tmp_path):
     with pytest.raises(ck.PolicyCheckpointError, match="does not exist"):
         ck.load(tmp_path / "none.msgpack")

@@ -42,7 +42,8 @@ class EmbeddedConfig(PolicyConfig):
 
 class EmbeddedModelPolicy(Policy):
     """Raw chunks: (chunk, 7) float32, motion in the robot's action units (CALVIN: [-1, 1] relative; WidowX: m and
-    rad per step, the network's [-1, 1] times the robot's action scale), gripper as P(open)."""
+    rad per step, the network's [-1, 1] times the robot's action scale), gripper as P(open). Motion dims the
+    checkpoint marks held (``motion_held``: the demonstrations never moved them) are its ``motion_value``."""
 
     Config = EmbeddedConfig
 
@@ -62,6 +63,9 @@ class EmbeddedModelPolicy(Policy):
         self._apply = jitted_apply(self.arch)  # shared per arch: compiled once per process
         self.robot = robot(self.arch.robot)
         self._scale = np.asarray(self.robot.action_scale, np.float32)
+        # motion dims the demonstrations never moved (train.held_motion; absent in older files: none)
+        self._held = self.norm.get("motion_held", np.zeros(6, np.float32)) > 0.5
+        self._held_value = self.norm.get("motion_value", np.zeros(6, np.float32))
 
     def reset(self, instruction: str) -> None:
         self._text = self.text_encoder([instruction]).numpy()
@@ -79,7 +83,9 @@ class EmbeddedModelPolicy(Policy):
         p = (proprio[list(self.arch.proprio_index)] - self.norm["proprio_mean"]) / self.norm["proprio_std"]
         motion, grip = self._apply(self.params, stacked["static"][None], gripper[None], p[None], self._text)
         prob_open = 0.5 * (1.0 + np.tanh(0.5 * np.asarray(grip[0], np.float32)))  # sigmoid without overflow
-        return np.concatenate([np.asarray(motion[0], np.float32) * self._scale, prob_open[:, None]], axis=1)
+        motion = np.asarray(motion[0], np.float32) * self._scale
+        motion[:, self._held] = self._held_value[self._held]
+        return np.concatenate([motion, prob_open[:, None]], axis=1)
 
     def _proprio(self, obs: Observation) -> np.ndarray:
         """The observation's proprio (obs_dim,) float32; ValueError when it or a needed wrist image is missing."""

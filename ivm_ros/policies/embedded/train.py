@@ -105,9 +105,22 @@ def bc_loss(model: EmbeddedPolicyNet, params: Any, batch: dict[str, jnp.ndarray]
 
 
 def proprio_norm(data: DemoSet) -> dict[str, np.ndarray]:
+    """The checkpoint's statistics: proprio mean / std (P,) and the held motion dims (:func:`held_motion`)."""
     mean = data.proprio.mean(0)
     std = np.maximum(data.proprio.std(0), 1e-3)
-    return {"proprio_mean": mean.astype(np.float32), "proprio_std": std.astype(np.float32)}
+    return {"proprio_mean": mean.astype(np.float32), "proprio_std": std.astype(np.float32), **held_motion(data)}
+
+
+def held_motion(data: DemoSet) -> dict[str, np.ndarray]:
+    """``motion_held`` (6,) float32 1/0 and ``motion_value`` (6,) float32 in the robot's action units: the motion
+    dims every demonstrated action sets to one value (e.g. the WidowX expert's roll and pitch, always 0), which the
+    policy then returns exactly. A network's small error on such a dim has nothing in the data to correct it and
+    integrates over an episode (measured: a WidowX policy trained on all-zero roll/pitch labels returned
+    0.008 rad per step on them, and its wrist pitched away in closed loop)."""
+    motion = data.actions[:, :6].astype(np.float64)
+    held = (motion.max(0) - motion.min(0)) <= 1e-9 if len(motion) else np.zeros(6, bool)
+    value = np.where(held, motion[0] if len(motion) else 0.0, 0.0)
+    return {"motion_held": held.astype(np.float32), "motion_value": value.astype(np.float32)}
 
 
 def train_policy(data: DemoSet, text: np.ndarray, arch: PolicyArch, cfg: PolicyTrainConfig, progress: bool = True,
