@@ -37,7 +37,8 @@ setup(
     # test/test_packaging.py fails for any file under ivm_ros/ or sim/ that an install leaves out.
     package_data={PACKAGE: ["models/**/*.safetensors", "models/**/*.json", "policies/**/*.msgpack",
                             "models/**/MODEL_CARD*.md", "policies/**/MODEL_CARD*.md",
-                            "data/*.sha256"]},
+                            "data/*.sha256"],
+                  "ivm_ros_sim": ["eval/*.json"]},
     data_files=[
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
         (f"share/{PACKAGE}", ["package.xml"]),
@@ -86,7 +87,8 @@ setup(
                              "calvin-compare = ivm_ros_sim.eval.compare:main",
                              "lite-eval = ivm_ros_sim.eval.lite_eval:main",
                              "sim-mask-rate = ivm_ros_sim.eval.mask_rate:main",
-                             "simpler-eval = ivm_ros_sim.eval.simpler_eval:main"],
+                             "simpler-eval = ivm_ros_sim.eval.simpler_eval:main",
+                             "photo-check = ivm_ros_sim.eval.photo_check:main"],
         "ivm_ros.benches": ["sim = ivm_ros_sim.bench:main"],
         "ivm_ros.demos": ["sim = ivm_ros_sim.demo:main"],
     },
