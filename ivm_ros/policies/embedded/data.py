@@ -15,6 +15,7 @@ import dataclasses
 import hashlib
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -55,25 +56,36 @@ class DemoSet:
         return int(self.actions.shape[0])
 
 
-def load_demos(root: str | Path, static_size: int, gripper_size: int, predictor=None, only_success: bool = True,
-               progress: bool = True, proprio_index: tuple[int, ...] = PROPRIO_INDEX,
+def demo_entries(root: str | Path | Sequence[str | Path], only_success: bool = True
+                 ) -> tuple[list[Path], list[tuple[Path, dict[str, Any]]]]:
+    """(folders, [(folder, index entry)]) of one demos folder or several, their (successful) episodes in the order
+    given, read as one set (e.g. clean and DART-noise demos, recorded apart because their settings differ)."""
+    roots = [Path(root)] if isinstance(root, (str, Path)) else [Path(r) for r in root]
+    if not roots:
+        raise ValueError("no demos folder given")
+    entries = [(r, e) for r in roots for e in read_index(r, DEMOS_FORMAT, "ivm-ros sim-data demos")["episodes"]
+               if e["success"] or not only_success]
+    return roots, entries
+
+
+def load_demos(root: str | Path | Sequence[str | Path], static_size: int, gripper_size: int, predictor=None,
+               only_success: bool = True, progress: bool = True, proprio_index: tuple[int, ...] = PROPRIO_INDEX,
                prob_cache: bool = False, stored_masks: bool = False) -> DemoSet:
-    """Reads every (successful) episode; ``predictor`` (a MaskPredictor, e.g. lite) adds ``prob`` (read from and
-    written to the cache when ``prob_cache``, see :func:`cached_probabilities`); ``stored_masks`` adds ``prob``
+    """Reads every (successful) episode of ``root`` (one demos folder or several: :func:`demo_entries`);
+    ``predictor`` (a MaskPredictor, e.g. lite) adds ``prob`` (read from and written to the cache when
+    ``prob_cache``, see :func:`cached_probabilities`); ``stored_masks`` adds ``prob``
     from the episodes' own ground-truth ``mask_static`` instead (:func:`stored_probabilities`); ``proprio`` holds
     the ``proprio_index`` entries of robot_obs (the policy arch's)."""
     if stored_masks and predictor is not None:
         raise ValueError("load_demos: give a predictor or stored_masks, not both")
-    root = Path(root)
-    index = read_index(root, DEMOS_FORMAT, "ivm-ros sim-data demos")
+    roots, entries = demo_entries(root, only_success)
     key = predictor_key(predictor, static_size) if predictor is not None and prob_cache else None
     cols: dict[str, list] = {k: [] for k in ("static", "prob", "gripper", "proprio", "actions", "episode", "start",
                                              "end", "text_index")}
     instructions: list[str] = []
     tasks: list[str] = []
     n = 0
-    entries = [e for e in index["episodes"] if e["success"] or not only_success]
-    for ep_i, entry in enumerate(tqdm(entries, desc="load demos", unit="ep", disable=not progress)):
+    for ep_i, (root, entry) in enumerate(tqdm(entries, desc="load demos", unit="ep", disable=not progress)):
         with np.load(root / entry["file"], allow_pickle=False) as z:
             static, gripper = z["rgb_static"], z["rgb_gripper"]
             robot, actions = z["robot_obs"], z["actions"]
@@ -99,7 +111,7 @@ def load_demos(root: str | Path, static_size: int, gripper_size: int, predictor=
         cols["text_index"].append(np.full(t, instructions.index(instr), np.int32))
         n += t
     if not cols["actions"]:
-        raise ValueError(f"{root}: no {'successful ' if only_success else ''}episodes")
+        raise ValueError(f"{', '.join(map(str, roots))}: no {'successful ' if only_success else ''}episodes")
     cat = {k: np.concatenate(v) if v else None for k, v in cols.items()}
     return DemoSet(instructions=instructions, tasks=tasks, **cat)
 
@@ -172,16 +184,14 @@ def cached_probabilities(demo_file: Path, key: str, predictor: Any, frames: np.n
     return prob
 
 
-def precompute_probabilities(root: str | Path, predictor: Any, size: int, shard: tuple[int, int] = (0, 1),
-                             only_success: bool = True, progress: bool = True) -> int:
+def precompute_probabilities(root: str | Path | Sequence[str | Path], predictor: Any, size: int,
+                             shard: tuple[int, int] = (0, 1), only_success: bool = True, progress: bool = True) -> int:
     """Fills the probability cache for every ``shard[1]``-th (successful) episode starting at ``shard[0]`` (run
     one process per shard); returns how many episodes were computed (the rest were cached already)."""
-    root = Path(root)
-    index = read_index(root, DEMOS_FORMAT, "ivm-ros sim-data demos")
     key = predictor_key(predictor, size)
-    entries = [e for e in index["episodes"] if e["success"] or not only_success][shard[0]::shard[1]]
+    entries = demo_entries(root, only_success)[1][shard[0]::shard[1]]
     computed = 0
-    for entry in tqdm(entries, desc=f"probs {shard[0]}/{shard[1]}", unit="ep", disable=not progress):
+    for root, entry in tqdm(entries, desc=f"probs {shard[0]}/{shard[1]}", unit="ep", disable=not progress):
         if prob_cache_file(root / entry["file"], key).is_file():
             continue
         with np.load(root / entry["file"], allow_pickle=False) as z:

