@@ -167,7 +167,7 @@ def test_console_scripts_point_into_the_wheel(contents):
 
 def test_an_install_finds_its_shipped_weights(wheel, tmp_path):
     """Unpacked as pip installs it and imported from there (not from this checkout), the packages find the
-    weight files they ship: the lite predictor's checkpoint and the four embedded policies."""
+    weight files they ship: the lite predictor's checkpoint and the six embedded policies."""
     site = tmp_path / "site"
     with zipfile.ZipFile(wheel) as zf:
         zf.extractall(site)
@@ -188,4 +188,4 @@ def test_an_install_finds_its_shipped_weights(wheel, tmp_path):
     env = dict(os.environ, PYTHONPATH=str(site), OMP_NUM_THREADS="1")
     out = subprocess.run([sys.executable, "-s", "-c", code, str(site)], cwd=tmp_path, env=env,
                          capture_output=True, text=True, timeout=180)
-    assert out.returncode == 0 and out.stdout.strip() == "5", (out.stdout + out.stderr)[-3000:]
+    assert out.returncode == 0 and out.stdout.strip() == "7", (out.stdout + out.stderr)[-3000:]
