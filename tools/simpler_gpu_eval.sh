@@ -5,7 +5,7 @@
 #   tools/simpler_gpu_eval.sh OUT [simpler-eval options ...]
 #   tools/simpler_gpu_eval.sh out/simpler_gpu                              # the scripted expert (harness check)
 #   tools/simpler_gpu_eval.sh out/simpler_gpu --policy embedded --model groundtruth \
-#       --policy-config 'checkpoint=out/simpler/policy/policy_{masked}.msgpack'   # sim-train-policy --masks groundtruth
+#       --policy-config 'variant=widowx_{masked}'    # the shipped WidowX pair (weights/MODEL_CARD_widowx.md)
 #
 # Environment: VENV (default .venv_simpler beside this repo's files), MS2 (a ManiSkill2_real2sim checkout; when unset
 # and VENV is missing, SimplerEnv is cloned with its submodule into SIMPLER_DIR, default ../SimplerEnv), WORKERS
