@@ -7,11 +7,12 @@ the named objects' boxes: ``on_target`` = share of the mask's pixels inside thos
 the boxes' pixels the mask covers, ``hit`` = on_target >= 0.5 and coverage >= 0.2 (a box holds some table, so a
 mask that fills the object covers roughly half to three quarters of its box). An empty mask is a miss.
 
-``--checkpoint NAME=PATH`` (repeatable; PATH ``shipped`` = the shipped lite) names the lite checkpoints compared
-side by side (default: ``lite_v2=shipped``). Output: a table (one row per instruction, one column per model),
-``--out DIR``: ``photo_check.json`` and ``photo_check.jpg`` (rows: instructions; columns: the photo with the boxes,
-then each model's mask, the rest washed out); ``--json``: one JSON line last with per model ``hit_rate``,
-``on_target`` and ``coverage`` (means over instructions) and ``rows``.
+``--checkpoint NAME=CHECKPOINT`` (repeatable; CHECKPOINT a shipped lite name or a file) names the lite checkpoints
+compared side by side (default: every shipped one, :data:`ivm_ros.models.lite.checkpoint.NAMED`). Output: a table
+(one row per instruction, one column per model); ``--out DIR``: ``photo_check.json`` and ``photo_check.jpg`` (rows:
+instructions; columns: the photo with the named boxes, then each model's mask, the rest washed out); ``--json``:
+one JSON line last with per model ``hit_rate``, ``on_target`` and ``coverage`` (means over instructions) and
+``rows``.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from ivm_ros.models.lite.checkpoint import LiteCheckpointError
+from ivm_ros.models.lite.checkpoint import NAMED, LiteCheckpointError
 from ivm_ros.paths import shared_dir
 from ivm_ros.plugins import PluginLoadError
 
@@ -144,12 +145,12 @@ def picture(shown: list[dict[str, Any]], path: Path) -> Path:
 
 
 def lite_masker(checkpoint: str) -> Masker:
-    """The lite predictor of ``checkpoint`` (``shipped``: the shipped one) as a :data:`Masker`."""
+    """The lite predictor of ``checkpoint`` (a shipped name or a file) as a :data:`Masker`."""
     import torch
 
     from ivm_ros.models.registry import load_predictor
 
-    predictor = load_predictor("lite", {} if checkpoint == "shipped" else {"checkpoint": checkpoint})
+    predictor = load_predictor("lite", {"checkpoint": checkpoint})
 
     def masker(image: np.ndarray, instruction: str) -> np.ndarray:
         with torch.no_grad():
@@ -161,15 +162,15 @@ def lite_masker(checkpoint: str) -> Masker:
 def _named(spec: str) -> tuple[str, str]:
     name, sep, path = spec.partition("=")
     if not sep or not name or not path:
-        raise argparse.ArgumentTypeError(f"expected NAME=PATH (PATH may be 'shipped'), got {spec!r}")
+        raise argparse.ArgumentTypeError(f"expected NAME=CHECKPOINT (a shipped name or a file), got {spec!r}")
     return name, path
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="ivm-ros photo-check", description=__doc__.split("\n")[0])
-    ap.add_argument("--checkpoint", type=_named, action="append", default=None, metavar="NAME=PATH",
-                    help="a lite checkpoint to compare (repeatable; PATH 'shipped': the shipped lite); "
-                         "default lite_v2=shipped")
+    ap.add_argument("--checkpoint", type=_named, action="append", default=None, metavar="NAME=CHECKPOINT",
+                    help="a lite checkpoint to compare (repeatable; a shipped name or a file); default: every "
+                         f"shipped one ({', '.join(NAMED)})")
     ap.add_argument("--photos", type=Path, default=shared_dir() / "images")
     ap.add_argument("--labels", type=Path, default=LABELS)
     ap.add_argument("--threshold", type=float, default=0.5)
@@ -180,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     torch.set_num_threads(args.threads)
-    specs = dict(args.checkpoint or [("lite_v2", "shipped")])
+    specs = dict(args.checkpoint or [(name, name) for name in NAMED])
     try:
         labels = load_labels(args.labels)
         maskers = {name: lite_masker(path) for name, path in specs.items()}

@@ -80,7 +80,7 @@ def train(args: argparse.Namespace, out: Path, earlier: dict[str, Any]) -> dict[
     """Trains ``args.policies`` into ``out``; the report keeps ``earlier`` entries of the other policies."""
     from ivm_ros_sim.data.engine import generate_demos
 
-    from ivm_ros.models.lite.predictor import LitePredictor
+    from ivm_ros.models.lite.predictor import LiteConfig, LitePredictor
     from ivm_ros.models.lite.text import InstructionEncoder
 
     demos = demo_folders(args.demos)
@@ -90,7 +90,7 @@ def train(args: argparse.Namespace, out: Path, earlier: dict[str, Any]) -> dict[
     if args.ship:
         check_ship(args.ship_set, arch.robot, args.masks)
     masks = args.masks if "masked" in args.policies else ""  # what the training needs: lite's, stored, none
-    lite = LitePredictor() if masks == "lite" else None
+    lite = LitePredictor(LiteConfig(checkpoint=args.lite)) if masks == "lite" else None
     data = load_demos(demos, arch.static_size, arch.gripper_size, predictor=lite, proprio_index=arch.proprio_index,
                       prob_cache=args.prob_cache, stored_masks=masks == "groundtruth")
     text = InstructionEncoder()(data.instructions).numpy()
@@ -109,7 +109,8 @@ def train(args: argparse.Namespace, out: Path, earlier: dict[str, Any]) -> dict[
         params, norm, rep = train_policy(data, text, arch, cfg, init=init)
         path = checkpoint.save(out / f"policy_{name}.msgpack", params, arch, norm,
                                {"masking": masking, "steps": args.steps + info.get("steps", 0), "seed": args.seed,
-                                "tasks": report["tasks"], "augment": {"shift": args.shift, "photometric":
+                                "tasks": report["tasks"], **({"lite": args.lite or "lite_v2"} if masking == "lite"
+                                                             else {}), "augment": {"shift": args.shift, "photometric":
                                 args.photometric, "retexture": args.retexture}, "fine_tuned_from": info.get("file")})
         rep["file"], rep["init"] = str(path), args.init
         report["policies"][name] = rep
@@ -339,6 +340,9 @@ def parser() -> argparse.ArgumentParser:
                     help="what masks the masked policy's camera in training: the shipped lite model's probabilities, "
                     "or the simulator's ground-truth masks stored in the demos (mask_static; the upper bound of "
                     "masking, evaluated with --model groundtruth)")
+    ap.add_argument("--lite", default="",
+                    help="the lite checkpoint that masks the masked policy's frames (--masks lite): a shipped name "
+                    "(lite_v2, lite_simpler_v1) or a file; default lite_v2")
     ap.add_argument("--drop-gripper-action", action="store_true",
                     help="leave robot_obs[14] (the last gripper action) out of the proprio: the official CALVIN "
                     "evaluation does not reset it between chains (WidowX demos: the gripper command, entry 7)")
@@ -357,7 +361,7 @@ def parser() -> argparse.ArgumentParser:
 
 def _precompute(args: argparse.Namespace) -> int:
     """``--precompute-probs I/N``."""
-    from ivm_ros.models.lite.predictor import LitePredictor
+    from ivm_ros.models.lite.predictor import LiteConfig, LitePredictor
     from ivm_ros.policies.embedded.data import precompute_probabilities
 
     try:
@@ -369,7 +373,7 @@ def _precompute(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 2
     size = arch_for(demos_robot(demo_folders(args.demos))).static_size  # the size the training will read
-    lite = LitePredictor()
+    lite = LitePredictor(LiteConfig(checkpoint=args.lite))
     computed = precompute_probabilities(demo_folders(args.demos), lite, size, (i, n))
     lite.close()
     print(f"shard {i}/{n}: {computed} episodes computed")

