@@ -190,15 +190,21 @@ def _recipe_flags(cfg: dict[str, Any], arch: PolicyArch, ship_set: str, init: st
                     f" --ship-set {ship_set}" if ship_set != "v1" else ""])
 
 
-def model_card(report: dict[str, Any], arch: PolicyArch, args: argparse.Namespace) -> str:
-    from ivm_ros.models.lite.checkpoint import SHIPPED_NAME
-
-    variants, _ = SHIP_SETS[args.ship_set]
+def _card_files_and_rows(report: dict[str, Any], ship_set: str) -> tuple[str, str]:
+    """A card's shipped file names and its table rows (policy, masks, steps, loss, minutes)."""
+    variants, _ = SHIP_SETS[ship_set]
     files = ", ".join(f"`{checkpoint.SHIPPED[v].name}`" for v in variants.values())
     rows = "\n".join(f"| {name} (`{variants[name]}`) | {rep['masking']} | {rep['steps']} | "
                      f"{rep['history'][0]['loss']:.4f} -> {rep['history'][-1]['loss']:.4f} | "
                      f"{rep['train_seconds'] / 60:.0f} |"
                      for name, rep in sorted(report["policies"].items(), key=lambda kv: list(POLICIES).index(kv[0])))
+    return files, rows
+
+
+def model_card(report: dict[str, Any], arch: PolicyArch, args: argparse.Namespace) -> str:
+    from ivm_ros.models.lite.checkpoint import SHIPPED_NAME
+
+    files, rows = _card_files_and_rows(report, args.ship_set)
     demos_index = Path(report["demos"].split(",")[0]) / "index.json"
     index = json.loads(demos_index.read_text()) if demos_index.is_file() else {}
     if index.get("kind") == "chains":
@@ -265,12 +271,7 @@ def _simpler_demos_commands(folders: list[str]) -> list[str]:
 
 def model_card_widowx(report: dict[str, Any], arch: PolicyArch, args: argparse.Namespace) -> str:
     """The card of the WidowX ship set: data, inputs, recipe and the commands that regenerate it."""
-    variants, _ = SHIP_SETS[args.ship_set]
-    files = ", ".join(f"`{checkpoint.SHIPPED[v].name}`" for v in variants.values())
-    rows = "\n".join(f"| {name} (`{variants[name]}`) | {rep['masking']} | {rep['steps']} | "
-                     f"{rep['history'][0]['loss']:.4f} -> {rep['history'][-1]['loss']:.4f} | "
-                     f"{rep['train_seconds'] / 60:.0f} |"
-                     for name, rep in sorted(report["policies"].items(), key=lambda kv: list(POLICIES).index(kv[0])))
+    files, rows = _card_files_and_rows(report, args.ship_set)
     folders = report["demos"].split(",")
     cfg = report["policies"]["masked"]["config"]
     held = checkpoint.load(Path(report["policies"]["raw"]["file"]))[2].get("motion_held")
