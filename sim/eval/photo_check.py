@@ -67,9 +67,9 @@ def box_mask(shape: tuple[int, int], boxes: Sequence[Sequence[int]]) -> np.ndarr
 
 def score(mask: np.ndarray, target: np.ndarray) -> dict[str, Any]:
     """``mask`` and ``target`` (H, W) bool -> on_target, coverage, hit (module docstring)."""
-    area = int(mask.sum())
-    on = float((mask & target).sum() / area) if area else 0.0
-    cov = float((mask & target).sum() / max(int(target.sum()), 1))
+    area, inside = int(mask.sum()), int((mask & target).sum())
+    on = inside / area if area else 0.0
+    cov = inside / max(int(target.sum()), 1)
     return {"on_target": on, "coverage": cov, "mask_share": area / mask.size,
             "hit": bool(area and on >= ON_TARGET_MIN and cov >= COVERAGE_MIN)}
 
@@ -102,9 +102,12 @@ def check(maskers: dict[str, Masker], labels: dict[str, Any], photos: Path, thre
 
 def summary(rows: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
     """Per model: hit_rate, on_target, coverage (means over the rows)."""
+    def mean(model: str, key: str) -> float:
+        return float(np.mean([float(r["models"][model][key]) for r in rows]))
+
     models = rows[0]["models"] if rows else {}
-    return {m: {("hit_rate" if k == "hit" else k): float(np.mean([float(r["models"][m][k]) for r in rows]))
-                for k in ("hit", "on_target", "coverage")} for m in models}
+    return {m: {"hit_rate": mean(m, "hit"), "on_target": mean(m, "on_target"), "coverage": mean(m, "coverage")}
+            for m in models}
 
 
 def table(rows: list[dict[str, Any]]) -> str:
@@ -144,19 +147,17 @@ def picture(shown: list[dict[str, Any]], path: Path) -> Path:
     return path
 
 
-def lite_masker(checkpoint: str) -> Masker:
-    """The lite predictor of ``checkpoint`` (a shipped name or a file) as a :data:`Masker`."""
-    import torch
+def lite_masker(checkpoint: str) -> tuple[Masker, dict[str, Any]]:
+    """(the lite predictor of ``checkpoint`` (a shipped name or a file) as a :data:`Masker`, its description with
+    the tensor digest), through lite-eval's predictor source (probabilities at the photo's size)."""
+    from ivm_ros_sim.eval.lite_eval import load_source
 
-    from ivm_ros.models.registry import load_predictor
-
-    predictor = load_predictor("lite", {"checkpoint": checkpoint})
+    source, desc = load_source("lite", checkpoint)
 
     def masker(image: np.ndarray, instruction: str) -> np.ndarray:
-        with torch.no_grad():
-            return predictor.predict(torch.from_numpy(image[None]), [instruction])[0].float().cpu().numpy()
+        return source(image[None], [instruction], np.zeros((1, *image.shape[:2]), bool))[0]  # the shape only
 
-    return masker
+    return masker, desc
 
 
 def _named(spec: str) -> tuple[str, str]:
@@ -184,14 +185,15 @@ def main(argv: list[str] | None = None) -> int:
     specs = dict(args.checkpoint or [(name, name) for name in NAMED])
     try:
         labels = load_labels(args.labels)
-        maskers = {name: lite_masker(path) for name, path in specs.items()}
-        rows, shown = check(maskers, labels, args.photos, args.threshold)
+        loaded = {name: lite_masker(path) for name, path in specs.items()}
+        rows, shown = check({name: m for name, (m, _) in loaded.items()}, labels, args.photos, args.threshold)
     except (OSError, ValueError, LiteCheckpointError, PluginLoadError) as exc:  # a missing photo or file, bad labels
         print(f"ivm-ros photo-check: {exc}", file=sys.stderr)
         return 2
     print(table(rows))
     report = {"models": summary(rows), "rows": rows,
-              "settings": {"checkpoints": specs, "threshold": args.threshold, "labels": str(args.labels),
+              "settings": {"checkpoints": {name: desc for name, (_, desc) in loaded.items()},
+                           "threshold": args.threshold, "labels": str(args.labels),
                            "hit": {"on_target_min": ON_TARGET_MIN, "coverage_min": COVERAGE_MIN}}}
     if args.out is not None:
         args.out.mkdir(parents=True, exist_ok=True)

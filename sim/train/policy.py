@@ -373,9 +373,10 @@ def _precompute(args: argparse.Namespace) -> int:
         print(f"sim-train-policy: --precompute-probs wants I/N with 0 <= I < N, got {args.precompute_probs!r}",
               file=sys.stderr)
         return 2
-    size = arch_for(demos_robot(demo_folders(args.demos))).static_size  # the size the training will read
+    folders = demo_folders(args.demos)
+    size = arch_for(demos_robot(folders)).static_size  # the size the training will read
     lite = LitePredictor(LiteConfig(checkpoint=args.lite))
-    computed = precompute_probabilities(demo_folders(args.demos), lite, size, (i, n))
+    computed = precompute_probabilities(folders, lite, size, (i, n))
     lite.close()
     print(f"shard {i}/{n}: {computed} episodes computed")
     return 0
