@@ -13,7 +13,8 @@
    ``--out``), ``miou_methods.png``, ``miou_families.png``, ``gallery_<set>.png`` and, with ``--seed-runs``,
    ``miou_seeds.png`` (mean over seeds, each seed a dot).
 4. Every run writes ``MODEL_CARD.md`` (from the report) to ``--out``; ``--ship`` copies the DWSL generator to
-   ``ivm_ros/models/lite/weights/lite_v2.safetensors`` and the card beside it. ``--seed-runs`` adds runs with
+   ``ivm_ros/models/lite/weights/`` as the mix's checkpoint name (v2: lite_v2, v3: lite_v3; ``SHIP_NAMES``) and
+   the card beside it. ``--seed-runs`` adds runs with
    other training seeds on the same data (other ``--out`` folders): the report and card then give every seed's
    mIoU and the mean over seeds.
 
@@ -77,6 +78,10 @@ SIMPLER_EVAL_SETS: dict[str, dict[str, Any]] = {
 SIMPLER_SOURCE: dict[str, Any] = {"backend": "simpler", "expert": simpler_ivm.EXPERT}
 TARGETS = {"clean": 0.80, "large": 0.75}
 SHIP = "dwsl"  # the method whose generator ``--ship`` installs
+#: ``--mix`` -> the checkpoint name ``--ship`` installs it as (a name of ``checkpoint.NAMED``, card
+#: ``checkpoint.CARDS``); only the mix as defined (no ``--levels`` / ``--scenes`` / ``--swap-fraction``)
+#: ships.
+SHIP_NAMES = {"v2": checkpoint.SHIPPED_NAME, "v3": "lite_v3", "v3-abc": "lite_v3_abc"}
 
 
 def make_data(root: Path, train_samples: int, eval_samples: int, seed: int, machine_fraction: float,
@@ -173,7 +178,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if SHIP in methods or args.mix == "simpler":  # a simpler run's card describes its first method without dwsl
         (out / "MODEL_CARD.md").write_text(model_card(report, ship, args))
     if args.ship:
-        ship_checkpoint(out, methods)
+        ship_checkpoint(out, methods, SHIP_NAMES[args.mix])
     return report
 
 
@@ -202,14 +207,15 @@ def train_method(method: str, train_set: IVMSet, evals: dict[str, IVMSet], arch:
     return rep
 
 
-def ship_checkpoint(out: Path, methods: dict[str, Any]) -> None:
-    """``--ship``: copies the SHIP method's generator and the model card from ``out`` into the package."""
+def ship_checkpoint(out: Path, methods: dict[str, Any], name: str = checkpoint.SHIPPED_NAME) -> None:
+    """``--ship``: copies the SHIP method's generator and the model card from ``out`` into the package as the
+    shipped checkpoint ``name`` (its file in ``checkpoint.NAMED``, its card ``checkpoint.CARDS``)."""
     if SHIP not in methods:
         raise ValueError(f"--ship needs {SHIP} trained in {out}")
-    dest = checkpoint.SHIPPED
+    dest = checkpoint.NAMED[name]
     dest.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(out / f"{SHIP}.safetensors", dest)
-    shutil.copyfile(out / "MODEL_CARD.md", dest.parent / "MODEL_CARD.md")
+    shutil.copyfile(out / "MODEL_CARD.md", dest.parent / checkpoint.CARDS[name])
     print(f"shipped {out / f'{SHIP}.safetensors'} -> {dest}")
 
 
@@ -317,7 +323,7 @@ def model_card(report: dict[str, Any], ship: str, args: argparse.Namespace) -> s
     fam_rows = "\n".join(f"| {f} | " + " | ".join(f"{fams[s]['family'][f]:.3f}" if f in fams[s]["family"] else "-"
                                                   for s in sets) + " |" for f in fam_names)
     scope = _scenes(args, "one scene")
-    title = (f"{checkpoint.SHIPPED_NAME}: embedded instruction-guided masking model" if args.ship
+    title = (f"{SHIP_NAMES[args.mix]}: embedded instruction-guided masking model" if args.ship
              else f"lite training run `{args.out}` (not shipped)")
     return f"""# {title}
 
@@ -535,13 +541,23 @@ def _resolve(ap: argparse.ArgumentParser, args: argparse.Namespace) -> None:
             args.data_mix = hc.resolve(args.mix, args.levels, args.scenes, args.swap_fraction)
     except ValueError as e:
         ap.error(str(e))
-    if args.ship and args.data_mix != hc.resolve("v2"):
-        ap.error(f"--ship installs {checkpoint.SHIPPED_NAME}, trained on the v2 mix; copy another mix's "
-                 "dwsl.safetensors and MODEL_CARD.md by hand once its checkpoint name exists")
+    if args.ship:
+        ship_error(args, ap)
     args.methods = [m for m in args.methods.split(",") if m]
     if not args.machine_fraction and any(m.startswith("dwsl") for m in args.methods):
         ap.error("dwsl needs machine labels to tell from human ones (--machine-fraction > 0); with exact labels "
                  "train sl_hq")
+
+
+def ship_error(args: argparse.Namespace, ap: argparse.ArgumentParser) -> None:
+    """argparse error unless ``--mix`` ships under a registered name with the mix exactly as defined."""
+    name = SHIP_NAMES.get(args.mix)
+    if name is None or args.data_mix != hc.resolve(args.mix):
+        ap.error(f"--ship installs a mix exactly as defined ({', '.join(f'{m} -> {n}' for m, n in SHIP_NAMES.items())})"
+                 "; --mix simpler and runs with --levels / --scenes / --swap-fraction overrides are not shipped")
+    if name not in checkpoint.NAMED:
+        ap.error(f"--ship: {name} is not a registered checkpoint name yet (ivm_ros.models.lite.checkpoint.NAMED "
+                 "and CARDS); register it to ship this mix")
 
 
 def main(argv: list[str] | None = None) -> int:

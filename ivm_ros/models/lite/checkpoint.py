@@ -27,6 +27,8 @@ SHIPPED = Path(__file__).resolve().parent / "weights" / f"{SHIPPED_NAME}.safeten
 #: CALVIN scenes; MODEL_CARD.md) and ``lite_simpler_v1`` (SimplerEnv's WidowX Bridge frames, fine-tuned from lite_v2;
 #: MODEL_CARD_simpler.md).
 NAMED = {SHIPPED_NAME: SHIPPED, "lite_simpler_v1": SHIPPED.parent / "lite_simpler_v1.safetensors"}
+#: The model card of each name in :data:`NAMED`, a file in the weights folder.
+CARDS = {SHIPPED_NAME: "MODEL_CARD.md", "lite_simpler_v1": "MODEL_CARD_simpler.md"}
 
 
 

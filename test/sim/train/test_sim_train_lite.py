@@ -18,6 +18,7 @@ from ivm_ros.models.lite import checkpoint  # noqa: E402
 def test_sim_train_lite_end_to_end(tmp_path, monkeypatch, capsys):
     shipped = tmp_path / "weights" / "lite_v2.safetensors"
     monkeypatch.setattr(checkpoint, "SHIPPED", shipped)
+    monkeypatch.setattr(checkpoint, "NAMED", {**checkpoint.NAMED, checkpoint.SHIPPED_NAME: shipped})
     base = ["--data", str(tmp_path / "data"), "--out", str(tmp_path / "run"), "--samples", "40", "--eval-samples",
             "4", "--steps", "2", "--disc-steps", "2", "--batch-size", "4", "--image-size", "64", "--threads", "1",
             "--seed", "3"]

