@@ -20,7 +20,6 @@ when the instruction names another block; two frames per set, the background out
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from collections.abc import Iterable, Sequence
@@ -32,7 +31,7 @@ import numpy as np
 import torch
 from ivm_ros_sim.calvin import tasks as T
 from ivm_ros_sim.calvin.scene import BLOCKS
-from ivm_ros_sim.eval import lite_sets, mask_metrics
+from ivm_ros_sim.eval import lite_sets, mask_metrics, runs
 from ivm_ros_sim.eval.lite_sets import EvalFrame
 from tqdm import tqdm
 
@@ -261,12 +260,7 @@ def main(argv: list[str] | None = None) -> int:
                           "threshold": args.threshold, "scene": "D", "size": 200,
                           "hit": {"cover_min": mask_metrics.COVER_MIN, "wrong_max": mask_metrics.WRONG_MAX}}
     print(table(report["sets"]))
-    if args.out is not None:
-        args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / "lite_eval.json").write_text(json.dumps(report, indent=1))
-        print(f"wrote {args.out / 'lite_eval.json'} and {picture(examples, args.out / 'lite_eval.png')}")
-    if args.json:
-        print(json.dumps(report))
+    runs.write_report(args.out, "lite_eval", report, args.json, lambda out: picture(examples, out / "lite_eval.png"))
     return 0
 
 

@@ -26,6 +26,7 @@ from typing import Any
 
 import cv2
 import numpy as np
+from ivm_ros_sim.eval import runs
 
 from ivm_ros.models.lite.checkpoint import NAMED, LiteCheckpointError
 from ivm_ros.paths import shared_dir
@@ -195,12 +196,8 @@ def main(argv: list[str] | None = None) -> int:
               "settings": {"checkpoints": {name: desc for name, (_, desc) in loaded.items()},
                            "threshold": args.threshold, "labels": str(args.labels),
                            "hit": {"on_target_min": ON_TARGET_MIN, "coverage_min": COVERAGE_MIN}}}
-    if args.out is not None:
-        args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / "photo_check.json").write_text(json.dumps(report, indent=1))
-        print(f"wrote {args.out / 'photo_check.json'} and {picture(shown, args.out / 'photo_check.jpg')}")
-    if args.json:
-        print(json.dumps(report))
+    runs.write_report(args.out, "photo_check", report, args.json,
+                      lambda out: picture(shown, out / "photo_check.jpg"))
     return 0
 
 

@@ -1,13 +1,14 @@
-"""What the evaluation commands (``calvin-eval``, ``simpler-eval``) share about options and their ``--out`` folder:
-``KEY=VALUE`` settings, the rows a run already finished (``--resume``; a folder made with other settings is
-refused), the standard error of a mean and the name of the worker that ran a job."""
+"""What the evaluation commands (``calvin-eval``, ``simpler-eval``; ``lite-eval``, ``photo-check``) share about
+options and their ``--out`` folder: ``KEY=VALUE`` settings, the rows a run already finished (``--resume``; a folder
+made with other settings is refused), the standard error of a mean, the name of the worker that ran a job and a
+one-shot evaluation's report files."""
 
 from __future__ import annotations
 
 import json
 import os
 import socket
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -52,3 +53,16 @@ def stderr(values: Sequence[float]) -> float:
 def worker_id() -> str:
     """``host:pid`` of this process: which worker ran a job."""
     return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def write_report(out: Path | None, name: str, report: dict[str, Any], as_json: bool,
+                 draw: Callable[[Path], Path]) -> None:
+    """A one-shot evaluation's outputs (``lite-eval``, ``photo-check``): with ``out``, ``<out>/<name>.json``
+    (indented) and the picture ``draw(out)`` writes (it returns the file); with ``as_json``, the report as one
+    JSON line last on stdout."""
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / f"{name}.json").write_text(json.dumps(report, indent=1))
+        print(f"wrote {out / f'{name}.json'} and {draw(out)}")
+    if as_json:
+        print(json.dumps(report))
