@@ -42,3 +42,19 @@ def test_sim_demo_writes_one_row_per_episode_showing_the_mask_applied(tmp_path):
         core = cv2.erode(kept.astype(np.uint8), np.ones((25, 25), np.uint8)) > 0
         assert core.any()
         assert np.abs(masked[core].astype(int) - camera[core].astype(int)).max() <= 2
+
+
+def test_sim_demo_compares_lite_checkpoints_side_by_side(tmp_path, capsys):
+    """--checkpoints: one masking node per shipped lite on the same camera and instruction; a mask panel each."""
+    rc = demo.main(["--checkpoints", "lite_v2,lite_simpler_v1", "--tasks", "lift_red_block_table", "--levels",
+                    "none", "--out", str(tmp_path)])
+    assert rc == 0
+    out = capsys.readouterr().out
+    assert "(lite lite_v2, lite lite_simpler_v1)" in out
+    img = cv2.cvtColor(cv2.imread(str(tmp_path / "sim_lite.png")), cv2.COLOR_BGR2RGB)
+    assert img.shape == (CAPTION + 2 * SIZE, 4 * 2 * SIZE, 3)  # camera | lite_v2 mask | lite_simpler_v1 mask | masked
+    band = img[CAPTION::2, ::2]
+    camera, v2, simpler = band[:, :SIZE], band[:, SIZE:2 * SIZE], band[:, 2 * SIZE:3 * SIZE]
+    kept = [(tint != camera).any(axis=2).mean() for tint in (v2, simpler)]
+    assert all(0.001 < k < 0.9 for k in kept), kept
+    assert (v2 != simpler).any()  # two models, two masks of the same frame
