@@ -4,8 +4,9 @@ through the real nodes.
 sim_node (lockstep, paused after each reset) publishes the static camera and the task's CALVIN evaluation
 sentence; masking_node (default model) masks the frame; this client resets the sim to a few tasks, clean and
 under large distraction, and saves camera frame | predicted mask | masked observation per row to
-``out/demo/sim_lite.png``. ``--checkpoints lite_v2,lite_v3`` starts one masking node per lite checkpoint on the
-same camera and instruction: one mask panel per checkpoint, the masked observation of the last.
+``out/demo/sim_lite.png``. With the lite model it starts one masking node per lite checkpoint (``--checkpoints``,
+default lite_v2 and lite_v3) on the same camera and instruction: one mask panel per checkpoint, the masked
+observation of the last.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ import numpy as np
 from ivm_ros.paths import use_fastdds_profile
 
 TASKS = ("lift_red_block_table", "open_drawer", "push_blue_block_left", "turn_on_lightbulb")
+#: The lite checkpoints the demo shows side by side by default: the default lite_v2 and lite_v3 (hard cases).
+COMPARED = ("lite_v2", "lite_v3")
 Row = tuple[str, str, np.ndarray, list[np.ndarray], np.ndarray]  # level, instruction, frame, masks, masked frame
 
 
@@ -30,12 +33,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--levels", default="none,large")
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--model", default=None, help="predictor (default: the masking node's default)")
-    parser.add_argument("--checkpoints", default="",
-                        help="comma-separated lite checkpoints (shipped names or files), one masking node each")
+    parser.add_argument("--checkpoints", default=None,
+                        help="comma-separated lite checkpoints (shipped names or files), one masking node each "
+                             f"(default with the lite model: {','.join(COMPARED)}; another --model: its own)")
     parser.add_argument("--out", type=Path, default=Path("out/demo"))
     args = parser.parse_args(argv)
     use_fastdds_profile()
 
+    if args.checkpoints is None:
+        args.checkpoints = ",".join(COMPARED) if args.model in (None, "lite") else ""
     checkpoints = [c for c in args.checkpoints.split(",") if c] or [""]
     rig = DemoRig(args.model, checkpoints)
     rows: list[Row] = []

@@ -265,8 +265,8 @@ def test_shipped_card_describes_the_shipped_weights():
 
 
 def test_every_named_checkpoint_loads_by_name_and_its_card_names_its_weights():
-    """model_config.checkpoint takes a shipped name (lite_v2, lite_simpler_v1) as well as a file; each named file's
-    card carries its tensor digest; an unknown name is refused with the shipped names."""
+    """model_config.checkpoint takes a shipped name (lite_v2, lite_simpler_v1, lite_v3) as well as a file;
+    each named file's card carries its tensor digest; an unknown name is refused with the shipped names."""
     cards = ck.CARDS
     assert {"lite_v2", "lite_simpler_v1"} <= set(ck.NAMED) == set(cards) and ck.resolve("") == ck.SHIPPED
     for name, path in ck.NAMED.items():
