@@ -93,11 +93,12 @@ class DemoRig:
         self.client = rclpy.create_node("ivm_sim_demo")
         self.got: dict[str, dict[int, Image]] = {"camera": {}}
         self.client.create_subscription(Image, "camera/image_raw", self._keep("camera"), qos.profile("reliable", 5))
-        for i, node in enumerate(self.maskers):
-            for kind in ("masked_image", "mask"):
-                self.got[f"{kind}{i}"] = {}
-                self.client.create_subscription(Image, f"{node.get_name()}/{kind}", self._keep(f"{kind}{i}"),
-                                                qos.profile("reliable", 5))
+        # every node's mask, the last node's masked frame (the only one the picture shows)
+        topics = [(f"mask{i}", f"{node.get_name()}/mask") for i, node in enumerate(self.maskers)]
+        topics.append(("masked", f"{self.masking.get_name()}/masked_image"))
+        for kind, topic in topics:
+            self.got[kind] = {}
+            self.client.create_subscription(Image, topic, self._keep(kind), qos.profile("reliable", 5))
         self.reset = self.client.create_client(Trigger, "sim_node/reset")
         self.executor = SingleThreadedExecutor()
         for node in (self.sim, *self.maskers, self.client):
@@ -117,7 +118,8 @@ class DemoRig:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and not (
                 client.count_subscribers("camera/image_raw") >= 1 + len(self.maskers)
-                and all(client.count_publishers(f"{m.get_name()}/masked_image") >= 1 for m in self.maskers)):
+                and all(client.count_publishers(f"{m.get_name()}/mask") >= 1 for m in self.maskers)
+                and client.count_publishers(f"{self.masking.get_name()}/masked_image") >= 1):
             self.settle(0.05)
         self.settle(0.5)
 
@@ -154,7 +156,7 @@ class DemoRig:
             raise RuntimeError(f"no masked frame for {task}/{level}: {self.masking.stats()}")
         masks = [image_to_array(self.got[f"mask{i}"][stamp])[0][..., 0].copy() for i in range(len(self.maskers))]
         return (image_to_array(self.got["camera"][stamp])[0].copy(), masks,
-                image_to_array(self.got[f"masked_image{len(self.maskers) - 1}"][stamp])[0].copy())
+                image_to_array(self.got["masked"][stamp])[0].copy())
 
     def _reset(self, task: str, level: str) -> None:
         from std_srvs.srv import Trigger

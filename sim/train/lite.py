@@ -207,7 +207,7 @@ def train_method(method: str, train_set: IVMSet, evals: dict[str, IVMSet], arch:
     return rep
 
 
-def ship_checkpoint(out: Path, methods: dict[str, Any], name: str = checkpoint.SHIPPED_NAME) -> None:
+def ship_checkpoint(out: Path, methods: dict[str, Any], name: str) -> None:
     """``--ship``: copies the SHIP method's generator and the model card from ``out`` into the package as the
     shipped checkpoint ``name`` (its file in ``checkpoint.NAMED``, its card ``checkpoint.CARDS``)."""
     if SHIP not in methods:

@@ -33,7 +33,6 @@ NAMED = {SHIPPED_NAME: SHIPPED, "lite_simpler_v1": SHIPPED.parent / "lite_simple
 CARDS = {SHIPPED_NAME: "MODEL_CARD.md", "lite_simpler_v1": "MODEL_CARD_simpler.md", "lite_v3": "MODEL_CARD_v3.md"}
 
 
-
 class LiteCheckpointError(RuntimeError):
     """A lite weight file that is missing, of another format, or does not fit the model."""
 
