@@ -26,12 +26,15 @@ docs/calvin_official_adapter.md::
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import numpy as np
 
 from ivm_ros.pipeline import MaskingPipeline
 from ivm_ros.policies.base import Observation, Policy
+
+_log = logging.getLogger(__name__)
 
 
 def camera_images(obs: dict[str, Any]) -> tuple[np.ndarray, np.ndarray | None]:
@@ -85,10 +88,18 @@ class IvmCalvinModel:
     def from_names(cls, policy: str = "embedded", model: str | None = "lite",
                    policy_config: dict[str, Any] | None = None, model_config: dict[str, Any] | None = None,
                    masking_config: Any = None) -> IvmCalvinModel:
-        """Loads a registered (or ``module:Class``) policy and predictor by name; ``model=None``: no masking."""
+        """Loads a registered (or ``module:Class``) policy and predictor by name; ``model=None``: no masking. The
+        embedded policy with ``lite`` masking gets the lite checkpoint it learnt on unless ``model_config`` names
+        one (:func:`~ivm_ros.policies.embedded.checkpoint.pair_lite`; a warning when it names another)."""
         from ivm_ros.models.registry import load_predictor
         from ivm_ros.policies.registry import load_policy
 
+        if policy == "embedded" and model == "lite":
+            from ivm_ros.policies.embedded.checkpoint import pair_lite
+
+            model_config, note = pair_lite(policy_config or {}, model_config or {})
+            if note:
+                _log.log(logging.WARNING if note.startswith("warning") else logging.INFO, note)
         pol = load_policy(policy, policy_config or {})
         pipe = None if model is None else MaskingPipeline(load_predictor(model, model_config or {}), masking_config)
         return cls(pol, pipe)

@@ -118,6 +118,9 @@ def main(argv: list[str] | None = None) -> int:
     settings = settings_from(args)
     try:
         check_settings(settings)
+        settings, note = settings.paired()
+        if note:
+            print(f"calvin-eval: {note}", file=sys.stderr)
         chains = load_chains(args.chains, args.start)
         if args.workers < 0:
             raise ValueError(f"--workers must be >= 0, got {args.workers}")

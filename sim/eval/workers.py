@@ -41,6 +41,20 @@ class EvalSettings:
         """Masking with the simulator's own instruction masks (``--model groundtruth``), not a predictor."""
         return self.masking and self.model == "groundtruth"
 
+    def paired(self) -> tuple[EvalSettings, str]:
+        """(settings, note): lite masking of the embedded policy with the lite checkpoint the policy learnt on when
+        ``model_config`` names none (:func:`~ivm_ros.policies.embedded.checkpoint.pair_lite`), and the note that
+        says so, or warns that ``model_config`` names another."""
+        if self.policy != "embedded" or not self.masking or self.model != "lite":
+            return self, ""
+        from ivm_ros.policies.embedded.checkpoint import PolicyCheckpointError, pair_lite
+
+        try:
+            cfg, note = pair_lite(self.policy_settings(), dict(self.model_config))
+        except PolicyCheckpointError as exc:
+            raise ValueError(f"the embedded policy: {exc}") from exc
+        return dataclasses.replace(self, model_config=tuple(cfg.items())), note
+
     def policy_settings(self) -> dict[str, Any]:
         """The policy's config; the embedded policy defaults to the 34-task CALVIN variant trained for the masking
         condition (``calvin_masked`` / ``calvin_raw``)."""

@@ -129,6 +129,44 @@ def test_checkpoint_errors(tmp_path):
         ck.load(tmp_path / "other.msgpack")
 
 
+def _tiny_checkpoint(path, info):
+    import jax
+
+    from ivm_ros.policies.embedded.model import EmbeddedPolicyNet as Net
+
+    params = Net(TINY).init(jax.random.PRNGKey(0), *ck.example_inputs(TINY))
+    return ck.save(path, params, TINY, {"proprio_mean": np.zeros(8, np.float32),
+                                        "proprio_std": np.ones(8, np.float32)}, info)
+
+
+def test_lite_masking_pairs_with_the_checkpoint_the_policy_learnt_on(tmp_path):
+    v3 = str(_tiny_checkpoint(tmp_path / "v3.msgpack", {"masking": "lite", "lite": "lite_v3"}))
+    assert ck.lite_of({"checkpoint": v3}) == "lite_v3"
+    cfg, note = ck.pair_lite({"checkpoint": v3}, {"threshold": 0.4})
+    assert cfg == {"threshold": 0.4, "checkpoint": "lite_v3"} and "lite_v3" in note
+    cfg, note = ck.pair_lite({"checkpoint": v3}, {"checkpoint": "lite_v2"})
+    assert cfg == {"checkpoint": "lite_v2"} and note.startswith("warning") and "lite_v3" in note
+    assert ck.pair_lite({"checkpoint": v3}, {"checkpoint": "lite_v3"}) == ({"checkpoint": "lite_v3"}, "")
+    # the shipped policies record no lite (they learnt on the default, lite_v2); raw and ground-truth ones need none
+    assert ck.lite_of({"variant": "calvin_masked"}) is None and ck.lite_of({"variant": "calvin_raw"}) is None
+    gt = str(_tiny_checkpoint(tmp_path / "gt.msgpack", {"masking": "groundtruth", "lite": "lite_v3"}))
+    assert ck.pair_lite({"checkpoint": gt}, {}) == ({}, "")
+    policy = load_policy("embedded", {"checkpoint": v3, "warmup": False})
+    try:
+        assert policy.describe()["lite"] == "lite_v3"
+    finally:
+        policy.close()
+    with pytest.raises(ck.PolicyCheckpointError, match="does not exist"):
+        ck.lite_of({"checkpoint": str(tmp_path / "none.msgpack")})
+    from ivm_ros.calvin_agent import IvmCalvinModel  # the official-evaluation adapter pairs them the same way
+
+    agent = IvmCalvinModel.from_names("embedded", "lite", policy_config={"checkpoint": v3, "warmup": False})
+    try:
+        assert agent.pipeline.predictor.checkpoint.endswith("lite_v3.safetensors")
+    finally:
+        agent.close()
+
+
 def test_embedded_policy_chain_from_a_checkpoint(tmp_path):
     import jax
 

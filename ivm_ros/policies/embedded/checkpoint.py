@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +72,32 @@ def load(path: str | Path) -> tuple[EmbeddedPolicyNet, Any, dict[str, np.ndarray
         raise PolicyCheckpointError(f"{path} does not fit its arch ({len(problems)} problems): {head}")
     params = serialization.from_state_dict(template, doc["params"])
     return model, params, norm, info
+
+
+def lite_of(policy_config: Mapping[str, Any]) -> str | None:
+    """The lite checkpoint whose masks the embedded policy of ``policy_config`` (its ``checkpoint`` file, else its
+    shipped ``variant``) learnt on: its info's ``lite``. None when the file records none (the shipped policies
+    learnt on the default lite_v2) or the policy did not learn on lite masks."""
+    path = policy_config.get("checkpoint") or SHIPPED.get(str(policy_config.get("variant", "masked")))
+    if not path:
+        return None
+    info = load(path)[3]
+    return str(info["lite"]) if info.get("masking") == "lite" and info.get("lite") else None
+
+
+def pair_lite(policy_config: Mapping[str, Any], model_config: Mapping[str, Any]) -> tuple[dict[str, Any], str]:
+    """(lite model config, note): the lite masking config for an embedded masked policy, given the checkpoint the
+    policy learnt on (:func:`lite_of`) when ``model_config`` names none; a note says so, or warns when
+    ``model_config`` names another checkpoint than the policy's (its masks then differ from the training's)."""
+    want, cfg = lite_of(policy_config), dict(model_config)
+    if want is None:
+        return cfg, ""
+    given = cfg.get("checkpoint")
+    if not given:
+        return {**cfg, "checkpoint": want}, f"lite masking with {want}: the checkpoint the policy learnt on"
+    if str(given) != want:
+        return cfg, f"warning: the policy learnt on {want}'s masks, masking with {given} (its masks may differ)"
+    return cfg, ""
 
 
 @functools.lru_cache(maxsize=4)

@@ -118,7 +118,8 @@ class EmbeddedModelPolicy(Policy):
         self.text_encoder.close()
 
     def describe(self) -> dict[str, Any]:
-        return {"policy": "embedded", "checkpoint": self.path, "masking": self.info.get("masking", "?")}
+        lite = {"lite": self.info["lite"]} if self.info.get("lite") else {}
+        return {"policy": "embedded", "checkpoint": self.path, "masking": self.info.get("masking", "?"), **lite}
 
 
 class EmbeddedPolicy(ExecutedPolicy):

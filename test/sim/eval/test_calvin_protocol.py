@@ -3,6 +3,7 @@ summary, the masking agent behind CALVIN's model interface, and ``ivm-ros calvin
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -132,6 +133,32 @@ def test_embedded_policy_defaults_to_the_variant_of_its_masking_condition():
     assert EvalSettings(policy="embedded", policy_config=(("checkpoint", "p.msgpack"),)).policy_settings() == {
         "checkpoint": "p.msgpack"}
     assert EvalSettings(policy="embedded", policy_config=(("variant", "raw"),)).policy_settings()["variant"] == "raw"
+
+
+def test_lite_masking_takes_the_lite_checkpoint_the_embedded_policy_learnt_on(tmp_path):
+    import jax
+
+    from ivm_ros.policies.embedded import checkpoint as ck
+    from ivm_ros.policies.embedded.model import EmbeddedPolicyNet, PolicyArch
+
+    arch = PolicyArch(static_size=32, gripper_size=16, widths=(8, 16), gripper_widths=(8,), hidden=32)
+    params = EmbeddedPolicyNet(arch).init(jax.random.PRNGKey(0), *ck.example_inputs(arch))
+    path = ck.save(tmp_path / "p.msgpack", params, arch, {"proprio_mean": np.zeros(8, np.float32),
+                                                          "proprio_std": np.ones(8, np.float32)},
+                   {"masking": "lite", "lite": "lite_v3"})
+    settings = EvalSettings(policy="embedded", policy_config=(("checkpoint", str(path)),))
+    paired, note = settings.paired()
+    assert dict(paired.model_config) == {"checkpoint": "lite_v3"} and "lite_v3" in note
+    other, note = dataclasses.replace(settings, model_config=(("checkpoint", "lite_v2"),)).paired()
+    assert dict(other.model_config) == {"checkpoint": "lite_v2"} and note.startswith("warning")
+    for unpaired in (EvalSettings(policy="embedded"), dataclasses.replace(settings, masking=False),
+                     dataclasses.replace(settings, model="groundtruth"), EvalSettings(policy="expert")):
+        assert unpaired.paired() == (unpaired, "")
+    missing = EvalSettings(policy="embedded", policy_config=(("checkpoint", str(tmp_path / "none.msgpack")),))
+    assert calvin_eval.main(["--policy", "embedded", "--policy-config", f"checkpoint={tmp_path / 'none.msgpack'}",
+                             "--out", str(tmp_path / "out")]) == 2
+    with pytest.raises(ValueError, match="does not exist"):
+        missing.paired()
 
 
 @pytest.mark.parametrize(("args", "says"), [
