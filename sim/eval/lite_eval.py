@@ -104,8 +104,8 @@ def score(frame: EvalFrame, source: MaskSource, threshold: float = 0.5
     images = np.repeat(frame.image[None], len(texts), axis=0)
     preds = source(images, texts, np.stack(truths)) > threshold
     pred = preds[0]
-    row: dict[str, Any] = {"family": frame.family, "task": frame.task,
-                           **mask_metrics.score_frame(pred, frame.truth, frame.named, frame.other), "swap": None}
+    scores = mask_metrics.score_frame(pred, frame.truth, frame.named, frame.other, frame.twin)
+    row: dict[str, Any] = {"family": frame.family, "task": frame.task, **scores, "swap": None}
     if frame.swap is not None:
         rest = iter(preds[1:])
         per_block = [pred if i == own else next(rest) for i in range(len(frame.swap))]
@@ -150,14 +150,16 @@ def table(sets: dict[str, dict[str, Any]]) -> str:
                      f"{s['swap_frames']:>6} {s['seconds']:>6}")
     lines.append("(swap: all three colour words followed; swap1: share of single colour instructions followed)")
     families = sorted({f for s in sets.values() for f in s["family"]})
-    lines += ["", "hit rate (swap pass rate) per family:", f"{'family':<18}" + "".join(f"{n:>20}" for n in sets)]
+    lines += ["", "hit rate [with the named block's identical copy neutral, where frames have one] (swap pass rate) "
+              "per family:", f"{'family':<18}" + "".join(f"{n:>26}" for n in sets)]
     for f in families:
         cells = []
         for s in sets.values():
             v = s["family"].get(f)
             swap = "" if v is None or v["swap_pass_rate"] is None else f" ({v['swap_pass_rate']:.2f})"
-            cells.append("-" if v is None else f"{v['hit_rate']:.2f}{swap} n{v['frames']}")
-        lines.append(f"{f:<18}" + "".join(f"{c:>20}" for c in cells))
+            copy = "" if v is None or not v["copy_frames"] else f" [{v['hit_rate_copy_neutral']:.2f}]"
+            cells.append("-" if v is None else f"{v['hit_rate']:.2f}{copy}{swap} n{v['frames']}")
+        lines.append(f"{f:<18}" + "".join(f"{c:>26}" for c in cells))
     return "\n".join(lines)
 
 
@@ -217,12 +219,12 @@ def _pool(results: dict[str, dict[str, Any]]) -> dict[str, Any]:
     def mean(items: list[dict[str, Any]]) -> dict[str, Any]:
         out: dict[str, Any] = {}
         n = sum(s["frames"] for s in items)
-        for k in ("miou", "hit_rate", "wrong_object_mass", "wrong_frame_mass"):
+        for k in ("miou", "hit_rate", "hit_rate_copy_neutral", "wrong_object_mass", "wrong_frame_mass"):
             out[k] = sum(s[k] * s["frames"] for s in items) / n
         ns = sum(s["swap_frames"] for s in items)
         for k in ("swap_pass_rate", "swap_block_rate"):
             out[k] = sum((s[k] or 0.0) * s["swap_frames"] for s in items) / ns if ns else None
-        return out | {"frames": n, "swap_frames": ns}
+        return out | {"frames": n, "swap_frames": ns, "copy_frames": sum(s["copy_frames"] for s in items)}
 
     families = sorted({f for s in results.values() for f in s["family"]})
     return {**mean(list(results.values())),

@@ -27,11 +27,12 @@ from collections.abc import Iterator
 
 import numpy as np
 from ivm_ros_sim.calvin import tasks as T
+from ivm_ros_sim.calvin import workspace_distractors
 from ivm_ros_sim.calvin.chains import N_CHAINS, load_chains, reset_to_chain
 from ivm_ros_sim.calvin.env import CalvinSceneEnv
 from ivm_ros_sim.calvin.expert import run_plan
 from ivm_ros_sim.calvin.masks import mask_from_segmentation, relevant_parts
-from ivm_ros_sim.calvin.scene import BLOCKS, decode_segmentation
+from ivm_ros_sim.calvin.scene import BLOCKS, CalvinScene, decode_segmentation
 from ivm_ros_sim.data.engine import EXPERT_TASKS, LabelModel, _episode_frames
 from ivm_ros_sim.eval.mask_metrics import MIN_BLOCK_PIXELS
 from ivm_ros_sim.train.lite import EVAL_SETS
@@ -82,7 +83,9 @@ class EvalFrame:
     image (H, W, 3) uint8 RGB; truth: the instruction's ground-truth mask; named: the named object's visible pixels;
     other: other task objects' and distractors' pixels; blocks (3, H, W) bool: red, blue, pink block pixels;
     swap: None, or for red, blue, pink the (instruction naming that block, its ground-truth mask) when the frame takes
-    the swap test (see :mod:`ivm_ros_sim.eval.mask_metrics`)."""
+    the swap test (see :mod:`ivm_ros_sim.eval.mask_metrics`); twin: None, or the pixels of the named block's
+    identical copy (the ``same`` look-alike: same size and colour, standing next to it), which no instruction can
+    tell from the named block (part of ``other``)."""
 
     image: np.ndarray
     instruction: str
@@ -95,6 +98,7 @@ class EvalFrame:
     swap: list[tuple[str, np.ndarray]] | None = None
     seed: int = 0
     step: int = 0
+    twin: np.ndarray | None = None
 
     @property
     def family(self) -> str:
@@ -129,7 +133,8 @@ def make_frame(env: CalvinSceneEnv, image: np.ndarray, seg: np.ndarray, task: st
     truth = mask_from_segmentation(seg, relevant_parts(scene, task, env.start_state))
     target = T.target_block(task)
     named = blocks[BLOCKS.index(target)] if target else truth
-    frame = EvalFrame(image, instruction, task, level, truth, named, objects & ~truth, blocks, None, seed, step)
+    frame = EvalFrame(image, instruction, task, level, truth, named, objects & ~truth, blocks, None, seed, step,
+                      _twin_pixels(scene, body, target))
     visible = blocks.reshape(3, -1).sum(1) >= MIN_BLOCK_PIXELS
     if target is not None and visible.all():
         swaps = [_recolour(task, instruction, c) for c in T.COLORS]
@@ -137,6 +142,15 @@ def make_frame(env: CalvinSceneEnv, image: np.ndarray, seg: np.ndarray, task: st
             frame.swap = [(text, mask_from_segmentation(seg, relevant_parts(scene, t, env.start_state)))
                           for t, text in swaps]  # type: ignore[misc]
     return frame
+
+
+def _twin_pixels(scene: CalvinScene, body: np.ndarray, target: str | None) -> np.ndarray | None:
+    """(H, W) bool pixels of the identical copy of block ``target`` the workspace distractors put next to it
+    (:data:`~ivm_ros_sim.calvin.workspace_distractors.LOOKALIKE_KINDS` ``same``); None when there is none."""
+    ws = workspace_distractors.state(scene)
+    if target is None or ws is None or ws.target != target or "same" not in ws.kinds:
+        return None
+    return body == ws.lookalikes[ws.kinds.index("same")]
 
 
 def episode_frames(spec: EpisodeSet, frames: int, seed_offset: int = 0, size: int = 200) -> Iterator[EvalFrame]:

@@ -20,6 +20,11 @@ threshold, as the lite mIoU thresholds), the others come from the PyBullet segme
   < 20 % of its mass on them and count as a hit (measured: ``keep_all`` "hit" 58-84 % of the frames that way).
   That literal share is still reported as ``wrong_frame_mass``.
 * **hit** (:func:`hit`): coverage >= 0.5 and wrong-object mass <= 0.2 (both bounds inclusive).
+* **hit with the identical copy neutral** (``hit_rate_copy_neutral``): the hit rule with the pixels of the named
+  block's identical copy (a workspace look-alike of the same size and colour next to it, which no instruction can
+  tell apart from it) counted neither right nor wrong, like the background. Equal to the hit where a frame has no
+  such copy; ``copy_frames`` counts the frames that have one. Beside the hit rate, it says how many misses are the
+  copy's (an ambiguity of the frame) rather than the mask's.
 * **swap test** (:func:`swap_pass`): one frame, three instructions that differ only in the colour word (red /
   blue / pink). For each instruction, the mask's *argmax block* is the block with the most mask pixels on it
   (``|pred_i & block_j|``). The frame passes when, for every one of the three instructions, the argmax block is
@@ -91,10 +96,16 @@ def swap_pass(preds: Sequence[np.ndarray], blocks: np.ndarray) -> bool:
     return all(swap_matches(preds, blocks))
 
 
-def score_frame(pred: np.ndarray, truth: np.ndarray, named: np.ndarray, other: np.ndarray) -> dict[str, float]:
-    """{"iou", "coverage", "wrong", "wrong_frame", "hit"} of one frame (all floats; hit is 0.0 / 1.0)."""
+def score_frame(pred: np.ndarray, truth: np.ndarray, named: np.ndarray, other: np.ndarray,
+                copy: np.ndarray | None = None) -> dict[str, float]:
+    """{"iou", "coverage", "wrong", "wrong_frame", "hit", "hit_copy_neutral", "copy"} of one frame (all floats; hit,
+    hit_copy_neutral and copy are 0.0 / 1.0). ``copy``: the named block's identical copy's pixels (part of
+    ``other``), counted neither way by hit_copy_neutral; None when the frame has none."""
+    h = float(hit(pred, named, other, truth))
+    neutral = h if copy is None else float(hit(pred, named, np.logical_and(other, ~copy), truth))
     return {"iou": frame_iou(pred, truth), "coverage": coverage(pred, named), "wrong": wrong_mass(pred, other, truth),
-            "wrong_frame": wrong_mass(pred, other, None), "hit": float(hit(pred, named, other, truth))}
+            "wrong_frame": wrong_mass(pred, other, None), "hit": h, "hit_copy_neutral": neutral,
+            "copy": float(copy is not None)}
 
 
 def _means(rows: list[dict[str, Any]]) -> dict[str, float | int | None]:
@@ -102,6 +113,8 @@ def _means(rows: list[dict[str, Any]]) -> dict[str, float | int | None]:
     blocks = [r["swap_blocks"] for r in rows if r.get("swap") is not None]
     return {"miou": float(np.mean([r["iou"] for r in rows])),
             "hit_rate": float(np.mean([r["hit"] for r in rows])),
+            "hit_rate_copy_neutral": float(np.mean([r.get("hit_copy_neutral", r["hit"]) for r in rows])),
+            "copy_frames": int(sum(r.get("copy", 0.0) for r in rows)),
             "wrong_object_mass": float(np.mean([r["wrong"] for r in rows])),
             "wrong_frame_mass": float(np.mean([r.get("wrong_frame", np.nan) for r in rows])),
             "swap_pass_rate": float(np.mean(swaps)) if swaps else None,

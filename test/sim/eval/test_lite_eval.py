@@ -43,7 +43,7 @@ def test_coverage_and_wrong_mass_exact_values():
     assert M.wrong_mass(with_table, other, None) == pytest.approx(1 / 35)  # the share of the whole mask
     row = M.score_frame(pred, named, named, other)
     assert row == {"iou": pytest.approx(4 / 11), "coverage": pytest.approx(0.4), "wrong": pytest.approx(0.2),
-                   "wrong_frame": pytest.approx(0.2), "hit": 0.0}
+                   "wrong_frame": pytest.approx(0.2), "hit": 0.0, "hit_copy_neutral": 0.0, "copy": 0.0}
 
 
 def test_hit_boundary_at_half_coverage():
@@ -65,6 +65,27 @@ def test_hit_boundary_at_a_fifth_wrong_mass():
     # mass on the robot / table / background (neither named nor other) counts neither way
     assert M.hit(_mask((10, 10), on_named, (7, 10, 0, 10)), named, other, named)
     assert not M.hit(_mask((10, 10), on_named, (5, 6, 0, 3), (7, 10, 0, 10)), named, other, named)
+
+
+def test_the_identical_copy_counts_neither_way_in_the_copy_neutral_hit():
+    named, other = _mask((10, 10), (0, 1, 0, 10)), _mask((10, 10), (5, 7, 0, 10))
+    copy = _mask((10, 10), (5, 6, 0, 10))  # one of the two other rows is the named block's identical copy
+    both = _mask((10, 10), (0, 1, 0, 10), (5, 6, 0, 10))  # the named block and its copy
+    s = M.score_frame(both, named, named, other, copy)
+    assert (s["hit"], s["hit_copy_neutral"], s["copy"]) == (0.0, 1.0, 1.0)
+    wrong = _mask((10, 10), (0, 1, 0, 10), (6, 7, 0, 10))  # the named block and the other (not identical) object
+    assert M.score_frame(wrong, named, named, other, copy)["hit_copy_neutral"] == 0.0
+    s = M.score_frame(both, named, named, other)  # no copy in the frame: the same as the hit
+    assert (s["hit"], s["hit_copy_neutral"], s["copy"]) == (0.0, 0.0, 0.0)
+
+
+def test_lookalike_frames_know_the_identical_copy():
+    frames = list(lite_sets.set_frames("lookalike", 8))
+    with_copy = [f for f in frames if f.twin is not None]
+    assert with_copy, [f.task for f in frames]
+    for f in with_copy:
+        assert f.twin.any() and (f.twin <= f.other).all() and not (f.twin & f.named).any()
+    assert all(f.twin is None for f in lite_sets.set_frames("clean", 4))
 
 
 def test_a_mask_of_the_whole_frame_is_no_hit():
@@ -99,6 +120,7 @@ def test_summarize_per_family():
     assert s["wrong_object_mass"] == pytest.approx(0.5) and s["swap_pass_rate"] == pytest.approx(0.5)
     assert s["wrong_frame_mass"] == pytest.approx(0.2)
     assert s["swap_block_rate"] == pytest.approx(2 / 3) and (s["frames"], s["swap_frames"]) == (3, 2)
+    assert s["hit_rate_copy_neutral"] == s["hit_rate"] and s["copy_frames"] == 0  # rows without the copy fields
     assert s["family"]["lift"]["miou"] == pytest.approx(0.75) and s["family"]["drawer"]["swap_pass_rate"] is None
     with pytest.raises(ValueError):
         M.summarize([])
