@@ -73,6 +73,9 @@ class Harness:
         self.reset_policy = self.node.create_client(Trigger, "policy_node/reset")
         self.frames: dict[str, list] = {"camera": [], "seen": []}
         self.settle_s = 0.5  # wall seconds for a new instruction to reach masking_node and policy_node
+        # wall seconds a node may take to answer a service call: a node that has just advertised its services can
+        # still be busy finishing its start on a loaded machine (run() sets it to --startup-timeout)
+        self.answer_timeout = 10.0
         self.record = False
         if record:
             self.node.create_subscription(Image, "camera/image_raw", lambda m: self._keep("camera", m),
@@ -107,7 +110,7 @@ class Harness:
         request = SetParameters.Request(parameters=[
             Parameter("task", value=task).to_parameter_msg(), Parameter("seed", value=seed).to_parameter_msg(),
             Parameter("distraction", value=level).to_parameter_msg()])
-        result = self.spin_until(self.set_params.call_async(request), 10)
+        result = self.spin_until(self.set_params.call_async(request), self.answer_timeout)
         if not all(r.successful for r in result.results):
             raise RuntimeError(f"sim_node refused parameters: {[r.reason for r in result.results]}")
         # A reset's frame and its instruction travel on different topics, so the first frame of a new task could
@@ -119,7 +122,7 @@ class Harness:
         end = time.monotonic() + self.settle_s
         while time.monotonic() < end:
             self.rclpy.spin_once(self.node, timeout_sec=0.05)
-        self.spin_until(self.reset_policy.call_async(Trigger.Request()), 10)
+        self.spin_until(self.reset_policy.call_async(Trigger.Request()), self.answer_timeout)
         for v in self.frames.values():
             v.clear()
         self.record = record
@@ -130,7 +133,7 @@ class Harness:
         report: dict[str, Any] = {}
         while time.monotonic() - t0 < wall_timeout:
             self.rclpy.spin_once(self.node, timeout_sec=0.2)
-            reply = self.spin_until(self.get_success.call_async(Trigger.Request()), 10)
+            reply = self.spin_until(self.get_success.call_async(Trigger.Request()), self.answer_timeout)
             report = json.loads(reply.message)
             if reply.success or report.get("steps", 0) >= max_steps:
                 break
@@ -200,6 +203,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             procs.append(subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=os.environ.copy()))
         rclpy.init()
         harness = Harness(record=args.gifs > 0)
+        harness.answer_timeout = max(harness.answer_timeout, args.startup_timeout)
         try:
             harness.wait_ready(args.startup_timeout)
             for level, task, s in tqdm(todo, desc=f"masking {masking}", unit="ep"):
