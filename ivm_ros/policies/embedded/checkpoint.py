@@ -42,9 +42,8 @@ def save(path: str | Path, params: Any, arch: PolicyArch, norm: dict[str, np.nda
     return path
 
 
-def load(path: str | Path) -> tuple[EmbeddedPolicyNet, Any, dict[str, np.ndarray], dict[str, Any]]:
-    """(model, params, norm, info); checks the format and every parameter's shape against the arch."""
-    path = Path(path)
+def _read(path: Path) -> dict[str, Any]:
+    """The file's msgpack document, after checking that it is a policy file of :data:`FORMAT`."""
     if not path.is_file():
         raise PolicyCheckpointError(f"policy file {path} does not exist")
     try:
@@ -54,6 +53,22 @@ def load(path: str | Path) -> tuple[EmbeddedPolicyNet, Any, dict[str, np.ndarray
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         got = doc.get("format") if isinstance(doc, dict) else type(doc).__name__
         raise PolicyCheckpointError(f"{path} has format {got!r}, expected {FORMAT!r}")
+    return doc
+
+
+def read_info(path: str | Path) -> dict[str, Any]:
+    """The file's info (training facts: masking, lite, steps, ...) without building the model or its parameters."""
+    path = Path(path)
+    try:
+        return json.loads(_read(path).get("info", "{}"))
+    except (TypeError, ValueError) as exc:
+        raise PolicyCheckpointError(f"{path}: bad metadata: {exc}") from exc
+
+
+def load(path: str | Path) -> tuple[EmbeddedPolicyNet, Any, dict[str, np.ndarray], dict[str, Any]]:
+    """(model, params, norm, info); checks the format and every parameter's shape against the arch."""
+    path = Path(path)
+    doc = _read(path)
     try:
         arch = PolicyArch.from_dict(json.loads(doc["arch"]))
         info = json.loads(doc.get("info", "{}"))
@@ -81,7 +96,7 @@ def lite_of(policy_config: Mapping[str, Any]) -> str | None:
     path = policy_config.get("checkpoint") or SHIPPED.get(str(policy_config.get("variant", "masked")))
     if not path:
         return None
-    info = load(path)[3]
+    info = read_info(path)
     return str(info["lite"]) if info.get("masking") == "lite" and info.get("lite") else None
 
 

@@ -136,16 +136,9 @@ def test_embedded_policy_defaults_to_the_variant_of_its_masking_condition():
 
 
 def test_lite_masking_takes_the_lite_checkpoint_the_embedded_policy_learnt_on(tmp_path):
-    import jax
+    from support.embedded_files import untrained_policy_file
 
-    from ivm_ros.policies.embedded import checkpoint as ck
-    from ivm_ros.policies.embedded.model import EmbeddedPolicyNet, PolicyArch
-
-    arch = PolicyArch(static_size=32, gripper_size=16, widths=(8, 16), gripper_widths=(8,), hidden=32)
-    params = EmbeddedPolicyNet(arch).init(jax.random.PRNGKey(0), *ck.example_inputs(arch))
-    path = ck.save(tmp_path / "p.msgpack", params, arch, {"proprio_mean": np.zeros(8, np.float32),
-                                                          "proprio_std": np.ones(8, np.float32)},
-                   {"masking": "lite", "lite": "lite_v3"})
+    path = untrained_policy_file(tmp_path / "p.msgpack", {"masking": "lite", "lite": "lite_v3"})
     settings = EvalSettings(policy="embedded", policy_config=(("checkpoint", str(path)),))
     paired, note = settings.paired()
     assert dict(paired.model_config) == {"checkpoint": "lite_v3"} and "lite_v3" in note
