@@ -3,8 +3,10 @@
 Each RUN is a ``calvin-eval --out`` folder (finished or interrupted: outcomes are read from ``chains.jsonl``).
 Every run is scored on the chain indices all runs hold, so the rows compare like with like; the first run is the
 reference: each other row shows its avg len relative to it and the paired difference (mean of per-chain
-differences in completed subtasks, with its standard error). Prints a Markdown table, saves a bar plot
-(``--plot``), and prints one JSON object last.
+differences in completed subtasks, with its standard error). Prints a Markdown table (with ``--per-task`` a second
+one: each task's successes / attempts per run on the same chains; a task is attempted only when the subtasks before
+it in the chain succeeded, so rates are conditional on getting there), saves a bar plot (``--plot``), and prints one
+JSON object last.
 """
 
 from __future__ import annotations
@@ -23,20 +25,22 @@ class RunError(ValueError):
     """A folder that is not a calvin-eval run."""
 
 
-def load_run(folder: Path) -> tuple[dict[str, Any], dict[int, int]]:
-    """(settings, {chain index: completed subtasks 0..5}) of a calvin-eval output folder."""
+def load_run(folder: Path) -> tuple[dict[str, Any], dict[int, int], dict[int, tuple[str, ...]]]:
+    """(settings, {chain index: completed subtasks 0..5}, {chain index: its 5 subtasks}) of a calvin-eval output
+    folder."""
     settings, jsonl = folder / "settings.json", folder / "chains.jsonl"
     if not settings.is_file() or not jsonl.is_file():
         raise RunError(f"{folder} is not a calvin-eval run (no settings.json and chains.jsonl)")
-    done = {}
+    done, tasks = {}, {}
     for n, line in enumerate(jsonl.read_text().splitlines(), 1):
         if line.strip():
             try:
                 d = json.loads(line)
                 done[int(d["index"])] = int(d["completed"])
+                tasks[int(d["index"])] = tuple(str(t) for t in d["subtasks"])
             except (ValueError, KeyError, TypeError) as e:
                 raise RunError(f"{jsonl}:{n}: not a chain result ({e})") from None
-    return json.loads(settings.read_text()), done
+    return json.loads(settings.read_text()), done, tasks
 
 
 def label(settings: dict[str, Any]) -> str:
@@ -50,9 +54,14 @@ def label(settings: dict[str, Any]) -> str:
     return ", ".join(parts)
 
 
+def common_chains(runs: list[tuple[str, dict[int, int]]]) -> list[int]:
+    """The chain indices every run holds, in order."""
+    return sorted(set.intersection(*(set(done) for _, done in runs)))
+
+
 def compare(runs: list[tuple[str, dict[int, int]]]) -> dict[str, Any]:
     """Rows for ``runs`` [(name, {chain: completed})] on their common chains; the first is the reference."""
-    common = sorted(set.intersection(*(set(done) for _, done in runs)))
+    common = common_chains(runs)
     if not common:
         raise RunError("the runs share no chain index")
     ref = np.array([runs[0][1][i] for i in common], np.float64)
@@ -70,6 +79,27 @@ def compare(runs: list[tuple[str, dict[int, int]]]) -> dict[str, Any]:
             "paired_diff_stderr": stderr(diff),
         })
     return {"chains": n, "first_chain": common[0], "last_chain": common[-1], "rows": rows}
+
+
+def per_task(runs: list[tuple[str, dict[int, int]]], tasks: dict[int, tuple[str, ...]], chains: list[int]
+             ) -> dict[str, list[list[int]]]:
+    """{task: [[successes, attempts] per run]} over ``chains``: a chain attempts its subtasks up to the first failure
+    (``completed + 1`` of them, at most 5) and succeeds at the first ``completed``."""
+    out: dict[str, list[list[int]]] = {}
+    for k, (_, done) in enumerate(runs):
+        for i in chains:
+            for j, task in enumerate(tasks[i][:min(done[i] + 1, len(tasks[i]))]):
+                cell = out.setdefault(task, [[0, 0] for _ in runs])[k]
+                cell[0] += int(j < done[i])
+                cell[1] += 1
+    return dict(sorted(out.items()))
+
+
+def per_task_markdown(names: list[str], table: dict[str, list[list[int]]]) -> str:
+    lines = ["| task | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+    for task, cells in table.items():
+        lines.append(f"| {task} | " + " | ".join(f"{w}/{a}" if a else "-" for w, a in cells) + " |")
+    return "\n".join(lines)
 
 
 def markdown(result: dict[str, Any]) -> str:
@@ -113,6 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--names", default="", help="comma-separated row names (default: from each run's settings)")
     ap.add_argument("--plot", type=Path, default=None, help="save a bar plot here (PNG)")
     ap.add_argument("--title", default="CALVIN protocol")
+    ap.add_argument("--per-task", action="store_true", help="also a table of successes / attempts per task")
     args = ap.parse_args(argv)
     names = [s for s in args.names.split(",") if s] if args.names else []
     if names and len(names) != len(args.runs):
@@ -120,11 +151,16 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         loaded = [load_run(folder) for folder in args.runs]
-        result = compare([(names[i] if names else label(s), done) for i, (s, done) in enumerate(loaded)])
+        runs = [(names[i] if names else label(s), done) for i, (s, done, _) in enumerate(loaded)]
+        result = compare(runs)
     except RunError as e:
         print(f"calvin-compare: {e}", file=sys.stderr)
         return 2
     print(markdown(result))
+    if args.per_task:
+        result["per_task"] = per_task(runs, loaded[0][2], common_chains(runs))
+        print()
+        print(per_task_markdown([name for name, _ in runs], result["per_task"]))
     if args.plot:
         plot(result, args.plot, args.title)
         print(f"wrote {args.plot}")

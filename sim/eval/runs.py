@@ -14,20 +14,9 @@ from typing import Any
 
 import numpy as np
 
+from ivm_ros.commands.options import key_values
 
-def key_values(items: list[str], what: str, prog: str) -> tuple[tuple[str, Any], ...]:
-    """``["k=v", ...]`` -> ``(("k", v), ...)``; each value parsed as JSON when it is JSON, else kept as a string.
-    SystemExit naming ``prog`` and ``what`` (the option) for an item without ``=``."""
-    out = []
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise SystemExit(f"{prog}: {what} takes KEY=VALUE, got {item!r}")
-        try:
-            out.append((key, json.loads(value)))
-        except json.JSONDecodeError:
-            out.append((key, value))
-    return tuple(out)
+__all__ = ["key_values", "finished_rows", "stderr", "worker_id", "write_report"]
 
 
 def finished_rows(out: Path, name: str, settings: dict[str, Any], resume: bool, prog: str) -> list[dict[str, Any]]:

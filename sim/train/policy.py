@@ -11,6 +11,10 @@
 ``--policies masked`` retrains only the masked policy (after a new lite model: the raw baseline does not depend
 on it); the report keeps the other policy's entry from an earlier run in ``--out``, and ``--ship`` needs both.
 
+``--arch KEY=VALUE`` grows (or shrinks) the network: any :class:`PolicyArch` size, e.g. ``--arch static_size=128
+--arch widths=[32,64,128,128] --arch hidden=512``; ``ivm-ros bench policy --arch ...`` gives its size and step time
+before a training.
+
 ``--demos`` from ``ivm-ros sim-data simpler-demos`` (index ``robot: widowx``) trains WidowX policies for SimplerEnv
 (:func:`arch_for`; run with ``ivm-ros simpler-eval --policy embedded --policy-config checkpoint=PATH``).
 """
@@ -24,6 +28,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ivm_ros.commands.options import key_values
 from ivm_ros.policies.embedded import checkpoint
 from ivm_ros.policies.embedded.data import load_demos
 from ivm_ros.policies.embedded.model import PolicyArch
@@ -86,7 +91,7 @@ def train(args: argparse.Namespace, out: Path, earlier: dict[str, Any]) -> dict[
     demos = demo_folders(args.demos)
     if len(demos) == 1 and not (demos[0] / "index.json").is_file():
         generate_demos(demos[0], args.episodes, args.seed, tuple(args.tasks), ("none",), instruction_split="train")
-    arch = arch_for(demos_robot(demos), args.drop_gripper_action)
+    arch = arch_for(demos_robot(demos), args.drop_gripper_action).replaced(args.arch)
     if args.ship:
         check_ship(args.ship_set, arch.robot, args.masks)
     masks = args.masks if "masked" in args.policies else ""  # what the training needs: lite's, stored, none
@@ -174,14 +179,35 @@ def _init_from(args: argparse.Namespace, name: str, arch: PolicyArch) -> tuple[A
         path = Path(args.init) / f"policy_{name}.msgpack"
     model, params, norm, info = checkpoint.load(path)
     got = model.arch
-    if got != arch:
-        raise ValueError(f"--init {path}: its arch {got} differs from the one trained here {arch}")
+    if got != arch and not same_parameters(got, arch):
+        raise ValueError(f"--init {path}: its arch {got} differs from the one trained here {arch} in its parameters")
     return (params, norm), {**info, "file": str(path)}
+
+
+def same_parameters(a: PolicyArch, b: PolicyArch) -> bool:
+    """Whether two archs have the same parameter tree (names and shapes): the conv encoders end in spatial softmax and
+    global average pooling, so archs that differ only in image sizes (``static_size``, ``gripper_size`` > 0) share
+    their parameters, and a policy can be fine-tuned at a larger view from one trained at a smaller."""
+    import jax
+
+    def shapes(arch: PolicyArch) -> list[tuple[str, tuple[int, ...]]]:
+        flat = jax.tree_util.tree_flatten_with_path(checkpoint.param_shapes(arch))[0]
+        return [(jax.tree_util.keystr(k), tuple(v.shape)) for k, v in flat]
+
+    return shapes(a) == shapes(b)
+
+
+def arch_flags(arch: PolicyArch) -> str:
+    """The ``--arch`` flags that make ``arch`` from :func:`arch_for` (of its robot, with ``--drop-gripper-action`` when
+    its proprio leaves the last entry out): '' for the default."""
+    base = arch_for(arch.robot, arch.proprio_index == arch_for(arch.robot, True).proprio_index)
+    return "".join(f" --arch {k}={json.dumps(list(v) if isinstance(v, tuple) else v).replace(' ', '')}"
+                   for k, v in arch.to_dict().items() if v != getattr(base, k))
 
 
 def _recipe_flags(cfg: dict[str, Any], arch: PolicyArch, ship_set: str, init: str) -> str:
     """The sim-train-policy flags (beyond --steps and --seed) that reproduce a training config."""
-    return "".join([f" --shift {cfg['shift']}" if cfg.get("shift") else "",
+    return "".join([arch_flags(arch),f" --shift {cfg['shift']}" if cfg.get("shift") else "",
                     f" --lr {cfg['lr']:g}" if cfg["lr"] != 1e-3 else "",
                     f" --photometric {cfg['photometric']:g}" if cfg.get("photometric") else "",
                     f" --retexture {cfg['retexture']:g}" if cfg.get("retexture") else "",
@@ -347,6 +373,9 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--drop-gripper-action", action="store_true",
                     help="leave robot_obs[14] (the last gripper action) out of the proprio: the official CALVIN "
                     "evaluation does not reset it between chains (WidowX demos: the gripper command, entry 7)")
+    ap.add_argument("--arch", action="append", default=[], metavar="KEY=VALUE",
+                    help="a network size other than the default (repeatable; JSON values): static_size=128, "
+                    "widths=[32,64,128,128], hidden=512, gripper_size, gripper_widths, window, chunk")
     ap.add_argument("--ship", action="store_true")
     ap.add_argument("--ship-set", default="v1", choices=tuple(SHIP_SETS),
                     help="which shipped pair --ship replaces: v1 (the 6-task policies), calvin (the 34-task ones) or "
@@ -374,7 +403,7 @@ def _precompute(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 2
     folders = demo_folders(args.demos)
-    size = arch_for(demos_robot(folders)).static_size  # the size the training will read
+    size = arch_for(demos_robot(folders)).replaced(args.arch).static_size  # the size the training will read
     lite = LitePredictor(LiteConfig(checkpoint=args.lite))
     computed = precompute_probabilities(folders, lite, size, (i, n))
     lite.close()
@@ -384,8 +413,13 @@ def _precompute(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    args.arch = key_values(args.arch, "--arch", "sim-train-policy")
     if args.precompute_probs:
-        return _precompute(args)
+        try:
+            return _precompute(args)
+        except ValueError as e:
+            print(f"sim-train-policy: {e}", file=sys.stderr)
+            return 2
     args.tasks = [t for t in args.tasks.split(",") if t]
     args.policies = [p for p in args.policies.split(",") if p]
     bad = [p for p in args.policies if p not in POLICIES]

