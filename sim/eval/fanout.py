@@ -10,7 +10,9 @@ installed (same Python); the driver sends only the settings and the jobs.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
 from collections.abc import Callable, Hashable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -39,15 +41,43 @@ def _calvin_worker(settings: Any, index: int | None = None) -> Any:
     return make_worker(settings, index)
 
 
+@contextlib.contextmanager
+def one_thread() -> Iterator[None]:
+    """This process computes as a Ray worker does (:data:`ONE_THREAD_ENV`), restored afterwards: torch on one
+    intra-op thread (now, when torch is loaded; at import otherwise). A chain's outcome must not depend on how it is
+    run, and torch's results do depend on its thread count: the lite model's probabilities differ by ~1e-6 between
+    1 and 2 threads, and a closed loop amplifies that (chain 0 with the masked policy: 0 subtasks on one thread, 2 on
+    two). XLA's flags take effect only if JAX has not started its CPU backend yet (its results were found identical
+    either way)."""
+    saved = {k: os.environ.get(k) for k in ONE_THREAD_ENV}
+    os.environ.update(ONE_THREAD_ENV)
+    torch = sys.modules.get("torch")
+    threads = torch.get_num_threads() if torch is not None else None
+    if torch is not None:
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        torch = sys.modules.get("torch")
+        if torch is not None:
+            torch.set_num_threads(threads or os.cpu_count() or 1)
+
+
 def run_local(jobs: Sequence[Any], settings: Any, record: frozenset = frozenset(),
               factory: WorkerFactory = _calvin_worker, key: Callable[[Any], Hashable] = _index) -> Iterator[Outcome]:
-    """In this process, in order."""
-    worker = factory(settings, None)
-    try:
-        for job in jobs:
-            yield worker.run(job, key(job) in record)
-    finally:
-        worker.close()
+    """In this process, in order, one-threaded as a Ray worker (:func:`one_thread`)."""
+    with one_thread():
+        worker = factory(settings, None)
+        try:
+            for job in jobs:
+                yield worker.run(job, key(job) in record)
+        finally:
+            worker.close()
 
 
 def _init_ray(workers: int, address: str | None) -> int:
