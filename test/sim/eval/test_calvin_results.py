@@ -1,0 +1,74 @@
+"""The CALVIN-protocol results kept in the repository (``results/calvin/<condition>``, continued across sessions by
+``tools/calvin_results.sh`` with ``calvin-eval --resume``) are what their folder names say and hold only sound rows:
+official chains with their own subtasks, outcomes consistent with the step counts, a summary that matches."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+from ivm_ros_sim.calvin.chains import load_chains
+
+REPO = Path(__file__).resolve().parents[3]
+ROOT = REPO / "results" / "calvin"
+FOLDERS = sorted(p for p in ROOT.iterdir() if p.is_dir()) if ROOT.is_dir() else []
+SCRIPT = REPO / "tools" / "calvin_results.sh"
+
+
+def _rows(folder: Path) -> list[dict]:
+    return [json.loads(line) for line in (folder / "chains.jsonl").read_text().splitlines() if line.strip()]
+
+
+def test_there_are_committed_results() -> None:
+    assert FOLDERS, f"no result folders under {ROOT}"
+
+
+@pytest.mark.parametrize("folder", FOLDERS, ids=lambda p: p.name)
+def test_settings_are_what_the_folder_name_says(folder: Path) -> None:
+    s = json.loads((folder / "settings.json").read_text())
+    scene, policy, *rest = folder.name.split("_")
+    masks, level = ("none", rest[0]) if policy == "raw" else tuple(rest)
+    assert (s["policy"], s["scene"], s["distraction"], s["transport"]) == ("embedded", scene, level, "direct")
+    assert s["masking"] is (policy == "masked")
+    assert s["policy_config"]["checkpoint"].endswith(f"policy_calvin_{policy}_v3.msgpack")
+    if masks == "lite":
+        assert (s["model"], s["model_config"]) == ("lite", {"checkpoint": "lite_v2"})
+    elif masks == "gt":
+        assert s["model"] == "groundtruth"
+    else:
+        assert "model" not in s
+
+
+@pytest.mark.parametrize("folder", FOLDERS, ids=lambda p: p.name)
+def test_rows_are_sound_official_chains(folder: Path) -> None:
+    max_steps = json.loads((folder / "settings.json").read_text())["max_steps"]
+    rows = _rows(folder)
+    index = [r["index"] for r in rows]
+    assert len(set(index)) == len(index), "a chain is in the file twice"
+    official = {c.index: c.subtasks for c in load_chains(max(index) + 1)}
+    for r in rows:
+        assert tuple(r["subtasks"]) == official[r["index"]], r["index"]
+        assert 0 <= r["completed"] <= 5
+        assert len(r["steps"]) == min(r["completed"] + 1, 5), r["index"]
+        assert all(1 <= s <= max_steps for s in r["steps"]), r["index"]
+        if r["completed"] < 5:  # the failed subtask ran to its limit
+            assert r["steps"][-1] == max_steps, r["index"]
+
+
+@pytest.mark.parametrize("folder", FOLDERS, ids=lambda p: p.name)
+def test_summary_matches_the_rows(folder: Path) -> None:
+    rows = _rows(folder)
+    summary = json.loads((folder / "summary.json").read_text())
+    assert summary["n_chains"] == len(rows)
+    assert summary["avg_len"] == pytest.approx(np.mean([r["completed"] for r in rows]))
+
+
+def test_runner_lists_conditions_and_refuses_unknown_ones() -> None:
+    out = subprocess.run([str(SCRIPT), "list"], capture_output=True, text=True, check=True).stdout
+    for folder in FOLDERS:
+        assert f"{folder.name}: {len(_rows(folder))} chains" in out
+    bad = subprocess.run([str(SCRIPT), "D_octo_lite_none"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "unknown condition D_octo_lite_none" in bad.stderr

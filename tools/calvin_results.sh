@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Runs, or continues, one of the CALVIN-protocol conditions whose per-chain results are kept in the repository
+# (results/calvin/<CONDITION>/: settings.json, chains.jsonl, summary.json, success.png), so that the long runs
+# (the first 200 chains of every condition, all 1000 of the shipped one) go on across sessions and machines with
+# calvin-eval's --resume: a chain's outcome depends only on the settings and the chain, never on the machine.
+#
+#   tools/calvin_results.sh CONDITION [N] [calvin-eval options ...]   # up to the first N chains (default 200)
+#   tools/calvin_results.sh list                                      # the conditions and how far each has got
+#
+# CONDITION: D_masked_lite_none, D_masked_lite_paper-large, D_masked_gt_none, D_masked_gt_paper-large,
+# D_raw_none, D_raw_paper-large (scene, policy, masks, distraction). Policies and masks are pinned by file and
+# name (the shipped v3 policies, lite_v2), so a later default cannot mix into a folder: calvin-eval refuses a
+# folder whose settings.json differs. Runs in this process (--workers 0) on one thread; use --workers N or
+# --address HOST:PORT after N to fan out.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+IVM=${IVM_ROS_BIN:-.venv/bin/ivm-ros}
+ROOT=results/calvin
+WEIGHTS=ivm_ros/policies/embedded/weights
+CONDITIONS="D_masked_lite_none D_masked_lite_paper-large D_masked_gt_none D_masked_gt_paper-large D_raw_none
+D_raw_paper-large"
+
+if [ "${1:-}" = list ] || [ $# -eq 0 ]; then
+  for c in $CONDITIONS; do
+    n=$( [ -f "$ROOT/$c/chains.jsonl" ] && wc -l <"$ROOT/$c/chains.jsonl" || echo 0)
+    echo "$c: $n chains"
+  done
+  exit 0
+fi
+cond=$1
+n=${2:-200}
+shift $(( $# >= 2 ? 2 : 1 ))
+IFS=_ read -r scene policy masks level <<<"$cond"
+[ "$policy" = raw ] && { level=$masks; masks=none; }
+case "$policy" in
+  masked) args=(--masking on --policy-config "checkpoint=$WEIGHTS/policy_calvin_masked_v3.msgpack") ;;
+  raw) args=(--masking off --policy-config "checkpoint=$WEIGHTS/policy_calvin_raw_v3.msgpack") ;;
+  *) echo "calvin_results.sh: unknown condition $cond (see: tools/calvin_results.sh list)" >&2; exit 2 ;;
+esac
+case "$policy/$masks" in
+  masked/lite) args+=(--model lite --model-config checkpoint=lite_v2) ;;
+  masked/gt) args+=(--model groundtruth) ;;
+  raw/none) ;;
+  *) echo "calvin_results.sh: unknown condition $cond (see: tools/calvin_results.sh list)" >&2; exit 2 ;;
+esac
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
+exec "$IVM" calvin-eval --policy embedded "${args[@]}" --scene "$scene" --distraction "$level" --chains "$n" \
+  --workers 0 --gifs 0 --out "$ROOT/$cond" --resume "$@"
