@@ -7,21 +7,21 @@
 #   tools/calvin_results.sh CONDITION [N] [calvin-eval options ...]   # up to the first N chains (default 200)
 #   tools/calvin_results.sh list                                      # the conditions and how far each has got
 #
-# CONDITION: D_masked_lite_none, D_masked_lite_paper-large, D_masked_gt_none, D_masked_gt_paper-large,
-# D_raw_none, D_raw_paper-large (scene, policy, masks, distraction). Policies and masks are pinned by file and
-# name (the shipped v3 policies, lite_v2), so a later default cannot mix into a folder: calvin-eval refuses a
-# folder whose settings.json differs. Runs in this process (--workers 0) on one thread; use --workers N or
+# CONDITION: SCENE_masked_MASKS_LEVEL or SCENE_raw_LEVEL, e.g. D_masked_lite_paper-large, D_raw_none; MASKS is
+# lite (lite_v2, the shipped default), litev3 (lite_v3) or gt (ground truth from the simulator's segmentation);
+# LEVEL a distraction level (none, paper-large, paper-xlarge, ...). `list` shows the ones kept. Policies and masks
+# are pinned by file and name (the shipped v3 policies, lite_v2 / lite_v3), so a later default cannot mix into a
+# folder: calvin-eval refuses a folder whose settings.json differs. Runs in this process (--workers 0) on one thread; use --workers N or
 # --address HOST:PORT after N to fan out.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 IVM=${IVM_ROS_BIN:-.venv/bin/ivm-ros}
 ROOT=results/calvin
 WEIGHTS=ivm_ros/policies/embedded/weights
-CONDITIONS="D_masked_lite_none D_masked_lite_paper-large D_masked_gt_none D_masked_gt_paper-large D_raw_none
-D_raw_paper-large"
-
 if [ "${1:-}" = list ] || [ $# -eq 0 ]; then
-  for c in $CONDITIONS; do
+  for d in "$ROOT"/*/; do
+    [ -d "$d" ] || continue
+    c=$(basename "$d")
     n=$( [ -f "$ROOT/$c/chains.jsonl" ] && wc -l <"$ROOT/$c/chains.jsonl" || echo 0)
     echo "$c: $n chains"
   done
@@ -39,6 +39,7 @@ case "$policy" in
 esac
 case "$policy/$masks" in
   masked/lite) args+=(--model lite --model-config checkpoint=lite_v2) ;;
+  masked/litev3) args+=(--model lite --model-config checkpoint=lite_v3) ;;
   masked/gt) args+=(--model groundtruth) ;;
   raw/none) ;;
   *) echo "calvin_results.sh: unknown condition $cond (see: tools/calvin_results.sh list)" >&2; exit 2 ;;

@@ -305,12 +305,14 @@ def add_lookalikes(scene: CalvinScene, ws: Workspace, target: str, boxes: list[B
 
 
 def apply(scene: CalvinScene, n_clutter: int, lookalikes: bool, fixtures: bool, jitter: bool,
-          rng: np.random.Generator, existing: list[int], task: str | None = None) -> list[int]:
+          rng: np.random.Generator, existing: list[int], task: str | None = None, copies: int = 0) -> list[int]:
     """Adds the workspace distractors of a level: camera jitter, the four fixture look-alikes (handle, button,
     switch on the table top; the LED's on the cabinet top), ``n_clutter`` movable clutter objects on the table top,
     and, with ``lookalikes``, three look-alikes of the block ``task`` names (of a random block when ``task`` is None
-    or names none, e.g. a chain's start; :func:`begin_subtask` moves them). ``existing``: distractor bodies already
-    in the scene. Returns the new body ids. A distractor with no free spot left goes to the floor."""
+    or names none, e.g. a chain's start; :func:`begin_subtask` moves them). ``copies``: that many exact copies (same
+    size and colour) of every block, movable and placed among the clutter (they stay when the named block changes).
+    ``existing``: distractor bodies already in the scene. Returns the new body ids. A distractor with no free spot
+    left goes to the floor."""
     ws = Workspace(np.random.default_rng(int(rng.integers(2**63))), lookalikes)
     scene.__dict__["_workspace"] = ws
     if jitter:
@@ -328,13 +330,16 @@ def apply(scene: CalvinScene, n_clutter: int, lookalikes: bool, fixtures: bool, 
         target = T.target_block(task) if task else None
         target = target or BLOCKS[int(rng.integers(len(BLOCKS)))]
         new += add_lookalikes(scene, ws, target, boxes, existing + new)
-    for _ in range(n_clutter):
-        body = clutter_item(scene, rng)
+    loose: list[int] = []
+    makers = [lambda b=block: lookalike(scene, b, "same", rng) for _ in range(copies) for block in BLOCKS]
+    for make in makers + [lambda: clutter_item(scene, rng)] * n_clutter:  # made and placed one at a time
+        body = make()
         if not place(scene, body, rng, table, boxes, existing + new):
             _park(scene, body, rng, existing + new)
         new.append(body)
+        loose.append(body)
     ws.others = [b for b in new if b not in ws.lookalikes]
-    ws.clutter = new[len(new) - n_clutter:] if n_clutter else []
+    ws.clutter = loose
     return new
 
 

@@ -9,8 +9,9 @@ Sets (:data:`SETS`), all in scene D at 200x200 (the static camera), seeded and d
   :func:`ivm_ros_sim.data.engine.generate_ivm` (random task and level per episode, the scripted expert driven to 4
   random steps in [0, 90), one instruction per frame), so at ``--frames 400`` they are the very frames the model
   card's mIoU was measured on.
-* ``paper-large``, ``clutter``, ``lookalike``, ``fixture_lookalike``, ``appearance``: the same kind of episodes at
-  that workspace distraction level (:mod:`ivm_ros_sim.calvin.distractors`), training paraphrases, seeds 105-109.
+* ``paper-large``, ``clutter``, ``lookalike``, ``fixture_lookalike``, ``appearance``, ``paper-xlarge``: the same kind
+  of episodes at that workspace distraction level (:mod:`ivm_ros_sim.calvin.distractors`), training paraphrases,
+  seeds 105-110.
 * ``calvin``: CALVIN's official evaluation chains (``eval/eval_sequences.jsonl``) in order from chain ``seed``: the
   frame at the start of each subtask (the chain's exact start state for the first; for the next ones the state the
   scripted expert reached by doing the previous subtasks; a chain ends at the expert's first failure), with the
@@ -72,6 +73,7 @@ SETS: dict[str, EpisodeSet | ChainSet] = {
     "lookalike": EpisodeSet(107, ("lookalike",), "train"),
     "fixture_lookalike": EpisodeSet(108, ("fixture_lookalike",), "train"),
     "appearance": EpisodeSet(109, ("appearance",), "train"),
+    "paper-xlarge": EpisodeSet(110, ("paper-xlarge",), "train"),
     "calvin": ChainSet(),
 }
 

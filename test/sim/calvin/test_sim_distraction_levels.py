@@ -12,7 +12,7 @@ from ivm_ros_sim.calvin.chains import load_chains, reset_to_chain
 from ivm_ros_sim.calvin.env import CalvinSceneEnv
 from ivm_ros_sim.calvin.scene import CalvinScene
 
-NEW = ("clutter", "lookalike", "fixture_lookalike", "appearance", "paper-large")
+NEW = ("clutter", "lookalike", "fixture_lookalike", "appearance", "paper-large", "paper-xlarge")
 
 
 @pytest.fixture(scope="module")
@@ -136,7 +136,7 @@ def _workspace_bodies(env: CalvinSceneEnv) -> list[int]:
     return ws.others + ws.lookalikes
 
 
-@pytest.mark.parametrize("level", ["clutter", "lookalike", "fixture_lookalike", "paper-large"])
+@pytest.mark.parametrize("level", ["clutter", "lookalike", "fixture_lookalike", "paper-large", "paper-xlarge"])
 def test_nothing_in_the_keep_out(env, level):
     for seed, task in enumerate(("push_red_block_right", "push_into_drawer", "open_drawer", "turn_on_led",
                                  "push_blue_block_left", "turn_on_lightbulb")):

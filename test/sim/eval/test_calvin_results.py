@@ -34,8 +34,9 @@ def test_settings_are_what_the_folder_name_says(folder: Path) -> None:
     assert (s["policy"], s["scene"], s["distraction"], s["transport"]) == ("embedded", scene, level, "direct")
     assert s["masking"] is (policy == "masked")
     assert s["policy_config"]["checkpoint"].endswith(f"policy_calvin_{policy}_v3.msgpack")
-    if masks == "lite":
-        assert (s["model"], s["model_config"]) == ("lite", {"checkpoint": "lite_v2"})
+    if masks in ("lite", "litev3"):
+        checkpoint = {"lite": "lite_v2", "litev3": "lite_v3"}[masks]
+        assert (s["model"], s["model_config"]) == ("lite", {"checkpoint": checkpoint})
     elif masks == "gt":
         assert s["model"] == "groundtruth"
     else:
