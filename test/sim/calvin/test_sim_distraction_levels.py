@@ -87,6 +87,58 @@ def test_old_levels_unchanged():
         scene.close()
 
 
+#: The same fingerprints for workspace levels whose CALVIN results are kept in results/calvin (chain 0's start, no
+#: task), taken with the code of commit c2ca92c, before paper-xlarge's block copies were added.
+WORKSPACE_OLD = {
+    ("clutter", 0): (6, [0.243724, -0.748294, 2.857966], 0.2883307570075776),
+    ("paper-large", 0): (17, [0.869328, -1.701815, 8.056591], 0.46982387427320615),
+    ("paper-large", 7): (14, [-0.213027, -1.787677, 6.392973], 0.8596167058351629),
+}
+
+
+def test_workspace_levels_unchanged():
+    scene = CalvinScene(64, 32)
+    base = p.saveState(physicsClientId=scene.client)
+    try:
+        for (level, seed), (n, pos_sum, next_draw) in WORKSPACE_OLD.items():
+            p.restoreState(base, physicsClientId=scene.client)
+            scene.set_state(load_chains(1)[0].scene_obs)
+            rng = np.random.default_rng(seed)
+            bodies = dist.apply(scene, level, rng)
+            pos = [p.getBasePositionAndOrientation(b, physicsClientId=scene.client)[0] for b in bodies]
+            assert len(bodies) == n, level
+            np.testing.assert_allclose(np.sum(pos, axis=0), pos_sum, atol=1e-5)
+            assert rng.random() == next_draw
+            for b in bodies:
+                p.removeBody(b, physicsClientId=scene.client)
+    finally:
+        scene.close()
+
+
+def test_paper_xlarge_copies_every_block(env):
+    chain = load_chains(1, start=5)[0]
+    for seed in range(3):
+        reset_to_chain(env, chain, "paper-xlarge", seed=seed)
+        env.begin_subtask(chain.subtasks[0])
+        ws = W.state(env.scene)
+        copies = {}
+        for body in ws.clutter:
+            vis = p.getVisualShapeData(body, physicsClientId=env.client)[0]
+            for block in env.scene.blocks:
+                same_size = vis[2] == p.GEOM_BOX and np.allclose(vis[3], env.scene.block_size[block], atol=1e-6)
+                if same_size and tuple(vis[7]) == pytest.approx(W.block_colour(env.scene, block)):
+                    copies[block] = p.getBasePositionAndOrientation(body, physicsClientId=env.client)[0]
+        assert set(copies) == set(env.scene.blocks), seed  # one exact copy of each block, besides the look-alikes
+        assert len(ws.clutter) == 3 + dist.LEVELS["paper-xlarge"].clutter
+    # the table top holds only so much outside the keep-out: the rest waits on the floor, more of it than paper-large's
+    on_table = {}
+    for level in ("paper-large", "paper-xlarge"):
+        env.reset(seed=3, task="lift_red_block_table", distraction=level)
+        zs = [p.getBasePositionAndOrientation(b, physicsClientId=env.client)[0][2] for b in W.state(env.scene).clutter]
+        on_table[level] = sum(z > 0.4 for z in zs)
+    assert on_table["paper-xlarge"] > on_table["paper-large"], on_table
+
+
 def _check_lookalikes(env: CalvinSceneEnv, target: str) -> None:
     ws = W.state(env.scene)
     assert ws.target == target and ws.kinds == list(W.LOOKALIKE_KINDS) and len(ws.lookalikes) == 3
