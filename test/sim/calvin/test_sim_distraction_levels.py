@@ -63,6 +63,20 @@ OLD = {
 }
 
 
+def _apply_at_chain_start(scene: CalvinScene, base: int, level: str, seed: int, n: int,
+                          pos_sum: list[float]) -> tuple[list[int], np.random.Generator]:
+    """Applies ``level`` with ``seed`` at chain 0's start (from saved state ``base``) and checks the fingerprint: ``n``
+    bodies whose positions sum to ``pos_sum``. Returns the bodies and the generator, drawn from as the level does."""
+    p.restoreState(base, physicsClientId=scene.client)
+    scene.set_state(load_chains(1)[0].scene_obs)
+    rng = np.random.default_rng(seed)
+    bodies = dist.apply(scene, level, rng)
+    pos = [p.getBasePositionAndOrientation(b, physicsClientId=scene.client)[0] for b in bodies]
+    assert len(bodies) == n, level
+    np.testing.assert_allclose(np.sum(pos, axis=0) if pos else np.zeros(3), pos_sum, atol=1e-5)
+    return bodies, rng
+
+
 def test_old_levels_unchanged():
     scene = CalvinScene(64, 32)
     base, camera = p.saveState(physicsClientId=scene.client), scene.cameras["static"]
@@ -70,13 +84,7 @@ def test_old_levels_unchanged():
         for b in dist.apply(scene, "paper-large", np.random.default_rng(1)):  # a workspace level first: nothing
             p.removeBody(b, physicsClientId=scene.client)  # of it may linger
         for (level, seed), (n, pos_sum, light, ambient, next_draw) in OLD.items():
-            p.restoreState(base, physicsClientId=scene.client)
-            scene.set_state(load_chains(1)[0].scene_obs)
-            rng = np.random.default_rng(seed)
-            bodies = dist.apply(scene, level, rng)
-            pos = [p.getBasePositionAndOrientation(b, physicsClientId=scene.client)[0] for b in bodies]
-            assert len(bodies) == n, level
-            np.testing.assert_allclose(np.sum(pos, axis=0) if pos else np.zeros(3), pos_sum, atol=1e-5)
+            bodies, rng = _apply_at_chain_start(scene, base, level, seed, n, pos_sum)
             np.testing.assert_allclose(scene.render_settings.light_direction, light, atol=1e-5)
             assert scene.render_settings.ambient == pytest.approx(ambient, abs=1e-5)
             assert rng.random() == next_draw  # the generator was drawn from exactly as before
@@ -101,13 +109,7 @@ def test_workspace_levels_unchanged():
     base = p.saveState(physicsClientId=scene.client)
     try:
         for (level, seed), (n, pos_sum, next_draw) in WORKSPACE_OLD.items():
-            p.restoreState(base, physicsClientId=scene.client)
-            scene.set_state(load_chains(1)[0].scene_obs)
-            rng = np.random.default_rng(seed)
-            bodies = dist.apply(scene, level, rng)
-            pos = [p.getBasePositionAndOrientation(b, physicsClientId=scene.client)[0] for b in bodies]
-            assert len(bodies) == n, level
-            np.testing.assert_allclose(np.sum(pos, axis=0), pos_sum, atol=1e-5)
+            bodies, rng = _apply_at_chain_start(scene, base, level, seed, n, pos_sum)
             assert rng.random() == next_draw
             for b in bodies:
                 p.removeBody(b, physicsClientId=scene.client)
