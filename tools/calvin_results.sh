@@ -11,8 +11,8 @@
 # lite (lite_v2, the shipped default), litev3 (lite_v3) or gt (ground truth from the simulator's segmentation);
 # LEVEL a distraction level (none, paper-large, paper-xlarge, ...). `list` shows the ones kept. Policies and masks
 # are pinned by file and name (the shipped v3 policies, lite_v2 / lite_v3), so a later default cannot mix into a
-# folder: calvin-eval refuses a folder whose settings.json differs. Runs in this process (--workers 0) on one thread; use --workers N or
-# --address HOST:PORT after N to fan out.
+# folder: calvin-eval refuses a folder whose settings.json differs. Runs in this process (--workers 0) on one
+# thread; use --workers N or --address HOST:PORT after N to fan out.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 IVM=${IVM_ROS_BIN:-.venv/bin/ivm-ros}
@@ -22,7 +22,7 @@ if [ "${1:-}" = list ] || [ $# -eq 0 ]; then
   for d in "$ROOT"/*/; do
     [ -d "$d" ] || continue
     c=$(basename "$d")
-    n=$( [ -f "$ROOT/$c/chains.jsonl" ] && wc -l <"$ROOT/$c/chains.jsonl" || echo 0)
+    n=$( [ -f "$d/chains.jsonl" ] && wc -l <"$d/chains.jsonl" || echo 0)
     echo "$c: $n chains"
   done
   exit 0

@@ -16,6 +16,7 @@ Units: metres, radians, kilograms.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -330,10 +331,15 @@ def apply(scene: CalvinScene, n_clutter: int, lookalikes: bool, fixtures: bool, 
         target = T.target_block(task) if task else None
         target = target or BLOCKS[int(rng.integers(len(BLOCKS)))]
         new += add_lookalikes(scene, ws, target, boxes, existing + new)
+    def loose_items() -> Iterator[int]:  # made lazily: each is placed before the next draws from ``rng``
+        for _ in range(copies):
+            for block in BLOCKS:
+                yield lookalike(scene, block, "same", rng)
+        for _ in range(n_clutter):
+            yield clutter_item(scene, rng)
+
     loose: list[int] = []
-    makers = [lambda b=block: lookalike(scene, b, "same", rng) for _ in range(copies) for block in BLOCKS]
-    for make in makers + [lambda: clutter_item(scene, rng)] * n_clutter:  # made and placed one at a time
-        body = make()
+    for body in loose_items():
         if not place(scene, body, rng, table, boxes, existing + new):
             _park(scene, body, rng, existing + new)
         new.append(body)

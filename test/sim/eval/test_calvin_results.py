@@ -16,6 +16,8 @@ REPO = Path(__file__).resolve().parents[3]
 ROOT = REPO / "results" / "calvin"
 FOLDERS = sorted(p for p in ROOT.iterdir() if p.is_dir()) if ROOT.is_dir() else []
 SCRIPT = REPO / "tools" / "calvin_results.sh"
+#: The MASKS part of a masked condition's name -> the lite checkpoint tools/calvin_results.sh pins for it.
+LITE_CHECKPOINTS = {"lite": "lite_v2", "litev3": "lite_v3"}
 
 
 def _rows(folder: Path) -> list[dict]:
@@ -34,9 +36,8 @@ def test_settings_are_what_the_folder_name_says(folder: Path) -> None:
     assert (s["policy"], s["scene"], s["distraction"], s["transport"]) == ("embedded", scene, level, "direct")
     assert s["masking"] is (policy == "masked")
     assert s["policy_config"]["checkpoint"].endswith(f"policy_calvin_{policy}_v3.msgpack")
-    if masks in ("lite", "litev3"):
-        checkpoint = {"lite": "lite_v2", "litev3": "lite_v3"}[masks]
-        assert (s["model"], s["model_config"]) == ("lite", {"checkpoint": checkpoint})
+    if masks in LITE_CHECKPOINTS:
+        assert (s["model"], s["model_config"]) == ("lite", {"checkpoint": LITE_CHECKPOINTS[masks]})
     elif masks == "gt":
         assert s["model"] == "groundtruth"
     else:
