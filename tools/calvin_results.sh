@@ -7,7 +7,9 @@
 #   tools/calvin_results.sh CONDITION [N] [calvin-eval options ...]   # up to the first N chains (default 200)
 #   tools/calvin_results.sh list                                      # the conditions and how far each has got
 #
-# CONDITION: SCENE_masked_MASKS_LEVEL or SCENE_raw_LEVEL, e.g. D_masked_lite_paper-large, D_raw_none; MASKS is
+# CONDITION: SCENE_masked_MASKS_LEVEL or SCENE_raw_LEVEL, e.g. D_masked_lite_paper-large, D_raw_none. SCENE is
+# the evaluation scene of the D->D policies (v3), or TRAIN-SCENE for the policies of another split: ABC-D is the
+# ABC->D split (policies trained on scenes A, B, C, calvin_abc v1) evaluated in scene D. MASKS is
 # lite (lite_v2, the shipped default), litev3 (lite_v3) or gt (ground truth from the simulator's segmentation);
 # LEVEL a distraction level (none, paper-large, paper-xlarge, ...). `list` shows the ones kept. Policies and masks
 # are pinned by file and name (the shipped v3 policies, lite_v2 / lite_v3), so a later default cannot mix into a
@@ -32,17 +34,23 @@ n=${2:-200}
 shift $(( $# >= 2 ? 2 : 1 ))
 IFS=_ read -r scene policy masks level <<<"$cond"
 [ "$policy" = raw ] && { level=$masks; masks=none; }
+unknown() { echo "calvin_results.sh: unknown condition $cond (see: tools/calvin_results.sh list)" >&2; exit 2; }
+case "$scene" in
+  [ABCD]) policies=calvin_POLICY_v3 ;;
+  ABC-D) policies=calvin_abc_POLICY_v1; scene=D ;;
+  *) unknown ;;
+esac
 case "$policy" in
-  masked) args=(--masking on --policy-config "checkpoint=$WEIGHTS/policy_calvin_masked_v3.msgpack") ;;
-  raw) args=(--masking off --policy-config "checkpoint=$WEIGHTS/policy_calvin_raw_v3.msgpack") ;;
-  *) echo "calvin_results.sh: unknown condition $cond (see: tools/calvin_results.sh list)" >&2; exit 2 ;;
+  masked|raw) args=(--masking "$( [ "$policy" = masked ] && echo on || echo off )"
+                    --policy-config "checkpoint=$WEIGHTS/policy_${policies/POLICY/$policy}.msgpack") ;;
+  *) unknown ;;
 esac
 case "$policy/$masks" in
   masked/lite) args+=(--model lite --model-config checkpoint=lite_v2) ;;
   masked/litev3) args+=(--model lite --model-config checkpoint=lite_v3) ;;
   masked/gt) args+=(--model groundtruth) ;;
   raw/none) ;;
-  *) echo "calvin_results.sh: unknown condition $cond (see: tools/calvin_results.sh list)" >&2; exit 2 ;;
+  *) unknown ;;
 esac
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 exec "$IVM" calvin-eval --policy embedded "${args[@]}" --scene "$scene" --distraction "$level" --chains "$n" \

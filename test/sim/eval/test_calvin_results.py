@@ -18,6 +18,8 @@ FOLDERS = sorted(p for p in ROOT.iterdir() if p.is_dir()) if ROOT.is_dir() else 
 SCRIPT = REPO / "tools" / "calvin_results.sh"
 #: The MASKS part of a masked condition's name -> the lite checkpoint tools/calvin_results.sh pins for it.
 LITE_CHECKPOINTS = {"lite": "lite_v2", "litev3": "lite_v3"}
+#: The split before a condition's scene ('' for D->D, ABC for ABC-D) -> the policy files it pins.
+POLICY_FILES = {"": "policy_calvin_{}_v3.msgpack", "ABC": "policy_calvin_abc_{}_v1.msgpack"}
 
 
 def _rows(folder: Path) -> list[dict]:
@@ -33,9 +35,10 @@ def test_settings_are_what_the_folder_name_says(folder: Path) -> None:
     s = json.loads((folder / "settings.json").read_text())
     scene, policy, *rest = folder.name.split("_")
     masks, level = ("none", rest[0]) if policy == "raw" else tuple(rest)
+    split, _, scene = scene.rpartition("-")  # ABC-D: the ABC->D split's policies in scene D
     assert (s["policy"], s["scene"], s["distraction"], s["transport"]) == ("embedded", scene, level, "direct")
     assert s["masking"] is (policy == "masked")
-    assert s["policy_config"]["checkpoint"].endswith(f"policy_calvin_{policy}_v3.msgpack")
+    assert s["policy_config"]["checkpoint"].endswith(POLICY_FILES[split].format(policy))
     if masks in LITE_CHECKPOINTS:
         assert (s["model"], s["model_config"]) == ("lite", {"checkpoint": LITE_CHECKPOINTS[masks]})
     elif masks == "gt":
@@ -72,5 +75,6 @@ def test_runner_lists_conditions_and_refuses_unknown_ones() -> None:
     out = subprocess.run([str(SCRIPT), "list"], capture_output=True, text=True, check=True).stdout
     for folder in FOLDERS:
         assert f"{folder.name}: {len(_rows(folder))} chains" in out
-    bad = subprocess.run([str(SCRIPT), "D_octo_lite_none"], capture_output=True, text=True)
-    assert bad.returncode == 2 and "unknown condition D_octo_lite_none" in bad.stderr
+    for cond in ("D_octo_lite_none", "AB-D_raw_none", "E_raw_none"):
+        bad = subprocess.run([str(SCRIPT), cond], capture_output=True, text=True)
+        assert bad.returncode == 2 and f"unknown condition {cond}" in bad.stderr

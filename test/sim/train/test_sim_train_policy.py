@@ -50,6 +50,9 @@ def test_sim_train_policy_one_policy_at_a_time(tmp_path, monkeypatch, capsys):
     assert "has no report.json" in capsys.readouterr().err
     card = (weights / "MODEL_CARD_calvin.md").read_text()
     assert "--shift 2 --ship-set calvin --ship`" in card and "random shift of 2 px" in card, card
+    assert policy.main([*ship_only[:-1], "calvin_abc"]) == 2  # these demos are scene D's: not the ABC->D split
+    assert "never sees scene(s) ['D']" in capsys.readouterr().err
+    assert not checkpoint.SHIPPED["calvin_abc_raw"].exists()
     assert policy.main([*base, "--policies", "masked,oracle"]) == 2
     out = tmp_path / "no_grip"
     assert policy.main([*base[:2], "--out", str(out), *base[4:], "--policies", "raw", "--drop-gripper-action"]) == 0
@@ -96,3 +99,29 @@ def test_arch_flags_grow_the_network_and_are_recorded(tmp_path, capsys):
     assert policy.main([*base[:2], "--out", str(tmp_path / "wide"), *base[4:], *bigger[:3], "widths=[8,24]",
                         *bigger[4:], "--init", str(tmp_path / "run")]) == 2
     assert "in its parameters" in capsys.readouterr().err
+
+
+def _chains_index(folder, seed, scenes, chains_done):
+    """A ``sim-data chains`` index.json as the engine writes it (only the fields the card and checks read)."""
+    folder.mkdir(parents=True)
+    (folder / "index.json").write_text(json.dumps({
+        "format": "ivm_ros_sim.demos/1", "kind": "chains", "chains_done": chains_done, "episodes": [],
+        "args": {"seed": seed, "scenes": scenes, "distraction": "none", "length": 5}}))
+    return str(folder)
+
+
+def test_abc_split_demos_are_described_and_checked_across_folders(tmp_path):
+    abc = ",".join([_chains_index(tmp_path / "s0", 0, ["A", "B", "C"], 230),
+                    _chains_index(tmp_path / "s2", 2, ["A", "B", "C"], 228)])
+    assert policy.demo_scenes(abc) == {"A", "B", "C"}
+    source, cmds = policy._chains_source(abc.split(","))
+    assert "along 458 random CALVIN chains" in source and "scenes A,B,C, seed(s) 0, 2" in source
+    assert cmds == ("`ivm-ros sim-data chains --chains 230 --scenes A,B,C --seed 0 --out DEMOS0`, "
+                    "`ivm-ros sim-data chains --chains 228 --scenes A,B,C --seed 2 --out DEMOS1`, then ")
+    policy.check_ship("calvin_abc", "calvin", "lite", policy.demo_scenes(abc))
+    with_d = abc + "," + _chains_index(tmp_path / "d", 0, ["D"], 10)
+    with pytest.raises(ValueError, match=r"never sees scene\(s\) \['D'\]"):
+        policy.check_ship("calvin_abc", "calvin", "lite", policy.demo_scenes(with_d))
+    policy.check_ship("calvin", "calvin", "lite", policy.demo_scenes(with_d))  # D->D may see every scene
+    with pytest.raises(ValueError, match="trained on lite masks, not groundtruth"):
+        policy.check_ship("calvin_abc", "calvin", "groundtruth", {"A"})
