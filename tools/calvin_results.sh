@@ -41,10 +41,11 @@ case "$scene" in
   *) unknown ;;
 esac
 case "$policy" in
-  masked|raw) args=(--masking "$( [ "$policy" = masked ] && echo on || echo off )"
-                    --policy-config "checkpoint=$WEIGHTS/policy_${policies/POLICY/$policy}.msgpack") ;;
+  masked) masking=on ;;
+  raw) masking=off ;;
   *) unknown ;;
 esac
+args=(--masking "$masking" --policy-config "checkpoint=$WEIGHTS/policy_${policies/POLICY/$policy}.msgpack")
 case "$policy/$masks" in
   masked/lite) args+=(--model lite --model-config checkpoint=lite_v2) ;;
   masked/litev3) args+=(--model lite --model-config checkpoint=lite_v3) ;;

@@ -253,17 +253,15 @@ def model_card(report: dict[str, Any], arch: PolicyArch, args: argparse.Namespac
     from ivm_ros.models.lite.checkpoint import SHIPPED_NAME
 
     files, rows = _card_files_and_rows(report, args.ship_set)
-    source, data_cmd = _chains_source(report["demos"].split(","))
+    source, data_cmd, demos_flag = _chains_source(report["demos"].split(","))
     cfg = report["policies"]["masked"]["config"]  # the recipe (both policies are trained alike)
     steps, seed, shift = cfg["steps"], cfg["seed"], cfg.get("shift", 0)
     init = args.init or report["policies"]["masked"].get("init", "")
     flags = _recipe_flags(cfg, arch, args.ship_set, init)
-    n_folders = len(report["demos"].split(","))
-    demos = (" --demos " + ",".join(f"DEMOS{k}" for k in range(n_folders)) if n_folders > 1 else " --demos DEMOS"
-             ) if data_cmd else f" --episodes {args.episodes}"
+    demos = demos_flag or f" --episodes {args.episodes}"
     tasks = "" if data_cmd else f" --tasks {','.join(args.tasks)}" if tuple(args.tasks) != TASKS else ""
     cmd = f"{data_cmd}`ivm-ros sim-train-policy{demos}{tasks} --steps {steps} --seed {seed}{flags} --ship`"
-    split = ("" if "D" in demo_scenes(report["demos"]) or not data_cmd else
+    split = ("" if args.ship_set not in SHIP_UNSEEN_SCENES else
              "\n- Split: CALVIN's ABC->D: demonstrations from scenes A, B, C only; scene D (where it is evaluated) "
              f"never seen by the policy (the lite model `{SHIPPED_NAME}` that masks its frames learnt on scene D).")
     init_note = (f"; fine-tuned (these steps added) from the checkpoints `--init {init}` names, whose own "
@@ -296,12 +294,13 @@ Closed-loop success: `ivm-ros sim-eval-policy` (6-task episodes) and `ivm-ros ca
 """
 
 
-def _chains_source(folders: list[str]) -> tuple[str, str]:
-    """What a card says of its demonstrations and the commands that record them (each ending in ", then "):
-    ``sim-data chains`` folders (DEMOS, or DEMOS0, DEMOS1, ... for several), else the 6-task episodes."""
+def _chains_source(folders: list[str]) -> tuple[str, str, str]:
+    """What a card says of its demonstrations, the commands that record them (ending in ", then ") and the
+    ``--demos`` flag that reads them: ``sim-data chains`` folders (DEMOS, or DEMOS0, DEMOS1, ... for several), else
+    the 6-task episodes (no commands, no flag)."""
     indexes = [json.loads(p.read_text()) if (p := Path(f) / "index.json").is_file() else {} for f in folders]
     if not indexes or any(i.get("kind") != "chains" for i in indexes):
-        return "successful expert episodes in clean scenes", ""
+        return "successful expert episodes in clean scenes", "", ""
     names = ["DEMOS"] if len(indexes) == 1 else [f"DEMOS{k}" for k in range(len(indexes))]
     args = [i["args"] for i in indexes]
     seeds = ", ".join(str(a["seed"]) for a in args)
@@ -311,7 +310,7 @@ def _chains_source(folders: list[str]) -> tuple[str, str]:
               f"CALVIN chains (`ivm-ros sim-data chains`, scenes {scenes}, seed(s) {seeds}, distraction {levels})")
     cmds = [f"`ivm-ros sim-data chains --chains {i['chains_done']} --scenes {','.join(i['args']['scenes'])} "
             f"--seed {i['args']['seed']} --out {name}`" for i, name in zip(indexes, names)]
-    return source, ", ".join(cmds) + ", then "
+    return source, ", ".join(cmds) + ", then ", f" --demos {','.join(names)}"
 
 
 def _simpler_demos_commands(folders: list[str]) -> list[str]:

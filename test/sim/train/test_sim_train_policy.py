@@ -114,10 +114,11 @@ def test_abc_split_demos_are_described_and_checked_across_folders(tmp_path):
     abc = ",".join([_chains_index(tmp_path / "s0", 0, ["A", "B", "C"], 230),
                     _chains_index(tmp_path / "s2", 2, ["A", "B", "C"], 228)])
     assert policy.demo_scenes(abc) == {"A", "B", "C"}
-    source, cmds = policy._chains_source(abc.split(","))
+    source, cmds, flag = policy._chains_source(abc.split(","))
     assert "along 458 random CALVIN chains" in source and "scenes A,B,C, seed(s) 0, 2" in source
     assert cmds == ("`ivm-ros sim-data chains --chains 230 --scenes A,B,C --seed 0 --out DEMOS0`, "
                     "`ivm-ros sim-data chains --chains 228 --scenes A,B,C --seed 2 --out DEMOS1`, then ")
+    assert flag == " --demos DEMOS0,DEMOS1"
     policy.check_ship("calvin_abc", "calvin", "lite", policy.demo_scenes(abc))
     with_d = abc + "," + _chains_index(tmp_path / "d", 0, ["D"], 10)
     with pytest.raises(ValueError, match=r"never sees scene\(s\) \['D'\]"):
