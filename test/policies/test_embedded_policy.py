@@ -281,3 +281,28 @@ def test_probability_cache_is_shared_by_links_and_keyed_by_predictor(tmp_path):
     assert precompute_probabilities(linked, other, 32, (1, 2), progress=False) == 0  # shard 1 of 2 is empty
     halved = load_demos(linked, 32, 16, predictor=other, progress=False, prob_cache=True).prob
     assert other.frames == t and not np.array_equal(halved, fresh)
+
+
+def test_language_augmentation_draws_each_sample_a_sentence_of_its_own_instruction():
+    """Two recorded instructions with alternatives {0, 2, 3} and {1, 4}: every batch row's text is one of its
+    instruction's rows, all of them turn up, and without alternatives the recorded row is used (as before)."""
+    from ivm_ros.policies.embedded.train import make_batch, proprio_norm, sentence_rows
+
+    data = _demo_set()
+    data.text_index[12:] = 1
+    data = dataclasses.replace(data, instructions=["a", "b"], tasks=["t", "u"])
+    text = np.arange(5, dtype=np.float32)[:, None].repeat(384, 1)  # row r is all r
+    alternatives = [np.array([0, 2, 3]), np.array([1, 4])]
+    idx = np.arange(len(data)).repeat(20)
+    cfg = PolicyTrainConfig(masking="none")
+    batch = make_batch(data, text, idx, TINY, cfg, proprio_norm(data), np.random.default_rng(0), alternatives)
+    rows = batch["text"][:, 0].astype(int)
+    first = data.text_index[idx] == 0
+    assert set(rows[first]) == {0, 2, 3} and set(rows[~first]) == {1, 4}
+    plain = make_batch(data, text, idx, TINY, cfg, proprio_norm(data), np.random.default_rng(0))
+    assert np.array_equal(plain["text"][:, 0], data.text_index[idx])
+    assert np.array_equal(sentence_rows(np.array([1, 0]), None, np.random.default_rng(0)), [1, 0])
+    with pytest.raises(ValueError, match="1 entries for 2 recorded"):
+        train_policy(data, text, TINY, cfg, progress=False, alternatives=alternatives[:1])
+    with pytest.raises(ValueError, match=r"\[1\] are empty or not rows of the 5-row"):
+        train_policy(data, text, TINY, cfg, progress=False, alternatives=[alternatives[0], np.array([5])])

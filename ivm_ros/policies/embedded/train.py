@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import jax
@@ -63,9 +64,14 @@ class PolicyTrainConfig:
 
 
 def make_batch(data: DemoSet, text: np.ndarray, idx: np.ndarray, arch: PolicyArch, cfg: PolicyTrainConfig,
-               norm: dict[str, np.ndarray], rng: np.random.Generator) -> dict[str, np.ndarray]:
+               norm: dict[str, np.ndarray], rng: np.random.Generator,
+               alternatives: Sequence[np.ndarray] | None = None) -> dict[str, np.ndarray]:
     """Numpy batch: static (B, W, S, S, 3), gripper (B, W, G, G, 3), proprio (B, P), text (B, 384), actions
-    (B, H, 7) with the motion divided by the robot's action scale, valid (B, H)."""
+    (B, H, 7) with the motion divided by the robot's action scale, valid (B, H).
+
+    ``text`` (K, 384) holds a row per sentence. Without ``alternatives`` a sample's row is its episode's recorded
+    instruction (``data.text_index``); with them (one int array of rows per recorded instruction, language
+    augmentation) a sample takes a random row of ``alternatives[text_index]``, drawn anew for every batch."""
     win = window_indices(data, idx, arch.window)
     flat = win.reshape(-1)
     s, g, shape = arch.static_size, arch.gripper_size, (len(idx), arch.window)
@@ -87,10 +93,30 @@ def make_batch(data: DemoSet, text: np.ndarray, idx: np.ndarray, arch: PolicyArc
         "static": random_shift(static.reshape(*shape, s, s, 3), cfg.shift, rng),
         "gripper": random_shift(gripper, cfg.shift, rng) if g > 0 else gripper,
         "proprio": (data.proprio[idx] - norm["proprio_mean"]) / norm["proprio_std"],
-        "text": text[data.text_index[idx]],
+        "text": text[sentence_rows(data.text_index[idx], alternatives, rng)],
         "actions": actions,
         "valid": valid.astype(np.float32),
     }
+
+
+def sentence_rows(recorded: np.ndarray, alternatives: Sequence[np.ndarray] | None, rng: np.random.Generator
+                  ) -> np.ndarray:
+    """(B,) rows of the text table: ``recorded`` itself, or one random row of ``alternatives[r]`` for each."""
+    if alternatives is None:
+        return recorded
+    return np.array([alternatives[r][rng.integers(len(alternatives[r]))] for r in recorded], np.int64)
+
+
+def check_alternatives(alternatives: Sequence[np.ndarray] | None, n_recorded: int, n_rows: int) -> None:
+    """ValueError unless ``alternatives`` gives every recorded instruction a non-empty set of text rows."""
+    if alternatives is None:
+        return
+    if len(alternatives) != n_recorded:
+        raise ValueError(f"alternatives: {len(alternatives)} entries for {n_recorded} recorded instructions")
+    bad = [i for i, a in enumerate(alternatives) if len(a) == 0 or min(a) < 0 or max(a) >= n_rows]
+    if bad:
+        raise ValueError(f"alternatives of recorded instructions {bad[:5]} are empty or not rows of the "
+                         f"{n_rows}-row text table")
 
 
 def bc_loss(model: EmbeddedPolicyNet, params: Any, batch: dict[str, jnp.ndarray], gripper_weight: float
@@ -124,11 +150,14 @@ def held_motion(data: DemoSet) -> dict[str, np.ndarray]:
 
 
 def train_policy(data: DemoSet, text: np.ndarray, arch: PolicyArch, cfg: PolicyTrainConfig, progress: bool = True,
-                 init: tuple[Any, dict[str, np.ndarray]] | None = None
+                 init: tuple[Any, dict[str, np.ndarray]] | None = None,
+                 alternatives: Sequence[np.ndarray] | None = None
                  ) -> tuple[Any, dict[str, np.ndarray], dict[str, Any]]:
     """Returns (params, normalisation statistics, report with the loss history). ``init`` (params, norm) of a
-    checkpoint of the same arch continues its training (fine-tuning: its proprio normalisation is kept)."""
+    checkpoint of the same arch continues its training (fine-tuning: its proprio normalisation is kept);
+    ``alternatives``: language augmentation (:func:`make_batch`)."""
     cfg.check()
+    check_alternatives(alternatives, len(data.instructions), len(text))
     rng = np.random.default_rng(cfg.seed)
     model = EmbeddedPolicyNet(arch)
     norm = proprio_norm(data) if init is None else init[1]
@@ -150,7 +179,7 @@ def train_policy(data: DemoSet, text: np.ndarray, arch: PolicyArch, cfg: PolicyT
     log_every = max(1, min(100, cfg.steps // 10))
     bar = tqdm(range(cfg.steps), desc=f"policy ({cfg.masking})", unit="batch", disable=not progress)
     for i in bar:
-        batch = make_batch(data, text, rng.integers(0, len(data), cfg.batch_size), arch, cfg, norm, rng)
+        batch = make_batch(data, text, rng.integers(0, len(data), cfg.batch_size), arch, cfg, norm, rng, alternatives)
         params, opt_state, loss = step(params, opt_state, batch)
         running += float(loss)
         if (i + 1) % log_every == 0:
@@ -158,6 +187,6 @@ def train_policy(data: DemoSet, text: np.ndarray, arch: PolicyArch, cfg: PolicyT
             bar.set_postfix(loss=f"{running / log_every:.4f}")
             running = 0.0
     report = {"masking": cfg.masking, "steps": cfg.steps, "frames": len(data), "history": history,
-              "fine_tuned": init is not None,
+              "fine_tuned": init is not None, "sentences": len(text),
               "train_seconds": time.perf_counter() - t0, "config": dataclasses.asdict(cfg)}
     return params, norm, report

@@ -126,3 +126,19 @@ def test_abc_split_demos_are_described_and_checked_across_folders(tmp_path):
     policy.check_ship("calvin", "calvin", "lite", policy.demo_scenes(with_d))  # D->D may see every scene
     with pytest.raises(ValueError, match="trained on lite masks, not groundtruth"):
         policy.check_ship("calvin_abc", "calvin", "groundtruth", {"A"})
+
+
+def test_language_grammar_trains_on_generated_sentences_and_is_recorded(tmp_path, capsys):
+    base = ["--demos", str(tmp_path / "demos"), "--out", str(tmp_path / "run"), "--episodes", "1", "--tasks",
+            "open_drawer", "--steps", "1", "--policies", "raw"]
+    assert policy.main([*base, "--language", "grammar"]) == 0
+    _, _, _, info = checkpoint.load(tmp_path / "run" / "policy_raw.msgpack")
+    assert info["language"] == "grammar"
+    rep = json.loads((tmp_path / "run" / "report.json").read_text())["policies"]["raw"]
+    assert rep["language"] == "grammar" and rep["sentences"] >= 10  # the recorded one and the grammar's
+    widowx = tmp_path / "widowx"
+    widowx.mkdir()
+    (widowx / "index.json").write_text(json.dumps({"format": "ivm_ros_sim.demos/1", "robot": "widowx",
+                                                   "episodes": []}))
+    assert policy.main(["--demos", str(widowx), *base[2:], "--language", "grammar"]) == 2
+    assert "--language grammar knows CALVIN's 34 tasks only; these are widowx demos" in capsys.readouterr().err
