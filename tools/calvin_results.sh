@@ -33,7 +33,7 @@ cond=$1
 n=${2:-200}
 shift $(( $# >= 2 ? 2 : 1 ))
 IFS=_ read -r scene policy masks level <<<"$cond"
-[ "$policy" = raw ] && { level=$masks; masks=none; }
+[ "$policy" = raw ] && { level=$masks${level:+_$level}; masks=none; }  # raw has no MASKS; LEVEL may hold _
 unknown() { echo "calvin_results.sh: unknown condition $cond (see: tools/calvin_results.sh list)" >&2; exit 2; }
 case "$scene" in
   [ABCD]) policies=calvin_POLICY_v3 ;;

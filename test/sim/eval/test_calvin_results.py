@@ -34,7 +34,7 @@ def test_there_are_committed_results() -> None:
 def test_settings_are_what_the_folder_name_says(folder: Path) -> None:
     s = json.loads((folder / "settings.json").read_text())
     scene, policy, *rest = folder.name.split("_")
-    masks, level = ("none", rest[0]) if policy == "raw" else tuple(rest)
+    masks, level = ("none", "_".join(rest)) if policy == "raw" else (rest[0], "_".join(rest[1:]))
     split, _, scene = scene.rpartition("-")  # ABC-D: the ABC->D split's policies in scene D
     assert (s["policy"], s["scene"], s["distraction"], s["transport"]) == ("embedded", scene, level, "direct")
     assert s["masking"] is (policy == "masked")
@@ -78,3 +78,14 @@ def test_runner_lists_conditions_and_refuses_unknown_ones() -> None:
     for cond in ("D_octo_lite_none", "AB-D_raw_none", "E_raw_none"):
         bad = subprocess.run([str(SCRIPT), cond], capture_output=True, text=True)
         assert bad.returncode == 2 and f"unknown condition {cond}" in bad.stderr
+
+
+@pytest.mark.parametrize("cond, masking, level", [("D_raw_fixture_lookalike", "off", "fixture_lookalike"),
+                                                  ("D_masked_lite_fixture_lookalike", "on", "fixture_lookalike"),
+                                                  ("ABC-D_raw_paper-large", "off", "paper-large")])
+def test_runner_passes_levels_whose_names_hold_underscores(cond: str, masking: str, level: str) -> None:
+    """The calvin-eval command the runner would run (``IVM_ROS_BIN=echo`` prints it instead)."""
+    out = subprocess.run([str(SCRIPT), cond, "3"], capture_output=True, text=True, check=True,
+                         env={"PATH": "/usr/bin:/bin", "IVM_ROS_BIN": "echo"}).stdout.split()
+    assert out[out.index("--masking") + 1] == masking and out[out.index("--distraction") + 1] == level
+    assert out[out.index("--chains") + 1] == "3" and out[out.index("--out") + 1] == f"results/calvin/{cond}"
