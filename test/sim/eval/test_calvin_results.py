@@ -15,6 +15,8 @@ from ivm_ros_sim.calvin.chains import load_chains
 REPO = Path(__file__).resolve().parents[3]
 ROOT = REPO / "results" / "calvin"
 FOLDERS = sorted(p for p in ROOT.iterdir() if p.is_dir()) if ROOT.is_dir() else []
+#: runs of checkpoints that are not shipped (results/experiments/README.md): rows and summaries checked alike
+EXPERIMENTS = sorted(p for p in (REPO / "results" / "experiments").glob("*/") if p.is_dir())
 SCRIPT = REPO / "tools" / "calvin_results.sh"
 #: The MASKS part of a masked condition's name -> the lite checkpoint tools/calvin_results.sh pins for it.
 LITE_CHECKPOINTS = {"lite": "lite_v2", "litev3": "lite_v3"}
@@ -47,7 +49,7 @@ def test_settings_are_what_the_folder_name_says(folder: Path) -> None:
         assert "model" not in s
 
 
-@pytest.mark.parametrize("folder", FOLDERS, ids=lambda p: p.name)
+@pytest.mark.parametrize("folder", FOLDERS + EXPERIMENTS, ids=lambda p: p.name)
 def test_rows_are_sound_official_chains(folder: Path) -> None:
     max_steps = json.loads((folder / "settings.json").read_text())["max_steps"]
     rows = _rows(folder)
@@ -63,7 +65,7 @@ def test_rows_are_sound_official_chains(folder: Path) -> None:
             assert r["steps"][-1] == max_steps, r["index"]
 
 
-@pytest.mark.parametrize("folder", FOLDERS, ids=lambda p: p.name)
+@pytest.mark.parametrize("folder", FOLDERS + EXPERIMENTS, ids=lambda p: p.name)
 def test_summary_matches_the_rows(folder: Path) -> None:
     rows = _rows(folder)
     summary = json.loads((folder / "summary.json").read_text())
