@@ -76,6 +76,7 @@ class Harness:
         # wall seconds a node may take to answer a service call: a node that has just advertised its services can
         # still be busy finishing its start on a loaded machine (run() passes --startup-timeout)
         self.answer_timeout = answer_timeout
+        self.resent = 0  # service requests sent again after an unanswered try (see call)
         self.record = False
         if record:
             self.node.create_subscription(Image, "camera/image_raw", lambda m: self._keep("camera", m),
@@ -89,11 +90,27 @@ class Harness:
 
             self.frames[kind].append(image_to_array(msg)[0].copy())
 
-    def spin_until(self, future, timeout: float) -> Any:
-        self.rclpy.spin_until_future_complete(self.node, future, timeout_sec=timeout)
-        if not future.done():
-            raise TimeoutError(f"no answer within {timeout:.0f} s")
-        return future.result()
+    #: seconds one try of a service call waits before the request is sent again
+    retry_s = 10.0
+
+    def call(self, client, request, timeout: float, retry_s: float | None = None) -> Any:
+        """The answer of ``client`` to ``request`` (every call here is idempotent), the request sent again every
+        ``retry_s`` seconds (default: the class's) until ``timeout`` seconds have passed: a server that has just
+        matched the request topic can still miss the response one (an answer lost so, not a slow node, left
+        set_parameters unanswered for 90 s in CI). Resends are counted in ``self.resent`` and logged. TimeoutError
+        when no try is answered."""
+        deadline, retry_s = time.monotonic() + timeout, retry_s or self.retry_s
+        while True:
+            future = client.call_async(request)
+            left = deadline - time.monotonic()
+            self.rclpy.spin_until_future_complete(self.node, future, timeout_sec=max(0.0, min(retry_s, left)))
+            if future.done():
+                return future.result()
+            client.remove_pending_request(future)
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"{client.srv_name}: no answer within {timeout:.0f} s")
+            self.resent += 1
+            self.node.get_logger().warning(f"{client.srv_name}: no answer within {retry_s:.0f} s, sending again")
 
     def wait_ready(self, timeout: float) -> None:
         for client in (self.reset_sim, self.get_success, self.reset_policy, self.set_params):
@@ -110,30 +127,30 @@ class Harness:
         request = SetParameters.Request(parameters=[
             Parameter("task", value=task).to_parameter_msg(), Parameter("seed", value=seed).to_parameter_msg(),
             Parameter("distraction", value=level).to_parameter_msg()])
-        result = self.spin_until(self.set_params.call_async(request), self.answer_timeout)
+        result = self.call(self.set_params, request, self.answer_timeout)
         if not all(r.successful for r in result.results):
             raise RuntimeError(f"sim_node refused parameters: {[r.reason for r in result.results]}")
         # A reset's frame and its instruction travel on different topics, so the first frame of a new task could
         # be masked and acted on for the previous one. Reset once to deliver the instruction, let it settle, then
         # reset the policy and the sim again (same seed: the same episode) and run that one.
-        answer = self.spin_until(self.reset_sim.call_async(Trigger.Request()), 60)
+        answer = self.call(self.reset_sim, Trigger.Request(), 60, retry_s=30)
         if not answer.success:
             raise RuntimeError(f"sim_node reset failed: {answer.message}")
         end = time.monotonic() + self.settle_s
         while time.monotonic() < end:
             self.rclpy.spin_once(self.node, timeout_sec=0.05)
-        self.spin_until(self.reset_policy.call_async(Trigger.Request()), self.answer_timeout)
+        self.call(self.reset_policy, Trigger.Request(), self.answer_timeout)
         for v in self.frames.values():
             v.clear()
         self.record = record
         t0 = time.monotonic()
-        answer = self.spin_until(self.reset_sim.call_async(Trigger.Request()), 60)
+        answer = self.call(self.reset_sim, Trigger.Request(), 60, retry_s=30)
         if not answer.success:
             raise RuntimeError(f"sim_node reset failed: {answer.message}")
         report: dict[str, Any] = {}
         while time.monotonic() - t0 < wall_timeout:
             self.rclpy.spin_once(self.node, timeout_sec=0.2)
-            reply = self.spin_until(self.get_success.call_async(Trigger.Request()), self.answer_timeout)
+            reply = self.call(self.get_success, Trigger.Request(), self.answer_timeout)
             report = json.loads(reply.message)
             if reply.success or report.get("steps", 0) >= max_steps:
                 break

@@ -78,3 +78,44 @@ def test_masking_on_feeds_the_policy_masked_frames_and_off_the_raw_camera():
     assert {k: v for k, v in params_on.items() if k != "policy_config.variant"} == \
         {k: v for k, v in params_off.items() if k != "policy_config.variant"}
     assert params_on["policy"] == "embedded"
+
+
+class AnswersFromTryClientForTest:
+    """A service client double whose first ``lost`` requests are never answered (a lost response), then answered."""
+
+    srv_name = "sim_node/set_parameters"
+
+    def __init__(self, lost: int) -> None:
+        self.lost, self.sent, self.removed = lost, 0, 0
+
+    def call_async(self, request):
+        from rclpy.task import Future
+
+        self.sent += 1
+        future = Future()
+        if self.sent > self.lost:
+            future.set_result(("answer", request))
+        return future
+
+    def remove_pending_request(self, future) -> None:
+        self.removed += 1
+
+
+def test_service_calls_are_sent_again_when_an_answer_is_lost():
+    import pytest
+    import rclpy
+
+    rclpy.init()
+    try:
+        harness = closed_loop.Harness(record=False)
+        harness.retry_s = 0.2
+        client = AnswersFromTryClientForTest(lost=2)
+        assert harness.call(client, "req", timeout=5.0) == ("answer", "req")
+        assert (client.sent, client.removed, harness.resent) == (3, 2, 2)
+        never = AnswersFromTryClientForTest(lost=10**6)
+        with pytest.raises(TimeoutError, match="sim_node/set_parameters: no answer within 1 s"):
+            harness.call(never, "req", timeout=1.0, retry_s=0.3)
+        assert never.sent >= 3 and never.removed == never.sent
+        harness.node.destroy_node()
+    finally:
+        rclpy.shutdown()
