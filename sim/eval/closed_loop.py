@@ -90,6 +90,13 @@ class Harness:
 
             self.frames[kind].append(image_to_array(msg)[0].copy())
 
+    def spin_until(self, future, timeout: float) -> Any:
+        """One try of a call (the CALVIN and SimplerEnv ros transports use it; :meth:`call` sends again)."""
+        self.rclpy.spin_until_future_complete(self.node, future, timeout_sec=timeout)
+        if not future.done():
+            raise TimeoutError(f"no answer within {timeout:.0f} s")
+        return future.result()
+
     #: seconds one try of a service call waits before the request is sent again
     retry_s = 10.0
 
