@@ -97,9 +97,9 @@ def _sentences(task: str) -> list[str]:
 
 @cache
 def _grammar(task: str) -> tuple[str, ...]:
-    check_task(task)
+    generated = _sentences(task)  # first: it checks the task
     unseen = {eval_sentences()[task].lower(), *(s.lower() for s in paraphrases(task, "heldout"))}
-    out = dict.fromkeys(s for s in [*paraphrases(task, "train"), *_sentences(task)] if s.lower() not in unseen)
+    out = dict.fromkeys(s for s in [*paraphrases(task, "train"), *generated] if s.lower() not in unseen)
     return tuple(out)
 
 

@@ -76,7 +76,7 @@ class Harness:
         # wall seconds a node may take to answer a service call: a node that has just advertised its services can
         # still be busy finishing its start on a loaded machine (run() passes --startup-timeout)
         self.answer_timeout = answer_timeout
-        self.resent = 0  # service requests sent again after an unanswered try (see call)
+        self.resent = 0  # service requests sent again after an unanswered try (see call_resending)
         self.record = False
         if record:
             self.node.create_subscription(Image, "camera/image_raw", lambda m: self._keep("camera", m),
@@ -91,7 +91,7 @@ class Harness:
             self.frames[kind].append(image_to_array(msg)[0].copy())
 
     def spin_until(self, future, timeout: float) -> Any:
-        """One try of a call (the CALVIN and SimplerEnv ros transports use it; :meth:`call` sends again)."""
+        """One try of a call (the CALVIN and SimplerEnv ros transports use it; :meth:`call_resending` sends again)."""
         self.rclpy.spin_until_future_complete(self.node, future, timeout_sec=timeout)
         if not future.done():
             raise TimeoutError(f"no answer within {timeout:.0f} s")
@@ -100,7 +100,7 @@ class Harness:
     #: seconds one try of a service call waits before the request is sent again
     retry_s = 10.0
 
-    def call(self, client, request, timeout: float, retry_s: float | None = None) -> Any:
+    def call_resending(self, client, request, timeout: float, retry_s: float | None = None) -> Any:
         """The answer of ``client`` to ``request`` (every call here is idempotent), the request sent again every
         ``retry_s`` seconds (default: the class's) until ``timeout`` seconds have passed: a server that has just
         matched the request topic can still miss the response one (an answer lost so, not a slow node, left
@@ -134,30 +134,30 @@ class Harness:
         request = SetParameters.Request(parameters=[
             Parameter("task", value=task).to_parameter_msg(), Parameter("seed", value=seed).to_parameter_msg(),
             Parameter("distraction", value=level).to_parameter_msg()])
-        result = self.call(self.set_params, request, self.answer_timeout)
+        result = self.call_resending(self.set_params, request, self.answer_timeout)
         if not all(r.successful for r in result.results):
             raise RuntimeError(f"sim_node refused parameters: {[r.reason for r in result.results]}")
         # A reset's frame and its instruction travel on different topics, so the first frame of a new task could
         # be masked and acted on for the previous one. Reset once to deliver the instruction, let it settle, then
         # reset the policy and the sim again (same seed: the same episode) and run that one.
-        answer = self.call(self.reset_sim, Trigger.Request(), 60, retry_s=30)
+        answer = self.call_resending(self.reset_sim, Trigger.Request(), 60, retry_s=30)
         if not answer.success:
             raise RuntimeError(f"sim_node reset failed: {answer.message}")
         end = time.monotonic() + self.settle_s
         while time.monotonic() < end:
             self.rclpy.spin_once(self.node, timeout_sec=0.05)
-        self.call(self.reset_policy, Trigger.Request(), self.answer_timeout)
+        self.call_resending(self.reset_policy, Trigger.Request(), self.answer_timeout)
         for v in self.frames.values():
             v.clear()
         self.record = record
         t0 = time.monotonic()
-        answer = self.call(self.reset_sim, Trigger.Request(), 60, retry_s=30)
+        answer = self.call_resending(self.reset_sim, Trigger.Request(), 60, retry_s=30)
         if not answer.success:
             raise RuntimeError(f"sim_node reset failed: {answer.message}")
         report: dict[str, Any] = {}
         while time.monotonic() - t0 < wall_timeout:
             self.rclpy.spin_once(self.node, timeout_sec=0.2)
-            reply = self.call(self.get_success, Trigger.Request(), self.answer_timeout)
+            reply = self.call_resending(self.get_success, Trigger.Request(), self.answer_timeout)
             report = json.loads(reply.message)
             if reply.success or report.get("steps", 0) >= max_steps:
                 break

@@ -110,11 +110,11 @@ def test_service_calls_are_sent_again_when_an_answer_is_lost():
         harness = closed_loop.Harness(record=False)
         harness.retry_s = 0.2
         client = AnswersFromTryClientForTest(lost=2)
-        assert harness.call(client, "req", timeout=5.0) == ("answer", "req")
+        assert harness.call_resending(client, "req", timeout=5.0) == ("answer", "req")
         assert (client.sent, client.removed, harness.resent) == (3, 2, 2)
         never = AnswersFromTryClientForTest(lost=10**6)
         with pytest.raises(TimeoutError, match="sim_node/set_parameters: no answer within 1 s"):
-            harness.call(never, "req", timeout=1.0, retry_s=0.3)
+            harness.call_resending(never, "req", timeout=1.0, retry_s=0.3)
         assert never.sent >= 3 and never.removed == never.sent
         harness.node.destroy_node()
     finally:
