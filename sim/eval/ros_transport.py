@@ -107,10 +107,16 @@ class ChainHarness(Harness):
                                    f"(they report {self.heard})")
             self.rclpy.spin_once(self.node, timeout_sec=0.05)
 
-    def call(self, client: Any, what: str, timeout: float = 60.0) -> str:
+    def call(self, client: Any, what: str, timeout: float = 60.0, resend_s: float | None = None) -> str:
+        """``client``'s Trigger answer; with ``resend_s`` the request is sent again every ``resend_s`` s until
+        ``timeout`` (only for idempotent services: resets, the policy reset; never ``begin_subtask`` or ``resume``,
+        which publish a frame each time). RuntimeError when the service answers failure."""
         from std_srvs.srv import Trigger
 
-        answer = self.spin_until(client.call_async(Trigger.Request()), timeout)
+        if resend_s is None:
+            answer = self.spin_until(client.call_async(Trigger.Request()), timeout)
+        else:
+            answer = self.call_resending(client, Trigger.Request(), timeout, retry_s=resend_s)
         if not answer.success:
             raise RuntimeError(f"sim_node {what} failed: {answer.message}")
         return answer.message
@@ -121,7 +127,7 @@ class ChainHarness(Harness):
 
         msgs = [Parameter(k, value=v).to_parameter_msg() for k, v in values.items()]
         request = SetParameters.Request(parameters=msgs)
-        result = self.spin_until(self.set_params.call_async(request), 10)
+        result = self.call_resending(self.set_params, request, 30)
         if not all(r.successful for r in result.results):
             raise RuntimeError(f"sim_node refused parameters: {[r.reason for r in result.results]}")
 
@@ -130,7 +136,7 @@ class ChainHarness(Harness):
         self.set_sim(subtask=task)
         self.wait_answered()
         self.wait_instruction(json.loads(self.call(self.begin, "begin_subtask"))["instruction"])
-        self.call(self.reset_policy, "policy reset", 10)
+        self.call(self.reset_policy, "policy reset", 30, resend_s=10)
         self.call(self.resume, "resume")
         report = self.poll_success(lambda r: bool(r.get("success")) or r.get("steps", 0) >= max_steps,
                                    wall_timeout, f"subtask {task}")
@@ -142,7 +148,7 @@ class ChainHarness(Harness):
         t0 = time.monotonic()
         while time.monotonic() - t0 < wall_timeout:
             self.rclpy.spin_once(self.node, timeout_sec=0.1)
-            report = json.loads(self.spin_until(self.get_success.call_async(_trigger()), 10).message)
+            report = json.loads(self.call_resending(self.get_success, _trigger(), 30).message)
             if done(report):
                 return report
         raise TimeoutError(f"{what} took more than {wall_timeout:.0f} s of wall time")
@@ -191,7 +197,7 @@ class RosChainWorker:
         s, h = self.settings, self.harness
         t0 = time.perf_counter()
         h.set_sim(chain=chain.index, distraction=s.distraction, seed=s.seed)
-        h.call(h.reset_sim, "reset")
+        h.call(h.reset_sim, "reset", 90, resend_s=30)
         for v in h.frames.values():
             v.clear()
         h.record = record

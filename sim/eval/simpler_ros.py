@@ -163,7 +163,7 @@ class SimplerHarness(ChainHarness):
     def set_enabled(self, on: bool) -> None:
         from std_srvs.srv import SetBool
 
-        self.spin_until(self.enable.call_async(SetBool.Request(data=on)), 10)
+        self.call_resending(self.enable, SetBool.Request(data=on), 30)
 
     def wait_passed(self, before: int, timeout: float = 20.0) -> None:
         """Spins until the camera frame published after sim time ``before`` (ns) arrived and, with masking, the
@@ -184,9 +184,9 @@ class SimplerHarness(ChainHarness):
         self.set_enabled(False)
         self.set_sim(task=job.task, seed=seed, episode_id=job.episode, variant=job.variant_kwargs)
         before = self.stamps["camera"]
-        self.wait_instruction(json.loads(self.call(self.reset_sim, "reset"))["instruction"])
+        self.wait_instruction(json.loads(self.call(self.reset_sim, "reset", 90, resend_s=30))["instruction"])
         self.wait_passed(before)
-        self.call(self.reset_policy, "policy reset", 10)
+        self.call(self.reset_policy, "policy reset", 30, resend_s=10)
         self.set_enabled(True)
         for v in self.frames.values():
             v.clear()

@@ -181,3 +181,22 @@ class PolicyProbe(Node):
 
     def values(self) -> list[list[float]]:
         return [list(m.data) for _, m in self.actions]
+
+
+class AnswersFromTryClientForTest:
+    """A service client double whose first ``lost`` requests are never answered (a lost response), then answered."""
+
+    def __init__(self, lost: int, srv_name: str = "sim_node/set_parameters", answer=None) -> None:
+        self.lost, self.srv_name, self.answer, self.sent, self.removed = lost, srv_name, answer, 0, 0
+
+    def call_async(self, request):
+        from rclpy.task import Future
+
+        self.sent += 1
+        future = Future()
+        if self.sent > self.lost:
+            future.set_result(("answer", request) if self.answer is None else self.answer)
+        return future
+
+    def remove_pending_request(self, future) -> None:
+        self.removed += 1

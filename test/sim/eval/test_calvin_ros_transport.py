@@ -16,6 +16,7 @@ from ivm_ros_sim.eval import calvin_eval
 from ivm_ros_sim.eval.ros_transport import ros_node_commands
 from ivm_ros_sim.eval.workers import EvalSettings
 from support import TEST_ROOT
+from support.ros import AnswersFromTryClientForTest
 
 
 def _expert_actions(env, chain_index: int) -> np.ndarray:
@@ -59,3 +60,28 @@ def test_ros_transport_refuses_what_only_runs_in_process():
     cmds = ros_node_commands(EvalSettings(policy="my.mod:Policy", masking=False, policy_config=(("k", 2),)))
     assert "masking_node" not in cmds and "policy_config.k:=2" in cmds["policy_node"]
     assert not any("variant" in arg for arg in cmds["policy_node"])
+
+
+def test_only_idempotent_chain_services_are_sent_again():
+    """A lost answer to a reset is sent again (``resend_s``); ``begin_subtask`` (a frame per call) gets one try."""
+    import rclpy
+    from ivm_ros_sim.eval.ros_transport import ChainHarness
+    from std_srvs.srv import Trigger
+
+    rclpy.init()
+    try:
+        harness = ChainHarness(record=False)
+        ok = Trigger.Response(success=True, message="done")
+        reset = AnswersFromTryClientForTest(lost=1, srv_name="sim_node/reset", answer=ok)
+        assert harness.call(reset, "reset", timeout=5.0, resend_s=0.2) == "done"
+        assert (reset.sent, harness.resent) == (2, 1)
+        begin = AnswersFromTryClientForTest(lost=1, srv_name="sim_node/begin_subtask", answer=ok)
+        with pytest.raises(TimeoutError):
+            harness.call(begin, "begin_subtask", timeout=0.3)
+        assert begin.sent == 1
+        refused = AnswersFromTryClientForTest(lost=0, answer=Trigger.Response(success=False, message="no chain"))
+        with pytest.raises(RuntimeError, match="sim_node reset failed: no chain"):
+            harness.call(refused, "reset", timeout=1.0, resend_s=0.2)
+        harness.node.destroy_node()
+    finally:
+        rclpy.shutdown()

@@ -9,6 +9,7 @@ import os
 
 from ivm_ros_sim.eval import closed_loop
 from support import TEST_ROOT
+from support.ros import AnswersFromTryClientForTest
 
 
 def test_closed_loop_runs_both_conditions_and_writes_results(tmp_path, monkeypatch):
@@ -78,27 +79,6 @@ def test_masking_on_feeds_the_policy_masked_frames_and_off_the_raw_camera():
     assert {k: v for k, v in params_on.items() if k != "policy_config.variant"} == \
         {k: v for k, v in params_off.items() if k != "policy_config.variant"}
     assert params_on["policy"] == "embedded"
-
-
-class AnswersFromTryClientForTest:
-    """A service client double whose first ``lost`` requests are never answered (a lost response), then answered."""
-
-    srv_name = "sim_node/set_parameters"
-
-    def __init__(self, lost: int) -> None:
-        self.lost, self.sent, self.removed = lost, 0, 0
-
-    def call_async(self, request):
-        from rclpy.task import Future
-
-        self.sent += 1
-        future = Future()
-        if self.sent > self.lost:
-            future.set_result(("answer", request))
-        return future
-
-    def remove_pending_request(self, future) -> None:
-        self.removed += 1
 
 
 def test_service_calls_are_sent_again_when_an_answer_is_lost():
