@@ -9,7 +9,7 @@
 #
 # CONDITION: SCENE_masked_MASKS_LEVEL or SCENE_raw_LEVEL, e.g. D_masked_lite_paper-large, D_raw_none. SCENE is
 # the evaluation scene of the D->D policies (v3), or TRAIN-SCENE for the policies of another split: ABC-D is the
-# ABC->D split (policies trained on scenes A, B, C, calvin_abc v1) evaluated in scene D. MASKS is
+# ABC->D split (policies trained on scenes A, B, C, calvin_abc v2) evaluated in scene D. MASKS is
 # lite (lite_v2, the shipped default), litev3 (lite_v3) or gt (ground truth from the simulator's segmentation);
 # LEVEL a distraction level (none, paper-large, paper-xlarge, ...). `list` shows the ones kept. Policies and masks
 # are pinned by file and name (the shipped v3 policies, lite_v2 / lite_v3), so a later default cannot mix into a
@@ -37,7 +37,7 @@ IFS=_ read -r scene policy masks level <<<"$cond"
 unknown() { echo "calvin_results.sh: unknown condition $cond (see: tools/calvin_results.sh list)" >&2; exit 2; }
 case "$scene" in
   [ABCD]) policies=calvin_POLICY_v3 ;;
-  ABC-D) policies=calvin_abc_POLICY_v1; scene=D ;;
+  ABC-D) policies=calvin_abc_POLICY_v2; scene=D ;;
   *) unknown ;;
 esac
 case "$policy" in

@@ -26,8 +26,8 @@ WEIGHTS = Path(__file__).resolve().parent / "weights"
 SHIPPED = {"masked": WEIGHTS / "policy_masked_v1.msgpack", "raw": WEIGHTS / "policy_raw_v1.msgpack",
            "calvin_masked": WEIGHTS / "policy_calvin_masked_v3.msgpack",
            "calvin_raw": WEIGHTS / "policy_calvin_raw_v3.msgpack",
-           "calvin_abc_masked": WEIGHTS / "policy_calvin_abc_masked_v1.msgpack",
-           "calvin_abc_raw": WEIGHTS / "policy_calvin_abc_raw_v1.msgpack",
+           "calvin_abc_masked": WEIGHTS / "policy_calvin_abc_masked_v2.msgpack",
+           "calvin_abc_raw": WEIGHTS / "policy_calvin_abc_raw_v2.msgpack",
            "widowx_masked": WEIGHTS / "policy_widowx_masked_gt_v1.msgpack",
            "widowx_raw": WEIGHTS / "policy_widowx_raw_v1.msgpack"}
 
