@@ -28,6 +28,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ivm_ros_sim.calvin.language import GRAMMARS
+
 from ivm_ros.commands.options import key_values
 from ivm_ros.policies.embedded import checkpoint
 from ivm_ros.policies.embedded.data import load_demos
@@ -99,14 +101,14 @@ def train(args: argparse.Namespace, out: Path, earlier: dict[str, Any]) -> dict[
     arch = arch_for(demos_robot(demos), args.drop_gripper_action).replaced(args.arch)
     if args.ship:
         check_ship(args.ship_set, arch.robot, args.masks, demo_scenes(args.demos))
-    if args.language == "grammar" and arch.robot != "calvin":
-        raise ValueError(f"--language grammar knows CALVIN's 34 tasks only; these are {arch.robot} demos")
+    if args.language != "recorded" and arch.robot != "calvin":
+        raise ValueError(f"--language {args.language} knows CALVIN's 34 tasks only; these are {arch.robot} demos")
     masks = args.masks if "masked" in args.policies else ""  # what the training needs: lite's, stored, none
     lite = LitePredictor(LiteConfig(checkpoint=args.lite)) if masks == "lite" else None
     data = load_demos(demos, arch.static_size, arch.gripper_size, predictor=lite, proprio_index=arch.proprio_index,
                       prob_cache=args.prob_cache, stored_masks=masks == "groundtruth")
-    sentences, alternatives = (augmented_sentences(data.instructions, data.tasks) if args.language == "grammar"
-                               else (data.instructions, None))
+    sentences, alternatives = (augmented_sentences(data.instructions, data.tasks, args.language)
+                               if args.language != "recorded" else (data.instructions, None))
     text = InstructionEncoder(cache_size=len(sentences))(sentences).numpy()
     if lite is not None:
         lite.close()
@@ -269,7 +271,7 @@ def model_card(report: dict[str, Any], arch: PolicyArch, args: argparse.Namespac
     flags = _recipe_flags(cfg, arch, args.ship_set, init, language)
     sentences = ("instructions from the training paraphrases" if language == "recorded" else
                  "instructions from the training paraphrases, each sample's drawn anew from its episode's recorded "
-                 "one and its task's generated sentences (`--language grammar`, `ivm_ros_sim.calvin.language`; "
+                 f"one and its task's generated sentences (`--language {language}`, `ivm_ros_sim.calvin.language`; "
                  "never the evaluation sentence)")
     demos = demos_flag or f" --episodes {args.episodes}"
     tasks = "" if data_cmd else f" --tasks {','.join(args.tasks)}" if tuple(args.tasks) != TASKS else ""
@@ -405,10 +407,11 @@ def parser() -> argparse.ArgumentParser:
                     help="brightness/contrast/saturation/colour jitter of both cameras, strength 0-1 (0: none)")
     ap.add_argument("--retexture", type=float, default=0.0,
                     help="fraction of samples whose table wood gets a random texture in both cameras (0: none)")
-    ap.add_argument("--language", choices=("recorded", "grammar"), default="recorded",
-                    help="the instruction each training sample gets: its episode's recorded one, or (grammar) a "
-                         "random one of that and 10-60 generated sentences of its task "
-                         "(ivm_ros_sim.calvin.language; never the evaluation sentence; CALVIN tasks only)")
+    ap.add_argument("--language", choices=("recorded", *GRAMMARS), default="recorded",
+                    help="the instruction each training sample gets: its episode's recorded one, or (grammar, "
+                         "grammar2) a random one of that and 10-60 generated sentences of its task "
+                         "(ivm_ros_sim.calvin.language; grammar2 adds door frames to the slider tasks; never the "
+                         "evaluation sentence; CALVIN tasks only)")
     ap.add_argument("--init", default="",
                     help="continue training (fine-tune) from a folder holding policy_<name>.msgpack, or "
                     "shipped:<ship set> (shipped:calvin, ...); --steps then counts the added steps")

@@ -142,3 +142,5 @@ def test_language_grammar_trains_on_generated_sentences_and_is_recorded(tmp_path
                                                    "episodes": []}))
     assert policy.main(["--demos", str(widowx), *base[2:], "--language", "grammar"]) == 2
     assert "--language grammar knows CALVIN's 34 tasks only; these are widowx demos" in capsys.readouterr().err
+    assert policy.main(["--demos", str(widowx), *base[2:], "--language", "grammar2"]) == 2
+    assert "--language grammar2 knows CALVIN's 34 tasks only" in capsys.readouterr().err
