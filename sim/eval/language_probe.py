@@ -27,6 +27,8 @@ from typing import Any
 
 import numpy as np
 
+#: the two runs per task: the episode's recorded paraphrase, then CALVIN's evaluation sentence ("given" when
+#: ``--sentence`` replaces it)
 SENTENCES = ("recorded", "eval")
 
 
@@ -82,7 +84,7 @@ def probe_checkpoint(path: str, episodes: dict[str, list[dict[str, Any]]], sente
     pipeline = MaskingPipeline(load_predictor("lite", {"checkpoint": lite})) if masked else None
     rows = []
     for task, eps in episodes.items():
-        for kind in SENTENCES:
+        for kind in (SENTENCES[0], "given" if sentence else SENTENCES[1]):
             predicted, expert = [], []
             for ep in eps:
                 text = ep["instruction"] if kind == "recorded" else (sentence or eval_sentences()[task])

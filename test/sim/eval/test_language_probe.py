@@ -46,6 +46,7 @@ def test_each_sentence_reaches_the_policy(demos, tmp_path, capsys):
     assert language_probe.main(["--demos", str(folder), "--checkpoint", str(raw), "--tasks", task,
                                 "--sentence", episodes[0]["instruction"]]) == 0
     again = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["rows"]
+    assert [r["sentence"] for r in again] == ["recorded", "given"]
     assert {k: v for k, v in again[0].items() if k != "sentence"} == {k: v for k, v in again[1].items()
                                                                       if k != "sentence"}
 
