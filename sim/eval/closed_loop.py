@@ -90,13 +90,6 @@ class Harness:
 
             self.frames[kind].append(image_to_array(msg)[0].copy())
 
-    def spin_until(self, future, timeout: float) -> Any:
-        """One try of a call (the CALVIN and SimplerEnv ros transports use it; :meth:`call_resending` sends again)."""
-        self.rclpy.spin_until_future_complete(self.node, future, timeout_sec=timeout)
-        if not future.done():
-            raise TimeoutError(f"no answer within {timeout:.0f} s")
-        return future.result()
-
     #: seconds one try of a service call waits before the request is sent again
     retry_s = 10.0
 
@@ -105,7 +98,7 @@ class Harness:
         ``retry_s`` seconds (default: the class's) until ``timeout`` seconds have passed: a server that has just
         matched the request topic can still miss the response one (an answer lost so, not a slow node, left
         set_parameters unanswered for 90 s in CI). Resends are counted in ``self.resent`` and logged. TimeoutError
-        when no try is answered."""
+        when no try is answered. ``retry_s`` >= ``timeout``: one try."""
         deadline, retry_s = time.monotonic() + timeout, retry_s or self.retry_s
         while True:
             future = client.call_async(request)

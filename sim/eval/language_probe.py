@@ -79,6 +79,9 @@ def probe_checkpoint(path: str, episodes: dict[str, list[dict[str, Any]]], sente
     from ivm_ros.policies.embedded.policy import EmbeddedConfig, EmbeddedModelPolicy
 
     policy = EmbeddedModelPolicy(EmbeddedConfig(checkpoint=path, warmup=False))
+    if policy.arch.robot != "calvin":
+        policy.close()
+        raise ValueError(f"{path} drives the {policy.arch.robot} robot; the probe replays CALVIN demonstrations")
     masked = policy.info.get("masking", "none") != "none"
     lite = policy.info.get("lite") or lite  # the lite model it was trained on, when its file says
     pipeline = MaskingPipeline(load_predictor("lite", {"checkpoint": lite})) if masked else None
@@ -138,10 +141,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             if not Path(p).is_file():
                 raise ValueError(f"no checkpoint file {p} (and not a shipped variant: {sorted(SHIPPED)})")
         episodes = episodes_by_task(args.demos, tasks, args.episodes)
+        rows = [r for p in paths for r in probe_checkpoint(p, episodes, args.sentence, args.lite)]
     except (ValueError, FileNotFoundError) as e:
         print(f"sim-language-probe: {e}", file=sys.stderr)
         return 2
-    rows = [r for p in paths for r in probe_checkpoint(p, episodes, args.sentence, args.lite)]
     print(format_table(rows))
     print(json.dumps({"rows": rows}))
     return 0

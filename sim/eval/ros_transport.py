@@ -113,10 +113,7 @@ class ChainHarness(Harness):
         which publish a frame each time). RuntimeError when the service answers failure."""
         from std_srvs.srv import Trigger
 
-        if resend_s is None:
-            answer = self.spin_until(client.call_async(Trigger.Request()), timeout)
-        else:
-            answer = self.call_resending(client, Trigger.Request(), timeout, retry_s=resend_s)
+        answer = self.call_resending(client, Trigger.Request(), timeout, retry_s=resend_s or timeout)  # None: one try
         if not answer.success:
             raise RuntimeError(f"sim_node {what} failed: {answer.message}")
         return answer.message

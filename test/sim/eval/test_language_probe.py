@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from ivm_ros_sim.data.chain_demos import generate_chain_demos
 from ivm_ros_sim.eval import language_probe
-from support.embedded_files import untrained_policy_file
+from support.embedded_files import TINY, untrained_policy_file
 
 
 def test_agreement_measures_direction_and_sign():
@@ -62,3 +62,8 @@ def test_bad_arguments_are_refused_by_name(demos, tmp_path, capsys):
     absent = next(t for t in ("open_drawer", "close_drawer", "stack_block") if t not in {e["task"] for e in episodes})
     assert language_probe.main(["--demos", str(folder), "--checkpoint", str(raw), "--tasks", absent]) == 2
     assert f"no successful episode of ['{absent}']" in capsys.readouterr().err
+    widowx = untrained_policy_file(tmp_path / "widowx.msgpack", {"masking": "none"},
+                                   TINY.replaced([("robot", "widowx"), ("proprio_index", tuple(range(8)))]))
+    assert language_probe.main(["--demos", str(folder), "--checkpoint", str(widowx), "--tasks",
+                                episodes[0]["task"]]) == 2
+    assert "drives the widowx robot; the probe replays CALVIN demonstrations" in capsys.readouterr().err
