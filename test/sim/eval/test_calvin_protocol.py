@@ -144,7 +144,9 @@ def test_lite_masking_takes_the_lite_checkpoint_the_embedded_policy_learnt_on(tm
     assert dict(paired.model_config) == {"checkpoint": "lite_v3"} and "lite_v3" in note
     other, note = dataclasses.replace(settings, model_config=(("checkpoint", "lite_v2"),)).paired()
     assert dict(other.model_config) == {"checkpoint": "lite_v2"} and note.startswith("warning")
-    for unpaired in (EvalSettings(policy="embedded"), dataclasses.replace(settings, masking=False),
+    shipped, note = EvalSettings(policy="embedded").paired()  # calvin_masked v6 records the lite it learnt on
+    assert dict(shipped.model_config) == {"checkpoint": "lite_v2"} and "lite_v2" in note
+    for unpaired in (dataclasses.replace(settings, masking=False),
                      dataclasses.replace(settings, model="groundtruth"), EvalSettings(policy="expert")):
         assert unpaired.paired() == (unpaired, "")
     missing = EvalSettings(policy="embedded", policy_config=(("checkpoint", str(tmp_path / "none.msgpack")),))
