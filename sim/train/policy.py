@@ -103,6 +103,7 @@ def train(args: argparse.Namespace, out: Path, earlier: dict[str, Any]) -> dict[
         check_ship(args.ship_set, arch.robot, args.masks, demo_scenes(args.demos))
     if args.language != "recorded" and arch.robot != "calvin":
         raise ValueError(f"--language {args.language} knows CALVIN's 34 tasks only; these are {arch.robot} demos")
+    inits = {name: _init_from(args, name, arch) for name in POLICIES if name in args.policies}  # before the slow load
     masks = args.masks if "masked" in args.policies else ""  # what the training needs: lite's, stored, none
     lite = LitePredictor(LiteConfig(checkpoint=args.lite)) if masks == "lite" else None
     data = load_demos(demos, arch.static_size, arch.gripper_size, predictor=lite, proprio_index=arch.proprio_index,
@@ -121,7 +122,7 @@ def train(args: argparse.Namespace, out: Path, earlier: dict[str, Any]) -> dict[
         masking = args.masks if masking == "lite" else masking
         cfg = PolicyTrainConfig(masking=masking, steps=args.steps, seed=args.seed, shift=args.shift, lr=args.lr,
                                 photometric=args.photometric, retexture=args.retexture)
-        init, info = _init_from(args, name, arch)
+        init, info = inits[name]
         params, norm, rep = train_policy(data, text, arch, cfg, init=init, alternatives=alternatives)
         path = checkpoint.save(out / f"policy_{name}.msgpack", params, arch, norm,
                                {"masking": masking, "steps": args.steps + info.get("steps", 0), "seed": args.seed,
@@ -210,7 +211,8 @@ def _init_from(args: argparse.Namespace, name: str, arch: PolicyArch) -> tuple[A
     model, params, norm, info = checkpoint.load(path)
     got = model.arch
     if got != arch and not same_parameters(got, arch):
-        raise ValueError(f"--init {path}: its arch {got} differs from the one trained here {arch} in its parameters")
+        raise ValueError(f"--init {path}: its arch {got} differs from the one trained here {arch} in its parameters;"
+                         f" fine-tune it with the flags it was trained with: '{init_arch_flags(got) or '(none)'}'")
     return (params, norm), {**info, "file": str(path)}
 
 
@@ -233,6 +235,12 @@ def arch_flags(arch: PolicyArch) -> str:
     base = arch_for(arch.robot, arch.proprio_index == arch_for(arch.robot, True).proprio_index)
     return "".join(f" --arch {k}={json.dumps(list(v) if isinstance(v, tuple) else v).replace(' ', '')}"
                    for k, v in arch.to_dict().items() if v != getattr(base, k))
+
+
+def init_arch_flags(arch: PolicyArch) -> str:
+    """The sim-train-policy flags that train ``arch`` (its ``--arch`` ones and ``--drop-gripper-action``)."""
+    dropped = arch.proprio_index == arch_for(arch.robot, True).proprio_index
+    return (arch_flags(arch) + (" --drop-gripper-action" if dropped else "")).strip()
 
 
 def _recipe_flags(cfg: dict[str, Any], arch: PolicyArch, ship_set: str, init: str, language: str = "recorded"
