@@ -232,15 +232,19 @@ def same_parameters(a: PolicyArch, b: PolicyArch) -> bool:
 def arch_flags(arch: PolicyArch) -> str:
     """The ``--arch`` flags that make ``arch`` from :func:`arch_for` (of its robot, with ``--drop-gripper-action`` when
     its proprio leaves the last entry out): '' for the default."""
-    base = arch_for(arch.robot, arch.proprio_index == arch_for(arch.robot, True).proprio_index)
+    base = arch_for(arch.robot, drops_gripper_action(arch))
     return "".join(f" --arch {k}={json.dumps(list(v) if isinstance(v, tuple) else v).replace(' ', '')}"
                    for k, v in arch.to_dict().items() if v != getattr(base, k))
 
 
+def drops_gripper_action(arch: PolicyArch) -> bool:
+    """Whether ``arch``'s proprio leaves the last gripper action out (trained with ``--drop-gripper-action``)."""
+    return arch.proprio_index == arch_for(arch.robot, True).proprio_index
+
+
 def init_arch_flags(arch: PolicyArch) -> str:
     """The sim-train-policy flags that train ``arch`` (its ``--arch`` ones and ``--drop-gripper-action``)."""
-    dropped = arch.proprio_index == arch_for(arch.robot, True).proprio_index
-    return (arch_flags(arch) + (" --drop-gripper-action" if dropped else "")).strip()
+    return (arch_flags(arch) + (" --drop-gripper-action" if drops_gripper_action(arch) else "")).strip()
 
 
 def _recipe_flags(cfg: dict[str, Any], arch: PolicyArch, ship_set: str, init: str, language: str = "recorded"
@@ -252,7 +256,7 @@ def _recipe_flags(cfg: dict[str, Any], arch: PolicyArch, ship_set: str, init: st
                     f" --retexture {cfg['retexture']:g}" if cfg.get("retexture") else "",
                     f" --init {init}" if init else "",
                     f" --language {language}" if language != "recorded" else "",
-                    " --drop-gripper-action" if arch.proprio_index == tuple(range(7)) else "",
+                    " --drop-gripper-action" if drops_gripper_action(arch) else "",
                     f" --ship-set {ship_set}" if ship_set != "v1" else ""])
 
 
