@@ -109,8 +109,8 @@ class ChainHarness(Harness):
 
     def call(self, client: Any, what: str, timeout: float = 60.0, resend_s: float | None = None) -> str:
         """``client``'s Trigger answer; with ``resend_s`` the request is sent again every ``resend_s`` s until
-        ``timeout`` (only for idempotent services: resets, the policy reset; never ``begin_subtask`` or ``resume``,
-        which publish a frame each time). RuntimeError when the service answers failure."""
+        ``timeout`` (only for services where a repeat changes nothing: resets, the policy reset, ``begin_subtask``
+        and ``resume``, see sim_node). RuntimeError when the service answers failure."""
         from std_srvs.srv import Trigger
 
         answer = self.call_resending(client, Trigger.Request(), timeout, retry_s=resend_s or timeout)  # None: one try
@@ -132,9 +132,9 @@ class ChainHarness(Harness):
         """Runs one subtask of the current chain: (success, steps)."""
         self.set_sim(subtask=task)
         self.wait_answered()
-        self.wait_instruction(json.loads(self.call(self.begin, "begin_subtask"))["instruction"])
+        self.wait_instruction(json.loads(self.call(self.begin, "begin_subtask", resend_s=10))["instruction"])
         self.call(self.reset_policy, "policy reset", 30, resend_s=10)
-        self.call(self.resume, "resume")
+        self.call(self.resume, "resume", resend_s=10)
         report = self.poll_success(lambda r: bool(r.get("success")) or r.get("steps", 0) >= max_steps,
                                    wall_timeout, f"subtask {task}")
         return bool(report.get("success")), int(report.get("steps", 0))

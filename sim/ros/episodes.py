@@ -136,6 +136,8 @@ class Episodes:
         chain = self.current
         if chain is None or chain.chain < 0:
             return "begin_subtask needs a chain episode: set 'chain' and call ~/reset first"
+        if chain.held and chain.task == task:
+            return ""  # a request sent again (its answer lost): the subtask is begun and held already
         try:
             info = env.begin_subtask(task)
         except ValueError as exc:
@@ -143,13 +145,17 @@ class Episodes:
         self.current = Episode(task, chain.seed, chain.distraction, info["instruction"], chain=chain.chain, held=True)
         return ""
 
-    def resume(self) -> bool:
-        """Lets a held chain episode step; one more tick so its next observation gets a new stamp."""
-        if self.current is None or not self.current.held:
-            return False
+    def resume(self) -> str:
+        """Lets a held chain episode step, with one more tick so its next observation gets a new stamp: "resumed".
+        "again" for a chain episode already resumed (a request sent again after its answer was lost: nothing
+        changes); "" when there is no chain episode."""
+        if self.current is None or self.current.chain < 0:
+            return ""
+        if not self.current.held:
+            return "again"
         self.current.held = False
         self.resets += 1
-        return True
+        return "resumed"
 
 
 def stamp(ticks: int) -> tuple[int, int]:

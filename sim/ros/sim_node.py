@@ -37,7 +37,9 @@ CALVIN's protocol over ROS (``ivm-ros calvin-eval --transport ros``): with ``cha
 world in that official chain's start state with no task, held (no steps). ``~/begin_subtask`` makes ``subtask``
 the task from the current state (the oracle scores from here), clears pending commands and publishes its
 evaluation sentence, still held; ``~/resume`` publishes the current observation (new stamp) and lets commands
-step again. A chain subtask stops stepping at its first success (or ``max_steps``) until the next begin.
+step again. A chain subtask stops stepping at its first success (or ``max_steps``) until the next begin. Both
+can be sent again when an answer is lost: a begin for the subtask already begun and held, and a resume of a
+chain episode already resumed, change nothing (the resume answers ``{"resumed": "again"}`` and publishes no frame).
 
 Threads: the executor runs only light callbacks; one worker thread steps and renders. Resets run in the
 service callback; an environment lock serialises them with the worker.
@@ -150,11 +152,12 @@ class ChainServices:
 
     def _on_resume(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
         with self._env_lock:
-            response.success = self.episodes.resume()
-            if response.success:
+            resumed = self.episodes.resume()
+            if resumed == "resumed":
                 self.commands.clear()
                 self._publish_tick(self.env.observe())
-        response.message = json.dumps({} if response.success else {"error": "no held chain episode"})
+        response.success = bool(resumed)
+        response.message = json.dumps({"resumed": resumed} if resumed else {"error": "no chain episode"})
         return response
 
 

@@ -98,3 +98,32 @@ def test_chain_episodes_hold_until_resumed_and_stop_at_success():
     episodes = Episodes()
     assert "needs a chain" in episodes.begin_subtask(None, "turn_on_led")
     assert not episodes.resume()
+
+
+class BeginCountingEnvForTest:
+    """Stands in for the env: counts begin_subtask calls (what the test is about is the episode bookkeeping)."""
+
+    def __init__(self) -> None:
+        self.begun: list[str] = []
+
+    def begin_subtask(self, task: str) -> dict[str, str]:
+        self.begun.append(task)
+        return {"instruction": f"do {task}"}
+
+
+def test_begin_and_resume_sent_again_change_nothing():
+    """A lost answer makes the harness send begin_subtask / resume again: the repeat keeps the subtask's start
+    (the env is not asked again) and a second resume publishes nothing; a new subtask still begins afresh."""
+    env, episodes = BeginCountingEnvForTest(), Episodes()
+    episodes.current = Episode("", 0, "none", "", chain=2, held=True)
+    assert episodes.begin_subtask(env, "open_drawer") == "" and episodes.begin_subtask(env, "open_drawer") == ""
+    assert env.begun == ["open_drawer"] and episodes.current.held
+    resets = episodes.resets
+    assert episodes.resume() == "resumed" and episodes.resets == resets + 1
+    episodes.current.steps = 5
+    assert episodes.resume() == "again" and episodes.resets == resets + 1 and episodes.current.steps == 5
+    assert episodes.begin_subtask(env, "turn_on_led") == "" and env.begun == ["open_drawer", "turn_on_led"]
+    assert episodes.begin_subtask(env, "move_slider_left") == ""  # another task while held: begun afresh
+    assert env.begun[-1] == "move_slider_left" and episodes.current.instruction == "do move_slider_left"
+    episodes.current = Episode("open_drawer", 0, "none", "x")  # a task episode: nothing to resume
+    assert episodes.resume() == ""

@@ -337,12 +337,18 @@ def test_chain_mode_holds_until_resume_and_stops_at_the_first_success(rig, fast_
     assert report["chain"] == 1 and report["task"] == "" and report["held"]
     probe.action(actions[0])
     assert probe.call(probe.begin_client).success
+    assert probe.call(probe.begin_client).success  # sent again (an answer lost): the same subtask, still held
     assert wait_for(lambda: probe.got["instruction"][-1:] == [T.eval_sentences()["turn_off_led"]])
     wait_for(lambda: node.counters.get("steps") > 0, 0.5)
     assert node.counters.get("steps") == 0  # held: commands before ~/resume step nothing
     n = len(probe.got["image"])
-    assert probe.call(probe.resume_client).success
+    answer = probe.call(probe.resume_client)
+    assert answer.success and json.loads(answer.message) == {"resumed": "resumed"}
     assert wait_for(lambda: len(probe.got["image"]) > n)  # resume publishes the observation to act on
+    answer = probe.call(probe.resume_client)  # sent again: no second frame to act on
+    assert answer.success and json.loads(answer.message) == {"resumed": "again"}
+    wait_for(lambda: len(probe.got["image"]) > n + 1, 0.5)
+    assert len(probe.got["image"]) == n + 1
     for a in actions:
         probe.step(lambda a=a: probe.action(a))
     report = json.loads(probe.call(probe.success_client).message)
@@ -350,11 +356,14 @@ def test_chain_mode_holds_until_resume_and_stops_at_the_first_success(rig, fast_
     probe.action(actions[-1])
     wait_for(lambda: node.counters.get("steps") > len(actions), 0.5)
     assert node.counters.get("steps") == len(actions)  # stopped at the first success
-    assert not probe.call(probe.resume_client).success  # nothing held
+    assert probe.call(probe.resume_client).success  # already resumed: nothing changes
+    wait_for(lambda: node.counters.get("steps") > len(actions), 0.5)
+    assert node.counters.get("steps") == len(actions)
     node.set_parameters([Parameter("chain", value=-1)])
     assert probe.call(probe.reset_client).success
     answer = probe.call(probe.begin_client)
     assert not answer.success and "needs a chain" in json.loads(answer.message)["error"]
+    assert not probe.call(probe.resume_client).success  # a task episode: no chain to resume
 
 
 def test_max_steps_pauses_until_reset(rig):
