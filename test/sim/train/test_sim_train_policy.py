@@ -102,12 +102,12 @@ def test_arch_flags_grow_the_network_and_are_recorded(tmp_path, capsys):
     assert "in its parameters" in capsys.readouterr().err
 
 
-def _chains_index(folder, seed, scenes, chains_done):
+def _chains_index(folder, seed, scenes, chains_done, distraction="none"):
     """A ``sim-data chains`` index.json as the engine writes it (only the fields the card and checks read)."""
     folder.mkdir(parents=True)
     (folder / "index.json").write_text(json.dumps({
         "format": "ivm_ros_sim.demos/1", "kind": "chains", "chains_done": chains_done, "episodes": [],
-        "args": {"seed": seed, "scenes": scenes, "distraction": "none", "length": 5}}))
+        "args": {"seed": seed, "scenes": scenes, "distraction": distraction, "length": 5}}))
     return str(folder)
 
 
@@ -125,6 +125,15 @@ def test_abc_split_demos_are_described_and_checked_across_folders(tmp_path):
     with pytest.raises(ValueError, match=r"never sees scene\(s\) \['D'\]"):
         policy.check_ship("calvin_abc", "calvin", "lite", policy.demo_scenes(with_d))
     policy.check_ship("calvin", "calvin", "lite", policy.demo_scenes(with_d))  # D->D may see every scene
+
+
+def test_card_commands_record_the_distraction_of_each_demos_folder(tmp_path):
+    mixed = [_chains_index(tmp_path / "d0", 0, ["D"], 210),
+             _chains_index(tmp_path / "pl", 7, ["D"], 210, "paper-large")]
+    source, cmds, _ = policy._chains_source(mixed)
+    assert "distraction none, paper-large" in source
+    assert cmds == ("`ivm-ros sim-data chains --chains 210 --scenes D --seed 0 --out DEMOS0`, `ivm-ros sim-data "
+                    "chains --chains 210 --scenes D --distraction paper-large --seed 7 --out DEMOS1`, then ")
     with pytest.raises(ValueError, match="trained on lite masks, not groundtruth"):
         policy.check_ship("calvin_abc", "calvin", "groundtruth", {"A"})
 
