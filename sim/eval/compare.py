@@ -44,8 +44,10 @@ def load_run(folder: Path) -> tuple[dict[str, Any], dict[int, int], dict[int, tu
 
 
 def label(settings: dict[str, Any]) -> str:
-    """Short condition name: ``embedded, masking lite, large`` / ``expert, none``."""
-    parts = [settings.get("policy", "?")]
+    """Short condition name: ``embedded, masking lite, large`` / ``expert, none``; a policy file named in its
+    config adds its stem: ``embedded policy_calvin_masked_v7, masking lite, none``."""
+    checkpoint = str((settings.get("policy_config") or {}).get("checkpoint", ""))
+    parts = [" ".join([settings.get("policy", "?"), *([Path(checkpoint).stem] if checkpoint else [])])]
     if settings.get("policy") != "expert":
         parts.append(f"masking {settings.get('model', 'lite')}" if settings.get("masking") else "masking off")
     parts.append(settings.get("distraction", "none"))

@@ -39,6 +39,14 @@ def test_rows_are_paired_on_the_common_chains(tmp_path, capsys):
     assert (tmp_path / "p.png").stat().st_size > 1000
 
 
+def test_runs_of_two_policy_files_are_told_apart():
+    settings = {"policy": "embedded", "masking": True, "model": "lite", "distraction": "none"}
+    assert compare.label(settings) == "embedded, masking lite, none"
+    weights = "ivm_ros/policies/embedded/weights/policy_calvin_raw_v7.msgpack"
+    named = settings | {"policy_config": {"checkpoint": weights}}
+    assert compare.label(named) == "embedded policy_calvin_raw_v7, masking lite, none"
+
+
 def test_per_task_counts_attempts_up_to_the_first_failure(tmp_path, capsys):
     chain = ["open_drawer", "lift_red_block_table", "open_drawer", "turn_on_led", "stack_block"]
     a = tmp_path / "a"
