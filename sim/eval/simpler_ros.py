@@ -154,7 +154,7 @@ class SimplerHarness(ChainHarness):
         while self.answered == before:
             if time.monotonic() > end:
                 raise TimeoutError(f"no action answered a frame within {timeout:.0f} s of the nodes starting")
-            self.call(self.reset_sim, "reset")
+            self.call(self.reset_sim, "reset", 60, resend_s=10)
             retry = time.monotonic() + 2.0
             while self.answered == before and time.monotonic() < retry:
                 self.rclpy.spin_once(self.node, timeout_sec=0.05)
@@ -191,7 +191,7 @@ class SimplerHarness(ChainHarness):
         for v in self.frames.values():
             v.clear()
         self.record = record
-        self.call(self.reset_sim, "reset")
+        self.call(self.reset_sim, "reset", 90, resend_s=30)  # a repeat restarts the same seeded episode
         report = self.poll_success(lambda r: bool(r.get("truncated")), wall_timeout, f"episode {job.key}")
         self.record = False
         if report.get("seed") != seed or report.get("episode_id") != job.episode:
