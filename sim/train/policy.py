@@ -335,7 +335,7 @@ def _chains_source(folders: list[str]) -> tuple[str, str, str]:
     levels = ", ".join(dict.fromkeys(a["distraction"] for a in args))
     source = (f"successful subtasks of the scripted expert along {sum(i['chains_done'] for i in indexes)} random "
               f"CALVIN chains (`ivm-ros sim-data chains`, scenes {scenes}, seed(s) {seeds}, distraction {levels})")
-    cmds = [f"`ivm-ros sim-data chains --chains {i['chains_done']} --scenes {','.join(i['args']['scenes'])} "
+    cmds = [f"`ivm-ros sim-data chains --chains {i['chains_done']} --scenes {','.join(a['scenes'])} "
             + (f"--distraction {a['distraction']} " if a["distraction"] != "none" else "")
             + f"--seed {a['seed']} --out {name}`" for i, a, name in zip(indexes, args, names)]
     return source, ", ".join(cmds) + ", then ", f" --demos {','.join(names)}"

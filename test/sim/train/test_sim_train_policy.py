@@ -125,6 +125,8 @@ def test_abc_split_demos_are_described_and_checked_across_folders(tmp_path):
     with pytest.raises(ValueError, match=r"never sees scene\(s\) \['D'\]"):
         policy.check_ship("calvin_abc", "calvin", "lite", policy.demo_scenes(with_d))
     policy.check_ship("calvin", "calvin", "lite", policy.demo_scenes(with_d))  # D->D may see every scene
+    with pytest.raises(ValueError, match="trained on lite masks, not groundtruth"):
+        policy.check_ship("calvin_abc", "calvin", "groundtruth", {"A"})
 
 
 def test_card_commands_record_the_distraction_of_each_demos_folder(tmp_path):
@@ -134,8 +136,6 @@ def test_card_commands_record_the_distraction_of_each_demos_folder(tmp_path):
     assert "distraction none, paper-large" in source
     assert cmds == ("`ivm-ros sim-data chains --chains 210 --scenes D --seed 0 --out DEMOS0`, `ivm-ros sim-data "
                     "chains --chains 210 --scenes D --distraction paper-large --seed 7 --out DEMOS1`, then ")
-    with pytest.raises(ValueError, match="trained on lite masks, not groundtruth"):
-        policy.check_ship("calvin_abc", "calvin", "groundtruth", {"A"})
 
 
 def test_language_grammar_trains_on_generated_sentences_and_is_recorded(tmp_path, capsys):
