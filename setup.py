@@ -85,6 +85,7 @@ setup(
                              "sim-eval-policy = ivm_ros_sim.eval.closed_loop:main",
                              "calvin-eval = ivm_ros_sim.eval.calvin_eval:main",
                              "calvin-compare = ivm_ros_sim.eval.compare:main",
+                             "calvin-sensitivity = ivm_ros_sim.eval.appearance_sensitivity:main",
                              "lite-eval = ivm_ros_sim.eval.lite_eval:main",
                              "sim-mask-rate = ivm_ros_sim.eval.mask_rate:main",
                              "simpler-eval = ivm_ros_sim.eval.simpler_eval:main",

@@ -28,6 +28,8 @@ docs/distraction_levels.md):
   (cabinet top).
 * ``appearance``: table texture, random lighting and a small jitter of the static camera (eye <= 2 cm, target
   <= 1 cm per coordinate).
+* ``texture``, ``lighting``, ``camera_jitter``: ``appearance``'s three parts, each alone (to tell which of them costs
+  a policy).
 * ``paper-large``: all of the above plus 4 of ``large``'s static objects outside the workspace.
 * ``paper-xlarge``: ``paper-large`` made harder for a policy trained with table retexturing (whose success
   ``paper-large`` lowered by only 16 %): 10 clutter objects, an exact copy of every block on the table top (beside
@@ -83,6 +85,9 @@ LEVELS: dict[str, Level] = {
     "lookalike": Level(0, 0.0, False, False, lookalikes=True),
     "fixture_lookalike": Level(0, 0.0, False, False, fixtures=True),
     "appearance": Level(0, 0.0, True, True, camera_jitter=True),
+    "texture": Level(0, 0.0, True, False),
+    "lighting": Level(0, 0.0, False, True),
+    "camera_jitter": Level(0, 0.0, False, False, camera_jitter=True),
     "paper-large": Level(4, 0.5, True, True, clutter=6, lookalikes=True, fixtures=True, camera_jitter=True),
     "paper-xlarge": Level(10, 0.5, True, True, clutter=10, lookalikes=True, fixtures=True, camera_jitter=True,
                           block_copies=1),

@@ -12,7 +12,8 @@ from ivm_ros_sim.calvin.chains import load_chains, reset_to_chain
 from ivm_ros_sim.calvin.env import CalvinSceneEnv
 from ivm_ros_sim.calvin.scene import CalvinScene
 
-NEW = ("clutter", "lookalike", "fixture_lookalike", "appearance", "paper-large", "paper-xlarge")
+NEW = ("clutter", "lookalike", "fixture_lookalike", "appearance", "texture", "lighting", "camera_jitter", "paper-large",
+       "paper-xlarge")
 
 
 @pytest.fixture(scope="module")
@@ -234,6 +235,22 @@ def test_camera_jitter_bounded(env):
     assert min(moved) > 0.0
     env.reset(seed=0, task="open_drawer", distraction="large")
     assert env.scene.cameras["static"] == base  # other levels put the camera back
+
+
+@pytest.mark.parametrize("level", ["texture", "lighting", "camera_jitter"])
+def test_appearance_parts_change_one_thing_each(env, level):
+    spec, whole = dist.LEVELS[level], dist.LEVELS["appearance"]
+    flags = {"texture": spec.texture, "lighting": spec.lighting, "camera_jitter": spec.camera_jitter}
+    assert flags == {k: k == level for k in flags} and not spec.n_objects and not spec.clutter
+    assert getattr(whole, level)  # a part of appearance
+    obs, _ = env.reset(seed=2, task="open_drawer", distraction="none")
+    cam, light, img = env.scene.cameras["static"], env.scene.render_settings, obs["rgb_static"].copy()
+    obs, _ = env.reset(seed=2, task="open_drawer", distraction=level)
+    changed = {"texture": bool(getattr(env.scene, "textured", False)),
+               "lighting": env.scene.render_settings != light,
+               "camera_jitter": env.scene.cameras["static"] != cam}
+    assert changed == {k: k == level for k in changed}
+    assert not env.distractor_bodies and not np.array_equal(obs["rgb_static"], img)
 
 
 def test_every_level_accepted_by_the_commands():
