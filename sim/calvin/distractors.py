@@ -44,6 +44,8 @@ None of them is ever placed inside the keep-out of the task objects' paths
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
 
@@ -224,6 +226,7 @@ def apply(scene: CalvinScene, level: str, rng: np.random.Generator, task: str | 
         tex = _texture_id(scene, _textures()[int(rng.integers(len(_textures())))])
         p.changeVisualShape(scene.table, -1, textureUniqueId=tex, physicsClientId=c)
         scene.textured = True
+        scene.__dict__["_texture"] = tex
     elif getattr(scene, "textured", False):
         tex = _texture_id(scene, _table_texture())
         p.changeVisualShape(scene.table, -1, textureUniqueId=tex, physicsClientId=c)
@@ -263,6 +266,24 @@ def apply(scene: CalvinScene, level: str, rng: np.random.Generator, task: str | 
         bodies += ws.apply(scene, spec.clutter, spec.lookalikes, spec.fixtures, spec.camera_jitter, rng, bodies, task,
                            spec.block_copies)
     return bodies
+
+
+@contextmanager
+def plain_view(scene: CalvinScene) -> Iterator[None]:
+    """Inside, ``scene`` renders with its own table texture and default light (a level's texture and lighting undone;
+    objects and the static camera's jitter stay); both are put back on leaving. A diagnostic (the real world has no
+    such switch): ``CalvinSceneEnv(distraction_cameras="static")`` renders the gripper camera this way."""
+    settings, textured = scene.render_settings, getattr(scene, "textured", False)
+    c = scene.client
+    scene.render_settings = RenderSettings()
+    if textured:
+        p.changeVisualShape(scene.table, -1, textureUniqueId=_texture_id(scene, _table_texture()), physicsClientId=c)
+    try:
+        yield
+    finally:
+        scene.render_settings = settings
+        if textured:
+            p.changeVisualShape(scene.table, -1, textureUniqueId=scene.__dict__["_texture"], physicsClientId=c)
 
 
 def begin_subtask(scene: CalvinScene, bodies: list[int], task: str) -> list[int]:

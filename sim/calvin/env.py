@@ -17,6 +17,7 @@ reaching ``max_steps`` (CALVIN: 360 per subtask).
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from typing import Any
 
 import numpy as np
@@ -99,6 +100,10 @@ class PandaController:
             p.stepSimulation(physicsClientId=self.scene.client)
 
 
+#: :class:`CalvinSceneEnv`'s ``distraction_cameras`` choices
+DISTRACTION_CAMERAS = ("both", "static")
+
+
 class CalvinSceneEnv:
     """A CALVIN scene (D by default) with task-conditioned resets, exact chain starts, optional distractors and
     the success oracle.
@@ -110,12 +115,18 @@ class CalvinSceneEnv:
         render_gripper: render ``rgb_gripper`` (False leaves a zero image, to save time).
         segmentation: also return segmentation images (needed for ground-truth masks).
         max_steps: truncation horizon per episode.
+        distraction_cameras: which cameras see a level's table texture and lighting: "both" (the world as it is) or
+            "static" (a diagnostic: the gripper camera renders the scene's own texture and light,
+            :func:`~ivm_ros_sim.calvin.distractors.plain_view`; objects are seen by both either way).
     """
 
     def __init__(self, static_size: int = 200, gripper_size: int = 84, render: bool = True,
                  render_gripper: bool = True, segmentation: bool = False, max_steps: int = 360,
-                 robot_visual: str = "fast", scene: str = "D") -> None:
+                 robot_visual: str = "fast", scene: str = "D", distraction_cameras: str = "both") -> None:
+        if distraction_cameras not in DISTRACTION_CAMERAS:
+            raise ValueError(f"distraction_cameras must be one of {DISTRACTION_CAMERAS}, got {distraction_cameras!r}")
         self.scene = CalvinScene(static_size, gripper_size, robot_visual, scene)
+        self.distraction_cameras = distraction_cameras
         self.render = render
         self.render_gripper = render_gripper
         self.segmentation = segmentation
@@ -306,7 +317,8 @@ class CalvinSceneEnv:
             rgb_s, seg_s = np.zeros((spec.height, spec.width, 3), np.uint8), None
         obs = {"rgb_static": rgb_s}
         if self.render and self.render_gripper:
-            rgb_g, seg_g = s.render("gripper", self.segmentation)
+            with dist.plain_view(s) if self.distraction_cameras == "static" else nullcontext():
+                rgb_g, seg_g = s.render("gripper", self.segmentation)
         else:
             spec = s.cameras["gripper"]
             rgb_g, seg_g = np.zeros((spec.height, spec.width, 3), np.uint8), None

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 from ivm_ros_sim.calvin import distractors
 from ivm_ros_sim.calvin.chains import N_CHAINS, Chain, load_chains
+from ivm_ros_sim.calvin.env import DISTRACTION_CAMERAS
 from ivm_ros_sim.calvin.scene import SCENES
 from ivm_ros_sim.eval import runs
 from ivm_ros_sim.eval.protocol import ChainResult, summarize
@@ -40,13 +41,16 @@ def settings_from(args: argparse.Namespace) -> EvalSettings:
     return EvalSettings(policy=args.policy, masking=args.masking == "on", model=args.model,
                         policy_config=_key_values(args.policy_config, "--policy-config"),
                         model_config=_key_values(args.model_config, "--model-config"), scene=args.scene,
-                        distraction=args.distraction, seed=args.seed, max_steps=args.max_steps,
+                        distraction=args.distraction, distraction_cameras=args.distraction_cameras, seed=args.seed,
+                        max_steps=args.max_steps,
                         transport=args.transport, static_size=args.static_size, gripper_size=args.gripper_size)
 
 
 def settings_json(settings: EvalSettings) -> dict[str, Any]:
     d = dataclasses.asdict(settings)
     d["policy_config"], d["model_config"] = dict(settings.policy_config), dict(settings.model_config)
+    if settings.distraction_cameras == "both":  # the default: folders made before the option stay resumable
+        d.pop("distraction_cameras")
     if settings.policy == "expert":
         d.pop("masking")
     if settings.policy == "expert" or not settings.masking:
@@ -160,6 +164,9 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--scene", choices=SCENES, default="D", help="evaluation scene (CALVIN: D; in A, B, C the "
                     "official starts move with the table and shelf)")
     ap.add_argument("--distraction", choices=tuple(distractors.LEVELS), default="none")
+    ap.add_argument("--distraction-cameras", choices=DISTRACTION_CAMERAS, default="both",
+                    help="which cameras see the level's table texture and lighting: both (the world as it is) or "
+                    "static (diagnostic: the gripper camera sees the scene's own; direct transport only)")
     ap.add_argument("--chains", type=int, default=N_CHAINS, help="the first N of the official 1000 chains")
     ap.add_argument("--start", type=int, default=0, help="index of the first chain")
     ap.add_argument("--max-steps", type=int, default=360, help="steps per subtask (CALVIN: 360)")

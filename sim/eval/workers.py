@@ -30,6 +30,7 @@ class EvalSettings:
     model_config: tuple[tuple[str, Any], ...] = ()
     scene: str = "D"
     distraction: str = "none"
+    distraction_cameras: str = "both"  # both | static (diagnostic: the gripper camera sees no texture/lighting)
     seed: int = 0
     max_steps: int = EP_LEN
     static_size: int = 200
@@ -115,6 +116,14 @@ def check_settings(settings: EvalSettings) -> None:
     distractors.check_level(settings.distraction)
     if settings.transport not in ("direct", "ros"):
         raise ValueError(f"transport must be 'direct' or 'ros', got {settings.transport!r}")
+    from ivm_ros_sim.calvin.env import DISTRACTION_CAMERAS
+
+    if settings.distraction_cameras not in DISTRACTION_CAMERAS:
+        raise ValueError(f"distraction_cameras must be one of {DISTRACTION_CAMERAS}, got "
+                         f"{settings.distraction_cameras!r}")
+    if settings.distraction_cameras != "both" and settings.transport != "direct":
+        raise ValueError("distraction_cameras 'static' is a diagnostic of the direct transport (sim_node renders "
+                         "both cameras as the world is)")
     if settings.max_steps < 1:
         raise ValueError(f"max_steps must be >= 1, got {settings.max_steps}")
     if settings.policy != "expert":
@@ -147,7 +156,8 @@ class ChainWorker:
         needs_images = settings.policy != "expert"
         self.env = CalvinSceneEnv(settings.static_size, settings.gripper_size, render=needs_images,
                                   segmentation=settings.ground_truth_masks,
-                                  max_steps=settings.max_steps, scene=settings.scene)
+                                  max_steps=settings.max_steps, scene=settings.scene,
+                                  distraction_cameras=settings.distraction_cameras)
         self.agent = build_agent(settings, self.env)
 
     def run(self, chain: Chain, record: bool = False) -> tuple[ChainResult, list[np.ndarray]]:

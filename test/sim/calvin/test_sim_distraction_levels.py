@@ -268,3 +268,23 @@ def test_every_level_accepted_by_the_commands():
         calvin_eval.parser().parse_args(["--distraction", "huge"])
     with pytest.raises(ValueError, match="valid"):
         engine._check_ivm_args(("huge",), 0.5, 0.5, "independent")
+
+
+def test_distraction_cameras_static_keeps_the_gripper_view_plain():
+    both = CalvinSceneEnv(static_size=64, gripper_size=32)
+    plain = CalvinSceneEnv(static_size=64, gripper_size=32, distraction_cameras="static")
+    try:
+        clean = both.reset(seed=6, task="lift_red_block_table", distraction="none")[0]
+        for env in (both, plain):
+            env.reset(seed=6, task="lift_red_block_table", distraction="none")
+        shown = both.reset(seed=6, task="lift_red_block_table", distraction="appearance")[0]
+        diag = plain.reset(seed=6, task="lift_red_block_table", distraction="appearance")[0]
+        assert not np.array_equal(shown["rgb_gripper"], clean["rgb_gripper"])
+        np.testing.assert_array_equal(diag["rgb_gripper"], clean["rgb_gripper"])  # texture and light undone there
+        np.testing.assert_array_equal(diag["rgb_static"], shown["rgb_static"])  # the static camera sees the level
+        np.testing.assert_array_equal(plain.observe()["rgb_static"], shown["rgb_static"])  # and it was put back
+    finally:
+        both.close()
+        plain.close()
+    with pytest.raises(ValueError, match="distraction_cameras"):
+        CalvinSceneEnv(static_size=32, gripper_size=16, distraction_cameras="gripper")

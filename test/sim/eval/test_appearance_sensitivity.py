@@ -47,3 +47,21 @@ def test_camera_jitter_reaches_the_policy_through_the_static_camera_only():
     assert s["clean"]["dev_xyz"] == 0.0 and s["gripper"]["dev_xyz"] == 0.0 and s["gripper"]["dev_rot"] == 0.0
     assert s["static"] == s["both"] and s["static"]["dev_xyz"] + s["static"]["dev_rot"] > 0.0
     assert out["expert_completed"] == [0] and out["n_chains"] == 1  # 4 steps: the expert has not finished
+
+
+def test_calvin_eval_distraction_cameras_option():
+    from ivm_ros_sim.eval import calvin_eval
+    from ivm_ros_sim.eval.workers import check_settings
+
+    args = calvin_eval.parser().parse_args(["--distraction", "appearance"])
+    assert "distraction_cameras" not in calvin_eval.settings_json(calvin_eval.settings_from(args))  # old folders
+    args = calvin_eval.parser().parse_args(["--distraction", "appearance", "--distraction-cameras", "static"])
+    settings = calvin_eval.settings_from(args)
+    assert calvin_eval.settings_json(settings)["distraction_cameras"] == "static"
+    check_settings(settings)
+    import dataclasses
+
+    with pytest.raises(ValueError, match="diagnostic of the direct transport"):
+        check_settings(dataclasses.replace(settings, transport="ros"))
+    with pytest.raises(ValueError, match="one of"):
+        check_settings(dataclasses.replace(settings, distraction_cameras="wrist"))
