@@ -129,7 +129,8 @@ def train(args: argparse.Namespace, out: Path, earlier: dict[str, Any]) -> dict[
                                 "tasks": report["tasks"], **({"lite": args.lite or "lite_v2"} if masking == "lite"
                                                              else {}), "augment": {"shift": args.shift, "photometric":
                                 args.photometric, "retexture": args.retexture}, "language": args.language,
-                                "fine_tuned_from": info.get("file")})
+                                "fine_tuned_from": info.get("file"),
+                                **({"wrist_dropped_at_init": True} if info.get("wrist_dropped") else {})})
         rep["file"], rep["init"], rep["language"] = str(path), args.init, args.language
         report["policies"][name] = rep
         print(f"[{name}] {rep['train_seconds'] / 60:.1f} min, final loss {rep['history'][-1]['loss']:.4f} -> {path}")
@@ -210,6 +211,10 @@ def _init_from(args: argparse.Namespace, name: str, arch: PolicyArch) -> tuple[A
         path = Path(args.init) / f"policy_{name}.msgpack"
     model, params, norm, info = checkpoint.load(path)
     got = model.arch
+    if got.gripper_size > 0 and arch.gripper_size == 0:  # fine-tuning without the wrist camera
+        params, got = checkpoint.without_wrist(params, got)
+        print(f"--init {path}: the wrist camera's encoder and fc1 rows dropped (this arch has no wrist camera)")
+        info = {**info, "wrist_dropped": True}
     if got != arch and not same_parameters(got, arch):
         raise ValueError(f"--init {path}: its arch {got} differs from the one trained here {arch} in its parameters;"
                          f" fine-tune it with the flags it was trained with: '{init_arch_flags(got) or '(none)'}'")

@@ -308,3 +308,28 @@ def test_language_augmentation_draws_each_sample_a_sentence_of_its_own_instructi
         train_policy(data, text, TINY, cfg, progress=False, alternatives=alternatives[:1])
     with pytest.raises(ValueError, match=r"\[1\] are empty or not rows of the 5-row"):
         train_policy(data, text, TINY, cfg, progress=False, alternatives=[alternatives[0], np.array([5])])
+
+
+def test_without_wrist_computes_what_the_network_computes_when_the_wrist_adds_nothing():
+    import jax
+
+    from ivm_ros.policies.embedded.model import EmbeddedPolicyNet
+
+    _model, params, _, _ = ck.load(ck.SHIPPED["calvin_masked"])
+    arch = _model.arch
+    new, new_arch = ck.without_wrist(params, arch)
+    assert (new_arch.gripper_size, new_arch.gripper_widths) == (0, ()) and "gripper_encoder" not in new["params"]
+    rng = np.random.default_rng(0)
+    static, gripper, proprio, text = ck.example_inputs(arch, 2)
+    static = rng.integers(0, 256, static.shape).astype(np.uint8)
+    gripper = rng.integers(0, 256, gripper.shape).astype(np.uint8)
+    proprio, text = rng.normal(size=proprio.shape).astype(np.float32), rng.normal(size=text.shape).astype(np.float32)
+    silent = jax.tree_util.tree_map(np.array, params)  # the same network with the gripper features' rows zeroed
+    start = 3 * arch.widths[-1]
+    silent["params"]["fc1"]["kernel"][start:start + 3 * arch.gripper_widths[-1]] = 0.0
+    want = EmbeddedPolicyNet(arch).apply(silent, static, gripper, proprio, text)
+    got = EmbeddedPolicyNet(new_arch).apply(new, static, ck.example_inputs(new_arch, 2)[1], proprio, text)
+    for w, g in zip(want, got):
+        np.testing.assert_allclose(np.asarray(g), np.asarray(w), atol=1e-4)
+    with pytest.raises(ValueError, match="no wrist camera"):
+        ck.without_wrist(new, new_arch)

@@ -3,6 +3,7 @@ arch and training facts as JSON, the proprio normalisation and the parameters.""
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 from collections.abc import Mapping
@@ -125,6 +126,28 @@ def param_shapes(arch: PolicyArch) -> Any:
     for the process rather than at every load (each trace leaves entries in JAX's tracing caches)."""
     model = EmbeddedPolicyNet(arch)
     return jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0), *example_inputs(arch)))
+
+
+def without_wrist(params: Any, arch: PolicyArch) -> tuple[Any, PolicyArch]:
+    """(params, arch) of the network ``params``/``arch`` with its wrist camera taken out (``gripper_size`` 0): the
+    gripper encoder goes, and ``fc1`` loses the kernel rows that read its features (fc1's input is the static
+    features (3 x widths[-1]), the gripper's (3 x gripper_widths[-1]), proprio (64) and instruction (hidden), in that
+    order); every other parameter is kept. The result computes what the old network computes when the gripper
+    features add nothing: a start for fine-tuning a policy without the wrist camera. ValueError for an arch with
+    none."""
+    if arch.gripper_size == 0:
+        raise ValueError("without_wrist: this arch has no wrist camera to take out")
+    new_arch = dataclasses.replace(arch, gripper_size=0, gripper_widths=())
+    p = dict(params["params"])
+    del p["gripper_encoder"]
+    start, n = 3 * arch.widths[-1], 3 * arch.gripper_widths[-1]
+    kernel = np.asarray(p["fc1"]["kernel"])
+    p["fc1"] = {**p["fc1"], "kernel": np.concatenate([kernel[:start], kernel[start + n:]], axis=0)}
+    out = {**params, "params": p}
+    want = jax.tree_util.tree_map(lambda a: a.shape, param_shapes(new_arch))
+    if jax.tree_util.tree_map(np.shape, out) != want:
+        raise ValueError(f"without_wrist: the parameters do not fit {new_arch}")
+    return out, new_arch
 
 
 def example_inputs(arch: PolicyArch, batch: int = 1) -> tuple[np.ndarray, ...]:

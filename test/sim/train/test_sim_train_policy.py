@@ -100,6 +100,16 @@ def test_arch_flags_grow_the_network_and_are_recorded(tmp_path, capsys):
     assert policy.main([*base[:2], "--out", str(tmp_path / "wide"), *base[4:], *bigger[:3], "widths=[8,24]",
                         *bigger[4:], "--init", str(tmp_path / "run")]) == 2
     assert "in its parameters" in capsys.readouterr().err
+    # the wrist camera taken out: a network without one starts from one with it (encoder and fc1 rows dropped)
+    no_wrist = ["--arch", "gripper_size=0", "--arch", "gripper_widths=[]"]
+    small = ["--arch", "static_size=64", "--arch", "widths=[8,16]", "--arch", "hidden=32", "--drop-gripper-action"]
+    assert policy.main([*base[:2], "--out", str(tmp_path / "nowrist"), *base[4:], *small, *no_wrist, "--init",
+                        str(tmp_path / "run")]) == 0
+    assert "wrist camera's encoder and fc1 rows dropped" in capsys.readouterr().out
+    model, _, _, info = checkpoint.load(tmp_path / "nowrist" / "policy_raw.msgpack")
+    assert model.arch.gripper_size == 0 and info["wrist_dropped_at_init"] is True
+    assert policy.arch_flags(model.arch) == (" --arch static_size=64 --arch gripper_size=0 --arch widths=[8,16] "
+                                             "--arch gripper_widths=[] --arch hidden=32")
 
 
 def _chains_index(folder, seed, scenes, chains_done, distraction="none"):
