@@ -45,12 +45,15 @@ def load_run(folder: Path) -> tuple[dict[str, Any], dict[int, int], dict[int, tu
 
 def label(settings: dict[str, Any]) -> str:
     """Short condition name: ``embedded, masking lite, large`` / ``expert, none``; a policy file named in its
-    config adds its stem: ``embedded policy_calvin_masked_v7, masking lite, none``."""
+    config adds its stem: ``embedded policy_calvin_masked_v7, masking lite, none``; ``distraction_cameras`` other than
+    both: ``appearance (static camera only)``."""
     checkpoint = str((settings.get("policy_config") or {}).get("checkpoint", ""))
     parts = [" ".join([settings.get("policy", "?"), *([Path(checkpoint).stem] if checkpoint else [])])]
     if settings.get("policy") != "expert":
         parts.append(f"masking {settings.get('model', 'lite')}" if settings.get("masking") else "masking off")
     parts.append(settings.get("distraction", "none"))
+    if settings.get("distraction_cameras", "both") != "both":
+        parts[-1] += f" ({settings['distraction_cameras']} camera only)"
     if settings.get("scene", "D") != "D":
         parts.append(f"scene {settings['scene']}")
     return ", ".join(parts)
