@@ -73,6 +73,11 @@ class Level:
     block_copies: int = 0
 
     @property
+    def adds_objects(self) -> bool:
+        """Whether the level puts bodies into the world (a level without any changes only what cameras see)."""
+        return bool(self.n_objects or self.clutter or self.lookalikes or self.fixtures or self.block_copies)
+
+    @property
     def workspace(self) -> bool:
         """Whether the level has distractors of :mod:`ivm_ros_sim.calvin.workspace_distractors`."""
         return bool(self.clutter or self.lookalikes or self.fixtures or self.camera_jitter or self.block_copies)

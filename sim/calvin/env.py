@@ -104,6 +104,12 @@ class PandaController:
 DISTRACTION_CAMERAS = ("both", "static")
 
 
+def check_distraction_cameras(value: str) -> None:
+    """ValueError unless ``value`` is one of :data:`DISTRACTION_CAMERAS`."""
+    if value not in DISTRACTION_CAMERAS:
+        raise ValueError(f"distraction_cameras must be one of {DISTRACTION_CAMERAS}, got {value!r}")
+
+
 class CalvinSceneEnv:
     """A CALVIN scene (D by default) with task-conditioned resets, exact chain starts, optional distractors and
     the success oracle.
@@ -123,8 +129,7 @@ class CalvinSceneEnv:
     def __init__(self, static_size: int = 200, gripper_size: int = 84, render: bool = True,
                  render_gripper: bool = True, segmentation: bool = False, max_steps: int = 360,
                  robot_visual: str = "fast", scene: str = "D", distraction_cameras: str = "both") -> None:
-        if distraction_cameras not in DISTRACTION_CAMERAS:
-            raise ValueError(f"distraction_cameras must be one of {DISTRACTION_CAMERAS}, got {distraction_cameras!r}")
+        check_distraction_cameras(distraction_cameras)
         self.scene = CalvinScene(static_size, gripper_size, robot_visual, scene)
         self.distraction_cameras = distraction_cameras
         self.render = render

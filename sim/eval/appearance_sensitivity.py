@@ -39,9 +39,8 @@ def check_appearance_level(level: str) -> None:
     from ivm_ros_sim.calvin import distractors as dist
 
     spec = dist.check_level(level)
-    if level == "none" or spec.n_objects or spec.clutter or spec.lookalikes or spec.fixtures or spec.block_copies:
-        names = [n for n, s in dist.LEVELS.items() if n != "none" and not (
-            s.n_objects or s.clutter or s.lookalikes or s.fixtures or s.block_copies)]
+    if level == "none" or spec.adds_objects:
+        names = [n for n, s in dist.LEVELS.items() if n != "none" and not s.adds_objects]
         raise ValueError(f"{level!r} is not an appearance-only level; use one of {', '.join(names)}")
 
 

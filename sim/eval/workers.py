@@ -116,11 +116,9 @@ def check_settings(settings: EvalSettings) -> None:
     distractors.check_level(settings.distraction)
     if settings.transport not in ("direct", "ros"):
         raise ValueError(f"transport must be 'direct' or 'ros', got {settings.transport!r}")
-    from ivm_ros_sim.calvin.env import DISTRACTION_CAMERAS
+    from ivm_ros_sim.calvin.env import check_distraction_cameras
 
-    if settings.distraction_cameras not in DISTRACTION_CAMERAS:
-        raise ValueError(f"distraction_cameras must be one of {DISTRACTION_CAMERAS}, got "
-                         f"{settings.distraction_cameras!r}")
+    check_distraction_cameras(settings.distraction_cameras)
     if settings.distraction_cameras != "both" and settings.transport != "direct":
         raise ValueError("distraction_cameras 'static' is a diagnostic of the direct transport (sim_node renders "
                          "both cameras as the world is)")

@@ -242,6 +242,7 @@ def test_appearance_parts_change_one_thing_each(env, level):
     spec, whole = dist.LEVELS[level], dist.LEVELS["appearance"]
     flags = {"texture": spec.texture, "lighting": spec.lighting, "camera_jitter": spec.camera_jitter}
     assert flags == {k: k == level for k in flags} and not spec.n_objects and not spec.clutter
+    assert not spec.adds_objects and dist.LEVELS["paper-large"].adds_objects and dist.LEVELS["small"].adds_objects
     assert getattr(whole, level)  # a part of appearance
     obs, _ = env.reset(seed=2, task="open_drawer", distraction="none")
     cam, light, img = env.scene.cameras["static"], env.scene.render_settings, obs["rgb_static"].copy()
