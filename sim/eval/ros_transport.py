@@ -73,21 +73,33 @@ class ChainHarness(Harness):
         self.heard: dict[str, str] = {}  # node -> the instruction its latest /diagnostics status reports
         self.node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, 50)
         self.published = self.answered = 0  # camera frames sim_node published / actions policy_node sent
-        self.node.create_subscription(Image, "camera/image_raw", lambda _m: self._count("published"),
-                                      qos.profile("reliable", 50))
+        self.latest_frame_ns = -1  # header stamp of the newest camera frame received
+        self.unanswered = 0  # subtasks begun before every earlier frame was answered (wait_answered gave up)
+        self.node.create_subscription(Image, "camera/image_raw", self._on_frame, qos.profile("reliable", 50))
         self.node.create_subscription(Float64MultiArray, "action", lambda _m: self._count("answered"),
                                       qos.profile("reliable", 50))
 
     def _count(self, what: str) -> None:
         setattr(self, what, getattr(self, what) + 1)
 
-    def wait_answered(self, timeout: float = 20.0) -> None:
-        """Spins until policy_node has answered every frame published so far (one action per frame in lockstep),
-        so no frame of the previous subtask is acted on after the next one's instruction and policy reset. Gives up
-        after ``timeout`` s (a frame the masking fail-safe dropped is never answered)."""
+    def _on_frame(self, msg: Any) -> None:
+        self.published += 1
+        stamp = msg.header.stamp
+        self.latest_frame_ns = max(self.latest_frame_ns, stamp.sec * 1_000_000_000 + stamp.nanosec)
+
+    def wait_answered(self, frame_stamp_ns: int, timeout: float = 20.0) -> bool:
+        """Spins until this node has received sim_node's frame stamped ``frame_stamp_ns`` (its latest) and
+        policy_node has answered every frame received (one action per frame in lockstep), so no frame of the
+        previous subtask is acted on after the next one's policy reset (a frame still on its way would consume the
+        reset). Gives up after ``timeout`` s (a frame the masking fail-safe dropped is never answered): False, and
+        counted in :attr:`unanswered`."""
         end = time.monotonic() + timeout
-        while self.answered < self.published and time.monotonic() < end:
+        while self.latest_frame_ns < frame_stamp_ns or self.answered < self.published:
+            if time.monotonic() > end:
+                self.unanswered += 1
+                return False
             self.rclpy.spin_once(self.node, timeout_sec=0.05)
+        return True
 
     def _on_diagnostics(self, msg: Any) -> None:
         for status in msg.status:
@@ -131,8 +143,12 @@ class ChainHarness(Harness):
     def subtask(self, task: str, max_steps: int, wall_timeout: float) -> tuple[bool, int]:
         """Runs one subtask of the current chain: (success, steps)."""
         self.set_sim(subtask=task)
-        self.wait_answered()
-        self.wait_instruction(json.loads(self.call(self.begin, "begin_subtask", resend_s=10))["instruction"])
+        begun = json.loads(self.call(self.begin, "begin_subtask", resend_s=10))
+        if not self.wait_answered(begun["frame_stamp_ns"]):
+            self.node.get_logger().warning(f"subtask {task}: begun before every earlier frame was answered "
+                                           f"({self.answered} of {self.published}); the policy reset may meet a "
+                                           f"stale frame (unanswered: {self.unanswered})")
+        self.wait_instruction(begun["instruction"])
         self.call(self.reset_policy, "policy reset", 30, resend_s=10)
         self.call(self.resume, "resume", resend_s=10)
         report = self.poll_success(lambda r: bool(r.get("success")) or r.get("steps", 0) >= max_steps,

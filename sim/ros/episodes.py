@@ -158,7 +158,12 @@ class Episodes:
         return "resumed"
 
 
+def stamp_ns(ticks: int) -> int:
+    """Nanoseconds of sim time of ``ticks`` control periods (the header stamp of that tick's observation)."""
+    return round(ticks * NS_PER_TICK)
+
+
 def stamp(ticks: int) -> tuple[int, int]:
     """(sec, nanosec) of ``ticks`` control periods of sim time."""
-    sec, nanosec = divmod(round(ticks * NS_PER_TICK), 1_000_000_000)
+    sec, nanosec = divmod(stamp_ns(ticks), 1_000_000_000)
     return sec, nanosec

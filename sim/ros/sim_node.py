@@ -36,10 +36,12 @@ reports the episode's success. Both answer with a JSON message.
 CALVIN's protocol over ROS (``ivm-ros calvin-eval --transport ros``): with ``chain`` >= 0, ``~/reset`` puts the
 world in that official chain's start state with no task, held (no steps). ``~/begin_subtask`` makes ``subtask``
 the task from the current state (the oracle scores from here), clears pending commands and publishes its
-evaluation sentence, still held; ``~/resume`` publishes the current observation (new stamp) and lets commands
-step again. A chain subtask stops stepping at its first success (or ``max_steps``) until the next begin. Both
-can be sent again when an answer is lost: a begin for the subtask already begun and held, and a resume of a
-chain episode already resumed, change nothing (the resume answers ``{"resumed": "again"}`` and publishes no frame).
+evaluation sentence, still held (its answer's ``frame_stamp_ns`` is the stamp of the latest observation published,
+so a client can wait until every frame before the subtask has been answered); ``~/resume`` publishes the current
+observation (new stamp) and lets commands step again. A chain subtask stops stepping at its first success (or
+``max_steps``) until the next begin. Both can be sent again when an answer is lost: a begin for the subtask already
+begun and held, and a resume of a chain episode already resumed, change nothing (the resume answers
+``{"resumed": "again"}`` and publishes no frame).
 
 Threads: the executor runs only light callbacks; one worker thread steps and renders. Resets run in the
 service callback; an environment lock serialises them with the worker.
@@ -76,7 +78,7 @@ try:
     from ivm_ros_sim.calvin.env import CalvinSceneEnv
     from ivm_ros_sim.calvin.scene import CONTROL_HZ, SCENES
     from ivm_ros_sim.ros import commands
-    from ivm_ros_sim.ros.episodes import POLICY_TASKS, RANDOM_TASK, Episode, Episodes, pool_tasks
+    from ivm_ros_sim.ros.episodes import POLICY_TASKS, RANDOM_TASK, Episode, Episodes, pool_tasks, stamp_ns
     from ivm_ros_sim.ros.outputs import CAMERA_TOPICS, SimOutputs
     from ivm_ros_sim.ros.stepping import CommandedStepping
 except ModuleNotFoundError as exc:  # the simulator's packages (pybullet, gymnasium, ...) are not installed
@@ -147,7 +149,8 @@ class ChainServices:
                 self.commands.clear()
                 self.outputs.publish_instruction(self.episode.instruction)
         response.success = not error
-        response.message = json.dumps({"error": error} if error else self.episode.started())
+        response.message = json.dumps({"error": error} if error else {**self.episode.started(),
+                                                                      "frame_stamp_ns": self.frame_stamp_ns})
         return response
 
     def _on_resume(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
@@ -176,6 +179,7 @@ class SimNode(ChainServices, CommandedStepping, diagnostics.RejectionCounting, N
         self.step_rate = RateMeter()
         self.step_ms = LatencyWindow()
         self.episodes = Episodes()
+        self.frame_stamp_ns = -1  # header stamp of the latest observation published (-1: none yet)
         self._last_error = ""
         self._env_lock = threading.Lock()  # env and publishing: worker steps vs reset service
         self.commands = commands.CommandSlot(CONTROL_HZ)  # command state; wakes the lockstep wait
@@ -317,6 +321,7 @@ class SimNode(ChainServices, CommandedStepping, diagnostics.RejectionCounting, N
     def _publish_tick(self, obs: dict[str, np.ndarray]) -> None:
         """Publishes one observation; called with the env lock held."""
         self.commands.observation_begins()
+        self.frame_stamp_ns = stamp_ns(self.ticks())
         success = bool(self.episode.success) if self.episode else False
         self.outputs.publish_tick(self.ticks(), obs, self.env.scene, self.env.render_gripper, success)
         self.commands.observation_published()

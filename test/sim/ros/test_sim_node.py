@@ -359,6 +359,9 @@ def test_chain_mode_holds_until_resume_and_stops_at_the_first_success(rig, fast_
     assert probe.call(probe.resume_client).success  # already resumed: nothing changes
     wait_for(lambda: node.counters.get("steps") > len(actions), 0.5)
     assert node.counters.get("steps") == len(actions)
+    node.set_parameters([Parameter("subtask", value="turn_on_led")])
+    begun = probe.call(probe.begin_client)  # names the latest frame, so a client can wait until it is answered
+    assert begun.success and json.loads(begun.message)["frame_stamp_ns"] == _ns(probe.got["image"][-1].header.stamp)
     node.set_parameters([Parameter("chain", value=-1)])
     assert probe.call(probe.reset_client).success
     answer = probe.call(probe.begin_client)
