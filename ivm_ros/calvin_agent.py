@@ -68,6 +68,9 @@ class IvmCalvinModel:
         policy: the action predictor; reset with the goal sentence at every :meth:`reset` + first step.
         pipeline: masks ``rgb_static`` for the goal; None feeds the raw camera (masking off).
         use_wrist / use_proprio: pass ``rgb_gripper`` / ``robot_obs`` to the policy.
+        wrist_pipeline: masks ``rgb_gripper`` for the goal too (its fail-safe should be ``off``: nothing named in
+            view gives a blank frame); required by a policy that learnt on masked wrist views (its ``describe()``
+            has ``wrist_masking``), refused with masking off.
 
     After each :meth:`step`, :attr:`last_seen` is the (H, W, 3) uint8 image the policy saw (None for a frame the
     fail-safe dropped: that step holds still) and
@@ -75,9 +78,16 @@ class IvmCalvinModel:
     """
 
     def __init__(self, policy: Policy, pipeline: MaskingPipeline | None = None, use_wrist: bool = True,
-                 use_proprio: bool = True) -> None:
+                 use_proprio: bool = True, wrist_pipeline: MaskingPipeline | None = None) -> None:
+        wants = policy.describe().get("wrist_masking")
+        if wants and use_wrist and wrist_pipeline is None:
+            raise ValueError(f"this policy learnt on wrist views masked by {wants} masks; give it a wrist_pipeline "
+                             "(calvin-eval: --wrist-model groundtruth, or --model groundtruth for both cameras)")
+        if wrist_pipeline is not None and pipeline is None:
+            raise ValueError("a wrist_pipeline without a pipeline: masking is off for the static camera")
         self.policy = policy
         self.pipeline = pipeline
+        self.wrist_pipeline = wrist_pipeline
         self.use_wrist = use_wrist
         self.use_proprio = use_proprio
         self._goal: str | None = None
@@ -136,11 +146,14 @@ class IvmCalvinModel:
         if seen is None:  # dropped frame: hold still with the gripper as it is
             return np.array([0.0] * 6 + [1.0 if float(obs["robot_obs"][14]) > 0 else -1.0])
         _, wrist = camera_images(obs)
+        if self.wrist_pipeline is not None and wrist is not None and self.use_wrist:
+            wrist = np.asarray(self.wrist_pipeline.run(wrist, "rgb8", goal).masked)
         proprio = np.asarray(obs["robot_obs"], np.float32) if self.use_proprio else None
         actions = self.policy.act(Observation(seen, wrist if self.use_wrist else None, proprio))
         return calvin_action(np.asarray(actions, np.float64).reshape(-1, 7)[0])
 
     def close(self) -> None:
         self.policy.close()
-        if self.pipeline is not None:
-            self.pipeline.close()
+        for pipeline in (self.pipeline, self.wrist_pipeline):
+            if pipeline is not None:
+                pipeline.close()

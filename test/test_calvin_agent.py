@@ -57,6 +57,31 @@ def test_every_subtask_resets_the_policy_with_its_sentence():
     assert obs.proprio.dtype == np.float32 and obs.proprio.shape == (15,)
 
 
+class WristMaskedPolicyForTest(PixelPolicyForTest):
+    """PixelPolicyForTest that says it learnt on masked wrist views (what the test is about is the wrist's masking)."""
+
+    def describe(self) -> dict:
+        return {"policy": "pixel", "wrist_masking": "groundtruth"}
+
+
+def test_a_policy_that_learnt_on_masked_wrist_views_gets_them_or_is_refused():
+    from ivm_ros.masking import MaskingConfig
+
+    with pytest.raises(ValueError, match="wrist_pipeline"):
+        IvmCalvinModel(WristMaskedPolicyForTest(), MaskingPipeline(ConstantPredictorForTest(1.0)))
+    with pytest.raises(ValueError, match="masking is off"):
+        IvmCalvinModel(PixelPolicyForTest(), None, wrist_pipeline=MaskingPipeline(ConstantPredictorForTest(1.0)))
+    nothing_named = MaskingPipeline(ConstantPredictorForTest(0.0), MaskingConfig(fail_safe="off"))
+    model = IvmCalvinModel(WristMaskedPolicyForTest(), MaskingPipeline(ConstantPredictorForTest(1.0)),
+                           wrist_pipeline=nothing_named)
+    model.reset()
+    model.step(_official_obs(51), "open the drawer")
+    obs = PixelPolicyForTest.observations[-1]
+    assert (obs.image_wrist == 255).all() and obs.image_wrist.shape == (84, 84, 3)  # blank: nothing named in view
+    assert (obs.image_primary == 51).all()  # the static camera: its own pipeline (everything relevant)
+    model.close()
+
+
 def test_non_finite_policy_output_is_refused_not_sent():
     model = IvmCalvinModel(PixelPolicyForTest(), None)
     model.reset()

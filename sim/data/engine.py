@@ -52,7 +52,7 @@ from ivm_ros_sim.calvin.env import CalvinSceneEnv
 from ivm_ros_sim.calvin.expert import Expert, rollout
 from ivm_ros_sim.calvin.masks import mask_from_segmentation, relevant_parts
 from ivm_ros_sim.calvin.scene import BLOCKS, SCENES, decode_segmentation
-from ivm_ros_sim.data import chain_demos, simpler_demos, simpler_ivm
+from ivm_ros_sim.data import chain_demos, gripper_masks, simpler_demos, simpler_ivm
 from ivm_ros_sim.data import hard_cases as hc
 from tqdm import tqdm
 
@@ -466,6 +466,7 @@ def main(argv: list[str] | None = None) -> int:
     e.add_argument("--json", action="store_true")
     e.add_argument("--scene", default="D", choices=SCENES)
     chain_demos.add_parser(sub)
+    gripper_masks.add_parser(sub)
     simpler_demos.add_parser(sub)
     simpler_ivm.add_parser(sub)
     args = ap.parse_args(argv)
@@ -483,6 +484,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"wrote {len(idx['episodes'])} episodes ({ok} successful) to {args.out / 'demos'}")
         elif args.cmd == "chains":
             chain_demos.run(args)
+        elif args.cmd == "gripper-masks":
+            gripper_masks.run(args)
         elif args.cmd == "simpler-demos":
             simpler_demos.run(args)
         elif args.cmd == "simpler-ivm":

@@ -39,6 +39,7 @@ def _key_values(items: list[str], what: str) -> tuple[tuple[str, Any], ...]:
 
 def settings_from(args: argparse.Namespace) -> EvalSettings:
     return EvalSettings(policy=args.policy, masking=args.masking == "on", model=args.model,
+                        wrist_model=args.wrist_model,
                         policy_config=_key_values(args.policy_config, "--policy-config"),
                         model_config=_key_values(args.model_config, "--model-config"), scene=args.scene,
                         distraction=args.distraction, distraction_cameras=args.distraction_cameras, seed=args.seed,
@@ -51,11 +52,14 @@ def settings_json(settings: EvalSettings) -> dict[str, Any]:
     d["policy_config"], d["model_config"] = dict(settings.policy_config), dict(settings.model_config)
     if settings.distraction_cameras == "both":  # the default: folders made before the option stay resumable
         d.pop("distraction_cameras")
+    if not settings.wrist_model:  # likewise
+        d.pop("wrist_model")
     if settings.policy == "expert":
         d.pop("masking")
     if settings.policy == "expert" or not settings.masking:
         d.pop("model")
         d.pop("model_config")
+        d.pop("wrist_model", None)
     return d
 
 
@@ -161,6 +165,10 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--model", default="lite", help="masking predictor: lite, groundtruth (the simulator's "
                     "ground-truth masks: the upper bound), ivm, simple, ... or module:Class")
     ap.add_argument("--model-config", action="append", default=[], metavar="KEY=VALUE", help="predictor setting")
+    ap.add_argument("--wrist-model", choices=("", "groundtruth"), default="",
+                    help="mask the gripper camera too: groundtruth (the simulator's masks; direct transport). "
+                    "Default: unmasked, except that a policy which learnt on masked wrist views gets ground truth "
+                    "with --model groundtruth")
     ap.add_argument("--scene", choices=SCENES, default="D", help="evaluation scene (CALVIN: D; in A, B, C the "
                     "official starts move with the table and shelf)")
     ap.add_argument("--distraction", choices=tuple(distractors.LEVELS), default="none")

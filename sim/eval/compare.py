@@ -51,6 +51,8 @@ def label(settings: dict[str, Any]) -> str:
     parts = [" ".join([settings.get("policy", "?"), *([Path(checkpoint).stem] if checkpoint else [])])]
     if settings.get("policy") != "expert":
         parts.append(f"masking {settings.get('model', 'lite')}" if settings.get("masking") else "masking off")
+        if settings.get("wrist_model"):
+            parts[-1] += f" + wrist {settings['wrist_model']}"
     parts.append(settings.get("distraction", "none"))
     if settings.get("distraction_cameras", "both") != "both":
         parts[-1] += f" ({settings['distraction_cameras']} camera only)"

@@ -26,6 +26,7 @@ class EvalSettings:
     policy: str = "expert"  # expert | embedded | octo | module:Class
     masking: bool = True
     model: str = "lite"  # masking predictor: lite | groundtruth | ivm | simple ... | module:Class
+    wrist_model: str = ""  # the gripper camera's masks: groundtruth, or "" (none unless the policy learnt on them)
     policy_config: tuple[tuple[str, Any], ...] = ()
     model_config: tuple[tuple[str, Any], ...] = ()
     scene: str = "D"
@@ -41,6 +42,11 @@ class EvalSettings:
     def ground_truth_masks(self) -> bool:
         """Masking with the simulator's own instruction masks (``--model groundtruth``), not a predictor."""
         return self.masking and self.model == "groundtruth"
+
+    @property
+    def segmentation(self) -> bool:
+        """Whether the env renders segmentation: ground-truth masks for either camera."""
+        return self.ground_truth_masks or (self.masking and self.wrist_model == "groundtruth")
 
     def paired(self) -> tuple[EvalSettings, str]:
         """(settings, note): lite masking of the embedded policy with the lite checkpoint the policy learnt on when
@@ -66,10 +72,12 @@ class EvalSettings:
 
 
 class GroundTruthMasked:
-    """Sets the ground-truth predictor's mask from the observation's segmentation, then runs ``inner``."""
+    """Sets the ground-truth predictor's mask from the observation's segmentation (and the wrist predictor's from
+    the gripper camera's, when given), then runs ``inner``."""
 
-    def __init__(self, inner: Any, env: CalvinSceneEnv, predictor: GroundTruthPredictor) -> None:
-        self.inner, self.env, self.predictor = inner, env, predictor
+    def __init__(self, inner: Any, env: CalvinSceneEnv, predictor: GroundTruthPredictor | None,
+                 wrist_predictor: GroundTruthPredictor | None = None) -> None:
+        self.inner, self.env, self.predictor, self.wrist_predictor = inner, env, predictor, wrist_predictor
         self._parts: tuple[Any, Any] | None = None
 
     def reset(self) -> None:
@@ -80,7 +88,10 @@ class GroundTruthMasked:
         key = (self.env.task, id(self.env.start_state))
         if self._parts is None or self._parts[0] != key:
             self._parts = (key, relevant_parts(self.env.scene, self.env.task, self.env.start_state))
-        self.predictor.mask = mask_from_segmentation(obs["seg_static"], self._parts[1])
+        if self.predictor is not None:
+            self.predictor.mask = mask_from_segmentation(obs["seg_static"], self._parts[1])
+        if self.wrist_predictor is not None:
+            self.wrist_predictor.mask = mask_from_segmentation(obs["seg_gripper"], self._parts[1])
         return self.inner.step(obs, goal)
 
     @property
@@ -100,10 +111,17 @@ def build_agent(settings: EvalSettings, env: CalvinSceneEnv) -> Any:
     policy = load_policy(settings.policy, settings.policy_settings())
     if not settings.masking:
         return IvmCalvinModel(policy)
-    if settings.ground_truth_masks:
-        predictor = GroundTruthPredictor()
-        return GroundTruthMasked(IvmCalvinModel(policy, MaskingPipeline(predictor)), env, predictor)
-    return IvmCalvinModel(policy, MaskingPipeline(load_predictor(settings.model, dict(settings.model_config))))
+    from ivm_ros.masking.config import MaskingConfig
+
+    predictor = GroundTruthPredictor() if settings.ground_truth_masks else None
+    static = predictor or load_predictor(settings.model, dict(settings.model_config))
+    # the gripper camera's ground truth: asked for, or for a policy that learnt on it with --model groundtruth
+    wants = bool(policy.describe().get("wrist_masking"))
+    wrist = (GroundTruthPredictor() if settings.wrist_model == "groundtruth" or (wants and predictor is not None)
+             else None)
+    wrist_pipeline = MaskingPipeline(wrist, MaskingConfig(fail_safe="off")) if wrist is not None else None  # blank
+    model = IvmCalvinModel(policy, MaskingPipeline(static), wrist_pipeline=wrist_pipeline)
+    return model if predictor is None and wrist is None else GroundTruthMasked(model, env, predictor, wrist)
 
 
 def check_settings(settings: EvalSettings) -> None:
@@ -122,6 +140,18 @@ def check_settings(settings: EvalSettings) -> None:
     if settings.distraction_cameras != "both" and settings.transport != "direct":
         raise ValueError("distraction_cameras 'static' is a diagnostic of the direct transport (sim_node renders "
                          "both cameras as the world is)")
+    if settings.wrist_model not in ("", "groundtruth"):
+        raise ValueError(f"wrist_model must be groundtruth or empty, got {settings.wrist_model!r} (no predictor of "
+                         "wrist views exists yet)")
+    if settings.wrist_model and (settings.transport != "direct" or not settings.masking):
+        raise ValueError("wrist_model groundtruth needs masking on and the direct transport (masks from the "
+                         "simulator's state)")
+    if settings.policy == "embedded" and settings.masking and not (settings.ground_truth_masks or settings.wrist_model):
+        from ivm_ros.policies.embedded.checkpoint import wrist_masking_of
+
+        if wrist_masking_of(settings.policy_settings()):
+            raise ValueError("this embedded policy learnt on wrist views masked by the simulator's ground truth: "
+                             "evaluate it with --wrist-model groundtruth (or --model groundtruth for both cameras)")
     if settings.max_steps < 1:
         raise ValueError(f"max_steps must be >= 1, got {settings.max_steps}")
     if settings.policy != "expert":
@@ -153,7 +183,7 @@ class ChainWorker:
         self.settings = settings
         needs_images = settings.policy != "expert"
         self.env = CalvinSceneEnv(settings.static_size, settings.gripper_size, render=needs_images,
-                                  segmentation=settings.ground_truth_masks,
+                                  segmentation=settings.segmentation,
                                   max_steps=settings.max_steps, scene=settings.scene,
                                   distraction_cameras=settings.distraction_cameras)
         self.agent = build_agent(settings, self.env)

@@ -107,7 +107,8 @@ def train(args: argparse.Namespace, out: Path, earlier: dict[str, Any]) -> dict[
     masks = args.masks if "masked" in args.policies else ""  # what the training needs: lite's, stored, none
     lite = LitePredictor(LiteConfig(checkpoint=args.lite)) if masks == "lite" else None
     data = load_demos(demos, arch.static_size, arch.gripper_size, predictor=lite, proprio_index=arch.proprio_index,
-                      prob_cache=args.prob_cache, stored_masks=masks == "groundtruth")
+                      prob_cache=args.prob_cache, stored_masks=masks == "groundtruth",
+                      stored_gripper_masks="masked" in args.policies and args.wrist_masks != "none")
     sentences, alternatives = (augmented_sentences(data.instructions, data.tasks, args.language)
                                if args.language != "recorded" else (data.instructions, None))
     text = InstructionEncoder(cache_size=len(sentences))(sentences).numpy()
@@ -120,8 +121,9 @@ def train(args: argparse.Namespace, out: Path, earlier: dict[str, Any]) -> dict[
         if name not in args.policies:
             continue
         masking = args.masks if masking == "lite" else masking
+        wrist = args.wrist_masks if name == "masked" else "none"
         cfg = PolicyTrainConfig(masking=masking, steps=args.steps, seed=args.seed, shift=args.shift, lr=args.lr,
-                                photometric=args.photometric, retexture=args.retexture)
+                                photometric=args.photometric, retexture=args.retexture, wrist_masking=wrist)
         init, info = inits[name]
         params, norm, rep = train_policy(data, text, arch, cfg, init=init, alternatives=alternatives)
         path = checkpoint.save(out / f"policy_{name}.msgpack", params, arch, norm,
@@ -130,7 +132,8 @@ def train(args: argparse.Namespace, out: Path, earlier: dict[str, Any]) -> dict[
                                                              else {}), "augment": {"shift": args.shift, "photometric":
                                 args.photometric, "retexture": args.retexture}, "language": args.language,
                                 "fine_tuned_from": info.get("file"),
-                                **({"wrist_dropped_at_init": True} if info.get("wrist_dropped") else {})})
+                                **({"wrist_dropped_at_init": True} if info.get("wrist_dropped") else {}),
+                                **({"wrist_masking": wrist} if wrist != "none" else {})})
         rep["file"], rep["init"], rep["language"] = str(path), args.init, args.language
         report["policies"][name] = rep
         print(f"[{name}] {rep['train_seconds'] / 60:.1f} min, final loss {rep['history'][-1]['loss']:.4f} -> {path}")
@@ -439,6 +442,10 @@ def parser() -> argparse.ArgumentParser:
                     help="what masks the masked policy's camera in training: the shipped lite model's probabilities, "
                     "or the simulator's ground-truth masks stored in the demos (mask_static; the upper bound of "
                     "masking, evaluated with --model groundtruth)")
+    ap.add_argument("--wrist-masks", choices=("none", "groundtruth"), default="none",
+                    help="the masked policy's gripper camera: raw (none, as the IVM paper), or masked by the "
+                    "simulator's ground-truth masks stored in the demos (mask_gripper, added by `ivm-ros sim-data "
+                    "gripper-masks`; evaluated with --model groundtruth, which masks both cameras)")
     ap.add_argument("--lite", default="",
                     help="the lite checkpoint that masks the masked policy's frames (--masks lite): a shipped name "
                     "(lite_v2, lite_simpler_v1, lite_v3) or a file; default lite_v2")

@@ -61,6 +61,40 @@ def test_mask_augmentation_keeps_the_masked_object_and_whitens_the_rest():
     out = masked_static(static, prob, rng, (0.4, 0.9), (3, 7))
     assert (out[:2, 20, 20] == 50).all() and (out[:2, 0, 0] == 255).all()
     assert np.array_equal(out[2], static[2])
+    blank = masked_static(static, prob, rng, (0.4, 0.9), (3, 7), empty="blank")  # the wrist: nothing named in view
+    assert (blank[2] == 255).all() and np.array_equal(blank[:2, 20, 20], out[:2, 20, 20])
+    with pytest.raises(ValueError, match="empty"):
+        masked_static(static, prob, rng, (0.4, 0.9), (3, 7), empty="hold")
+
+
+def test_wrist_masking_masks_the_gripper_frames_by_their_own_masks_and_needs_them():
+    """``wrist_masking="groundtruth"``: each gripper frame keeps its masked square and turns white elsewhere, a frame
+    with an empty mask is white; the static frames are masked by their own masks as before."""
+    from ivm_ros.policies.embedded.train import make_batch, proprio_norm
+
+    data = _demo_set()
+    n = len(data)
+    data.gripper = np.full((n, 16, 16, 3), 60, np.uint8)
+    data.gripper_prob = np.zeros((n, 16, 16), np.uint8)
+    data.gripper_prob[:, 4:10, 4:10] = 255
+    data.gripper_prob[data.episode == 1] = 0  # nothing named in view in episode 1
+    text = np.zeros((1, 384), np.float32)
+    idx = np.arange(n)
+    cfg = PolicyTrainConfig(masking="lite", wrist_masking="groundtruth")
+    batch = make_batch(data, text, idx, TINY, cfg, proprio_norm(data), np.random.default_rng(0))
+    g = batch["gripper"]
+    assert g.shape == (n, TINY.window, 16, 16, 3)
+    seen = data.episode[idx] != 1
+    assert (g[seen][..., 6, 6, :] == 60).all() and (g[seen][..., 15, 15, :] >= 250).all()  # feathered edge
+    assert (g[~seen] == 255).all()
+    raw = make_batch(data, text, idx, TINY, PolicyTrainConfig(masking="lite"), proprio_norm(data),
+                     np.random.default_rng(0))
+    assert (raw["gripper"] == 60).all()  # the default: the gripper camera unmasked
+    data.gripper_prob = None
+    with pytest.raises(ValueError, match="gripper-masks"):
+        make_batch(data, text, idx, TINY, cfg, proprio_norm(data), np.random.default_rng(0))
+    with pytest.raises(ValueError, match="wrist_masking"):
+        PolicyTrainConfig(wrist_masking="lite").check()
 
 
 def test_random_shift_moves_a_sample_window_together_and_keeps_shape():

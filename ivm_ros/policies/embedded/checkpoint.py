@@ -105,6 +105,13 @@ def lite_of(policy_config: Mapping[str, Any]) -> str | None:
     return str(info["lite"]) if info.get("masking") == "lite" and info.get("lite") else None
 
 
+def wrist_masking_of(policy_config: Mapping[str, Any]) -> str:
+    """What masks the gripper camera of the embedded policy of ``policy_config`` learnt on: its info's
+    ``wrist_masking`` (``groundtruth``), or "" (the raw wrist view, as every shipped policy)."""
+    path = policy_config.get("checkpoint") or SHIPPED.get(str(policy_config.get("variant", "masked")))
+    return str(read_info(path).get("wrist_masking", "")) if path else ""
+
+
 def pair_lite(policy_config: Mapping[str, Any], model_config: Mapping[str, Any]) -> tuple[dict[str, Any], str]:
     """(lite model config, note): the lite masking config for an embedded masked policy, given the checkpoint the
     policy learnt on (:func:`lite_of`) when ``model_config`` names none; a note says so, or warns when

@@ -37,7 +37,8 @@ class DemoSet:
     (0-255) or None; gripper (N, G, G, 3) uint8 (G = 0: no second camera); proprio (N, P) float32 raw (the
     ``proprio_index`` entries of robot_obs); actions (N, 7) float32 as recorded;
     episode (N,) int32; start (N,) int32 index of the episode's first frame; end (N,) int32 one past its last;
-    text_index (N,) int32 into ``instructions``.
+    text_index (N,) int32 into ``instructions``; gripper_prob (N, G, G) uint8 the gripper camera's ground-truth
+    masks as probabilities (0-255), or None.
     """
 
     static: np.ndarray
@@ -51,6 +52,7 @@ class DemoSet:
     text_index: np.ndarray
     instructions: list[str]
     tasks: list[str]
+    gripper_prob: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.actions.shape[0])
@@ -70,18 +72,21 @@ def demo_entries(root: str | Path | Sequence[str | Path], only_success: bool = T
 
 def load_demos(root: str | Path | Sequence[str | Path], static_size: int, gripper_size: int, predictor=None,
                only_success: bool = True, progress: bool = True, proprio_index: tuple[int, ...] = PROPRIO_INDEX,
-               prob_cache: bool = False, stored_masks: bool = False) -> DemoSet:
+               prob_cache: bool = False, stored_masks: bool = False, stored_gripper_masks: bool = False) -> DemoSet:
     """Reads every (successful) episode of ``root`` (one demos folder or several: :func:`demo_entries`);
     ``predictor`` (a MaskPredictor, e.g. lite) adds ``prob`` (read from and written to the cache when
     ``prob_cache``, see :func:`cached_probabilities`); ``stored_masks`` adds ``prob``
-    from the episodes' own ground-truth ``mask_static`` instead (:func:`stored_probabilities`); ``proprio`` holds
-    the ``proprio_index`` entries of robot_obs (the policy arch's)."""
+    from the episodes' own ground-truth ``mask_static`` instead (:func:`stored_probabilities`);
+    ``stored_gripper_masks`` adds ``gripper_prob`` from their ``mask_gripper`` (``ivm-ros sim-data gripper-masks``);
+    ``proprio`` holds the ``proprio_index`` entries of robot_obs (the policy arch's)."""
+    if stored_gripper_masks and gripper_size <= 0:
+        raise ValueError("load_demos: stored_gripper_masks needs the gripper camera (gripper_size > 0)")
     if stored_masks and predictor is not None:
         raise ValueError("load_demos: give a predictor or stored_masks, not both")
     roots, entries = demo_entries(root, only_success)
     key = predictor_key(predictor, static_size) if predictor is not None and prob_cache else None
     cols: dict[str, list] = {k: [] for k in ("static", "prob", "gripper", "proprio", "actions", "episode", "start",
-                                             "end", "text_index")}
+                                             "end", "text_index", "gripper_prob")}
     instructions: list[str] = []
     tasks: list[str] = []
     n = 0
@@ -91,6 +96,8 @@ def load_demos(root: str | Path | Sequence[str | Path], static_size: int, grippe
             robot, actions = z["robot_obs"], z["actions"]
             if stored_masks:
                 cols["prob"].append(stored_probabilities(z, root / entry["file"], static_size))
+            if stored_gripper_masks:
+                cols["gripper_prob"].append(stored_probabilities(z, root / entry["file"], gripper_size, "mask_gripper"))
         t = len(actions)
         instr = str(entry["instruction"])
         if instr not in instructions:
@@ -122,13 +129,16 @@ def _resize(img: np.ndarray, size: int) -> np.ndarray:
     return cv2.resize(img, (size, size), interpolation=cv2.INTER_AREA)
 
 
-def stored_probabilities(episode: Any, path: Path, size: int) -> np.ndarray:
-    """An episode's ground-truth ``mask_static`` (T, H, W) 0/1 -> (T, size, size) uint8 probabilities (0-255: the
-    share of each pixel the mask covers, area-resized as the frames are). ValueError naming the file without it."""
-    if "mask_static" not in episode.files:
-        raise ValueError(f"{path} has no mask_static (ground-truth masks): record the demonstrations again with "
-                         "this version of ivm-ros sim-data, or train the masked policy on lite's masks")
-    masks = episode["mask_static"]
+def stored_probabilities(episode: Any, path: Path, size: int, key: str = "mask_static") -> np.ndarray:
+    """An episode's ground-truth ``key`` masks (``mask_static`` or ``mask_gripper``) (T, H, W) 0/1 -> (T, size,
+    size) uint8 probabilities (0-255: the share of each pixel the mask covers, area-resized as the frames are).
+    ValueError naming the file without them."""
+    if key not in episode.files:
+        fix = ("add them with `ivm-ros sim-data gripper-masks --demos FOLDER`" if key == "mask_gripper" else
+               "record the demonstrations again with this version of ivm-ros sim-data, or train the masked policy "
+               "on lite's masks")
+        raise ValueError(f"{path} has no {key} (ground-truth masks): {fix}")
+    masks = episode[key]
     if len(masks) != len(episode["actions"]):
         raise ValueError(f"{path}: {len(masks)} masks for {len(episode['actions'])} actions")
     share = np.stack([cv2.resize((m > 0).astype(np.float32), (size, size), interpolation=cv2.INTER_AREA)
@@ -202,18 +212,22 @@ def precompute_probabilities(root: str | Path | Sequence[str | Path], predictor:
 
 
 def masked_static(static: np.ndarray, prob: np.ndarray, rng: np.random.Generator, threshold: tuple[float, float],
-                  dilation: tuple[int, int], fill: int = 255) -> np.ndarray:
+                  dilation: tuple[int, int], fill: int = 255, empty: str = "keep") -> np.ndarray:
     """IVM overlay with a random threshold and dilation per frame (the IVM authors' policy augmentation).
 
     static (B, S, S, 3) uint8, prob (B, S, S) uint8 -> (B, S, S, 3) uint8. Kernel sizes are odd, in pixels at S;
-    the dilated mask is feathered with a Gaussian of the same size; an empty mask keeps the whole frame.
+    the dilated mask is feathered with a Gaussian of the same size. An empty mask keeps the whole frame
+    (``empty="keep"``: the masking fail-safe of the static camera) or fills it (``"blank"``: nothing named in view,
+    as the wrist camera is masked with ``fail_safe="off"``).
     """
+    if empty not in ("keep", "blank"):
+        raise ValueError(f"empty must be 'keep' or 'blank', got {empty!r}")
     out = np.empty_like(static)
     for i in range(len(static)):
         th = rng.uniform(*threshold) * 255
         keep = (prob[i] > th).astype(np.float32)
         if not keep.any():
-            out[i] = static[i]
+            out[i] = static[i] if empty == "keep" else fill
             continue
         k = int(rng.integers(dilation[0] // 2, dilation[1] // 2 + 1)) * 2 + 1
         keep = cv2.dilate(keep, np.ones((k, k), np.uint8))

@@ -118,8 +118,9 @@ class EmbeddedModelPolicy(Policy):
         self.text_encoder.close()
 
     def describe(self) -> dict[str, Any]:
-        lite = {"lite": self.info["lite"]} if self.info.get("lite") else {}
-        return {"policy": "embedded", "checkpoint": self.path, "masking": self.info.get("masking", "?"), **lite}
+        """What it is; ``wrist_masking`` (only when not none) says its gripper camera must be masked too."""
+        extra = {k: self.info[k] for k in ("lite", "wrist_masking") if self.info.get(k) not in (None, "", "none")}
+        return {"policy": "embedded", "checkpoint": self.path, "masking": self.info.get("masking", "?"), **extra}
 
 
 class EmbeddedPolicy(ExecutedPolicy):

@@ -34,6 +34,7 @@ from ivm_ros.policies.embedded.model import EmbeddedPolicyNet, PolicyArch
 from ivm_ros.policies.embedded.robots import robot
 
 MASKING = ("lite", "groundtruth", "none")  # where the masks come from (none: raw camera)
+WRIST_MASKING = ("none", "groundtruth")  # the gripper camera: raw, or masked by the simulator's own masks
 
 
 @dataclasses.dataclass
@@ -51,10 +52,13 @@ class PolicyTrainConfig:
     shift: int = 0  # random-shift augmentation of both cameras, pixels at the policy's sizes (0: none)
     photometric: float = 0.0  # strength of brightness/contrast/saturation/colour jitter of both cameras (0: none)
     retexture: float = 0.0  # fraction of samples whose table wood gets a random texture, both cameras (0: none)
+    wrist_masking: str = "none"  # groundtruth: the gripper camera masked too, by its stored ground-truth masks
 
     def check(self) -> None:
         if self.masking not in MASKING:
             raise ValueError(f"masking must be one of {MASKING}, got {self.masking!r}")
+        if self.wrist_masking not in WRIST_MASKING:
+            raise ValueError(f"wrist_masking must be one of {WRIST_MASKING}, got {self.wrist_masking!r}")
         if self.steps < 1 or self.batch_size < 1:
             raise ValueError("steps and batch_size must be >= 1")
         if self.shift < 0:
@@ -81,6 +85,8 @@ def make_batch(data: DemoSet, text: np.ndarray, idx: np.ndarray, arch: PolicyArc
     gripper = data.gripper[flat].reshape(*shape, g, g, 3)
     if g > 0:  # g = 0: no second camera
         gripper = photometric(retexture_surface(gripper, cfg.retexture, rng), cfg.photometric, rng)
+        if cfg.wrist_masking != "none":
+            gripper = masked_wrist(gripper, data, flat, cfg, s, rng)
     if cfg.masking != "none":
         if data.prob is None:
             raise ValueError(f"masking={cfg.masking!r} needs demonstrations loaded with masks (a predictor or "
@@ -97,6 +103,22 @@ def make_batch(data: DemoSet, text: np.ndarray, idx: np.ndarray, arch: PolicyArc
         "actions": actions,
         "valid": valid.astype(np.float32),
     }
+
+
+def masked_wrist(gripper: np.ndarray, data: DemoSet, flat: np.ndarray, cfg: PolicyTrainConfig, static_size: int,
+                 rng: np.random.Generator) -> np.ndarray:
+    """The gripper frames (B, W, G, G, 3) uint8 masked by their stored ground-truth masks with the static camera's
+    augmentation (random threshold; dilation scaled from the static size to G); a frame where nothing named is in
+    view is blank (deployment masks the wrist with ``fail_safe="off"``)."""
+    if data.gripper_prob is None:
+        raise ValueError("wrist_masking='groundtruth' needs demonstrations loaded with stored_gripper_masks "
+                         "(ivm-ros sim-data gripper-masks adds them)")
+    shape = gripper.shape
+    g = shape[2]
+    dilation = tuple(max(1, round(d * g / static_size)) for d in cfg.dilation)
+    out = masked_static(gripper.reshape(-1, g, g, 3), data.gripper_prob[flat], rng, cfg.threshold, dilation,
+                        empty="blank")
+    return out.reshape(shape)
 
 
 def sentence_rows(recorded: np.ndarray, alternatives: Sequence[np.ndarray] | None, rng: np.random.Generator

@@ -10,9 +10,12 @@ import numpy as np
 import pytest
 from ivm_ros_sim.calvin import tasks as T
 from ivm_ros_sim.calvin.chains import load_chains
+from ivm_ros_sim.calvin.env import CalvinSceneEnv
+from ivm_ros_sim.calvin.masks import mask_from_segmentation, relevant_parts
 from ivm_ros_sim.eval import calvin_eval
+from ivm_ros_sim.eval.compare import label
 from ivm_ros_sim.eval.protocol import ChainResult, ExpertAgent, run_chain, summarize
-from ivm_ros_sim.eval.workers import EvalSettings, GroundTruthMasked, GroundTruthPredictor
+from ivm_ros_sim.eval.workers import EvalSettings, GroundTruthMasked, GroundTruthPredictor, build_agent
 from support.policies import FixedActionPolicyForTest
 from support.predictors import ConstantPredictorForTest
 
@@ -154,6 +157,41 @@ def test_lite_masking_takes_the_lite_checkpoint_the_embedded_policy_learnt_on(tm
                              "--out", str(tmp_path / "out")]) == 2
     with pytest.raises(ValueError, match="does not exist"):
         missing.paired()
+
+
+def test_a_policy_that_learnt_on_masked_wrist_views_is_evaluated_with_them(tmp_path, capsys):
+    """The gripper camera's ground-truth mask (what the checkpoint's ``wrist_masking`` asks for) follows the same
+    task parts as the static one; without a source of wrist masks the evaluation refuses to start."""
+    from support.embedded_files import untrained_policy_file
+
+    path = untrained_policy_file(tmp_path / "p.msgpack", {"masking": "lite", "wrist_masking": "groundtruth"})
+    common = ["--policy", "embedded", "--policy-config", f"checkpoint={path}", "--chains", "1", "--start", "1",
+              "--max-steps", "3", "--workers", "0", "--gifs", "0", "--static-size", "64", "--gripper-size", "32"]
+    assert calvin_eval.main([*common, "--model", "keep_all", "--out", str(tmp_path / "a")]) == 2
+    assert "--wrist-model groundtruth" in capsys.readouterr().err
+    assert calvin_eval.main([*common, "--model", "keep_all", "--wrist-model", "groundtruth", "--transport", "ros",
+                             "--out", str(tmp_path / "b")]) == 2
+    assert "direct transport" in capsys.readouterr().err
+    assert calvin_eval.main([*common, "--model", "keep_all", "--wrist-model", "groundtruth",
+                             "--out", str(tmp_path / "c")]) == 0
+    settings = json.loads((tmp_path / "c" / "settings.json").read_text())
+    assert settings["wrist_model"] == "groundtruth" and label(settings).startswith("embedded p, masking keep_all + wrist")
+    assert "wrist_model" not in calvin_eval.settings_json(EvalSettings(policy="embedded"))  # old folders resume
+    settings = EvalSettings(policy="embedded", policy_config=(("checkpoint", str(path)),), model="groundtruth",
+                            static_size=64, gripper_size=32)
+    env = CalvinSceneEnv(64, 32, segmentation=settings.segmentation)
+    try:
+        agent = build_agent(settings, env)
+        chain = load_chains(1, start=1)[0]
+        obs, _ = env.reset_to_state(chain.robot_obs, chain.scene_obs)
+        env.begin_subtask(chain.subtasks[0])
+        agent.reset()
+        agent.step(obs, env.instruction)
+        parts = relevant_parts(env.scene, env.task, env.start_state)
+        assert np.array_equal(agent.wrist_predictor.mask, mask_from_segmentation(obs["seg_gripper"], parts))
+        assert np.array_equal(agent.predictor.mask, mask_from_segmentation(obs["seg_static"], parts))
+    finally:
+        env.close()
 
 
 @pytest.mark.parametrize(("args", "says"), [
