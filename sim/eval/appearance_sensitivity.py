@@ -134,7 +134,7 @@ def run(settings: Any, level: str, chains: Sequence[Any], subtasks: int, max_ste
 
     check_appearance_level(level)
     env = CalvinSceneEnv(settings.static_size, settings.gripper_size, render=False,  # renders() renders
-                         segmentation=settings.ground_truth_masks, scene=settings.scene)
+                         segmentation=settings.segmentation, scene=settings.scene)
     stats = {k: StreamStats() for k in STREAMS}
     completed = []
     try:
@@ -163,6 +163,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--policy", default="embedded")
     ap.add_argument("--masking", choices=("on", "off"), default="on")
     ap.add_argument("--model", default="lite", help="masking predictor (lite, groundtruth, ...)")
+    ap.add_argument("--wrist-model", choices=("", "groundtruth"), default="",
+                    help="mask the gripper camera too (as calvin-eval --wrist-model)")
     ap.add_argument("--policy-config", action="append", default=[], metavar="KEY=VALUE")
     ap.add_argument("--model-config", action="append", default=[], metavar="KEY=VALUE")
     ap.add_argument("--scene", default="D")
@@ -179,6 +181,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not 1 <= args.subtasks <= 5 or args.max_steps < 1:
             raise ValueError("--subtasks must be in 1..5 and --max-steps >= 1")
         settings = EvalSettings(policy=args.policy, masking=args.masking == "on", model=args.model,
+                                wrist_model=args.wrist_model,
                                 policy_config=key_values(args.policy_config, "--policy-config", ap.prog),
                                 model_config=key_values(args.model_config, "--model-config", ap.prog), scene=args.scene,
                                 distraction=args.level, seed=args.seed, max_steps=args.max_steps)

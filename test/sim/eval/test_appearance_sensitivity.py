@@ -1,6 +1,8 @@
 """calvin-sensitivity: only appearance levels accepted; the four streams take each camera from the right render (the
 camera jitter moves only the static camera, so the gripper-only stream stays the clean one to the last bit)."""
 
+import json
+
 import numpy as np
 import pytest
 from ivm_ros_sim.calvin.chains import load_chains
@@ -65,3 +67,16 @@ def test_calvin_eval_distraction_cameras_option():
         check_settings(dataclasses.replace(settings, transport="ros"))
     with pytest.raises(ValueError, match="one of"):
         check_settings(dataclasses.replace(settings, distraction_cameras="wrist"))
+
+
+def test_wrist_masks_for_a_policy_that_learnt_on_them(tmp_path, capsys):
+    """A policy that learnt on masked wrist views is probed with the gripper camera's ground truth, or refused."""
+    from support.embedded_files import untrained_policy_file
+
+    path = untrained_policy_file(tmp_path / "p.msgpack", {"masking": "lite", "wrist_masking": "groundtruth"})
+    common = ["--level", "texture", "--policy-config", f"checkpoint={path}", "--model", "keep_all", "--chains", "1",
+              "--subtasks", "1", "--max-steps", "2"]
+    assert S.main(common) == 2 and "--wrist-model groundtruth" in capsys.readouterr().err
+    assert S.main([*common, "--wrist-model", "groundtruth"]) == 0
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert out["streams"]["both"]["steps"] == 2

@@ -175,7 +175,8 @@ def test_a_policy_that_learnt_on_masked_wrist_views_is_evaluated_with_them(tmp_p
     assert calvin_eval.main([*common, "--model", "keep_all", "--wrist-model", "groundtruth",
                              "--out", str(tmp_path / "c")]) == 0
     settings = json.loads((tmp_path / "c" / "settings.json").read_text())
-    assert settings["wrist_model"] == "groundtruth" and label(settings).startswith("embedded p, masking keep_all + wrist")
+    assert settings["wrist_model"] == "groundtruth"
+    assert label(settings).startswith("embedded p, masking keep_all + wrist groundtruth")
     assert "wrist_model" not in calvin_eval.settings_json(EvalSettings(policy="embedded"))  # old folders resume
     settings = EvalSettings(policy="embedded", policy_config=(("checkpoint", str(path)),), model="groundtruth",
                             static_size=64, gripper_size=32)
