@@ -205,7 +205,7 @@ def _episode_frames(env: CalvinSceneEnv, task: str, rng: np.random.Generator, fr
 def generate_ivm(out: Path, samples: int, seed: int = 0, size: int = 200, machine_fraction: float = 0.8,
                  machine_error: float = 0.5, machine_errors: str = "independent",
                  frames_per_episode: int = 4, levels: tuple[str, ...] = ("none", "small", "medium", "large"),
-                 instruction_split: str = "train", shard_size: int = 500, gripper: bool = False,
+                 instruction_split: str = "train", shard_size: int = 500, cameras: tuple[str, ...] = ("static",),
                  progress: bool = True, scene: str = "D", level_weights: tuple[float, ...] | None = None,
                  scenes: tuple[str, ...] | None = None, scene_weights: tuple[float, ...] | None = None,
                  swap_fraction: float = 0.0) -> dict[str, Any]:
@@ -214,8 +214,12 @@ def generate_ivm(out: Path, samples: int, seed: int = 0, size: int = 200, machin
     :mod:`ivm_ros_sim.data.hard_cases`; at their defaults the data is the v2 data, bit for bit. With any of them the
     shards gain ``scene`` (N,) str, ``frame`` (N,) int64 (the rendered frame's number: a swap group shares it) and
     ``swap`` (N,) uint8 (1: the instruction names another block than the episode's task), and the index gains the
-    options and ``counts`` (samples per distraction level and scene, swap samples, frames)."""
+    options and ``counts`` (samples per distraction level and scene, swap samples, frames). ``cameras``: which
+    cameras each frame is sampled from (``static``, ``gripper`` or both), all at ``size`` x ``size``; other than
+    the static camera alone they are recorded in the index's ``args``."""
     _check_ivm_args(levels, machine_fraction, machine_error, machine_errors)
+    if not cameras or set(cameras) - {"static", "gripper"}:
+        raise ValueError(f"cameras must be static and/or gripper, got {cameras}")
     extended = level_weights is not None or scenes is not None or swap_fraction > 0
     draws = hc.EpisodeDraws(seed, levels, level_weights, scenes or (scene,), scene_weights)
     swapper = hc.Swapper(seed, swap_fraction, instruction_split)
@@ -226,14 +230,14 @@ def generate_ivm(out: Path, samples: int, seed: int = 0, size: int = 200, machin
     gallery: list[np.ndarray] = []
     counts: dict[str, Any] = {"distraction": {}, "scene": {}, "swap": 0, "frames": 0}
     stats = {"episodes": 0, "frames": 0}
-    stream = _ivm_samples(draws, swapper, labels, size, frames_per_episode, gripper, instruction_split, stats)
+    stream = _ivm_samples(draws, swapper, labels, size, frames_per_episode, tuple(cameras), instruction_split, stats)
     bar = tqdm(total=samples, desc="ivm samples", unit="img", disable=not progress)
     count = 0
     try:
         for sample in stream:
             writer.add(**sample)
             _tally(counts, sample)
-            if sample["camera"] == "static" and len(gallery) < 16:
+            if sample["camera"] == cameras[0] and len(gallery) < 16:
                 gallery.append(overlay(sample["image"], sample["mask"], sample["degradation"] == "none",
                                        sample["instruction"]))
             count += 1
@@ -252,6 +256,8 @@ def generate_ivm(out: Path, samples: int, seed: int = 0, size: int = 200, machin
                       "machine_errors": machine_errors,
                       "levels": list(levels),
                       "instruction_split": instruction_split, "frames_per_episode": frames_per_episode, "scene": scene}}
+    if tuple(cameras) != ("static",):
+        index["args"]["cameras"] = list(cameras)
     if extended:
         index["args"] |= {"level_weights": level_weights and list(level_weights), "scenes": list(draws.scenes),
                           "scene_weights": scene_weights and list(scene_weights), "swap_fraction": swap_fraction}
@@ -271,7 +277,7 @@ def _tally(counts: dict[str, Any], sample: dict[str, Any]) -> None:
 
 
 def _ivm_samples(draws: hc.EpisodeDraws, swapper: hc.Swapper, labels: LabelModel, size: int, frames_per_episode: int,
-                 gripper: bool, split: str, stats: dict[str, int]) -> Iterator[dict[str, Any]]:
+                 cams: tuple[str, ...], split: str, stats: dict[str, int]) -> Iterator[dict[str, Any]]:
     """Endless IVM samples (dicts of :attr:`ShardWriter.FIELDS` plus ``scene``, ``frame``, ``swap``), drawn from
     ``default_rng(draws.seed)`` in the v2 order: per episode a task, a level, an episode seed (the scene comes from
     ``draws``' own generator), then per frame the expert's stops, the label and the instruction; a swapped frame's
@@ -279,7 +285,6 @@ def _ivm_samples(draws: hc.EpisodeDraws, swapper: hc.Swapper, labels: LabelModel
     closes its environments (one per scene, ``size`` x ``size`` cameras)."""
     rng = np.random.default_rng(draws.seed)
     envs: dict[str, CalvinSceneEnv] = {}
-    cams = ("static", "gripper") if gripper else ("static",)
     try:
         while True:
             task = EXPERT_TASKS[int(rng.integers(len(EXPERT_TASKS)))]
@@ -427,7 +432,8 @@ def _run_ivm(args: argparse.Namespace) -> None:
     """``sim-data ivm``: the dataset of the mix (and overrides) in ``args``; prints its size and rate."""
     t0 = time.perf_counter()
     idx = generate_ivm(args.out / "ivm", args.samples, args.seed, args.size, args.machine_fraction,
-                       args.machine_error, args.machine_errors, instruction_split=args.split, gripper=args.gripper,
+                       args.machine_error, args.machine_errors, instruction_split=args.split,
+                       cameras=("static", "gripper") if args.gripper else tuple(args.cameras.split(",")),
                        scene=args.scene, **hc.resolve(args.mix, args.levels, args.scenes, args.swap_fraction))
     dt = time.perf_counter() - t0
     print(f"wrote {idx['count']} samples in {len(idx['shards'])} shard(s) to {args.out / 'ivm'} "
@@ -449,7 +455,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="labeller errors drawn per frame, or once per task (systematic)")
     hc.add_mix_arguments(a)
     a.add_argument("--split", default="train", choices=("train", "heldout", "eval"))
-    a.add_argument("--gripper", action="store_true", help="also sample the gripper camera")
+    a.add_argument("--gripper", action="store_true", help="also sample the gripper camera (--cameras static,gripper)")
+    a.add_argument("--cameras", default="static", help="cameras to sample, comma-separated: static, gripper")
     a.add_argument("--seed", type=int, default=0)
     a.add_argument("--scene", default="D", choices=SCENES)
     d = sub.add_parser("demos", help="expert demonstrations (both cameras, states, actions, masks)")

@@ -48,6 +48,23 @@ def test_ivm_dataset_round_trip(tmp_path):
     assert ds["mask"][good].reshape(good.sum(), -1).any(axis=1).all()  # exact labels are never empty
 
 
+def test_ivm_dataset_of_the_gripper_camera(tmp_path):
+    """``cameras=("gripper",)``: only wrist views, recorded in the index; both cameras alternate per frame."""
+    index = engine.generate_ivm(tmp_path / "g", samples=6, seed=1, size=32, machine_fraction=0.0,
+                                frames_per_episode=3, cameras=("gripper",), progress=False)
+    assert index["args"]["cameras"] == ["gripper"] and index["image_size"] == 32
+    ds = engine.load_ivm(tmp_path / "g")
+    assert set(ds["camera"]) == {"gripper"} and ds["image"].shape == (6, 32, 32, 3)
+    assert (tmp_path / "g" / "gallery.png").is_file()
+    both = engine.generate_ivm(tmp_path / "b", samples=6, seed=1, size=32, machine_fraction=0.0,
+                               frames_per_episode=3, cameras=("static", "gripper"), progress=False)
+    assert list(engine.load_ivm(tmp_path / "b")["camera"][:2]) == ["static", "gripper"] and both["count"] == 6
+    plain = engine.generate_ivm(tmp_path / "s", samples=2, seed=1, size=32, progress=False)
+    assert "cameras" not in plain["args"]  # the static camera alone: the index as before
+    with pytest.raises(ValueError, match="cameras"):
+        engine.generate_ivm(tmp_path / "x", samples=1, cameras=("wrist",), progress=False)
+
+
 def test_systematic_machine_errors(tmp_path):
     """A systematic labeller fails on a task always the same way (or never), drawn once per task from the seed."""
     assert all(v is None for v in engine.systematic_failures(0, 0.0).values())
