@@ -214,12 +214,9 @@ def generate_ivm(out: Path, samples: int, seed: int = 0, size: int = 200, machin
     :mod:`ivm_ros_sim.data.hard_cases`; at their defaults the data is the v2 data, bit for bit. With any of them the
     shards gain ``scene`` (N,) str, ``frame`` (N,) int64 (the rendered frame's number: a swap group shares it) and
     ``swap`` (N,) uint8 (1: the instruction names another block than the episode's task), and the index gains the
-    options and ``counts`` (samples per distraction level and scene, swap samples, frames). ``cameras``: which
-    cameras each frame is sampled from (``static``, ``gripper`` or both), all at ``size`` x ``size``; other than
-    the static camera alone they are recorded in the index's ``args``."""
-    _check_ivm_args(levels, machine_fraction, machine_error, machine_errors)
-    if not cameras or set(cameras) - {"static", "gripper"}:
-        raise ValueError(f"cameras must be static and/or gripper, got {cameras}")
+    options and ``counts`` (samples per distraction level and scene, swap samples, frames). ``cameras`` (static,
+    gripper or both, each at ``size``) other than the static camera alone are recorded in the ``args``."""
+    _check_ivm_args(levels, machine_fraction, machine_error, machine_errors, cameras)
     extended = level_weights is not None or scenes is not None or swap_fraction > 0
     draws = hc.EpisodeDraws(seed, levels, level_weights, scenes or (scene,), scene_weights)
     swapper = hc.Swapper(seed, swap_fraction, instruction_split)
@@ -256,8 +253,7 @@ def generate_ivm(out: Path, samples: int, seed: int = 0, size: int = 200, machin
                       "machine_errors": machine_errors,
                       "levels": list(levels),
                       "instruction_split": instruction_split, "frames_per_episode": frames_per_episode, "scene": scene}}
-    if tuple(cameras) != ("static",):
-        index["args"]["cameras"] = list(cameras)
+    index["args"] |= {"cameras": list(cameras)} if tuple(cameras) != ("static",) else {}
     if extended:
         index["args"] |= {"level_weights": level_weights and list(level_weights), "scenes": list(draws.scenes),
                           "scene_weights": scene_weights and list(scene_weights), "swap_fraction": swap_fraction}
@@ -317,7 +313,9 @@ def _ivm_samples(draws: hc.EpisodeDraws, swapper: hc.Swapper, labels: LabelModel
 
 
 def _check_ivm_args(levels: tuple[str, ...], machine_fraction: float, machine_error: float,
-                    machine_errors: str) -> None:
+                    machine_errors: str, cameras: tuple[str, ...] = ("static",)) -> None:
+    if not cameras or set(cameras) - {"static", "gripper"}:
+        raise ValueError(f"cameras must be static and/or gripper, got {cameras}")
     for lv in levels:
         dist.check_level(lv)
     for name, value in (("machine_fraction", machine_fraction), ("machine_error", machine_error)):
