@@ -147,9 +147,13 @@ def check_settings(settings: EvalSettings) -> None:
         raise ValueError("wrist_model groundtruth needs masking on and the direct transport (masks from the "
                          "simulator's state)")
     if settings.policy == "embedded" and settings.masking and not (settings.ground_truth_masks or settings.wrist_model):
-        from ivm_ros.policies.embedded.checkpoint import wrist_masking_of
+        from ivm_ros.policies.embedded.checkpoint import PolicyCheckpointError, wrist_masking_of
 
-        if wrist_masking_of(settings.policy_settings()):
+        try:
+            wants = wrist_masking_of(settings.policy_settings())
+        except PolicyCheckpointError as exc:
+            raise ValueError(f"the embedded policy: {exc}") from exc
+        if wants:
             raise ValueError("this embedded policy learnt on wrist views masked by the simulator's ground truth: "
                              "evaluate it with --wrist-model groundtruth (or --model groundtruth for both cameras)")
     if settings.max_steps < 1:
