@@ -76,16 +76,16 @@ class ChainHarness(Harness):
         self.latest_frame_ns = -1  # header stamp of the newest camera frame received
         self.unanswered = 0  # subtasks begun before every earlier frame was answered (wait_answered gave up)
         self.node.create_subscription(Image, "camera/image_raw", self._on_frame, qos.profile("reliable", 50))
-        self.node.create_subscription(Float64MultiArray, "action", lambda _m: self._count("answered"),
-                                      qos.profile("reliable", 50))
+        self.node.create_subscription(Float64MultiArray, "action", self._on_action, qos.profile("reliable", 50))
 
-    def _count(self, what: str) -> None:
-        setattr(self, what, getattr(self, what) + 1)
+    def _on_action(self, _msg: Any) -> None:
+        self.answered += 1
 
     def _on_frame(self, msg: Any) -> None:
+        from rclpy.time import Time
+
         self.published += 1
-        stamp = msg.header.stamp
-        self.latest_frame_ns = max(self.latest_frame_ns, stamp.sec * 1_000_000_000 + stamp.nanosec)
+        self.latest_frame_ns = max(self.latest_frame_ns, Time.from_msg(msg.header.stamp).nanoseconds)
 
     def wait_answered(self, frame_stamp_ns: int, timeout: float = 20.0) -> bool:
         """Spins until this node has received sim_node's frame stamped ``frame_stamp_ns`` (its latest) and

@@ -114,7 +114,7 @@ def build_agent(settings: EvalSettings, env: CalvinSceneEnv) -> Any:
     from ivm_ros.masking.config import MaskingConfig
 
     predictor = GroundTruthPredictor() if settings.ground_truth_masks else None
-    static = predictor or load_predictor(settings.model, dict(settings.model_config))
+    static = predictor if predictor is not None else load_predictor(settings.model, dict(settings.model_config))
     # the gripper camera's ground truth: asked for, or for a policy that learnt on it with --model groundtruth
     wants = bool(policy.describe().get("wrist_masking"))
     wrist = (GroundTruthPredictor() if settings.wrist_model == "groundtruth" or (wants and predictor is not None)

@@ -98,7 +98,7 @@ def lite_of(policy_config: Mapping[str, Any]) -> str | None:
     """The lite checkpoint whose masks the embedded policy of ``policy_config`` (its ``checkpoint`` file, else its
     shipped ``variant``) learnt on: its info's ``lite``. None when the file records none (the shipped policies
     learnt on the default lite_v2) or the policy did not learn on lite masks."""
-    path = policy_config.get("checkpoint") or SHIPPED.get(str(policy_config.get("variant", "masked")))
+    path = _policy_file(policy_config)
     if not path:
         return None
     info = read_info(path)
@@ -108,8 +108,14 @@ def lite_of(policy_config: Mapping[str, Any]) -> str | None:
 def wrist_masking_of(policy_config: Mapping[str, Any]) -> str:
     """What masks the gripper camera of the embedded policy of ``policy_config`` learnt on: its info's
     ``wrist_masking`` (``groundtruth``), or "" (the raw wrist view, as every shipped policy)."""
-    path = policy_config.get("checkpoint") or SHIPPED.get(str(policy_config.get("variant", "masked")))
+    path = _policy_file(policy_config)
     return str(read_info(path).get("wrist_masking", "")) if path else ""
+
+
+def _policy_file(policy_config: Mapping[str, Any]) -> Any:
+    """The file of the embedded policy of ``policy_config``: its ``checkpoint``, else its shipped ``variant``'s (None
+    for an unknown variant)."""
+    return policy_config.get("checkpoint") or SHIPPED.get(str(policy_config.get("variant", "masked")))
 
 
 def pair_lite(policy_config: Mapping[str, Any], model_config: Mapping[str, Any]) -> tuple[dict[str, Any], str]:
