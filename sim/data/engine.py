@@ -52,7 +52,7 @@ from ivm_ros_sim.calvin.env import CalvinSceneEnv
 from ivm_ros_sim.calvin.expert import Expert, rollout
 from ivm_ros_sim.calvin.masks import mask_from_segmentation, relevant_parts
 from ivm_ros_sim.calvin.scene import BLOCKS, SCENES, decode_segmentation
-from ivm_ros_sim.data import chain_demos, gripper_masks, simpler_demos, simpler_ivm
+from ivm_ros_sim.data import chain_demos, gripper_masks, gripper_views, simpler_demos, simpler_ivm
 from ivm_ros_sim.data import hard_cases as hc
 from tqdm import tqdm
 
@@ -472,6 +472,7 @@ def main(argv: list[str] | None = None) -> int:
     e.add_argument("--scene", default="D", choices=SCENES)
     chain_demos.add_parser(sub)
     gripper_masks.add_parser(sub)
+    gripper_views.add_parser(sub)
     simpler_demos.add_parser(sub)
     simpler_ivm.add_parser(sub)
     args = ap.parse_args(argv)
@@ -491,12 +492,14 @@ def main(argv: list[str] | None = None) -> int:
             chain_demos.run(args)
         elif args.cmd == "gripper-masks":
             gripper_masks.run(args)
+        elif args.cmd == "gripper-views":
+            gripper_views.run(args)
         elif args.cmd == "simpler-demos":
             simpler_demos.run(args)
         elif args.cmd == "simpler-ivm":
             simpler_ivm.run(args)
         else:
             _print_expert(expert_success(args.seeds, levels, scene=args.scene), levels, args.json)
-    except ValueError as exc:
+    except (ValueError, FileNotFoundError) as exc:  # bad settings, a folder without its index
         ap.error(str(exc))
     return 0

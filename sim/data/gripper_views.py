@@ -1,0 +1,102 @@
+"""``ivm-ros sim-data gripper-views``: the gripper camera re-rendered under a random appearance, beside the recorded.
+
+For every episode of a demos folder the simulator is put in each recorded state (``robot_obs``, ``scene_obs``) with
+an appearance-only distraction level drawn once per episode (``appearance``: one of the level's table textures and a
+random light; ``texture``; ``lighting``; the draws of :func:`ivm_ros_sim.calvin.distractors.apply` with the seed
+``seed + episode number``), and the gripper camera is rendered. Added to the episode file (rewritten atomically, no
+pickles):
+
+* ``rgb_gripper_varied`` (T, h, w, 3) uint8: the same states, actions and instruction as ``rgb_gripper``, seen under
+  another table texture and light.
+
+Training reads it with ``sim-train-policy --wrist-views P`` (a fraction ``P`` of the samples see the re-rendered
+wrist view): paired views of every state, so the wrist camera's table and light stop telling the policy anything.
+The static camera is not re-rendered (it is masked; ``docs/calvin_appearance.md`` measured that appearance reaches
+the masked policy through the wrist camera). Distractors of the recording are not re-created (a ``paper-large``
+episode's wrist view shows no clutter here). Episodes that have the array already are skipped.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from ivm_ros_sim.calvin import distractors
+from ivm_ros_sim.calvin.env import CalvinSceneEnv
+from ivm_ros_sim.data.gripper_masks import _write_index, rerender_episodes
+
+from ivm_ros.datasets import read_index
+from ivm_ros.policies.embedded.data import DEMOS_FORMAT
+
+KEY = "rgb_gripper_varied"
+#: Default seed base: far from the evaluation's chain seeds, so no evaluated chain sees a drawn light again.
+SEED = 1_000_000
+
+
+def appearance_level(level: str) -> str:
+    """``level`` when it changes only what cameras see (no objects, a texture or a light); ValueError otherwise."""
+    spec = distractors.check_level(level)
+    if spec.adds_objects or not (spec.texture or spec.lighting):
+        raise ValueError(f"gripper-views needs a level that changes only the table texture or the light (appearance, "
+                         f"texture, lighting), got {level!r}")
+    return level
+
+
+def episode_views(env: CalvinSceneEnv, robot_obs: np.ndarray, scene_obs: np.ndarray, level: str,
+                  seed: int) -> np.ndarray:
+    """(T, h, w, 3) uint8: the gripper camera at each of an episode's states (T, 15) and (T, 24), under ``level``
+    drawn with ``seed``; the scene's own texture and light are put back afterwards."""
+    env.reset_to_state(robot_obs[0], scene_obs[0], distraction=level, seed=seed, physics_steps=0)
+    try:
+        frames = []
+        for r, s in zip(robot_obs, scene_obs, strict=True):
+            env.scene.set_state(s, q_arm=r[7:14], gripper_open=bool(r[14] > 0), gripper_width=float(r[6]))
+            frames.append(env.scene.render("gripper")[0])
+    finally:
+        distractors.apply(env.scene, "none", np.random.default_rng(0))
+    return np.stack(frames)
+
+
+def add_gripper_views(root: Path, level: str = "appearance", seed: int = SEED, progress: bool = True
+                      ) -> dict[str, Any]:
+    """Adds ``rgb_gripper_varied`` to every episode of the demos folder ``root`` (module docstring); each index entry
+    gets ``gripper_views`` ({level, seed, rgb_mad}: the re-rendered frames' mean absolute difference from the
+    recorded ones, grey levels), the index its summary (returned)."""
+    appearance_level(level)
+    number = {e["file"]: i for i, e in enumerate(_entries(root))}
+
+    def views(env: CalvinSceneEnv, entry: dict[str, Any], z: Any) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        ep_seed = seed + number[entry["file"]]
+        frames = episode_views(env, z["robot_obs"], z["scene_obs"], level, ep_seed)
+        mad = float(np.abs(frames.astype(np.int16) - z["rgb_gripper"]).mean())
+        return {KEY: frames}, {"level": level, "seed": ep_seed, "rgb_mad": round(mad, 2), "frames": len(frames)}
+
+    index, done = rerender_episodes(root, (KEY,), "gripper_views", views, "gripper views", progress)
+    levels = sorted({e["gripper_views"]["level"] for e in done})
+    index["gripper_views"] = {"episodes": len(done), "levels": levels,
+                              "frames": sum(e["gripper_views"]["frames"] for e in done),
+                              "rgb_mad_mean": float(np.mean([e["gripper_views"]["rgb_mad"] for e in done]))
+                              if done else 0.0}
+    _write_index(root, index)
+    return index["gripper_views"]
+
+
+def _entries(root: Path) -> list[dict[str, Any]]:
+    return read_index(root, DEMOS_FORMAT, "ivm-ros sim-data chains")["episodes"]
+
+
+def add_parser(sub: Any) -> None:
+    """The ``gripper-views`` subcommand of ``ivm-ros sim-data``."""
+    g = sub.add_parser("gripper-views", help="add the gripper camera re-rendered under a random table texture and "
+                       "light (per episode) to recorded demonstrations (for sim-train-policy --wrist-views)")
+    g.add_argument("--demos", type=Path, required=True, help="a demos folder (sim-data chains or demos)")
+    g.add_argument("--level", default="appearance", help="an appearance-only distraction level: appearance, "
+                   "texture or lighting (default appearance)")
+    g.add_argument("--seed", type=int, default=SEED, help=f"episode i is drawn with seed + i (default {SEED})")
+
+
+def run(args: Any) -> None:
+    s = add_gripper_views(args.demos, args.level, args.seed)
+    print(f"{args.demos}: gripper views ({', '.join(s['levels'])}) in {s['episodes']} episodes ({s['frames']} "
+          f"frames); they differ from the recorded ones by {s['rgb_mad_mean']:.1f} grey levels on average")

@@ -1,0 +1,76 @@
+"""``ivm-ros sim-data gripper-views``: the gripper camera re-rendered at the recorded states under another table
+texture and light, paired with the recorded frames."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+from ivm_ros_sim.calvin.env import CalvinSceneEnv
+from ivm_ros_sim.data import engine
+from ivm_ros_sim.data.chain_demos import generate_chain_demos
+from ivm_ros_sim.data.gripper_masks import add_gripper_masks
+from ivm_ros_sim.data.gripper_views import add_gripper_views, appearance_level, episode_views
+
+from ivm_ros.policies.embedded.data import load_demos
+
+
+@pytest.fixture(scope="module")
+def chains(tmp_path_factory):
+    """One recorded chain subtask (48 px static, 24 px gripper camera) with its gripper masks."""
+    out = tmp_path_factory.mktemp("views") / "chains"
+    generate_chain_demos(out, 1, seed=3, length=1, static_size=48, gripper_size=24, progress=False)
+    add_gripper_masks(out, progress=False)
+    return out
+
+
+def test_texture_changes_only_the_tables_pixels_of_the_same_states(chains):
+    """Under ``texture`` (the scene's light kept) the re-rendered frames differ from the recorded ones on the table's
+    pixels and hardly anywhere else: the states, and so the gripper, blocks and handles, are where they were."""
+    entry = json.loads((chains / "index.json").read_text())["episodes"][0]
+    with np.load(chains / entry["file"], allow_pickle=False) as z:
+        robot, scene_obs, recorded, table = z["robot_obs"], z["scene_obs"], z["rgb_gripper"], z["table_gripper"]
+    env = CalvinSceneEnv(48, 24)
+    try:
+        views = [episode_views(env, robot, scene_obs, "texture", seed) for seed in (0, 1, 2, 0)]
+        plain = episode_views(env, robot, scene_obs, "lighting", 5)  # the scene's own texture is back after each
+    finally:
+        env.close()
+    assert views[0].shape == recorded.shape and views[0].dtype == np.uint8
+    assert (views[0] == views[3]).all()  # the seed draws it
+    changed = [np.abs(v.astype(np.int16) - recorded).max(-1) > 12 for v in views[:3]]
+    assert max(c[table].mean() for c in changed) > 0.5  # some other texture in most of the table's pixels
+    assert all(c[~table].mean() < 0.05 for c in changed)  # the rest as recorded (edges blur into the table)
+    assert np.abs(plain.astype(np.int16) - recorded).mean() > 3  # lighting changes every pixel's shade
+
+
+def test_command_adds_views_once_and_training_reads_them(chains, tmp_path, capsys):
+    folder = tmp_path / "chains"
+    shutil.copytree(chains, folder)
+    assert engine.main(["gripper-views", "--demos", str(folder), "--seed", "7"]) == 0
+    assert "gripper views (appearance) in 1 episodes" in capsys.readouterr().out
+    index = json.loads((folder / "index.json").read_text())
+    entry = index["episodes"][0]
+    with np.load(folder / entry["file"], allow_pickle=False) as z:
+        assert z["rgb_gripper_varied"].shape == z["rgb_gripper"].shape
+        assert "mask_gripper" in z.files and z["rgb_static"].shape[1:] == (48, 48, 3)  # the rest kept
+    assert entry["gripper_views"]["seed"] == 7 and entry["gripper_views"]["level"] == "appearance"
+    assert entry["gripper_views"]["rgb_mad"] > 3 and index["gripper_views"]["episodes"] == 1
+    before = (folder / entry["file"]).stat().st_mtime_ns
+    add_gripper_views(folder, progress=False)  # done already: skipped
+    assert (folder / entry["file"]).stat().st_mtime_ns == before
+    demos = load_demos(folder, 32, 16, progress=False, stored_gripper_views=True)
+    assert demos.gripper_varied.shape == demos.gripper.shape == (len(demos), 16, 16, 3)
+    with pytest.raises(ValueError, match="gripper-views"):
+        load_demos(chains, 32, 16, progress=False, stored_gripper_views=True)  # the folder without them
+
+
+def test_levels_that_add_objects_or_change_no_appearance_are_refused(tmp_path):
+    assert appearance_level("lighting") == "lighting"
+    for level in ("paper-large", "clutter", "none", "camera_jitter"):
+        with pytest.raises(ValueError, match="changes only the table texture or the light"):
+            appearance_level(level)
+    with pytest.raises(SystemExit):  # a folder without its index: a usage error, not a traceback
+        engine.main(["gripper-views", "--demos", str(tmp_path)])
