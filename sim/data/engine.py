@@ -470,11 +470,10 @@ def main(argv: list[str] | None = None) -> int:
     e.add_argument("--levels", default="none,large")
     e.add_argument("--json", action="store_true")
     e.add_argument("--scene", default="D", choices=SCENES)
-    chain_demos.add_parser(sub)
-    gripper_masks.add_parser(sub)
-    gripper_views.add_parser(sub)
-    simpler_demos.add_parser(sub)
-    simpler_ivm.add_parser(sub)
+    modules = {"chains": chain_demos, "gripper-masks": gripper_masks, "gripper-views": gripper_views,
+               "simpler-demos": simpler_demos, "simpler-ivm": simpler_ivm}  # subcommands with their own module
+    for module in modules.values():
+        module.add_parser(sub)
     args = ap.parse_args(argv)
     levels = tuple(x for x in (getattr(args, "levels", "") or "").split(",") if x) if args.cmd != "ivm" else ()
     try:
@@ -488,16 +487,8 @@ def main(argv: list[str] | None = None) -> int:
                                  instruction_split=args.split, scene=args.scene)
             ok = sum(e["success"] for e in idx["episodes"])
             print(f"wrote {len(idx['episodes'])} episodes ({ok} successful) to {args.out / 'demos'}")
-        elif args.cmd == "chains":
-            chain_demos.run(args)
-        elif args.cmd == "gripper-masks":
-            gripper_masks.run(args)
-        elif args.cmd == "gripper-views":
-            gripper_views.run(args)
-        elif args.cmd == "simpler-demos":
-            simpler_demos.run(args)
-        elif args.cmd == "simpler-ivm":
-            simpler_ivm.run(args)
+        elif args.cmd in modules:
+            modules[args.cmd].run(args)
         else:
             _print_expert(expert_success(args.seeds, levels, scene=args.scene), levels, args.json)
     except (ValueError, FileNotFoundError) as exc:  # bad settings, a folder without its index

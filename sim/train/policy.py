@@ -434,10 +434,8 @@ def parser() -> argparse.ArgumentParser:
                     help="brightness/contrast/saturation/colour jitter of both cameras, strength 0-1 (0: none)")
     ap.add_argument("--retexture", type=float, default=0.0,
                     help="fraction of samples whose table wood gets a random texture in both cameras (0: none)")
-    ap.add_argument("--wrist-views", type=float, default=0.0,
-                    help="fraction of samples whose gripper camera window is the one re-rendered at the same states "
-                    "under another table texture and light (rgb_gripper_varied, added by `ivm-ros sim-data "
-                    "gripper-views`; 0: none)")
+    ap.add_argument("--wrist-views", type=float, default=0.0, help="fraction of samples whose gripper camera window "
+                    "is re-rendered under another texture and light (`ivm-ros sim-data gripper-views`; 0: none)")
     ap.add_argument("--language", choices=("recorded", *GRAMMARS), default="recorded",
                     help="the instruction each training sample gets: its episode's recorded one, or (grammar, "
                          "grammar2) a random one of that and 10-60 generated sentences of its task "
