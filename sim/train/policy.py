@@ -109,7 +109,7 @@ def train(args: argparse.Namespace, out: Path, earlier: dict[str, Any]) -> dict[
     data = load_demos(demos, arch.static_size, arch.gripper_size, predictor=lite, proprio_index=arch.proprio_index,
                       prob_cache=args.prob_cache, stored_masks=masks == "groundtruth",
                       stored_gripper_masks="masked" in args.policies and args.wrist_masks != "none",
-                      stored_gripper_views=args.wrist_views > 0)
+                      stored_gripper_views=args.wrist_views > 0 or args.wrist_consistency > 0)
     sentences, alternatives = (augmented_sentences(data.instructions, data.tasks, args.language)
                                if args.language != "recorded" else (data.instructions, None))
     text = InstructionEncoder(cache_size=len(sentences))(sentences).numpy()
@@ -125,14 +125,15 @@ def train(args: argparse.Namespace, out: Path, earlier: dict[str, Any]) -> dict[
         wrist = args.wrist_masks if name == "masked" else "none"
         cfg = PolicyTrainConfig(masking=masking, steps=args.steps, seed=args.seed, shift=args.shift, lr=args.lr,
                                 photometric=args.photometric, retexture=args.retexture, wrist_masking=wrist,
-                                wrist_views=args.wrist_views)
+                                wrist_views=args.wrist_views, wrist_consistency=args.wrist_consistency)
         init, info = inits[name]
         params, norm, rep = train_policy(data, text, arch, cfg, init=init, alternatives=alternatives)
         path = checkpoint.save(out / f"policy_{name}.msgpack", params, arch, norm,
                                {"masking": masking, "steps": args.steps + info.get("steps", 0), "seed": args.seed,
                                 "tasks": report["tasks"], **({"lite": args.lite or "lite_v2"} if masking == "lite"
                                                              else {}), "augment": {"shift": args.shift, "photometric":
-                                args.photometric, "retexture": args.retexture, "wrist_views": args.wrist_views},
+                                args.photometric, "retexture": args.retexture, "wrist_views": args.wrist_views,
+                                "wrist_consistency": args.wrist_consistency},
                                 "language": args.language,
                                 "fine_tuned_from": info.get("file"),
                                 **({"wrist_dropped_at_init": True} if info.get("wrist_dropped") else {}),
@@ -266,6 +267,7 @@ def _recipe_flags(cfg: dict[str, Any], arch: PolicyArch, ship_set: str, init: st
                     f" --photometric {cfg['photometric']:g}" if cfg.get("photometric") else "",
                     f" --retexture {cfg['retexture']:g}" if cfg.get("retexture") else "",
                     f" --wrist-views {cfg['wrist_views']:g}" if cfg.get("wrist_views") else "",
+                    f" --wrist-consistency {cfg['wrist_consistency']:g}" if cfg.get("wrist_consistency") else "",
                     f" --init {init}" if init else "",
                     f" --language {language}" if language != "recorded" else "",
                     " --drop-gripper-action" if drops_gripper_action(arch) else "",
@@ -305,6 +307,8 @@ def model_card(report: dict[str, Any], arch: PolicyArch, args: argparse.Namespac
              f"never seen by the policy (the lite model `{SHIPPED_NAME}` that masks its frames learnt on scene D).")
     views = (f"; the wrist view re-rendered under another table texture and light for {cfg['wrist_views']:g} of "
              "them (`ivm-ros sim-data gripper-views`)") if cfg.get("wrist_views") else ""
+    views += (f"; {cfg['wrist_consistency']:g} x the squared difference of the actions for a sample's two wrist views "
+              "added to the loss") if cfg.get("wrist_consistency") else ""
     init_note = (f"; fine-tuned (these steps added) from the checkpoints `--init {init}` names, whose own "
                  "card gives their recipe") if init else ""
     return f"""# Embedded policies ({files})
@@ -416,6 +420,20 @@ Closed loop: `ivm-ros simpler-eval --policy embedded --policy-config 'variant=wi
 """
 
 
+def _add_augmentation_args(ap: argparse.ArgumentParser) -> None:
+    """What a training sample may see other than as recorded: shifts, photometric jitter, other table textures."""
+    ap.add_argument("--shift", type=int, default=0,
+                    help="random-shift augmentation of both cameras in pixels at the policy's sizes (0: none)")
+    ap.add_argument("--photometric", type=float, default=0.0,
+                    help="brightness/contrast/saturation/colour jitter of both cameras, strength 0-1 (0: none)")
+    ap.add_argument("--retexture", type=float, default=0.0,
+                    help="fraction of samples whose table wood gets a random texture in both cameras (0: none)")
+    ap.add_argument("--wrist-views", type=float, default=0.0, help="fraction of samples whose gripper camera window "
+                    "is re-rendered under another texture and light (`ivm-ros sim-data gripper-views`; 0: none)")
+    ap.add_argument("--wrist-consistency", type=float, default=0.0, help="weight of the squared action difference "
+                    "between a sample's recorded and re-rendered wrist views in the loss (0: none)")
+
+
 def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="ivm-ros sim-train-policy", description=__doc__.split("\n")[0])
     ap.add_argument("--demos", default="out/policy/demos",
@@ -427,15 +445,8 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--tasks", default=",".join(TASKS))
     ap.add_argument("--steps", type=int, default=2000)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--shift", type=int, default=0,
-                    help="random-shift augmentation of both cameras in pixels at the policy's sizes (0: none)")
     ap.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (cosine decay after warm-up)")
-    ap.add_argument("--photometric", type=float, default=0.0,
-                    help="brightness/contrast/saturation/colour jitter of both cameras, strength 0-1 (0: none)")
-    ap.add_argument("--retexture", type=float, default=0.0,
-                    help="fraction of samples whose table wood gets a random texture in both cameras (0: none)")
-    ap.add_argument("--wrist-views", type=float, default=0.0, help="fraction of samples whose gripper camera window "
-                    "is re-rendered under another texture and light (`ivm-ros sim-data gripper-views`; 0: none)")
+    _add_augmentation_args(ap)
     ap.add_argument("--language", choices=("recorded", *GRAMMARS), default="recorded",
                     help="the instruction each training sample gets: its episode's recorded one, or (grammar, "
                          "grammar2) a random one of that and 10-60 generated sentences of its task "

@@ -126,6 +126,41 @@ def test_wrist_views_swap_whole_gripper_windows_for_the_re_rendered_ones_and_nee
         PolicyTrainConfig(wrist_views=1.5).check()
 
 
+def test_wrist_consistency_pairs_each_sample_with_its_other_view_and_charges_their_disagreement():
+    """``wrist_consistency``: every sample also carries its other wrist view (re-rendered where it shows the recorded
+    one, and the reverse); the loss is the mean of both views' losses plus the weight times their actions' squared
+    difference, so it grows with the weight exactly when the views disagree."""
+    import jax
+
+    from ivm_ros.policies.embedded.model import EmbeddedPolicyNet
+    from ivm_ros.policies.embedded.train import bc_loss, make_batch, proprio_norm
+
+    data = _demo_set(n_episodes=10)
+    n = len(data)
+    data.gripper = np.full((n, 16, 16, 3), 60, np.uint8)
+    data.gripper_varied = np.full((n, 16, 16, 3), 200, np.uint8)
+    text = np.zeros((1, 384), np.float32)
+    idx = np.arange(n)
+    cfg = PolicyTrainConfig(masking="lite", wrist_views=0.5, wrist_consistency=1.0)
+    batch = make_batch(data, text, idx, TINY, cfg, proprio_norm(data), np.random.default_rng(0))
+    assert ((batch["gripper"] == 60) == (batch["gripper_paired"] == 200)).all()  # each sample's other view
+    assert "gripper_paired" not in make_batch(data, text, idx, TINY, dataclasses.replace(cfg, wrist_consistency=0.0),
+                                              proprio_norm(data), np.random.default_rng(0))
+    model = EmbeddedPolicyNet(TINY)
+    params = model.init(jax.random.PRNGKey(0), batch["static"], batch["gripper"], batch["proprio"], batch["text"])
+    single = {k: v for k, v in batch.items() if k != "gripper_paired"}
+    swapped = {**single, "gripper": batch["gripper_paired"]}
+    mean = 0.5 * (float(bc_loss(model, params, single, 0.5)) + float(bc_loss(model, params, swapped, 0.5)))
+    assert float(bc_loss(model, params, batch, 0.5, 0.0)) == pytest.approx(mean, rel=1e-5)
+    gap = float(bc_loss(model, params, batch, 0.5, 1.0)) - mean
+    assert gap > 0 and float(bc_loss(model, params, batch, 0.5, 3.0)) - mean == pytest.approx(3 * gap, rel=1e-4)
+    same = {**batch, "gripper_paired": batch["gripper"]}  # views that agree cost nothing more
+    assert float(bc_loss(model, params, same, 0.5, 3.0)) == pytest.approx(float(bc_loss(model, params, single, 0.5)),
+                                                                          rel=1e-5)
+    with pytest.raises(ValueError, match="wrist_consistency"):
+        PolicyTrainConfig(wrist_consistency=1.0, wrist_masking="groundtruth").check()
+
+
 def test_random_shift_moves_a_sample_window_together_and_keeps_shape():
     from ivm_ros.policies.embedded.data import random_shift
 

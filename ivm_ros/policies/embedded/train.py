@@ -54,6 +54,7 @@ class PolicyTrainConfig:
     retexture: float = 0.0  # fraction of samples whose table wood gets a random texture, both cameras (0: none)
     wrist_masking: str = "none"  # groundtruth: the gripper camera masked too, by its stored ground-truth masks
     wrist_views: float = 0.0  # fraction of samples whose gripper window is the re-rendered one (other texture, light)
+    wrist_consistency: float = 0.0  # weight of the paired views' action disagreement in the loss (0: not computed)
 
     def check(self) -> None:
         if self.masking not in MASKING:
@@ -64,6 +65,9 @@ class PolicyTrainConfig:
             raise ValueError("steps and batch_size must be >= 1")
         if self.shift < 0:
             raise ValueError(f"shift must be >= 0 pixels, got {self.shift}")
+        if self.wrist_consistency < 0 or (self.wrist_consistency > 0 and self.wrist_masking != "none"):
+            raise ValueError(f"wrist_consistency must be >= 0 and needs the raw wrist view (wrist_masking='none'), "
+                             f"got {self.wrist_consistency} with {self.wrist_masking!r}")
         if not all(0.0 <= v <= 1.0 for v in (self.photometric, self.retexture, self.wrist_views)):
             raise ValueError(f"photometric, retexture and wrist_views must be in [0, 1], got {self.photometric}, "
                              f"{self.retexture}, {self.wrist_views}")
@@ -84,9 +88,12 @@ def make_batch(data: DemoSet, text: np.ndarray, idx: np.ndarray, arch: PolicyArc
     # scene changes first (what a camera would see), then the mask, then the camera's own shift
     static = photometric(retexture_surface(data.static[flat].reshape(*shape, s, s, 3), cfg.retexture, rng),
                          cfg.photometric, rng).reshape(-1, s, s, 3)
-    gripper = data.gripper[flat].reshape(*shape, g, g, 3)
-    if g > 0 and cfg.wrist_views > 0:
-        gripper = varied_wrist(gripper, data, flat, cfg.wrist_views, rng)
+    gripper, paired = data.gripper[flat].reshape(*shape, g, g, 3), None
+    if g > 0 and (cfg.wrist_views > 0 or cfg.wrist_consistency > 0):
+        gripper, paired = varied_wrist(gripper, data, flat, cfg.wrist_views, rng)
+    if paired is not None and cfg.wrist_consistency > 0:  # the other view of each sample, augmented alike
+        paired = random_shift(photometric(retexture_surface(paired, cfg.retexture, rng), cfg.photometric, rng),
+                              cfg.shift, rng)
     if g > 0:  # g = 0: no second camera
         gripper = photometric(retexture_surface(gripper, cfg.retexture, rng), cfg.photometric, rng)
         if cfg.wrist_masking != "none":
@@ -106,22 +113,21 @@ def make_batch(data: DemoSet, text: np.ndarray, idx: np.ndarray, arch: PolicyArc
         "text": text[sentence_rows(data.text_index[idx], alternatives, rng)],
         "actions": actions,
         "valid": valid.astype(np.float32),
+        **({"gripper_paired": paired} if paired is not None and cfg.wrist_consistency > 0 else {}),
     }
 
 
 def varied_wrist(gripper: np.ndarray, data: DemoSet, flat: np.ndarray, p: float, rng: np.random.Generator
-                 ) -> np.ndarray:
-    """The gripper windows (B, W, G, G, 3) uint8 with a fraction ``p`` of the samples (whole windows: one texture and
-    light per episode, as in deployment) taken from ``data.gripper_varied`` (the same states re-rendered)."""
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """(the gripper windows (B, W, G, G, 3) uint8 with a fraction ``p`` of the samples (whole windows: one texture and
+    light per episode, as in deployment) taken from ``data.gripper_varied`` (the same states re-rendered), the other
+    view of each sample: re-rendered where the first is recorded and the reverse)."""
     if data.gripper_varied is None:
-        raise ValueError("wrist_views > 0 needs demonstrations loaded with stored_gripper_views "
+        raise ValueError("wrist_views or wrist_consistency > 0 needs demonstrations loaded with stored_gripper_views "
                          "(ivm-ros sim-data gripper-views adds them)")
-    pick = np.flatnonzero(rng.random(len(gripper)) < p)
-    if len(pick) == 0:
-        return gripper
-    out = gripper.copy()
-    out[pick] = data.gripper_varied[flat].reshape(gripper.shape)[pick]
-    return out
+    varied = data.gripper_varied[flat].reshape(gripper.shape)
+    pick = (rng.random(len(gripper)) < p)[:, None, None, None, None]
+    return np.where(pick, varied, gripper), np.where(pick, gripper, varied)
 
 
 def masked_wrist(gripper: np.ndarray, data: DemoSet, flat: np.ndarray, cfg: PolicyTrainConfig, static_size: int,
@@ -160,14 +166,24 @@ def check_alternatives(alternatives: Sequence[np.ndarray] | None, n_recorded: in
                          f"{n_rows}-row text table")
 
 
-def bc_loss(model: EmbeddedPolicyNet, params: Any, batch: dict[str, jnp.ndarray], gripper_weight: float
-            ) -> jnp.ndarray:
-    motion, grip_logits = model.apply(params, batch["static"], batch["gripper"], batch["proprio"], batch["text"])
+def bc_loss(model: EmbeddedPolicyNet, params: Any, batch: dict[str, jnp.ndarray], gripper_weight: float,
+            consistency: float = 0.0) -> jnp.ndarray:
+    """MSE on the motion + ``gripper_weight`` x BCE on the gripper, over the valid chunk steps. With a
+    ``gripper_paired`` batch (the same samples' other wrist view): the mean of both views' losses plus
+    ``consistency`` x the squared difference of their actions (motion, and gripper probability x gripper_weight)."""
     valid = batch["valid"]
-    mse = ((motion - batch["actions"][..., :6]) ** 2).mean(-1)
     target = (batch["actions"][..., 6] > 0).astype(jnp.float32)
-    bce = optax.sigmoid_binary_cross_entropy(grip_logits, target)
-    per_step = mse + gripper_weight * bce
+
+    def run(gripper: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray, jnp.ndarray]:
+        motion, grip_logits = model.apply(params, batch["static"], gripper, batch["proprio"], batch["text"])
+        mse = ((motion - batch["actions"][..., :6]) ** 2).mean(-1)
+        return mse + gripper_weight * optax.sigmoid_binary_cross_entropy(grip_logits, target), motion, grip_logits
+
+    per_step, motion, grip = run(batch["gripper"])
+    if "gripper_paired" in batch:
+        other, motion2, grip2 = run(batch["gripper_paired"])
+        gap = ((motion - motion2) ** 2).mean(-1) + gripper_weight * (jax.nn.sigmoid(grip) - jax.nn.sigmoid(grip2)) ** 2
+        per_step = 0.5 * (per_step + other) + consistency * gap
     return (per_step * valid).sum() / jnp.maximum(valid.sum(), 1.0)
 
 
@@ -212,7 +228,8 @@ def train_policy(data: DemoSet, text: np.ndarray, arch: PolicyArch, cfg: PolicyT
 
     @jax.jit
     def step(params, opt_state, batch):
-        loss, grads = jax.value_and_grad(lambda p: bc_loss(model, p, batch, cfg.gripper_weight))(params)
+        loss, grads = jax.value_and_grad(lambda p: bc_loss(model, p, batch, cfg.gripper_weight,
+                                                                    cfg.wrist_consistency))(params)
         updates, opt_state = opt.update(grads, opt_state, params)
         return optax.apply_updates(params, updates), opt_state, loss
 
