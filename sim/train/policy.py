@@ -128,13 +128,13 @@ def train(args: argparse.Namespace, out: Path, earlier: dict[str, Any]) -> dict[
                                 wrist_views=args.wrist_views, wrist_consistency=args.wrist_consistency)
         init, info = inits[name]
         params, norm, rep = train_policy(data, text, arch, cfg, init=init, alternatives=alternatives)
+        augment = {"shift": args.shift, "photometric": args.photometric, "retexture": args.retexture,
+                   **{k: v for k, v in (("wrist_views", args.wrist_views),
+                                        ("wrist_consistency", args.wrist_consistency)) if v}}  # recorded when used
         path = checkpoint.save(out / f"policy_{name}.msgpack", params, arch, norm,
                                {"masking": masking, "steps": args.steps + info.get("steps", 0), "seed": args.seed,
                                 "tasks": report["tasks"], **({"lite": args.lite or "lite_v2"} if masking == "lite"
-                                                             else {}), "augment": {"shift": args.shift, "photometric":
-                                args.photometric, "retexture": args.retexture, "wrist_views": args.wrist_views,
-                                "wrist_consistency": args.wrist_consistency},
-                                "language": args.language,
+                                                             else {}), "augment": augment, "language": args.language,
                                 "fine_tuned_from": info.get("file"),
                                 **({"wrist_dropped_at_init": True} if info.get("wrist_dropped") else {}),
                                 **({"wrist_masking": wrist} if wrist != "none" else {})})
