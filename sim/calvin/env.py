@@ -34,6 +34,7 @@ from ivm_ros_sim.calvin.scene import (
     PHYSICS_HZ,
     TCP_LINK,
     CalvinScene,
+    set_observed_state,
 )
 
 MAX_REL_POS = 0.02  # m per step at action 1.0
@@ -215,7 +216,7 @@ class CalvinSceneEnv:
         dist.check_level(distraction)
         self.rng = np.random.default_rng(seed)
         self._restore_base()
-        self.scene.set_state(s, q_arm=r[7:14], gripper_open=bool(r[14] > 0), gripper_width=float(r[6]))
+        set_observed_state(self.scene, r, s)
         self.distractor_bodies = dist.apply(self.scene, distraction, self.rng)
         self._hold_arm()
         self._target_at_tcp()

@@ -425,6 +425,13 @@ class CalvinScene:
         return rgb, segm
 
 
+def set_observed_state(scene: CalvinScene, robot_obs: np.ndarray, scene_obs: np.ndarray) -> None:
+    """Teleports ``scene`` to CALVIN's observation vectors: ``scene_obs`` (24,) and the arm of ``robot_obs`` (15,):
+    its joints (entries 7-13, rad), gripper width (6, m) and gripper action (14, > 0 open)."""
+    scene.set_state(scene_obs, q_arm=robot_obs[7:14], gripper_open=bool(robot_obs[14] > 0),
+                    gripper_width=float(robot_obs[6]))
+
+
 def _add_base_cylinder(scene: CalvinScene) -> int:
     """The robot's white pedestal, as the official env draws it (visual only, no collision): a cylinder of
     radius 0.13 m from the floor up to the robot base, its axis 5 cm behind the base along the robot's

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 from ivm_ros_sim.calvin.env import CalvinSceneEnv
 from ivm_ros_sim.calvin.masks import mask_from_segmentation, relevant_parts
+from ivm_ros_sim.calvin.scene import set_observed_state
 from tqdm import tqdm
 
 from ivm_ros.datasets import read_index
@@ -46,7 +47,7 @@ def episode_masks(env: CalvinSceneEnv, task: str, robot_obs: np.ndarray, scene_o
     out: dict[str, list[np.ndarray]] = {k: [] for k in KEYS}
     mad = 0.0
     for r, s, rec in zip(robot_obs, scene_obs, recorded, strict=True):
-        env.scene.set_state(s, q_arm=r[7:14], gripper_open=bool(r[14] > 0), gripper_width=float(r[6]))
+        set_observed_state(env.scene, r, s)
         rgb, seg = env.scene.render("gripper", segmentation=True)
         out["mask_gripper"].append(mask_from_segmentation(seg, parts))
         out["table_gripper"].append(mask_from_segmentation(seg, table))
@@ -67,7 +68,8 @@ def add_gripper_masks(root: Path, progress: bool = True) -> dict[str, Any]:
     """Adds the gripper camera's masks to every episode of the demos folder ``root`` (see the module docstring);
     each index entry gets ``gripper_masks`` ({rgb_mad, empty_frames}), the index its summary (returned)."""
 
-    def masks(env: CalvinSceneEnv, entry: dict[str, Any], z: Any) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    def masks(env: CalvinSceneEnv, _number: int, entry: dict[str, Any], z: Any
+              ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         recorded = z["rgb_gripper"]
         out, mad = episode_masks(env, str(entry["task"]), z["robot_obs"], z["scene_obs"], recorded)
         return out, {"rgb_mad": round(mad, 3), "frames": len(recorded),
@@ -82,20 +84,21 @@ def add_gripper_masks(root: Path, progress: bool = True) -> dict[str, Any]:
     return index["gripper_masks"]
 
 
-PerEpisode = Callable[[CalvinSceneEnv, dict[str, Any], Any], tuple[dict[str, np.ndarray], dict[str, Any]]]
+PerEpisode = Callable[[CalvinSceneEnv, int, dict[str, Any], Any], tuple[dict[str, np.ndarray], dict[str, Any]]]
 
 
 def rerender_episodes(root: Path, keys: tuple[str, ...], entry_key: str, per_episode: PerEpisode, desc: str,
                       progress: bool = True) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """Runs ``per_episode(env, index entry, opened npz)`` -> (arrays named ``keys``, stats) on every episode of the
-    demos folder ``root`` that lacks them, with a simulator of the episode's scene whose gripper camera has the
-    recorded frames' size; the arrays join the episode file (atomic rewrite), the stats its index entry under
-    ``entry_key`` (the index is rewritten after each episode, so an interrupted run continues where it stopped).
+    """Runs ``per_episode(env, episode number, index entry, opened npz)`` -> (arrays named ``keys``, stats) on every
+    episode of the demos folder ``root`` that lacks them (the number: its place in the index), with a simulator of
+    the episode's scene whose gripper camera has the recorded frames' size; the arrays join the episode file (atomic
+    rewrite), the stats its index entry under ``entry_key`` (the index is rewritten after each episode, so an
+    interrupted run continues where it stopped).
     Returns (the index, the entries that have ``entry_key``)."""
     index = read_index(root, DEMOS_FORMAT, "ivm-ros sim-data chains")
     envs: dict[str, CalvinSceneEnv] = {}
     try:
-        for entry in tqdm(index["episodes"], desc=desc, unit="ep", disable=not progress):
+        for number, entry in enumerate(tqdm(index["episodes"], desc=desc, unit="ep", disable=not progress)):
             path = root / entry["file"]
             with np.load(path, allow_pickle=False) as z:
                 if all(k in z.files for k in keys) and entry_key in entry:
@@ -103,7 +106,7 @@ def rerender_episodes(root: Path, keys: tuple[str, ...], entry_key: str, per_epi
                 scene = str(entry.get("scene", "D"))
                 if scene not in envs:
                     envs[scene] = CalvinSceneEnv(64, z["rgb_gripper"].shape[1], scene=scene)
-                arrays, stats = per_episode(envs[scene], entry, z)
+                arrays, stats = per_episode(envs[scene], number, entry, z)
             _rewrite(path, arrays)
             entry[entry_key] = stats
             _write_index(root, index)

@@ -24,10 +24,8 @@ from typing import Any
 import numpy as np
 from ivm_ros_sim.calvin import distractors
 from ivm_ros_sim.calvin.env import CalvinSceneEnv
+from ivm_ros_sim.calvin.scene import set_observed_state
 from ivm_ros_sim.data.gripper_masks import _write_index, rerender_episodes
-
-from ivm_ros.datasets import read_index
-from ivm_ros.policies.embedded.data import DEMOS_FORMAT
 
 KEY = "rgb_gripper_varied"
 #: Default seed base: far from the evaluation's chain seeds, so no evaluated chain sees a drawn light again.
@@ -51,7 +49,7 @@ def episode_views(env: CalvinSceneEnv, robot_obs: np.ndarray, scene_obs: np.ndar
     try:
         frames = []
         for r, s in zip(robot_obs, scene_obs, strict=True):
-            env.scene.set_state(s, q_arm=r[7:14], gripper_open=bool(r[14] > 0), gripper_width=float(r[6]))
+            set_observed_state(env.scene, r, s)
             frames.append(env.scene.render("gripper")[0])
     finally:
         distractors.apply(env.scene, "none", np.random.default_rng(0))
@@ -64,10 +62,10 @@ def add_gripper_views(root: Path, level: str = "appearance", seed: int = SEED, p
     gets ``gripper_views`` ({level, seed, rgb_mad}: the re-rendered frames' mean absolute difference from the
     recorded ones, grey levels), the index its summary (returned)."""
     appearance_level(level)
-    number = {e["file"]: i for i, e in enumerate(_entries(root))}
 
-    def views(env: CalvinSceneEnv, entry: dict[str, Any], z: Any) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        ep_seed = seed + number[entry["file"]]
+    def views(env: CalvinSceneEnv, number: int, _entry: dict[str, Any], z: Any
+              ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        ep_seed = seed + number
         frames = episode_views(env, z["robot_obs"], z["scene_obs"], level, ep_seed)
         mad = float(np.abs(frames.astype(np.int16) - z["rgb_gripper"]).mean())
         return {KEY: frames}, {"level": level, "seed": ep_seed, "rgb_mad": round(mad, 2), "frames": len(frames)}
@@ -80,10 +78,6 @@ def add_gripper_views(root: Path, level: str = "appearance", seed: int = SEED, p
                               if done else 0.0}
     _write_index(root, index)
     return index["gripper_views"]
-
-
-def _entries(root: Path) -> list[dict[str, Any]]:
-    return read_index(root, DEMOS_FORMAT, "ivm-ros sim-data chains")["episodes"]
 
 
 def add_parser(sub: Any) -> None:

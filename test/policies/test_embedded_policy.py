@@ -97,17 +97,22 @@ def test_wrist_masking_masks_the_gripper_frames_by_their_own_masks_and_needs_the
         PolicyTrainConfig(wrist_masking="lite").check()
 
 
+def _paired_view_set(n_episodes: int) -> tuple[DemoSet, np.ndarray, np.ndarray]:
+    """(demo set whose recorded gripper frames are all grey 60 and re-rendered ones all 200, a one-row text table,
+    every frame's index)."""
+    data = _demo_set(n_episodes=n_episodes)
+    n = len(data)
+    data.gripper = np.full((n, 16, 16, 3), 60, np.uint8)
+    data.gripper_varied = np.full((n, 16, 16, 3), 200, np.uint8)
+    return data, np.zeros((1, 384), np.float32), np.arange(n)
+
+
 def test_wrist_views_swap_whole_gripper_windows_for_the_re_rendered_ones_and_need_them():
     """``wrist_views=p``: about a fraction p of the samples see their whole gripper window re-rendered (the other
     texture and light of ``gripper_varied``), never a mix within a window; 0 leaves every frame as recorded."""
     from ivm_ros.policies.embedded.train import make_batch, proprio_norm
 
-    data = _demo_set(n_episodes=40)
-    n = len(data)
-    data.gripper = np.full((n, 16, 16, 3), 60, np.uint8)
-    data.gripper_varied = np.full((n, 16, 16, 3), 200, np.uint8)
-    text = np.zeros((1, 384), np.float32)
-    idx = np.arange(n)
+    data, text, idx = _paired_view_set(n_episodes=40)
     cfg = PolicyTrainConfig(masking="lite", wrist_views=0.5)
     g = make_batch(data, text, idx, TINY, cfg, proprio_norm(data), np.random.default_rng(0))["gripper"]
     varied = (g == 200).all(axis=(1, 2, 3, 4))
@@ -135,12 +140,7 @@ def test_wrist_consistency_pairs_each_sample_with_its_other_view_and_charges_the
     from ivm_ros.policies.embedded.model import EmbeddedPolicyNet
     from ivm_ros.policies.embedded.train import bc_loss, make_batch, proprio_norm
 
-    data = _demo_set(n_episodes=10)
-    n = len(data)
-    data.gripper = np.full((n, 16, 16, 3), 60, np.uint8)
-    data.gripper_varied = np.full((n, 16, 16, 3), 200, np.uint8)
-    text = np.zeros((1, 384), np.float32)
-    idx = np.arange(n)
+    data, text, idx = _paired_view_set(n_episodes=10)
     cfg = PolicyTrainConfig(masking="lite", wrist_views=0.5, wrist_consistency=1.0)
     batch = make_batch(data, text, idx, TINY, cfg, proprio_norm(data), np.random.default_rng(0))
     assert ((batch["gripper"] == 60) == (batch["gripper_paired"] == 200)).all()  # each sample's other view

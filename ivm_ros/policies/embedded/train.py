@@ -90,10 +90,10 @@ def make_batch(data: DemoSet, text: np.ndarray, idx: np.ndarray, arch: PolicyArc
                          cfg.photometric, rng).reshape(-1, s, s, 3)
     gripper, paired = data.gripper[flat].reshape(*shape, g, g, 3), None
     if g > 0 and (cfg.wrist_views > 0 or cfg.wrist_consistency > 0):
-        gripper, paired = varied_wrist(gripper, data, flat, cfg.wrist_views, rng)
-    if paired is not None and cfg.wrist_consistency > 0:  # the other view of each sample, augmented alike
-        paired = random_shift(photometric(retexture_surface(paired, cfg.retexture, rng), cfg.photometric, rng),
-                              cfg.shift, rng)
+        gripper, other = varied_wrist(gripper, data, flat, cfg.wrist_views, rng)
+        if cfg.wrist_consistency > 0:  # the other view of each sample, augmented alike
+            paired = random_shift(photometric(retexture_surface(other, cfg.retexture, rng), cfg.photometric, rng),
+                                  cfg.shift, rng)
     if g > 0:  # g = 0: no second camera
         gripper = photometric(retexture_surface(gripper, cfg.retexture, rng), cfg.photometric, rng)
         if cfg.wrist_masking != "none":
@@ -113,7 +113,7 @@ def make_batch(data: DemoSet, text: np.ndarray, idx: np.ndarray, arch: PolicyArc
         "text": text[sentence_rows(data.text_index[idx], alternatives, rng)],
         "actions": actions,
         "valid": valid.astype(np.float32),
-        **({"gripper_paired": paired} if paired is not None and cfg.wrist_consistency > 0 else {}),
+        **({"gripper_paired": paired} if paired is not None else {}),
     }
 
 
