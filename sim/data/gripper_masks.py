@@ -88,12 +88,12 @@ PerEpisode = Callable[[CalvinSceneEnv, int, dict[str, Any], Any], tuple[dict[str
 
 
 def rerender_episodes(root: Path, keys: tuple[str, ...], entry_key: str, per_episode: PerEpisode, desc: str,
-                      progress: bool = True) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+                      progress: bool = True, static: bool = False) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Runs ``per_episode(env, episode number, index entry, opened npz)`` -> (arrays named ``keys``, stats) on every
     episode of the demos folder ``root`` that lacks them (the number: its place in the index), with a simulator of
-    the episode's scene whose gripper camera has the recorded frames' size; the arrays join the episode file (atomic
-    rewrite), the stats its index entry under ``entry_key`` (the index is rewritten after each episode, so an
-    interrupted run continues where it stopped).
+    the episode's scene whose gripper camera (and static camera, when ``static``) has the recorded frames' size;
+    the arrays join the episode file (atomic rewrite), the stats its index entry under ``entry_key`` (the index is
+    rewritten after each episode, so an interrupted run continues where it stopped).
     Returns (the index, the entries that have ``entry_key``)."""
     index = read_index(root, DEMOS_FORMAT, "ivm-ros sim-data chains")
     envs: dict[str, CalvinSceneEnv] = {}
@@ -105,7 +105,8 @@ def rerender_episodes(root: Path, keys: tuple[str, ...], entry_key: str, per_epi
                     continue
                 scene = str(entry.get("scene", "D"))
                 if scene not in envs:
-                    envs[scene] = CalvinSceneEnv(64, z["rgb_gripper"].shape[1], scene=scene)
+                    static_size = z["rgb_static"].shape[1] if static else 64  # 64: not rendered
+                    envs[scene] = CalvinSceneEnv(static_size, z["rgb_gripper"].shape[1], scene=scene)
                 arrays, stats = per_episode(envs[scene], number, entry, z)
             _rewrite(path, arrays)
             entry[entry_key] = stats

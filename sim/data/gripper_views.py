@@ -8,12 +8,13 @@ pickles):
 
 * ``rgb_gripper_varied`` (T, h, w, 3) uint8: the same states, actions and instruction as ``rgb_gripper``, seen under
   another table texture and light.
+* with ``--static``, also ``rgb_static_varied`` (T, H, W, 3) uint8: the static camera of the same states under the
+  same draw (the level's camera jitter included).
 
-Training reads it with ``sim-train-policy --wrist-views P`` (a fraction ``P`` of the samples see the re-rendered
-wrist view): paired views of every state, so the wrist camera's table and light stop telling the policy anything.
-The static camera is not re-rendered (it is masked; ``docs/calvin_appearance.md`` measured that appearance reaches
-the masked policy through the wrist camera). Distractors of the recording are not re-created (a ``paper-large``
-episode's wrist view shows no clutter here). Episodes that have the array already are skipped.
+Training reads them with ``sim-train-policy --wrist-views P`` (a fraction ``P`` of the samples see the re-rendered
+wrist view; ``--static-views`` swaps the static camera's window with it): paired views of every state, so the
+table and light stop telling the policy anything. Distractors of the recording are not re-created (a
+``paper-large`` episode's re-rendered views show no clutter). Episodes that have the arrays already are skipped.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from ivm_ros_sim.calvin.scene import set_observed_state
 from ivm_ros_sim.data.gripper_masks import _write_index, rerender_episodes
 
 KEY = "rgb_gripper_varied"
+STATIC_KEY = "rgb_static_varied"
 #: Default seed base: far from the evaluation's chain seeds, so no evaluated chain sees a drawn light again.
 SEED = 1_000_000
 
@@ -41,41 +43,51 @@ def appearance_level(level: str) -> str:
     return level
 
 
-def episode_views(env: CalvinSceneEnv, robot_obs: np.ndarray, scene_obs: np.ndarray, level: str,
-                  seed: int) -> np.ndarray:
-    """(T, h, w, 3) uint8: the gripper camera at each of an episode's states (T, 15) and (T, 24), under ``level``
-    drawn with ``seed``; the scene's own texture and light are put back afterwards."""
+def episode_views(env: CalvinSceneEnv, robot_obs: np.ndarray, scene_obs: np.ndarray, level: str, seed: int,
+                  cameras: tuple[str, ...] = ("gripper",)) -> dict[str, np.ndarray]:
+    """{camera: (T, h, w, 3) uint8}: each of ``cameras`` at each of an episode's states (T, 15) and (T, 24), under
+    ``level`` drawn with ``seed``; the scene's own texture, light and camera pose are put back afterwards."""
     env.reset_to_state(robot_obs[0], scene_obs[0], distraction=level, seed=seed, physics_steps=0)
     try:
-        frames = []
+        frames: dict[str, list[np.ndarray]] = {c: [] for c in cameras}
         for r, s in zip(robot_obs, scene_obs, strict=True):
             set_observed_state(env.scene, r, s)
-            frames.append(env.scene.render("gripper")[0])
+            for c in cameras:
+                frames[c].append(env.scene.render(c)[0])
     finally:
         distractors.apply(env.scene, "none", np.random.default_rng(0))
-    return np.stack(frames)
+    return {c: np.stack(f) for c, f in frames.items()}
 
 
-def add_gripper_views(root: Path, level: str = "appearance", seed: int = SEED, progress: bool = True
-                      ) -> dict[str, Any]:
-    """Adds ``rgb_gripper_varied`` to every episode of the demos folder ``root`` (module docstring); each index entry
-    gets ``gripper_views`` ({level, seed, rgb_mad}: the re-rendered frames' mean absolute difference from the
-    recorded ones, grey levels), the index its summary (returned)."""
+def add_gripper_views(root: Path, level: str = "appearance", seed: int = SEED, progress: bool = True,
+                      static: bool = False) -> dict[str, Any]:
+    """Adds ``rgb_gripper_varied`` (and ``rgb_static_varied`` when ``static``) to every episode of the demos folder
+    ``root`` (module docstring); each index entry gets ``gripper_views`` ({level, seed, rgb_mad[, static_rgb_mad],
+    frames}: the re-rendered frames' mean absolute difference from the recorded ones, grey levels), the index its
+    summary (returned)."""
     appearance_level(level)
+    cameras = ("gripper", "static") if static else ("gripper",)
 
     def views(env: CalvinSceneEnv, number: int, _entry: dict[str, Any], z: Any
               ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         ep_seed = seed + number
-        frames = episode_views(env, z["robot_obs"], z["scene_obs"], level, ep_seed)
-        mad = float(np.abs(frames.astype(np.int16) - z["rgb_gripper"]).mean())
-        return {KEY: frames}, {"level": level, "seed": ep_seed, "rgb_mad": round(mad, 2), "frames": len(frames)}
+        frames = episode_views(env, z["robot_obs"], z["scene_obs"], level, ep_seed, cameras)
+        stats: dict[str, Any] = {"level": level, "seed": ep_seed, "frames": len(frames["gripper"])}
+        for c in cameras:
+            mad = float(np.abs(frames[c].astype(np.int16) - z[f"rgb_{c}"]).mean())
+            stats["rgb_mad" if c == "gripper" else f"{c}_rgb_mad"] = round(mad, 2)
+        return {f"rgb_{c}_varied": f for c, f in frames.items()}, stats
 
-    index, done = rerender_episodes(root, (KEY,), "gripper_views", views, "gripper views", progress)
+    keys = (KEY, STATIC_KEY) if static else (KEY,)
+    index, done = rerender_episodes(root, keys, "gripper_views", views, "views", progress, static=static)
     levels = sorted({e["gripper_views"]["level"] for e in done})
     index["gripper_views"] = {"episodes": len(done), "levels": levels,
                               "frames": sum(e["gripper_views"]["frames"] for e in done),
                               "rgb_mad_mean": float(np.mean([e["gripper_views"]["rgb_mad"] for e in done]))
                               if done else 0.0}
+    static_mad = [e["gripper_views"]["static_rgb_mad"] for e in done if "static_rgb_mad" in e["gripper_views"]]
+    if static_mad:
+        index["gripper_views"]["static_rgb_mad_mean"] = float(np.mean(static_mad))
     _write_index(root, index)
     return index["gripper_views"]
 
@@ -88,9 +100,12 @@ def add_parser(sub: Any) -> None:
     g.add_argument("--level", default="appearance", help="an appearance-only distraction level: appearance, "
                    "texture or lighting (default appearance)")
     g.add_argument("--seed", type=int, default=SEED, help=f"episode i is drawn with seed + i (default {SEED})")
+    g.add_argument("--static", action="store_true", help="re-render the static camera too (rgb_static_varied, for "
+                   "sim-train-policy --static-views)")
 
 
 def run(args: Any) -> None:
-    s = add_gripper_views(args.demos, args.level, args.seed)
+    s = add_gripper_views(args.demos, args.level, args.seed, static=args.static)
+    static = (f"; static views by {s['static_rgb_mad_mean']:.1f}" if "static_rgb_mad_mean" in s else "")
     print(f"{args.demos}: gripper views ({', '.join(s['levels'])}) in {s['episodes']} episodes ({s['frames']} "
-          f"frames); they differ from the recorded ones by {s['rgb_mad_mean']:.1f} grey levels on average")
+          f"frames); they differ from the recorded ones by {s['rgb_mad_mean']:.1f} grey levels on average{static}")

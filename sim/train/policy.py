@@ -109,7 +109,8 @@ def train(args: argparse.Namespace, out: Path, earlier: dict[str, Any]) -> dict[
     data = load_demos(demos, arch.static_size, arch.gripper_size, predictor=lite, proprio_index=arch.proprio_index,
                       prob_cache=args.prob_cache, stored_masks=masks == "groundtruth",
                       stored_gripper_masks="masked" in args.policies and args.wrist_masks != "none",
-                      stored_gripper_views=args.wrist_views > 0 or args.wrist_consistency > 0)
+                      stored_gripper_views=args.wrist_views > 0 or args.wrist_consistency > 0,
+                      stored_static_views=args.static_views)
     sentences, alternatives = (augmented_sentences(data.instructions, data.tasks, args.language)
                                if args.language != "recorded" else (data.instructions, None))
     text = InstructionEncoder(cache_size=len(sentences))(sentences).numpy()
@@ -125,12 +126,13 @@ def train(args: argparse.Namespace, out: Path, earlier: dict[str, Any]) -> dict[
         wrist = args.wrist_masks if name == "masked" else "none"
         cfg = PolicyTrainConfig(masking=masking, steps=args.steps, seed=args.seed, shift=args.shift, lr=args.lr,
                                 photometric=args.photometric, retexture=args.retexture, wrist_masking=wrist,
-                                wrist_views=args.wrist_views, wrist_consistency=args.wrist_consistency)
+                                wrist_views=args.wrist_views, wrist_consistency=args.wrist_consistency,
+                                static_views=args.static_views)
         init, info = inits[name]
         params, norm, rep = train_policy(data, text, arch, cfg, init=init, alternatives=alternatives)
         augment = {"shift": args.shift, "photometric": args.photometric, "retexture": args.retexture,
-                   **{k: v for k, v in (("wrist_views", args.wrist_views),
-                                        ("wrist_consistency", args.wrist_consistency)) if v}}  # recorded when used
+                   **{k: v for k, v in (("wrist_views", args.wrist_views), ("wrist_consistency",
+                                        args.wrist_consistency), ("static_views", args.static_views)) if v}}
         path = checkpoint.save(out / f"policy_{name}.msgpack", params, arch, norm,
                                {"masking": masking, "steps": args.steps + info.get("steps", 0), "seed": args.seed,
                                 "tasks": report["tasks"], **({"lite": args.lite or "lite_v2"} if masking == "lite"
@@ -268,6 +270,7 @@ def _recipe_flags(cfg: dict[str, Any], arch: PolicyArch, ship_set: str, init: st
                     f" --retexture {cfg['retexture']:g}" if cfg.get("retexture") else "",
                     f" --wrist-views {cfg['wrist_views']:g}" if cfg.get("wrist_views") else "",
                     f" --wrist-consistency {cfg['wrist_consistency']:g}" if cfg.get("wrist_consistency") else "",
+                    " --static-views" if cfg.get("static_views") else "",
                     f" --init {init}" if init else "",
                     f" --language {language}" if language != "recorded" else "",
                     " --drop-gripper-action" if drops_gripper_action(arch) else "",
@@ -309,6 +312,8 @@ def model_card(report: dict[str, Any], arch: PolicyArch, args: argparse.Namespac
              "them (`ivm-ros sim-data gripper-views`)") if cfg.get("wrist_views") else ""
     views += (f"; {cfg['wrist_consistency']:g} x the squared difference of the actions for a sample's two wrist views "
               "added to the loss") if cfg.get("wrist_consistency") else ""
+    views += ("; the static camera's window re-rendered under the same draw as the wrist's (`gripper-views --static`, "
+              "masked by its own lite probabilities)") if cfg.get("static_views") else ""
     init_note = (f"; fine-tuned (these steps added) from the checkpoints `--init {init}` names, whose own "
                  "card gives their recipe") if init else ""
     return f"""# Embedded policies ({files})
@@ -432,6 +437,9 @@ def _add_augmentation_args(ap: argparse.ArgumentParser) -> None:
                     "is re-rendered under another texture and light (`ivm-ros sim-data gripper-views`; 0: none)")
     ap.add_argument("--wrist-consistency", type=float, default=0.0, help="weight of the squared action difference "
                     "between a sample's recorded and re-rendered wrist views in the loss (0: none)")
+    ap.add_argument("--static-views", action="store_true", help="swap the static camera's window along with the "
+                    "wrist's (re-rendered under the same draw: `ivm-ros sim-data gripper-views --static`), in the "
+                    "consistency pairs too; with --precompute-probs, fill the cache of their lite probabilities too")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -504,7 +512,7 @@ def _precompute(args: argparse.Namespace) -> int:
     folders = demo_folders(args.demos)
     size = arch_for(demos_robot(folders)).replaced(args.arch).static_size  # the size the training will read
     lite = LitePredictor(LiteConfig(checkpoint=args.lite))
-    computed = precompute_probabilities(folders, lite, size, (i, n))
+    computed = precompute_probabilities(folders, lite, size, (i, n), static_views=args.static_views)
     lite.close()
     print(f"shard {i}/{n}: {computed} episodes computed")
     return 0

@@ -161,6 +161,58 @@ def test_wrist_consistency_pairs_each_sample_with_its_other_view_and_charges_the
         PolicyTrainConfig(wrist_consistency=1.0, wrist_masking="groundtruth").check()
 
 
+def test_static_views_swap_the_static_window_with_the_wrist_and_mask_it_by_its_own_probabilities():
+    """``static_views``: a sample that sees its re-rendered wrist window sees its re-rendered static window too (one
+    draw of texture and light for both cameras), masked by the re-render's own lite probabilities; with the
+    consistency term each sample's other static view travels as static_paired; raw policies see the views unmasked."""
+    from ivm_ros.policies.embedded.train import make_batch, proprio_norm
+
+    data, text, idx = _paired_view_set(n_episodes=20)
+    n = len(data)
+    data.static = np.full((n, 32, 32, 3), 60, np.uint8)  # recorded: prob 255 everywhere, so kept whole
+    data.static_varied = np.full((n, 32, 32, 3), 200, np.uint8)
+    data.prob_varied = np.zeros((n, 32, 32), np.uint8)
+    data.prob_varied[:, :, :12] = 255  # the re-render's mask keeps its left part only
+    cfg = PolicyTrainConfig(masking="lite", wrist_views=0.5, wrist_consistency=1.0, static_views=True)
+    batch = make_batch(data, text, idx, TINY, cfg, proprio_norm(data), np.random.default_rng(0))
+    wrist_varied = (batch["gripper"] == 200).all(axis=(1, 2, 3, 4))
+    static_varied = (batch["static"][:, :, :, :4] == 200).all(axis=(1, 2, 3, 4))
+    assert 0 < wrist_varied.mean() < 1 and (wrist_varied == static_varied).all()  # the same samples, whole windows
+    assert (batch["static"][static_varied][:, :, :, -4:] == 255).all()  # the re-render's mask whitened its right
+    assert (batch["static"][~static_varied] == 60).all()  # the recorded frames' mask keeps them whole
+    paired_varied = (batch["static_paired"][:, :, :, :4] == 200).all(axis=(1, 2, 3, 4))
+    assert (paired_varied == ~static_varied).all()  # each sample's other static view
+    raw = make_batch(data, text, idx, TINY, dataclasses.replace(cfg, masking="none"), proprio_norm(data),
+                     np.random.default_rng(0))
+    assert set(np.unique(raw["static"])) == {60, 200}  # unmasked
+    data.prob_varied = None
+    with pytest.raises(ValueError, match="stored_static_views"):
+        make_batch(data, text, idx, TINY, cfg, proprio_norm(data), np.random.default_rng(0))
+    with pytest.raises(ValueError, match="needs wrist_views"):
+        PolicyTrainConfig(static_views=True).check()
+    with pytest.raises(ValueError, match="not by the recording's ground truth"):
+        PolicyTrainConfig(masking="groundtruth", wrist_views=0.5, static_views=True).check()
+
+
+def test_static_paired_alone_makes_the_loss_a_pair_too():
+    """A batch with only static_paired (a policy without a wrist camera) is charged for its static views' gap."""
+    import jax
+
+    from ivm_ros.policies.embedded.model import EmbeddedPolicyNet
+    from ivm_ros.policies.embedded.train import bc_loss, make_batch, proprio_norm
+
+    data, text, idx = _paired_view_set(n_episodes=6)
+    batch = make_batch(data, text, idx, TINY, PolicyTrainConfig(masking="lite"), proprio_norm(data),
+                       np.random.default_rng(0))
+    model = EmbeddedPolicyNet(TINY)
+    params = model.init(jax.random.PRNGKey(0), batch["static"], batch["gripper"], batch["proprio"], batch["text"])
+    other = {**batch, "static": 255 - batch["static"]}
+    paired = {**batch, "static_paired": other["static"]}
+    mean = 0.5 * (float(bc_loss(model, params, batch, 0.5)) + float(bc_loss(model, params, other, 0.5)))
+    assert float(bc_loss(model, params, paired, 0.5, 0.0)) == pytest.approx(mean, rel=1e-5)
+    assert float(bc_loss(model, params, paired, 0.5, 1.0)) > mean
+
+
 def test_random_shift_moves_a_sample_window_together_and_keeps_shape():
     from ivm_ros.policies.embedded.data import random_shift
 

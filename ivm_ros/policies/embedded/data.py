@@ -39,7 +39,9 @@ class DemoSet:
     episode (N,) int32; start (N,) int32 index of the episode's first frame; end (N,) int32 one past its last;
     text_index (N,) int32 into ``instructions``; gripper_prob (N, G, G) uint8 the gripper camera's ground-truth
     masks as probabilities (0-255), or None; gripper_varied (N, G, G, 3) uint8 the gripper camera re-rendered at the
-    same states under another table texture and light (``ivm-ros sim-data gripper-views``), or None.
+    same states under another table texture and light (``ivm-ros sim-data gripper-views``), or None; static_varied
+    (N, S, S, 3) uint8 the static camera re-rendered under the same draw (``gripper-views --static``) and
+    prob_varied (N, S, S) uint8 its lite probabilities, or None.
     """
 
     static: np.ndarray
@@ -55,6 +57,8 @@ class DemoSet:
     tasks: list[str]
     gripper_prob: np.ndarray | None = None
     gripper_varied: np.ndarray | None = None
+    static_varied: np.ndarray | None = None
+    prob_varied: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.actions.shape[0])
@@ -75,22 +79,28 @@ def demo_entries(root: str | Path | Sequence[str | Path], only_success: bool = T
 def load_demos(root: str | Path | Sequence[str | Path], static_size: int, gripper_size: int, predictor=None,
                only_success: bool = True, progress: bool = True, proprio_index: tuple[int, ...] = PROPRIO_INDEX,
                prob_cache: bool = False, stored_masks: bool = False, stored_gripper_masks: bool = False,
-               stored_gripper_views: bool = False) -> DemoSet:
+               stored_gripper_views: bool = False, stored_static_views: bool = False) -> DemoSet:
     """Reads every (successful) episode of ``root`` (one demos folder or several: :func:`demo_entries`);
     ``predictor`` (a MaskPredictor, e.g. lite) adds ``prob`` (read from and written to the cache when
     ``prob_cache``, see :func:`cached_probabilities`); ``stored_masks`` adds ``prob``
     from the episodes' own ground-truth ``mask_static`` instead (:func:`stored_probabilities`);
     ``stored_gripper_masks`` adds ``gripper_prob`` from their ``mask_gripper`` (``ivm-ros sim-data gripper-masks``),
-    ``stored_gripper_views`` ``gripper_varied`` from their ``rgb_gripper_varied`` (``ivm-ros sim-data gripper-views``);
+    ``stored_gripper_views`` ``gripper_varied`` from their ``rgb_gripper_varied`` (``ivm-ros sim-data gripper-views``),
+    ``stored_static_views`` ``static_varied`` from their ``rgb_static_varied`` (``gripper-views --static``) and its
+    ``prob_varied`` from ``predictor`` (cached apart: ``view="varied"``);
     ``proprio`` holds the ``proprio_index`` entries of robot_obs (the policy arch's)."""
     if (stored_gripper_masks or stored_gripper_views) and gripper_size <= 0:
         raise ValueError("load_demos: stored gripper masks or views need the gripper camera (gripper_size > 0)")
     if stored_masks and predictor is not None:
         raise ValueError("load_demos: give a predictor or stored_masks, not both")
+    if stored_static_views and stored_masks:
+        raise ValueError("load_demos: stored static views are masked by the predictor (the ground-truth masks of the "
+                         "recording do not fit a re-render's jittered camera)")
     roots, entries = demo_entries(root, only_success)
     key = predictor_key(predictor, static_size) if predictor is not None and prob_cache else None
     cols: dict[str, list] = {k: [] for k in ("static", "prob", "gripper", "proprio", "actions", "episode", "start",
-                                             "end", "text_index", "gripper_prob", "gripper_varied")}
+                                             "end", "text_index", "gripper_prob", "gripper_varied",
+                                             "static_varied", "prob_varied")}
     instructions: list[str] = []
     tasks: list[str] = []
     n = 0
@@ -104,18 +114,23 @@ def load_demos(root: str | Path | Sequence[str | Path], static_size: int, grippe
                 cols["gripper_prob"].append(stored_probabilities(z, root / entry["file"], gripper_size, "mask_gripper"))
             if stored_gripper_views:
                 cols["gripper_varied"].append(stored_views(z, root / entry["file"], gripper_size))
+            varied = stored_views(z, root / entry["file"], static_size, "rgb_static_varied", full=True) \
+                if stored_static_views else None
         t = len(actions)
         instr = str(entry["instruction"])
+        if varied is not None:
+            cols["static_varied"].append(np.stack([_resize(f, static_size) for f in varied]))
+            if predictor is not None:
+                cols["prob_varied"].append(probabilities(root / entry["file"], key, predictor, varied, instr,
+                                                         static_size, "varied"))
         if instr not in instructions:
             instructions.append(instr)
             tasks.append(str(entry["task"]))
         cols["static"].append(np.stack([_resize(f, static_size) for f in static]))
         cols["gripper"].append(np.stack([_resize(f, gripper_size) for f in gripper]) if gripper_size > 0
                                else np.zeros((t, 0, 0, 3), np.uint8))  # no second camera
-        if key is not None:
-            cols["prob"].append(cached_probabilities(root / entry["file"], key, predictor, static, instr, static_size))
-        elif predictor is not None:
-            cols["prob"].append(lite_probabilities(predictor, static, instr, static_size))
+        if predictor is not None:
+            cols["prob"].append(probabilities(root / entry["file"], key, predictor, static, instr, static_size))
         cols["proprio"].append(robot[:, list(proprio_index)].astype(np.float32))
         cols["actions"].append(actions.astype(np.float32))
         cols["episode"].append(np.full(t, ep_i, np.int32))
@@ -152,17 +167,28 @@ def stored_probabilities(episode: Any, path: Path, size: int, key: str = "mask_s
     return np.round(share * 255).astype(np.uint8)
 
 
-def stored_views(episode: Any, path: Path, size: int) -> np.ndarray:
-    """An episode's ``rgb_gripper_varied`` (T, H, W, 3) uint8 -> (T, size, size, 3), area-resized as the recorded
-    frames are. ValueError naming the file without them."""
-    if "rgb_gripper_varied" not in episode.files:
-        raise ValueError(f"{path} has no rgb_gripper_varied: add it with `ivm-ros sim-data gripper-views --demos "
-                         "FOLDER`")
-    views = episode["rgb_gripper_varied"]
+def stored_views(episode: Any, path: Path, size: int, key: str = "rgb_gripper_varied", full: bool = False
+                 ) -> np.ndarray:
+    """An episode's re-rendered views ``key`` (``rgb_gripper_varied`` or ``rgb_static_varied``; T, H, W, 3) uint8
+    -> (T, size, size, 3), area-resized as the recorded frames are (``full``: as stored, for a mask predictor).
+    ValueError naming the file without them."""
+    if key not in episode.files:
+        flag = " --static" if key == "rgb_static_varied" else ""
+        raise ValueError(f"{path} has no {key}: add it with `ivm-ros sim-data gripper-views{flag} --demos FOLDER`")
+    views = episode[key]
     if views.shape[:1] != episode["actions"].shape[:1] or views.shape[-1] != 3 or views.dtype != np.uint8:
-        raise ValueError(f"{path}: rgb_gripper_varied {views.shape} {views.dtype} does not match "
+        raise ValueError(f"{path}: {key} {views.shape} {views.dtype} does not match "
                          f"{len(episode['actions'])} actions of (H, W, 3) uint8 frames")
-    return np.stack([_resize(f, size) for f in views])
+    return views if full else np.stack([_resize(f, size) for f in views])
+
+
+def probabilities(demo_file: Path, key: str | None, predictor: Any, frames: np.ndarray, instruction: str, size: int,
+                  view: str = "") -> np.ndarray:
+    """:func:`lite_probabilities` of an episode's ``frames``, through its cache when ``key`` is given
+    (:func:`cached_probabilities`; ``view`` names which frames: "" the recorded, "varied" the re-rendered)."""
+    if key is None:
+        return lite_probabilities(predictor, frames, instruction, size)
+    return cached_probabilities(demo_file, key, predictor, frames, instruction, size, view)
 
 
 def lite_probabilities(predictor, frames: np.ndarray, instruction: str, size: int, batch: int = 32) -> np.ndarray:
@@ -189,17 +215,18 @@ def predictor_key(predictor: Any, size: int) -> str:
     return f"{h.hexdigest()[:16]}_{size}"
 
 
-def prob_cache_file(demo_file: Path, key: str) -> Path:
-    """Where an episode file's cached probabilities live: beside the file the path resolves to (links share it)."""
+def prob_cache_file(demo_file: Path, key: str, view: str = "") -> Path:
+    """Where an episode file's cached probabilities live: beside the file the path resolves to (links share it);
+    ``view`` "varied": those of its re-rendered static views (``probs_<key>_varied/``)."""
     real = Path(demo_file).resolve()
-    return real.parent / f"probs_{key}" / f"{real.stem}.npz"
+    return real.parent / f"probs_{key}{'_' + view if view else ''}" / f"{real.stem}.npz"
 
 
 def cached_probabilities(demo_file: Path, key: str, predictor: Any, frames: np.ndarray, instruction: str,
-                         size: int) -> np.ndarray:
+                         size: int, view: str = "") -> np.ndarray:
     """:func:`lite_probabilities` of an episode through its cache file: read when it holds ``len(frames)``
     frames for ``instruction``, else computed and written (atomically, no pickles)."""
-    path = prob_cache_file(demo_file, key)
+    path = prob_cache_file(demo_file, key, view)
     if path.is_file():
         with np.load(path, allow_pickle=False) as z:
             prob, cached_instr = z["prob"], str(z["instruction"])
@@ -214,18 +241,25 @@ def cached_probabilities(demo_file: Path, key: str, predictor: Any, frames: np.n
 
 
 def precompute_probabilities(root: str | Path | Sequence[str | Path], predictor: Any, size: int,
-                             shard: tuple[int, int] = (0, 1), only_success: bool = True, progress: bool = True) -> int:
+                             shard: tuple[int, int] = (0, 1), only_success: bool = True, progress: bool = True,
+                             static_views: bool = False) -> int:
     """Fills the probability cache for every ``shard[1]``-th (successful) episode starting at ``shard[0]`` (run
-    one process per shard); returns how many episodes were computed (the rest were cached already)."""
+    one process per shard; ``static_views``: of the re-rendered static views too); returns how many episodes were
+    computed (the rest were cached already)."""
     key = predictor_key(predictor, size)
     entries = demo_entries(root, only_success)[1][shard[0]::shard[1]]
+    views = ("", "varied") if static_views else ("",)
     computed = 0
     for root, entry in tqdm(entries, desc=f"probs {shard[0]}/{shard[1]}", unit="ep", disable=not progress):
-        if prob_cache_file(root / entry["file"], key).is_file():
+        path = root / entry["file"]
+        todo = [v for v in views if not prob_cache_file(path, key, v).is_file()]
+        if not todo:
             continue
-        with np.load(root / entry["file"], allow_pickle=False) as z:
-            static = z["rgb_static"]
-        cached_probabilities(root / entry["file"], key, predictor, static, str(entry["instruction"]), size)
+        with np.load(path, allow_pickle=False) as z:
+            frames = {v: stored_views(z, path, size, "rgb_static_varied", full=True) if v else z["rgb_static"]
+                      for v in todo}
+        for v in todo:
+            cached_probabilities(path, key, predictor, frames[v], str(entry["instruction"]), size, v)
         computed += 1
     return computed
 

@@ -55,6 +55,7 @@ class PolicyTrainConfig:
     wrist_masking: str = "none"  # groundtruth: the gripper camera masked too, by its stored ground-truth masks
     wrist_views: float = 0.0  # fraction of samples whose gripper window is the re-rendered one (other texture, light)
     wrist_consistency: float = 0.0  # weight of the paired views' action disagreement in the loss (0: not computed)
+    static_views: bool = False  # the static window is swapped with the wrist's (both re-rendered under one draw)
 
     def check(self) -> None:
         if self.masking not in MASKING:
@@ -68,6 +69,12 @@ class PolicyTrainConfig:
         if self.wrist_consistency < 0 or (self.wrist_consistency > 0 and self.wrist_masking != "none"):
             raise ValueError(f"wrist_consistency must be >= 0 and needs the raw wrist view (wrist_masking='none'), "
                              f"got {self.wrist_consistency} with {self.wrist_masking!r}")
+        if self.static_views and not (self.wrist_views > 0 or self.wrist_consistency > 0):
+            raise ValueError("static_views pairs the static camera with the wrist views: it needs wrist_views or "
+                             "wrist_consistency > 0")
+        if self.static_views and self.masking == "groundtruth":
+            raise ValueError("static_views: re-rendered static views are masked by lite (masking='lite') or raw "
+                             "(masking='none'), not by the recording's ground truth")
         if not all(0.0 <= v <= 1.0 for v in (self.photometric, self.retexture, self.wrist_views)):
             raise ValueError(f"photometric, retexture and wrist_views must be in [0, 1], got {self.photometric}, "
                              f"{self.retexture}, {self.wrist_views}")
@@ -81,16 +88,24 @@ def make_batch(data: DemoSet, text: np.ndarray, idx: np.ndarray, arch: PolicyArc
 
     ``text`` (K, 384) holds a row per sentence. Without ``alternatives`` a sample's row is its episode's recorded
     instruction (``data.text_index``); with them (one int array of rows per recorded instruction, language
-    augmentation) a sample takes a random row of ``alternatives[text_index]``, drawn anew for every batch."""
+    augmentation) a sample takes a random row of ``alternatives[text_index]``, drawn anew for every batch.
+    With ``cfg.wrist_consistency`` also each sample's other view: gripper_paired (B, W, G, G, 3) and, with
+    ``cfg.static_views``, static_paired (B, W, S, S, 3)."""
     win = window_indices(data, idx, arch.window)
     flat = win.reshape(-1)
     s, g, shape = arch.static_size, arch.gripper_size, (len(idx), arch.window)
-    # scene changes first (what a camera would see), then the mask, then the camera's own shift
-    static = photometric(retexture_surface(data.static[flat].reshape(*shape, s, s, 3), cfg.retexture, rng),
-                         cfg.photometric, rng).reshape(-1, s, s, 3)
+    views = cfg.wrist_views > 0 or cfg.wrist_consistency > 0
+    # which samples see the re-rendered views (whole windows: one texture and light per episode, as in deployment)
+    pick = np.repeat(rng.random(len(idx)) < cfg.wrist_views, arch.window) if views else None
+    static, prob, paired_static = data.static[flat], None if data.prob is None else data.prob[flat], None
+    if cfg.static_views:
+        static, prob, other, other_prob = varied_static(data, flat, pick, cfg.masking != "none")
+        if cfg.wrist_consistency > 0:
+            paired_static = observed_static(other, other_prob, shape, cfg, rng)
+    static = observed_static(static, prob, shape, cfg, rng)
     gripper, paired = data.gripper[flat].reshape(*shape, g, g, 3), None
-    if g > 0 and (cfg.wrist_views > 0 or cfg.wrist_consistency > 0):
-        gripper, other = varied_wrist(gripper, data, flat, cfg.wrist_views, rng)
+    if g > 0 and views:
+        gripper, other = varied_wrist(gripper, data, flat, pick)
         if cfg.wrist_consistency > 0:  # the other view of each sample, augmented alike
             paired = random_shift(photometric(retexture_surface(other, cfg.retexture, rng), cfg.photometric, rng),
                                   cfg.shift, rng)
@@ -98,36 +113,64 @@ def make_batch(data: DemoSet, text: np.ndarray, idx: np.ndarray, arch: PolicyArc
         gripper = photometric(retexture_surface(gripper, cfg.retexture, rng), cfg.photometric, rng)
         if cfg.wrist_masking != "none":
             gripper = masked_wrist(gripper, data, flat, cfg, s, rng)
-    if cfg.masking != "none":
-        if data.prob is None:
-            raise ValueError(f"masking={cfg.masking!r} needs demonstrations loaded with masks (a predictor or "
-                             "stored_masks)")
-        # one mask draw per sample, shared by its window (deployment masks consecutive frames alike)
-        static = masked_static(static, data.prob[flat], rng, cfg.threshold, cfg.dilation)
     actions, valid = action_chunks(data, idx, arch.chunk)
     actions[..., :6] /= np.asarray(robot(arch.robot).action_scale, np.float32)  # -> the network's [-1, 1] units
     return {
-        "static": random_shift(static.reshape(*shape, s, s, 3), cfg.shift, rng),
+        "static": static,
         "gripper": random_shift(gripper, cfg.shift, rng) if g > 0 else gripper,
         "proprio": (data.proprio[idx] - norm["proprio_mean"]) / norm["proprio_std"],
         "text": text[sentence_rows(data.text_index[idx], alternatives, rng)],
         "actions": actions,
         "valid": valid.astype(np.float32),
         **({"gripper_paired": paired} if paired is not None else {}),
+        **({"static_paired": paired_static} if paired_static is not None else {}),
     }
 
 
-def varied_wrist(gripper: np.ndarray, data: DemoSet, flat: np.ndarray, p: float, rng: np.random.Generator
+def observed_static(static: np.ndarray, prob: np.ndarray | None, shape: tuple[int, int], cfg: PolicyTrainConfig,
+                    rng: np.random.Generator) -> np.ndarray:
+    """The static frames (B x W, S, S, 3) uint8 as the policy sees them, (B, W, S, S, 3) uint8: scene changes first
+    (retexture, photometric: what a camera would see), then the mask of ``prob`` (B x W, S, S) uint8 with one draw
+    per sample (unless ``cfg.masking`` is none), then the camera's own shift."""
+    s = static.shape[1]
+    static = photometric(retexture_surface(static.reshape(*shape, s, s, 3), cfg.retexture, rng), cfg.photometric,
+                         rng).reshape(-1, s, s, 3)
+    if cfg.masking != "none":
+        if prob is None:
+            raise ValueError(f"masking={cfg.masking!r} needs demonstrations loaded with masks (a predictor or "
+                             "stored_masks)")
+        static = masked_static(static, prob, rng, cfg.threshold, cfg.dilation)
+    return random_shift(static.reshape(*shape, s, s, 3), cfg.shift, rng)
+
+
+def varied_static(data: DemoSet, flat: np.ndarray, pick: np.ndarray, masked: bool
+                  ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray, np.ndarray | None]:
+    """(static frames, their probabilities, the other view's frames, its probabilities): (B x W, S, S, 3) uint8 and
+    (B x W, S, S) uint8 (None unless ``masked``), taken from ``data.static_varied`` / ``prob_varied`` where ``pick``
+    (B x W,) bool is set and from the recorded ones elsewhere; the other view the reverse."""
+    if data.static_varied is None or (masked and data.prob_varied is None):
+        raise ValueError("static_views needs demonstrations loaded with stored_static_views (ivm-ros sim-data "
+                         "gripper-views --static adds them; masked: with the predictor of their probabilities)")
+    at = pick[:, None, None, None]
+    static = np.where(at, data.static_varied[flat], data.static[flat])
+    other = np.where(at, data.static[flat], data.static_varied[flat])
+    if not masked:
+        return static, None, other, None
+    prob = np.where(at[..., 0], data.prob_varied[flat], data.prob[flat])
+    return static, prob, other, np.where(at[..., 0], data.prob[flat], data.prob_varied[flat])
+
+
+def varied_wrist(gripper: np.ndarray, data: DemoSet, flat: np.ndarray, pick: np.ndarray
                  ) -> tuple[np.ndarray, np.ndarray]:
-    """(the gripper windows (B, W, G, G, 3) uint8 with a fraction ``p`` of the samples (whole windows: one texture and
-    light per episode, as in deployment) taken from ``data.gripper_varied`` (the same states re-rendered), the other
-    view of each sample: re-rendered where the first is recorded and the reverse)."""
+    """(the gripper windows (B, W, G, G, 3) uint8 taken from ``data.gripper_varied`` (the same states re-rendered)
+    where ``pick`` (B x W,) bool is set, the other view of each sample: re-rendered where the first is recorded and
+    the reverse)."""
     if data.gripper_varied is None:
         raise ValueError("wrist_views or wrist_consistency > 0 needs demonstrations loaded with stored_gripper_views "
                          "(ivm-ros sim-data gripper-views adds them)")
     varied = data.gripper_varied[flat].reshape(gripper.shape)
-    pick = (rng.random(len(gripper)) < p)[:, None, None, None, None]
-    return np.where(pick, varied, gripper), np.where(pick, gripper, varied)
+    at = pick.reshape(gripper.shape[:2])[:, :, None, None, None]
+    return np.where(at, varied, gripper), np.where(at, gripper, varied)
 
 
 def masked_wrist(gripper: np.ndarray, data: DemoSet, flat: np.ndarray, cfg: PolicyTrainConfig, static_size: int,
@@ -169,19 +212,21 @@ def check_alternatives(alternatives: Sequence[np.ndarray] | None, n_recorded: in
 def bc_loss(model: EmbeddedPolicyNet, params: Any, batch: dict[str, jnp.ndarray], gripper_weight: float,
             consistency: float = 0.0) -> jnp.ndarray:
     """MSE on the motion + ``gripper_weight`` x BCE on the gripper, over the valid chunk steps. With a
-    ``gripper_paired`` batch (the same samples' other wrist view): the mean of both views' losses plus
-    ``consistency`` x the squared difference of their actions (motion, and gripper probability x gripper_weight)."""
+    ``gripper_paired`` batch (the same samples' other wrist view, and their other static view when the batch has
+    ``static_paired``): the mean of both views' losses plus ``consistency`` x the squared difference of their
+    actions (motion, and gripper probability x gripper_weight)."""
     valid = batch["valid"]
     target = (batch["actions"][..., 6] > 0).astype(jnp.float32)
 
-    def run(gripper: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray, jnp.ndarray]:
-        motion, grip_logits = model.apply(params, batch["static"], gripper, batch["proprio"], batch["text"])
+    def run(static: jnp.ndarray, gripper: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray, jnp.ndarray]:
+        motion, grip_logits = model.apply(params, static, gripper, batch["proprio"], batch["text"])
         mse = ((motion - batch["actions"][..., :6]) ** 2).mean(-1)
         return mse + gripper_weight * optax.sigmoid_binary_cross_entropy(grip_logits, target), motion, grip_logits
 
-    per_step, motion, grip = run(batch["gripper"])
-    if "gripper_paired" in batch:
-        other, motion2, grip2 = run(batch["gripper_paired"])
+    per_step, motion, grip = run(batch["static"], batch["gripper"])
+    if "gripper_paired" in batch or "static_paired" in batch:
+        other, motion2, grip2 = run(batch.get("static_paired", batch["static"]),
+                                    batch.get("gripper_paired", batch["gripper"]))
         gap = ((motion - motion2) ** 2).mean(-1) + gripper_weight * (jax.nn.sigmoid(grip) - jax.nn.sigmoid(grip2)) ** 2
         per_step = 0.5 * (per_step + other) + consistency * gap
     return (per_step * valid).sum() / jnp.maximum(valid.sum(), 1.0)

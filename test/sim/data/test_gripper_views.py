@@ -34,8 +34,8 @@ def test_texture_changes_only_the_tables_pixels_of_the_same_states(chains):
         robot, scene_obs, recorded, table = z["robot_obs"], z["scene_obs"], z["rgb_gripper"], z["table_gripper"]
     env = CalvinSceneEnv(48, 24)
     try:
-        views = [episode_views(env, robot, scene_obs, "texture", seed) for seed in (0, 1, 2, 0)]
-        plain = episode_views(env, robot, scene_obs, "lighting", 5)  # the scene's own texture is back after each
+        views = [episode_views(env, robot, scene_obs, "texture", seed)["gripper"] for seed in (0, 1, 2, 0)]
+        plain = episode_views(env, robot, scene_obs, "lighting", 5)["gripper"]  # the scene's texture is back after each
     finally:
         env.close()
     assert views[0].shape == recorded.shape and views[0].dtype == np.uint8
@@ -65,6 +65,40 @@ def test_command_adds_views_once_and_training_reads_them(chains, tmp_path, capsy
     assert demos.gripper_varied.shape == demos.gripper.shape == (len(demos), 16, 16, 3)
     with pytest.raises(ValueError, match="gripper-views"):
         load_demos(chains, 32, 16, progress=False, stored_gripper_views=True)  # the folder without them
+
+
+def test_static_views_are_rendered_under_the_same_draw_and_train_a_paired_policy(chains, tmp_path, capsys):
+    """``--static``: the static camera of the same states under the episode's draw joins the file; sim-train-policy
+    ``--static-views`` masks them by their own lite probabilities (cached apart, ``--precompute-probs`` fills both)
+    and records the flag in the checkpoint and its recipe."""
+    from ivm_ros_sim.train import policy
+
+    from ivm_ros.policies.embedded import checkpoint
+
+    folder = tmp_path / "chains"
+    shutil.copytree(chains, folder)
+    assert engine.main(["gripper-views", "--demos", str(folder), "--level", "texture", "--static"]) == 0
+    assert "static views by" in capsys.readouterr().out
+    entry = json.loads((folder / "index.json").read_text())["episodes"][0]
+    with np.load(folder / entry["file"], allow_pickle=False) as z:
+        recorded, varied = z["rgb_static"], z["rgb_static_varied"]
+        assert z["rgb_gripper_varied"].shape == z["rgb_gripper"].shape
+    assert varied.shape == recorded.shape and varied.dtype == np.uint8
+    assert entry["gripper_views"]["static_rgb_mad"] > 3  # another table in the static camera too
+    base = ["--demos", str(folder), "--policies", "masked", "--steps", "1", "--arch", "static_size=32",
+            "--arch", "widths=[8,16]", "--arch", "hidden=32", "--drop-gripper-action"]
+    assert policy.main([*base, "--precompute-probs", "0/1", "--static-views"]) == 0
+    assert "shard 0/1: 1 episodes computed" in capsys.readouterr().out
+    assert len(list(folder.glob("probs_*_varied/*.npz"))) == 1 and len(list(folder.glob("probs_*/*.npz"))) == 2
+    assert policy.main([*base, "--out", str(tmp_path / "run"), "--wrist-views", "0.5", "--wrist-consistency", "1",
+                        "--static-views"]) == 0
+    _, _, _, info = checkpoint.load(tmp_path / "run" / "policy_masked.msgpack")
+    assert info["augment"]["static_views"] is True and info["augment"]["wrist_consistency"] == 1
+    assert policy.main([*base, "--out", str(tmp_path / "bad"), "--static-views"]) == 2  # no wrist views to pair with
+    assert "needs wrist_views" in capsys.readouterr().err
+    assert policy.main(["--demos", str(chains), *base[2:], "--out", str(tmp_path / "none"), "--wrist-views", "0.5",
+                        "--static-views"]) == 2  # a folder without them
+    assert "has no rgb_gripper_varied: add it with `ivm-ros sim-data gripper-views" in capsys.readouterr().err
 
 
 def test_levels_that_add_objects_or_change_no_appearance_are_refused(tmp_path):
