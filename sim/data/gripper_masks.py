@@ -56,11 +56,12 @@ def episode_masks(env: CalvinSceneEnv, task: str, robot_obs: np.ndarray, scene_o
 
 
 def _rewrite(path: Path, extra: dict[str, np.ndarray]) -> None:
-    """Adds ``extra`` arrays to the episode file ``path`` (a temporary file replaced atomically)."""
+    """Adds ``extra`` arrays to the episode file ``path``, replacing those of the same names (a temporary file
+    replaced atomically)."""
     with np.load(path, allow_pickle=False) as z:
         arrays = {k: z[k] for k in z.files}
     tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npz")
-    np.savez_compressed(tmp, **arrays, **extra)
+    np.savez_compressed(tmp, **{**arrays, **extra})
     tmp.replace(path)
 
 
