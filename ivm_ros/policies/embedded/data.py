@@ -114,8 +114,8 @@ def load_demos(root: str | Path | Sequence[str | Path], static_size: int, grippe
                 cols["gripper_prob"].append(stored_probabilities(z, root / entry["file"], gripper_size, "mask_gripper"))
             if stored_gripper_views:
                 cols["gripper_varied"].append(stored_views(z, root / entry["file"], gripper_size))
-            varied = stored_views(z, root / entry["file"], static_size, "rgb_static_varied", full=True) \
-                if stored_static_views else None
+            varied = (stored_views(z, root / entry["file"], static_size, "rgb_static_varied", full=True)
+                      if stored_static_views else None)
         t = len(actions)
         instr = str(entry["instruction"])
         if varied is not None:

@@ -99,7 +99,8 @@ def make_batch(data: DemoSet, text: np.ndarray, idx: np.ndarray, arch: PolicyArc
     pick = np.repeat(rng.random(len(idx)) < cfg.wrist_views, arch.window) if views else None
     static, prob, paired_static = data.static[flat], None if data.prob is None else data.prob[flat], None
     if cfg.static_views:
-        static, prob, other, other_prob = varied_static(data, flat, pick, cfg.masking != "none")
+        static, prob, other, other_prob = varied_static(data, flat, pick, static,
+                                                        prob if cfg.masking != "none" else None)
         if cfg.wrist_consistency > 0:
             paired_static = observed_static(other, other_prob, shape, cfg, rng)
     static = observed_static(static, prob, shape, cfg, rng)
@@ -143,21 +144,19 @@ def observed_static(static: np.ndarray, prob: np.ndarray | None, shape: tuple[in
     return random_shift(static.reshape(*shape, s, s, 3), cfg.shift, rng)
 
 
-def varied_static(data: DemoSet, flat: np.ndarray, pick: np.ndarray, masked: bool
+def varied_static(data: DemoSet, flat: np.ndarray, pick: np.ndarray, static: np.ndarray, prob: np.ndarray | None
                   ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray, np.ndarray | None]:
-    """(static frames, their probabilities, the other view's frames, its probabilities): (B x W, S, S, 3) uint8 and
-    (B x W, S, S) uint8 (None unless ``masked``), taken from ``data.static_varied`` / ``prob_varied`` where ``pick``
-    (B x W,) bool is set and from the recorded ones elsewhere; the other view the reverse."""
-    if data.static_varied is None or (masked and data.prob_varied is None):
+    """(static frames, their probabilities, the other view's frames, its probabilities): the recorded ``static``
+    (B x W, S, S, 3) uint8 and ``prob`` (B x W, S, S) uint8 (None: unmasked, none returned) of frames ``flat``, swapped
+    for ``data.static_varied`` / ``prob_varied`` where ``pick`` (B x W,) bool is set; the other view the reverse."""
+    if data.static_varied is None or (prob is not None and data.prob_varied is None):
         raise ValueError("static_views needs demonstrations loaded with stored_static_views (ivm-ros sim-data "
                          "gripper-views --static adds them; masked: with the predictor of their probabilities)")
-    at = pick[:, None, None, None]
-    static = np.where(at, data.static_varied[flat], data.static[flat])
-    other = np.where(at, data.static[flat], data.static_varied[flat])
-    if not masked:
+    static, other = swapped(pick[:, None, None, None], static, data.static_varied[flat])
+    if prob is None:
         return static, None, other, None
-    prob = np.where(at[..., 0], data.prob_varied[flat], data.prob[flat])
-    return static, prob, other, np.where(at[..., 0], data.prob[flat], data.prob_varied[flat])
+    prob, other_prob = swapped(pick[:, None, None], prob, data.prob_varied[flat])
+    return static, prob, other, other_prob
 
 
 def varied_wrist(gripper: np.ndarray, data: DemoSet, flat: np.ndarray, pick: np.ndarray
@@ -168,9 +167,14 @@ def varied_wrist(gripper: np.ndarray, data: DemoSet, flat: np.ndarray, pick: np.
     if data.gripper_varied is None:
         raise ValueError("wrist_views or wrist_consistency > 0 needs demonstrations loaded with stored_gripper_views "
                          "(ivm-ros sim-data gripper-views adds them)")
-    varied = data.gripper_varied[flat].reshape(gripper.shape)
     at = pick.reshape(gripper.shape[:2])[:, :, None, None, None]
-    return np.where(at, varied, gripper), np.where(at, gripper, varied)
+    return swapped(at, gripper, data.gripper_varied[flat].reshape(gripper.shape))
+
+
+def swapped(at: np.ndarray, recorded: np.ndarray, varied: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(``varied`` where ``at`` (broadcast over the frames' trailing axes) is set and ``recorded`` elsewhere, the
+    reverse): a sample's view and its other view."""
+    return np.where(at, varied, recorded), np.where(at, recorded, varied)
 
 
 def masked_wrist(gripper: np.ndarray, data: DemoSet, flat: np.ndarray, cfg: PolicyTrainConfig, static_size: int,
@@ -212,9 +216,9 @@ def check_alternatives(alternatives: Sequence[np.ndarray] | None, n_recorded: in
 def bc_loss(model: EmbeddedPolicyNet, params: Any, batch: dict[str, jnp.ndarray], gripper_weight: float,
             consistency: float = 0.0) -> jnp.ndarray:
     """MSE on the motion + ``gripper_weight`` x BCE on the gripper, over the valid chunk steps. With a
-    ``gripper_paired`` batch (the same samples' other wrist view, and their other static view when the batch has
-    ``static_paired``): the mean of both views' losses plus ``consistency`` x the squared difference of their
-    actions (motion, and gripper probability x gripper_weight)."""
+    ``gripper_paired`` and/or ``static_paired`` batch (the same samples' other wrist / static view; a camera without
+    one sees its own view twice): the mean of both views' losses plus ``consistency`` x the squared difference of
+    their actions (motion, and gripper probability x gripper_weight)."""
     valid = batch["valid"]
     target = (batch["actions"][..., 6] > 0).astype(jnp.float32)
 
