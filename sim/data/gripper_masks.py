@@ -89,12 +89,15 @@ PerEpisode = Callable[[CalvinSceneEnv, int, dict[str, Any], Any], tuple[dict[str
 
 
 def rerender_episodes(root: Path, keys: tuple[str, ...], entry_key: str, per_episode: PerEpisode, desc: str,
-                      progress: bool = True, static: bool = False) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+                      progress: bool = True, static: bool = False,
+                      stale: Callable[[dict[str, Any]], bool] | None = None
+                      ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Runs ``per_episode(env, episode number, index entry, opened npz)`` -> (arrays named ``keys``, stats) on every
     episode of the demos folder ``root`` that lacks them (the number: its place in the index), with a simulator of
     the episode's scene whose gripper camera (and static camera, when ``static``) has the recorded frames' size;
     the arrays join the episode file (atomic rewrite), the stats its index entry under ``entry_key`` (the index is
-    rewritten after each episode, so an interrupted run continues where it stopped).
+    rewritten after each episode, so an interrupted run continues where it stopped). ``stale(entry)`` True: an episode
+    that has them is run again (rendered under other settings).
     Returns (the index, the entries that have ``entry_key``)."""
     index = read_index(root, DEMOS_FORMAT, "ivm-ros sim-data chains")
     envs: dict[str, CalvinSceneEnv] = {}
@@ -102,7 +105,7 @@ def rerender_episodes(root: Path, keys: tuple[str, ...], entry_key: str, per_epi
         for number, entry in enumerate(tqdm(index["episodes"], desc=desc, unit="ep", disable=not progress)):
             path = root / entry["file"]
             with np.load(path, allow_pickle=False) as z:
-                if all(k in z.files for k in keys) and entry_key in entry:
+                if all(k in z.files for k in keys) and entry_key in entry and not (stale and stale(entry)):
                     continue
                 scene = str(entry.get("scene", "D"))
                 if scene not in envs:

@@ -435,6 +435,31 @@ def test_probability_cache_is_shared_by_links_and_keyed_by_predictor(tmp_path):
     assert other.frames == t and not np.array_equal(halved, fresh)
 
 
+def test_probability_cache_is_computed_anew_for_frames_rendered_again(tmp_path):
+    """A cache belongs to the frames it was computed from: after the episode's frames change (re-rendered views,
+    same length and instruction) or for a cache file of the older format without the frames' digest, the
+    probabilities are computed anew instead of read stale."""
+    from ivm_ros.policies.embedded.data import predictor_key, prob_cache_file
+
+    t, rng = 4, np.random.default_rng(1)
+    episode = {"rgb_gripper": np.zeros((t, 16, 16, 3), np.uint8), "robot_obs": np.zeros((t, 15)),
+               "actions": np.zeros((t, 7), np.float32)}
+    np.savez(tmp_path / "chain00000_0.npz", rgb_static=rng.integers(0, 255, (t, 40, 40, 3), np.uint8), **episode)
+    (tmp_path / "index.json").write_text(json.dumps({"format": "ivm_ros_sim.demos/1", "episodes": [
+        {"file": "chain00000_0.npz", "task": "open_drawer", "instruction": "open the drawer", "success": True}]}))
+    pred = CountingPredictorStandIn()
+    first = load_demos(tmp_path, 32, 16, predictor=pred, progress=False, prob_cache=True).prob
+    assert load_demos(tmp_path, 32, 16, predictor=pred, progress=False, prob_cache=True).prob is not None
+    assert pred.frames == t  # the second load read the cache
+    np.savez(tmp_path / "chain00000_0.npz", rgb_static=rng.integers(0, 255, (t, 40, 40, 3), np.uint8), **episode)
+    again = load_demos(tmp_path, 32, 16, predictor=pred, progress=False, prob_cache=True).prob
+    assert pred.frames == 2 * t and not np.array_equal(again, first)  # other frames: computed anew
+    cache = prob_cache_file(tmp_path / "chain00000_0.npz", predictor_key(pred, 32))
+    np.savez(cache, prob=again, instruction=np.array("open the drawer"))  # the older format: no digest
+    assert np.array_equal(load_demos(tmp_path, 32, 16, predictor=pred, progress=False, prob_cache=True).prob, again)
+    assert pred.frames == 3 * t
+
+
 def test_language_augmentation_draws_each_sample_a_sentence_of_its_own_instruction():
     """Two recorded instructions with alternatives {0, 2, 3} and {1, 4}: every batch row's text is one of its
     instruction's rows, all of them turn up, and without alternatives the recorded row is used (as before)."""

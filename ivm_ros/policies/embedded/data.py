@@ -215,6 +215,14 @@ def predictor_key(predictor: Any, size: int) -> str:
     return f"{h.hexdigest()[:16]}_{size}"
 
 
+def frames_digest(frames: np.ndarray) -> str:
+    """BLAKE2b (16 bytes, hex) of ``frames``' shape, dtype and bytes: what a probability cache was computed from."""
+    h = hashlib.blake2b(digest_size=16)
+    h.update(f"{frames.shape}{frames.dtype}".encode())
+    h.update(np.ascontiguousarray(frames).tobytes())
+    return h.hexdigest()
+
+
 def prob_cache_file(demo_file: Path, key: str, view: str = "") -> Path:
     """Where an episode file's cached probabilities live: beside the file the path resolves to (links share it);
     ``view`` "varied": those of its re-rendered static views (``probs_<key>_varied/``)."""
@@ -224,18 +232,21 @@ def prob_cache_file(demo_file: Path, key: str, view: str = "") -> Path:
 
 def cached_probabilities(demo_file: Path, key: str, predictor: Any, frames: np.ndarray, instruction: str,
                          size: int, view: str = "") -> np.ndarray:
-    """:func:`lite_probabilities` of an episode through its cache file: read when it holds ``len(frames)``
-    frames for ``instruction``, else computed and written (atomically, no pickles)."""
+    """:func:`lite_probabilities` of an episode through its cache file: read when it was computed from these very
+    ``frames`` (their :func:`frames_digest`) for ``instruction``, else computed and written (atomically, no pickles):
+    frames re-rendered since (``gripper-views --static`` again) or a cache of an older format are computed anew."""
     path = prob_cache_file(demo_file, key, view)
+    digest = frames_digest(frames)
     if path.is_file():
         with np.load(path, allow_pickle=False) as z:
             prob, cached_instr = z["prob"], str(z["instruction"])
-        if cached_instr == instruction and prob.shape == (len(frames), size, size):
+            cached_digest = str(z["frames_digest"]) if "frames_digest" in z.files else ""
+        if (cached_instr, cached_digest) == (instruction, digest) and prob.shape == (len(frames), size, size):
             return prob
     prob = lite_probabilities(predictor, frames, instruction, size)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npz")
-    np.savez(tmp, prob=prob, instruction=np.array(instruction))
+    np.savez(tmp, prob=prob, instruction=np.array(instruction), frames_digest=np.array(digest))
     tmp.replace(path)
     return prob
 

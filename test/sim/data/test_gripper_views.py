@@ -82,7 +82,7 @@ def test_static_views_are_rendered_under_the_same_draw_and_train_a_paired_policy
     with np.load(folder / entry["file"], allow_pickle=False) as z:
         wrist = z["rgb_gripper_varied"]
     assert engine.main(["gripper-views", "--demos", str(folder), "--level", "texture", "--static"]) == 0
-    assert "static views by" in capsys.readouterr().out
+    assert "static views (level pose) by" in capsys.readouterr().out
     entry = json.loads((folder / "index.json").read_text())["episodes"][0]
     with np.load(folder / entry["file"], allow_pickle=False) as z:
         recorded, varied = z["rgb_static"], z["rgb_static_varied"]
@@ -103,6 +103,54 @@ def test_static_views_are_rendered_under_the_same_draw_and_train_a_paired_policy
     assert policy.main(["--demos", str(chains), *base[2:], "--out", str(tmp_path / "none"), "--wrist-views", "0.5",
                         "--static-views"]) == 2  # a folder without them
     assert "has no rgb_gripper_varied: add it with `ivm-ros sim-data gripper-views" in capsys.readouterr().err
+
+
+def test_static_pose_recorded_undoes_only_the_jitter_and_renders_stale_views_again(chains, tmp_path, capsys):
+    """``--static-pose recorded``: under ``appearance`` the static camera renders from the scene's own pose (the
+    level's jitter undone) while texture and light are drawn as with the jitter, so the wrist views are the same;
+    a folder whose static views have the other pose is rendered again, then skipped."""
+    entry = json.loads((chains / "index.json").read_text())["episodes"][0]
+    with np.load(chains / entry["file"], allow_pickle=False) as z:
+        robot, scene_obs = z["robot_obs"][:3], z["scene_obs"][:3]
+    env = CalvinSceneEnv(48, 24)
+    try:
+        yaml_pose, render = env.scene.cameras["static"], env.scene.render
+        poses: list = []
+
+        def render_noting_the_static_pose(camera, *a, **k):  # a spy on the real renderer: which pose rendered
+            if camera == "static":
+                poses.append(env.scene.cameras["static"])
+            return render(camera, *a, **k)
+
+        env.scene.render = render_noting_the_static_pose
+        level = episode_views(env, robot, scene_obs, "appearance", 4, ("gripper", "static"))
+        at_level = poses[:]
+        poses.clear()
+        recorded = episode_views(env, robot, scene_obs, "appearance", 4, ("gripper", "static"), "recorded")
+    finally:
+        env.close()
+    n = len(robot)  # the frames' renders (the reset renders its own observation first)
+    assert all(p == yaml_pose for p in poses[-n:]) and all(p != yaml_pose for p in at_level[-n:])
+    assert (recorded["gripper"] == level["gripper"]).all()  # the same texture and light
+    assert not (recorded["static"] == level["static"]).all()
+    folder = tmp_path / "chains"
+    shutil.copytree(chains, folder)
+    assert engine.main(["gripper-views", "--demos", str(folder), "--static"]) == 0
+    assert "static views (level pose)" in capsys.readouterr().out
+    with np.load(folder / entry["file"], allow_pickle=False) as z:
+        jittered = z["rgb_static_varied"]
+    assert engine.main(["gripper-views", "--demos", str(folder), "--static", "--static-pose", "recorded"]) == 0
+    assert "static views (recorded pose)" in capsys.readouterr().out
+    entry = json.loads((folder / "index.json").read_text())["episodes"][0]
+    assert entry["gripper_views"]["static_pose"] == "recorded"
+    with np.load(folder / entry["file"], allow_pickle=False) as z:
+        assert not (z["rgb_static_varied"] == jittered).all()  # rendered again, at the recorded pose
+    before = (folder / entry["file"]).stat().st_mtime_ns
+    add_gripper_views(folder, static=True, static_pose="recorded", progress=False)
+    assert (folder / entry["file"]).stat().st_mtime_ns == before  # now current: skipped
+    with pytest.raises(SystemExit):  # a pose without static views to place
+        engine.main(["gripper-views", "--demos", str(folder), "--static-pose", "recorded"])
+    assert "needs static views (--static)" in capsys.readouterr().err
 
 
 def test_levels_that_add_objects_or_change_no_appearance_are_refused(tmp_path):
