@@ -25,8 +25,8 @@ WEIGHTS = Path(__file__).resolve().parent / "weights"
 #: ``widowx_masked``/``widowx_raw``: SimplerEnv's four WidowX tasks, the masked one on the simulator's
 #: ground-truth masks (run with ``simpler-eval --model groundtruth``; weights/MODEL_CARD_widowx.md).
 SHIPPED = {"masked": WEIGHTS / "policy_masked_v1.msgpack", "raw": WEIGHTS / "policy_raw_v1.msgpack",
-           "calvin_masked": WEIGHTS / "policy_calvin_masked_v7.msgpack",
-           "calvin_raw": WEIGHTS / "policy_calvin_raw_v7.msgpack",
+           "calvin_masked": WEIGHTS / "policy_calvin_masked_v8.msgpack",
+           "calvin_raw": WEIGHTS / "policy_calvin_raw_v8.msgpack",
            "calvin_abc_masked": WEIGHTS / "policy_calvin_abc_masked_v2.msgpack",
            "calvin_abc_raw": WEIGHTS / "policy_calvin_abc_raw_v2.msgpack",
            "widowx_masked": WEIGHTS / "policy_widowx_masked_gt_v1.msgpack",
