@@ -39,6 +39,12 @@ SEED = 1_000_000
 STATIC_POSES = ("level", "recorded")
 
 
+def static_pose_of(views: dict[str, Any]) -> str:
+    """The pose an index entry's ``gripper_views`` stats rendered the static camera at (entries written before
+    ``--static-pose`` existed: "level")."""
+    return views.get("static_pose", "level")
+
+
 def appearance_level(level: str) -> str:
     """``level`` when it changes only what cameras see (no objects, a texture or a light); ValueError otherwise."""
     spec = distractors.check_level(level)
@@ -93,8 +99,9 @@ def add_gripper_views(root: Path, level: str = "appearance", seed: int = SEED, p
         return {f"rgb_{c}_varied": f for c, f in frames.items()}, stats
 
     keys = (KEY, STATIC_KEY) if static else (KEY,)
+
     def stale(entry: dict[str, Any]) -> bool:  # static views of another pose: rendered again
-        return static and entry["gripper_views"].get("static_pose", "level") != static_pose
+        return static and static_pose_of(entry["gripper_views"]) != static_pose
 
     index, done = rerender_episodes(root, keys, "gripper_views", views, "views", progress, static=static,
                                     stale=stale)
@@ -103,11 +110,10 @@ def add_gripper_views(root: Path, level: str = "appearance", seed: int = SEED, p
                               "frames": sum(e["gripper_views"]["frames"] for e in done),
                               "rgb_mad_mean": float(np.mean([e["gripper_views"]["rgb_mad"] for e in done]))
                               if done else 0.0}
-    static_mad = [e["gripper_views"]["static_rgb_mad"] for e in done if "static_rgb_mad" in e["gripper_views"]]
-    if static_mad:
-        index["gripper_views"]["static_rgb_mad_mean"] = float(np.mean(static_mad))
-        index["gripper_views"]["static_poses"] = sorted({e["gripper_views"].get("static_pose", "level") for e in done
-                                                         if "static_rgb_mad" in e["gripper_views"]})
+    with_static = [e["gripper_views"] for e in done if "static_rgb_mad" in e["gripper_views"]]
+    if with_static:
+        index["gripper_views"]["static_rgb_mad_mean"] = float(np.mean([v["static_rgb_mad"] for v in with_static]))
+        index["gripper_views"]["static_poses"] = sorted({static_pose_of(v) for v in with_static})
     _write_index(root, index)
     return index["gripper_views"]
 
