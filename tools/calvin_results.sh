@@ -5,7 +5,7 @@
 # calvin-eval's --resume: a chain's outcome depends only on the settings and the chain, never on the machine.
 #
 #   tools/calvin_results.sh CONDITION [N] [calvin-eval options ...]   # up to the first N chains (default 200)
-#   tools/calvin_results.sh list                                      # the conditions and how far each has got
+#   tools/calvin_results.sh list                                      # the conditions, chains so far, avg len
 #
 # CONDITION: SCENE_masked_MASKS_LEVEL or SCENE_raw_LEVEL, e.g. D_masked_lite_paper-large, D_raw_none. SCENE is
 # the evaluation scene of the D->D policies (v8), or TRAIN-SCENE for the policies of another split: ABC-D is the
@@ -25,8 +25,12 @@ if [ "${1:-}" = list ] || [ $# -eq 0 ]; then
   for d in "$ROOT"/*/; do
     [ -d "$d" ] || continue
     c=$(basename "$d")
-    n=$( [ -f "$d/chains.jsonl" ] && wc -l <"$d/chains.jsonl" || echo 0)
-    echo "$c: $n chains"
+    if [ -f "$d/chains.jsonl" ]; then  # chains so far and their avg len (subtasks completed per chain)
+      awk -v c="$c" -F'"completed": ' '{split($2, v, ","); s += v[1]; n++}
+        END {printf "%s: %d chains, avg len %.2f\n", c, n, n ? s / n : 0}' "$d/chains.jsonl"
+    else
+      echo "$c: 0 chains"
+    fi
   done
   exit 0
 fi

@@ -76,7 +76,9 @@ def test_summary_matches_the_rows(folder: Path) -> None:
 def test_runner_lists_conditions_and_refuses_unknown_ones() -> None:
     out = subprocess.run([str(SCRIPT), "list"], capture_output=True, text=True, check=True).stdout
     for folder in FOLDERS:
-        assert f"{folder.name}: {len(_rows(folder))} chains" in out
+        rows = _rows(folder)
+        avg_len = np.mean([r["completed"] for r in rows])
+        assert f"{folder.name}: {len(rows)} chains, avg len {avg_len:.2f}" in out
     for cond in ("D_octo_lite_none", "AB-D_raw_none", "E_raw_none"):
         bad = subprocess.run([str(SCRIPT), cond], capture_output=True, text=True)
         assert bad.returncode == 2 and f"unknown condition {cond}" in bad.stderr
