@@ -291,6 +291,24 @@ def plain_view(scene: CalvinScene) -> Iterator[None]:
             p.changeVisualShape(scene.table, -1, textureUniqueId=scene.__dict__["_texture"], physicsClientId=c)
 
 
+@contextmanager
+def hidden_bodies(scene: CalvinScene, bodies: list[int]) -> Iterator[None]:
+    """Inside, ``scene`` renders without ``bodies`` (each visual shape made fully transparent, which the tiny
+    renderer draws as nothing); their colours are put back on leaving. Visual only: poses, collisions and physics
+    are untouched. A diagnostic (the real world has no such switch): ``CalvinSceneEnv(distraction_cameras=
+    "static-all")`` renders the gripper camera without the level's objects this way."""
+    c = scene.client
+    saved = [(body, int(shape[1]), tuple(shape[7])) for body in bodies
+             for shape in p.getVisualShapeData(body, physicsClientId=c)]
+    for body, link, _ in saved:
+        p.changeVisualShape(body, link, rgbaColor=[1.0, 1.0, 1.0, 0.0], physicsClientId=c)
+    try:
+        yield
+    finally:
+        for body, link, rgba in saved:
+            p.changeVisualShape(body, link, rgbaColor=list(rgba), physicsClientId=c)
+
+
 def begin_subtask(scene: CalvinScene, bodies: list[int], task: str) -> list[int]:
     """Readies the distractors of ``scene`` for a chain's next subtask ``task`` (look-alikes follow the named block,
     nothing stays in the task's keep-out; :func:`ivm_ros_sim.calvin.workspace_distractors.begin_subtask`).

@@ -17,7 +17,8 @@ reaching ``max_steps`` (CALVIN: 360 per subtask).
 
 from __future__ import annotations
 
-from contextlib import nullcontext
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -102,7 +103,7 @@ class PandaController:
 
 
 #: :class:`CalvinSceneEnv`'s ``distraction_cameras`` choices
-DISTRACTION_CAMERAS = ("both", "static")
+DISTRACTION_CAMERAS = ("both", "static", "static-all")
 
 
 def check_distraction_cameras(value: str) -> None:
@@ -122,9 +123,10 @@ class CalvinSceneEnv:
         render_gripper: render ``rgb_gripper`` (False leaves a zero image, to save time).
         segmentation: also return segmentation images (needed for ground-truth masks).
         max_steps: truncation horizon per episode.
-        distraction_cameras: which cameras see a level's table texture and lighting: "both" (the world as it is) or
-            "static" (a diagnostic: the gripper camera renders the scene's own texture and light,
-            :func:`~ivm_ros_sim.calvin.distractors.plain_view`; objects are seen by both either way).
+        distraction_cameras: which cameras see a level: "both" (the world as it is), "static" (a diagnostic: the
+            gripper camera renders the scene's own texture and light, :func:`~ivm_ros_sim.calvin.distractors.
+            plain_view`; objects are seen by both) or "static-all" (also without the level's objects,
+            :func:`~ivm_ros_sim.calvin.distractors.hidden_bodies`: the gripper camera sees none of the level).
     """
 
     def __init__(self, static_size: int = 200, gripper_size: int = 84, render: bool = True,
@@ -313,6 +315,19 @@ class CalvinSceneEnv:
             raise RuntimeError("call reset() first")
         return T.success(self.task, self.start_state, self.state())
 
+    @contextmanager
+    def _gripper_view(self) -> Iterator[None]:
+        """What of the level the gripper camera sees (``distraction_cameras``)."""
+        if self.distraction_cameras == "both":
+            yield
+            return
+        with dist.plain_view(self.scene):
+            if self.distraction_cameras == "static-all":
+                with dist.hidden_bodies(self.scene, self.distractor_bodies):
+                    yield
+            else:
+                yield
+
     def observe(self) -> dict[str, np.ndarray]:
         """The current observation dict (renders the cameras; see the module docstring)."""
         s = self.scene
@@ -323,7 +338,7 @@ class CalvinSceneEnv:
             rgb_s, seg_s = np.zeros((spec.height, spec.width, 3), np.uint8), None
         obs = {"rgb_static": rgb_s}
         if self.render and self.render_gripper:
-            with dist.plain_view(s) if self.distraction_cameras == "static" else nullcontext():
+            with self._gripper_view():
                 rgb_g, seg_g = s.render("gripper", self.segmentation)
         else:
             spec = s.cameras["gripper"]

@@ -31,7 +31,8 @@ class EvalSettings:
     model_config: tuple[tuple[str, Any], ...] = ()
     scene: str = "D"
     distraction: str = "none"
-    distraction_cameras: str = "both"  # both | static (diagnostic: the gripper camera sees no texture/lighting)
+    distraction_cameras: str = "both"  # both | static | static-all (diagnostics: the gripper camera sees no
+    # texture/lighting; static-all: nor the level's objects)
     seed: int = 0
     max_steps: int = EP_LEN
     static_size: int = 200
@@ -138,8 +139,8 @@ def check_settings(settings: EvalSettings) -> None:
 
     check_distraction_cameras(settings.distraction_cameras)
     if settings.distraction_cameras != "both" and settings.transport != "direct":
-        raise ValueError("distraction_cameras 'static' is a diagnostic of the direct transport (sim_node renders "
-                         "both cameras as the world is)")
+        raise ValueError(f"distraction_cameras {settings.distraction_cameras!r} is a diagnostic of the direct "
+                         "transport (sim_node renders both cameras as the world is)")
     if settings.wrist_model not in ("", "groundtruth"):
         raise ValueError(f"wrist_model must be groundtruth or empty, got {settings.wrist_model!r} (no predictor of "
                          "wrist views exists yet)")

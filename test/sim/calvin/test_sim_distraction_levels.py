@@ -289,3 +289,26 @@ def test_distraction_cameras_static_keeps_the_gripper_view_plain():
         plain.close()
     with pytest.raises(ValueError, match="distraction_cameras"):
         CalvinSceneEnv(static_size=32, gripper_size=16, distraction_cameras="gripper")
+
+
+def test_distraction_cameras_static_all_hides_the_levels_objects_from_the_gripper_view_only():
+    both = CalvinSceneEnv(static_size=64, gripper_size=32)
+    diag = CalvinSceneEnv(static_size=64, gripper_size=32, distraction_cameras="static-all")
+    try:
+        clean = both.reset(seed=6, task="lift_red_block_table", distraction="none")[0]
+        shown = both.reset(seed=6, task="lift_red_block_table", distraction="paper-large")[0]
+        seen = diag.reset(seed=6, task="lift_red_block_table", distraction="paper-large")[0]
+        assert diag.distractor_bodies
+        assert not np.array_equal(shown["rgb_gripper"], clean["rgb_gripper"])
+        np.testing.assert_array_equal(seen["rgb_gripper"], clean["rgb_gripper"])  # no objects, texture or light
+        np.testing.assert_array_equal(seen["rgb_static"], shown["rgb_static"])  # the static camera sees them all
+        np.testing.assert_array_equal(seen["scene_obs"], shown["scene_obs"])  # visual only: the world is the same
+        np.testing.assert_array_equal(diag.scene.render("gripper")[0], shown["rgb_gripper"])  # colours put back
+        act = np.array([0.5, 0.0, -0.5, 0.0, 0.0, 0.0, 1.0])
+        for _ in range(5):  # stepping is unchanged by the hiding
+            a, b = both.step(act)[0], diag.step(act)[0]
+        np.testing.assert_array_equal(a["robot_obs"], b["robot_obs"])
+        np.testing.assert_array_equal(a["rgb_static"], b["rgb_static"])
+    finally:
+        both.close()
+        diag.close()
