@@ -26,6 +26,7 @@ import pybullet as p
 from gymnasium import spaces
 from ivm_ros_sim.calvin import distractors as dist
 from ivm_ros_sim.calvin import tasks as T
+from ivm_ros_sim.calvin import workspace_distractors as ws
 from ivm_ros_sim.calvin.scene import (
     ARM_JOINTS,
     BLOCKS,
@@ -103,7 +104,7 @@ class PandaController:
 
 
 #: :class:`CalvinSceneEnv`'s ``distraction_cameras`` choices
-DISTRACTION_CAMERAS = ("both", "static", "static-all")
+DISTRACTION_CAMERAS = ("both", "static", "static-all", "none")
 
 
 def check_distraction_cameras(value: str) -> None:
@@ -125,8 +126,10 @@ class CalvinSceneEnv:
         max_steps: truncation horizon per episode.
         distraction_cameras: which cameras see a level: "both" (the world as it is), "static" (a diagnostic: the
             gripper camera renders the scene's own texture and light, :func:`~ivm_ros_sim.calvin.distractors.
-            plain_view`; objects are seen by both) or "static-all" (also without the level's objects,
-            :func:`~ivm_ros_sim.calvin.distractors.hidden_bodies`: the gripper camera sees none of the level).
+            plain_view`; objects are seen by both), "static-all" (also without the level's objects,
+            :func:`~ivm_ros_sim.calvin.distractors.hidden_bodies`: the gripper camera sees none of the level) or
+            "none" (neither camera sees any of it, the static camera's jitter undone too: what is left of a level
+            is its objects' physical presence).
     """
 
     def __init__(self, static_size: int = 200, gripper_size: int = 84, render: bool = True,
@@ -316,29 +319,31 @@ class CalvinSceneEnv:
         return T.success(self.task, self.start_state, self.state())
 
     @contextmanager
-    def _gripper_view(self) -> Iterator[None]:
-        """What of the level the gripper camera sees (``distraction_cameras``)."""
-        if self.distraction_cameras == "both":
+    def _view(self, camera: str) -> Iterator[None]:
+        """What of the level ``camera`` ("static" or "gripper") sees (``distraction_cameras``)."""
+        mode = self.distraction_cameras
+        if mode == "both" or (camera == "static" and mode != "none"):
             yield
             return
         with dist.plain_view(self.scene):
-            if self.distraction_cameras == "static-all":
-                with dist.hidden_bodies(self.scene, self.distractor_bodies):
-                    yield
-            else:
+            if mode == "static":
+                yield
+                return
+            with dist.hidden_bodies(self.scene, self.distractor_bodies), ws.unjittered_camera(self.scene):
                 yield
 
     def observe(self) -> dict[str, np.ndarray]:
         """The current observation dict (renders the cameras; see the module docstring)."""
         s = self.scene
         if self.render:
-            rgb_s, seg_s = s.render("static", self.segmentation)
+            with self._view("static"):
+                rgb_s, seg_s = s.render("static", self.segmentation)
         else:
             spec = s.cameras["static"]
             rgb_s, seg_s = np.zeros((spec.height, spec.width, 3), np.uint8), None
         obs = {"rgb_static": rgb_s}
         if self.render and self.render_gripper:
-            with self._gripper_view():
+            with self._view("gripper"):
                 rgb_g, seg_g = s.render("gripper", self.segmentation)
         else:
             spec = s.cameras["gripper"]

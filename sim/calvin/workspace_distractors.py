@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -272,6 +273,18 @@ def restore_camera(scene: CalvinScene) -> None:
     base = scene.__dict__.get("_static_camera")
     if base is not None:
         scene.cameras["static"] = base
+
+
+@contextmanager
+def unjittered_camera(scene: CalvinScene) -> Iterator[None]:
+    """Inside, the static camera stands where the scene's YAML has it; a jitter (:func:`jitter_camera`) is put back
+    on leaving. A diagnostic (``CalvinSceneEnv(distraction_cameras="none")``)."""
+    jittered = scene.cameras["static"]
+    restore_camera(scene)
+    try:
+        yield
+    finally:
+        scene.cameras["static"] = jittered
 
 
 def jitter_camera(scene: CalvinScene, rng: np.random.Generator) -> np.ndarray:

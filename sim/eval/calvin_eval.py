@@ -174,8 +174,9 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--distraction", choices=tuple(distractors.LEVELS), default="none")
     ap.add_argument("--distraction-cameras", choices=DISTRACTION_CAMERAS, default="both",
                     help="which cameras see the level: both (the world as it is); diagnostics (direct transport "
-                    "only): static (the gripper camera sees the scene's own table texture and light) or static-all "
-                    "(nor the level's objects)")
+                    "only): static (the gripper camera sees the scene's own table texture and light), static-all "
+                    "(nor the level's objects) or none (neither camera sees the level: only its objects' physics "
+                    "remains)")
     ap.add_argument("--chains", type=int, default=N_CHAINS, help="the first N of the official 1000 chains")
     ap.add_argument("--start", type=int, default=0, help="index of the first chain")
     ap.add_argument("--max-steps", type=int, default=360, help="steps per subtask (CALVIN: 360)")

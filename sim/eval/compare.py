@@ -55,7 +55,8 @@ def label(settings: dict[str, Any]) -> str:
             parts[-1] += f" + wrist {settings['wrist_model']}"
     parts.append(settings.get("distraction", "none"))
     if settings.get("distraction_cameras", "both") != "both":
-        only = {"static": "static camera only", "static-all": "gripper camera sees none of it"}
+        only = {"static": "static camera only", "static-all": "gripper camera sees none of it",
+                "none": "no camera sees it"}
         parts[-1] += f" ({only.get(settings['distraction_cameras'], settings['distraction_cameras'])})"
     if settings.get("scene", "D") != "D":
         parts.append(f"scene {settings['scene']}")

@@ -31,8 +31,8 @@ class EvalSettings:
     model_config: tuple[tuple[str, Any], ...] = ()
     scene: str = "D"
     distraction: str = "none"
-    distraction_cameras: str = "both"  # both | static | static-all (diagnostics: the gripper camera sees no
-    # texture/lighting; static-all: nor the level's objects)
+    distraction_cameras: str = "both"  # both | static | static-all | none (diagnostics: the gripper camera sees no
+    # texture/lighting; static-all: nor the level's objects; none: neither camera sees the level)
     seed: int = 0
     max_steps: int = EP_LEN
     static_size: int = 200

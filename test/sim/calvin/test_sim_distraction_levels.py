@@ -312,3 +312,20 @@ def test_distraction_cameras_static_all_hides_the_levels_objects_from_the_grippe
     finally:
         both.close()
         diag.close()
+
+
+def test_distraction_cameras_none_leaves_only_the_levels_physics():
+    both = CalvinSceneEnv(static_size=64, gripper_size=32, segmentation=True)
+    diag = CalvinSceneEnv(static_size=64, gripper_size=32, segmentation=True, distraction_cameras="none")
+    try:
+        clean = both.reset(seed=6, task="lift_red_block_table", distraction="none")[0]
+        shown = both.reset(seed=6, task="lift_red_block_table", distraction="paper-large")[0]
+        seen = diag.reset(seed=6, task="lift_red_block_table", distraction="paper-large")[0]
+        assert not np.array_equal(shown["rgb_static"], clean["rgb_static"])
+        for key in ("rgb_static", "rgb_gripper", "seg_static"):  # no object, texture, light or camera jitter
+            np.testing.assert_array_equal(seen[key], clean[key])
+        np.testing.assert_array_equal(seen["scene_obs"], shown["scene_obs"])
+        np.testing.assert_array_equal(diag.scene.render("static")[0], shown["rgb_static"])  # jitter put back
+    finally:
+        both.close()
+        diag.close()

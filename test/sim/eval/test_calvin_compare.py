@@ -49,6 +49,7 @@ def test_runs_of_two_policy_files_are_told_apart():
     assert compare.label(diag) == "embedded policy_calvin_raw_v7, masking lite, appearance (static camera only)"
     hidden = {**named, "distraction": "paper-large", "distraction_cameras": "static-all"}
     assert compare.label(hidden).endswith("paper-large (gripper camera sees none of it)")
+    assert compare.label(hidden | {"distraction_cameras": "none"}).endswith("paper-large (no camera sees it)")
 
 
 def test_per_task_counts_attempts_up_to_the_first_failure(tmp_path, capsys):
