@@ -309,6 +309,23 @@ def hidden_bodies(scene: CalvinScene, bodies: list[int]) -> Iterator[None]:
             p.changeVisualShape(body, link, rgbaColor=list(rgba), physicsClientId=c)
 
 
+@contextmanager
+def camera_view(scene: CalvinScene, camera: str, mode: str, bodies: list[int]) -> Iterator[None]:
+    """Inside, ``camera`` ("static" or "gripper") renders what ``mode`` (``CalvinSceneEnv``'s ``distraction_cameras``)
+    lets it see of the level whose objects are ``bodies``: everything ("both"; "static" and "static-all" for the
+    static camera), the scene's own texture and light ("static"), nor the objects ("static-all"), nor the static
+    camera's jitter ("none")."""
+    if mode == "both" or (camera == "static" and mode != "none"):
+        yield
+        return
+    with plain_view(scene):
+        if mode == "static":
+            yield
+            return
+        with hidden_bodies(scene, bodies), ws.unjittered_camera(scene):
+            yield
+
+
 def begin_subtask(scene: CalvinScene, bodies: list[int], task: str) -> list[int]:
     """Readies the distractors of ``scene`` for a chain's next subtask ``task`` (look-alikes follow the named block,
     nothing stays in the task's keep-out; :func:`ivm_ros_sim.calvin.workspace_distractors.begin_subtask`).

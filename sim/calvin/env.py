@@ -17,8 +17,6 @@ reaching ``max_steps`` (CALVIN: 360 per subtask).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -26,7 +24,6 @@ import pybullet as p
 from gymnasium import spaces
 from ivm_ros_sim.calvin import distractors as dist
 from ivm_ros_sim.calvin import tasks as T
-from ivm_ros_sim.calvin import workspace_distractors as ws
 from ivm_ros_sim.calvin.scene import (
     ARM_JOINTS,
     BLOCKS,
@@ -318,32 +315,18 @@ class CalvinSceneEnv:
             raise RuntimeError("call reset() first")
         return T.success(self.task, self.start_state, self.state())
 
-    @contextmanager
-    def _view(self, camera: str) -> Iterator[None]:
-        """What of the level ``camera`` ("static" or "gripper") sees (``distraction_cameras``)."""
-        mode = self.distraction_cameras
-        if mode == "both" or (camera == "static" and mode != "none"):
-            yield
-            return
-        with dist.plain_view(self.scene):
-            if mode == "static":
-                yield
-                return
-            with dist.hidden_bodies(self.scene, self.distractor_bodies), ws.unjittered_camera(self.scene):
-                yield
-
     def observe(self) -> dict[str, np.ndarray]:
         """The current observation dict (renders the cameras; see the module docstring)."""
         s = self.scene
         if self.render:
-            with self._view("static"):
+            with dist.camera_view(s, "static", self.distraction_cameras, self.distractor_bodies):
                 rgb_s, seg_s = s.render("static", self.segmentation)
         else:
             spec = s.cameras["static"]
             rgb_s, seg_s = np.zeros((spec.height, spec.width, 3), np.uint8), None
         obs = {"rgb_static": rgb_s}
         if self.render and self.render_gripper:
-            with self._view("gripper"):
+            with dist.camera_view(s, "gripper", self.distraction_cameras, self.distractor_bodies):
                 rgb_g, seg_g = s.render("gripper", self.segmentation)
         else:
             spec = s.cameras["gripper"]
