@@ -298,15 +298,20 @@ def hidden_bodies(scene: CalvinScene, bodies: list[int]) -> Iterator[None]:
     are untouched. A diagnostic (the real world has no such switch): ``CalvinSceneEnv(distraction_cameras=
     "static-all")`` renders the gripper camera without the level's objects this way."""
     c = scene.client
-    saved = [(body, int(shape[1]), tuple(shape[7])) for body in bodies
-             for shape in p.getVisualShapeData(body, physicsClientId=c)]
-    for body, link, _ in saved:
-        p.changeVisualShape(body, link, rgbaColor=[1.0, 1.0, 1.0, 0.0], physicsClientId=c)
+    saved = []  # (body, link, index of the shape within its link, rgba): a link may hold shapes of several colours
+    for body in bodies:
+        shapes_of: dict[int, int] = {}
+        for shape in p.getVisualShapeData(body, physicsClientId=c):
+            link = int(shape[1])
+            saved.append((body, link, shapes_of.get(link, 0), list(shape[7])))
+            shapes_of[link] = shapes_of.get(link, 0) + 1
+    for body, link, index, _ in saved:
+        p.changeVisualShape(body, link, shapeIndex=index, rgbaColor=[1.0, 1.0, 1.0, 0.0], physicsClientId=c)
     try:
         yield
     finally:
-        for body, link, rgba in saved:
-            p.changeVisualShape(body, link, rgbaColor=list(rgba), physicsClientId=c)
+        for body, link, index, rgba in saved:
+            p.changeVisualShape(body, link, shapeIndex=index, rgbaColor=rgba, physicsClientId=c)
 
 
 @contextmanager

@@ -329,3 +329,35 @@ def test_distraction_cameras_none_leaves_only_the_levels_physics():
     finally:
         both.close()
         diag.close()
+
+
+def test_hidden_bodies_gives_each_shape_of_a_link_its_own_colour_back(tmp_path):
+    import types
+
+    urdf = tmp_path / "two.urdf"  # one link, two visual shapes of different colours
+    urdf.write_text('<robot name="two"><link name="base"><inertial><mass value="0"/><inertia ixx="0" ixy="0" ixz="0" '
+                    'iyy="0" iyz="0" izz="0"/></inertial>' + "".join(
+                        f'<visual><origin xyz="{x} 0 0"/><geometry><box size="0.04 0.04 0.04"/></geometry>'
+                        f'<material name="m{i}"><color rgba="{rgba}"/></material></visual>'
+                        for i, (x, rgba) in enumerate([(-0.03, "1 0 0 1"), (0.03, "0 0 1 1")])) + "</link></robot>")
+    c = p.connect(p.DIRECT)
+    try:
+        body = p.loadURDF(str(urdf), physicsClientId=c)
+        view = p.computeViewMatrix([0, -0.3, 0.1], [0, 0, 0], [0, 0, 1])
+        proj = p.computeProjectionMatrixFOV(40, 1, 0.01, 2)
+
+        def render() -> np.ndarray:
+            return np.asarray(p.getCameraImage(64, 64, view, proj, renderer=p.ER_TINY_RENDERER,
+                                               physicsClientId=c)[2]).reshape(64, 64, 4)[:, :, :3]
+
+        def boxes(img: np.ndarray) -> tuple[int, int]:  # red and blue pixels
+            r, g, b = (img[:, :, k].astype(int) for k in range(3))
+            return int(((r > 100) & (g < 60) & (b < 60)).sum()), int(((b > 100) & (r < 60) & (g < 60)).sum())
+
+        before = render()
+        assert min(boxes(before)) > 50
+        with dist.hidden_bodies(types.SimpleNamespace(client=c), [body]):
+            assert boxes(render()) == (0, 0)
+        np.testing.assert_array_equal(render(), before)  # red stays red, blue stays blue
+    finally:
+        p.disconnect(c)
