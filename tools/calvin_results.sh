@@ -10,7 +10,8 @@
 # CONDITION: SCENE_masked_MASKS_LEVEL or SCENE_raw_LEVEL, e.g. D_masked_lite_paper-large, D_raw_none. SCENE is
 # the evaluation scene of the D->D policies (v8), or TRAIN-SCENE for the policies of another split: ABC-D is the
 # ABC->D split (policies trained on scenes A, B, C, calvin_abc v2) evaluated in scene D. MASKS is
-# lite (lite_v2, the shipped default), litev3 (lite_v3) or gt (ground truth from the simulator's segmentation);
+# lite (lite_v2, the shipped default), litev3 (lite_v3), liteabc (lite_v2_abc: never saw scene D, for ABC-D) or gt
+# (ground truth from the simulator's segmentation);
 # LEVEL a distraction level (none, paper-large, paper-xlarge, ...). `list` shows the ones kept. Policies and masks
 # are pinned by file and name (the shipped D->D v8 and ABC->D v2 policies, lite_v2 / lite_v3), so a later default
 # cannot mix into a folder: calvin-eval refuses a folder whose settings.json differs. The folders of the policies
@@ -54,6 +55,7 @@ args=(--masking "$masking" --policy-config "checkpoint=$WEIGHTS/policy_${policie
 case "$policy/$masks" in
   masked/lite) args+=(--model lite --model-config checkpoint=lite_v2) ;;
   masked/litev3) args+=(--model lite --model-config checkpoint=lite_v3) ;;
+  masked/liteabc) args+=(--model lite --model-config checkpoint=lite_v2_abc) ;;
   masked/gt) args+=(--model groundtruth) ;;
   raw/none) ;;
   *) unknown ;;

@@ -15,8 +15,9 @@ colour swaps, as options of :func:`ivm_ros_sim.data.engine.generate_ivm`.
   the original samples are the ones the same run without swaps writes (the count ends earlier).
 
 Named mixes (:data:`MIXES`) bundle these for ``ivm-ros sim-data ivm --mix`` and ``ivm-ros sim-train-lite --mix``:
-``v2`` is the shipped lite_v2's data (the defaults), ``v3`` and ``v3-abc`` the lite v3 mixes (scenes A-D for the
-D->D model, A-C for ABC->D).
+``v2`` is the shipped lite_v2's data (the defaults), ``v2-abc`` the same data from scenes A, B, C only (lite_v2_abc:
+masks for ABC->D that never saw scene D), ``v3`` and ``v3-abc`` the lite v3 mixes (scenes A-D for the D->D model,
+A-C for ABC->D).
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ class MixSpec:
 
 MIXES: dict[str, MixSpec] = {
     "v2": MixSpec(V2_LEVELS, None, 0.0),
+    "v2-abc": MixSpec(V2_LEVELS, "A,B,C", 0.0),
     "v3": MixSpec(V3_LEVELS, "A,B,C,D", 0.5),
     "v3-abc": MixSpec(V3_LEVELS, "A,B,C", 0.5),
 }
@@ -165,7 +167,8 @@ def add_mix_arguments(parser: argparse.ArgumentParser, extra: dict[str, str] | N
     ``extra``: more ``--mix`` choices the caller handles itself, name -> help (``sim-train-lite``: ``simpler``)."""
     extra = extra or {}
     parser.add_argument("--mix", default="v2", choices=tuple(MIXES) + tuple(extra),
-                        help="named data mix: v2 (lite_v2's data), v3 (hard cases, scenes A-D), v3-abc (scenes A-C)"
+                        help="named data mix: v2 (lite_v2's data), v2-abc (v2 from scenes A-C), v3 (hard cases, scenes "
+                        "A-D), v3-abc (scenes A-C)"
                         + "".join(f", {k} ({v})" for k, v in extra.items()))
     parser.add_argument("--levels", default=None,
                         help=f"distraction levels, name[:weight],... (default: the mix's; v2: {V2_LEVELS})")

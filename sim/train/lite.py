@@ -33,6 +33,7 @@ import json
 import shutil
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -81,7 +82,7 @@ SHIP = "dwsl"  # the method whose generator ``--ship`` installs
 #: ``--mix`` -> the checkpoint name ``--ship`` installs it as (a name of ``checkpoint.NAMED``, card
 #: ``checkpoint.CARDS``); only the mix as defined (no ``--levels`` / ``--scenes`` / ``--swap-fraction``)
 #: ships.
-SHIP_NAMES = {"v2": checkpoint.SHIPPED_NAME, "v3": "lite_v3", "v3-abc": "lite_v3_abc"}
+SHIP_NAMES = {"v2": checkpoint.SHIPPED_NAME, "v2-abc": "lite_v2_abc", "v3": "lite_v3", "v3-abc": "lite_v3_abc"}
 
 
 def make_data(root: Path, train_samples: int, eval_samples: int, seed: int, machine_fraction: float,
@@ -123,12 +124,12 @@ def _listed(value: Any) -> Any:
 
 
 def eval_sets(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
-    """The evaluation sets of this run: :data:`EVAL_SETS`, plus :data:`HARD_EVAL_SETS` for a mix other than v2;
-    :data:`SIMPLER_EVAL_SETS` for ``--mix simpler``."""
+    """The evaluation sets of this run: :data:`EVAL_SETS`, plus :data:`HARD_EVAL_SETS` for a mix other than v2 and
+    v2-abc (lite_v2's recipe, its sets); :data:`SIMPLER_EVAL_SETS` for ``--mix simpler``."""
     mix = getattr(args, "mix", "v2")
     if mix == "simpler":
         return SIMPLER_EVAL_SETS
-    return EVAL_SETS if mix == "v2" else EVAL_SETS | HARD_EVAL_SETS
+    return EVAL_SETS if mix in ("v2", "v2-abc") else EVAL_SETS | HARD_EVAL_SETS
 
 
 def family_column(data: IVMSet) -> np.ndarray:
@@ -432,8 +433,9 @@ def _data_description(report: dict[str, Any], ship: str, args: argparse.Namespac
             " paraphrases.")
 
 
-def regenerate_command(args: argparse.Namespace) -> str:
-    """The ``ivm-ros sim-train-lite`` command line that repeats this run (as the model card gives it)."""
+def regenerate_command(args: argparse.Namespace, trained: Sequence[str] | None = None) -> str:
+    """The ``ivm-ros sim-train-lite`` command line that repeats this run (as the model card gives it); ``trained``:
+    the methods the run's folder holds (``--methods`` when they are not the default ones; None: the default)."""
     cmd = (f"ivm-ros sim-train-lite --samples {args.samples} --machine-fraction {args.machine_fraction} "
            f"--machine-error {args.machine_error} --machine-errors {args.machine_errors} "
            f"--eval-samples {args.eval_samples} --steps {args.steps} --batch-size {args.batch_size} "
@@ -443,6 +445,8 @@ def regenerate_command(args: argparse.Namespace) -> str:
         cmd += f" --init {args.init}"
     if args.data_seed is not None and args.data_seed != args.seed:
         cmd += f" --data-seed {args.data_seed}"
+    if trained is not None and set(trained) != set(default_methods(args)):
+        cmd += f" --methods {','.join(m for m in METHODS if m in trained)}"
     if args.ship:
         cmd += " --ship"
     return cmd
@@ -455,7 +459,7 @@ def _card_training(report: dict[str, Any], ship: str, args: argparse.Namespace) 
     weights = methods[ship].get("mean_weight", {})
     train_minutes = sum(r["train_seconds"] for r in methods.values()) / 60
     a = report["arch"]
-    cmd, place = regenerate_command(args), _scenes(args, "scene D")
+    cmd, place = regenerate_command(args, tuple(methods)), _scenes(args, "scene D")
     start = f"fine-tuned from `{Path(init_path(args)).name}`" if init_path(args) else "from scratch"
     source = (f"frames of its own PyBullet CALVIN {place} (`sim/`)" if args.mix != "simpler" else
               "SimplerEnv WidowX frames\n(`ivm-ros sim-data simpler-ivm`: the release's objects over its real Bridge"
@@ -522,6 +526,12 @@ def run_arch(args: argparse.Namespace) -> LiteArch:
     return arch
 
 
+def default_methods(args: argparse.Namespace) -> tuple[str, ...]:
+    """The methods a run trains without ``--methods``: all of them, or sl_hq alone for ``--mix simpler`` with exact
+    labels (``--machine-fraction`` resolved)."""
+    return ("sl_hq",) if args.mix == "simpler" and not args.machine_fraction else METHODS
+
+
 def _resolve(ap: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """Fills the defaults that depend on ``--mix`` (machine fraction, methods) and ``args.data_mix``; argparse
     errors for options that do not fit together."""
@@ -529,7 +539,7 @@ def _resolve(ap: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     if args.machine_fraction is None:
         args.machine_fraction = 0.0 if simpler else 0.8
     if args.methods is None:
-        args.methods = "sl_hq" if simpler and not args.machine_fraction else ",".join(METHODS)
+        args.methods = ",".join(default_methods(args))
     try:
         if simpler:
             given = [f for f, v in (("--levels", args.levels), ("--scenes", args.scenes),

@@ -475,7 +475,7 @@ def parser() -> argparse.ArgumentParser:
                     "gripper-masks`; evaluated with --model groundtruth, which masks both cameras)")
     ap.add_argument("--lite", default="",
                     help="the lite checkpoint that masks the masked policy's frames (--masks lite): a shipped name "
-                    "(lite_v2, lite_simpler_v1, lite_v3) or a file; default lite_v2")
+                    "(lite_v2, lite_simpler_v1, lite_v3, lite_v2_abc) or a file; default lite_v2")
     ap.add_argument("--drop-gripper-action", action="store_true",
                     help="leave robot_obs[14] (the last gripper action) out of the proprio: the official CALVIN "
                     "evaluation does not reset it between chains (WidowX demos: the gripper command, entry 7)")

@@ -265,7 +265,7 @@ def test_shipped_card_describes_the_shipped_weights():
 
 
 def test_every_named_checkpoint_loads_by_name_and_its_card_names_its_weights():
-    """model_config.checkpoint takes a shipped name (lite_v2, lite_simpler_v1, lite_v3) as well as a file;
+    """model_config.checkpoint takes a shipped name (lite_v2, lite_simpler_v1, lite_v3, lite_v2_abc) or a file;
     each named file's card carries its tensor digest; an unknown name is refused with the shipped names."""
     cards = ck.CARDS
     assert {"lite_v2", "lite_simpler_v1"} <= set(ck.NAMED) == set(cards) and ck.resolve("") == ck.SHIPPED

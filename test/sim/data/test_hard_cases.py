@@ -163,3 +163,21 @@ def test_sim_data_mix_command(tmp_path, capsys):
                                                                                                None)
     with pytest.raises(SystemExit):
         engine.main(["ivm", "--out", str(tmp_path / "x"), "--levels", "extreme:2"])
+
+
+def test_v2_abc_mix_is_v2_from_scenes_a_b_c():
+    """lite_v2_abc's data: lite_v2's levels and labels without swaps, each episode's scene drawn from A, B, C (the
+    same arguments as ``--mix v2 --scenes A,B,C``, which trained it), evaluated on v2's scene-D sets, shipped under
+    its own registered name."""
+    import argparse
+
+    from ivm_ros_sim.train import lite
+
+    from ivm_ros.models.lite import checkpoint
+
+    abc = hc.resolve("v2-abc")
+    assert abc == hc.resolve("v2", scenes="A,B,C")
+    assert abc["levels"] == hc.resolve("v2")["levels"] and abc["swap_fraction"] == 0.0
+    assert abc["scenes"] == ("A", "B", "C") and "D" not in abc["scenes"]
+    assert lite.eval_sets(argparse.Namespace(mix="v2-abc")) == lite.EVAL_SETS  # held-out scene-D episodes
+    assert lite.SHIP_NAMES["v2-abc"] == "lite_v2_abc" and "lite_v2_abc" in checkpoint.NAMED

@@ -19,7 +19,7 @@ FOLDERS = sorted(p for p in ROOT.iterdir() if p.is_dir()) if ROOT.is_dir() else 
 EXPERIMENTS = sorted(p for p in (REPO / "results" / "experiments").glob("*/") if p.is_dir())
 SCRIPT = REPO / "tools" / "calvin_results.sh"
 #: The MASKS part of a masked condition's name -> the lite checkpoint tools/calvin_results.sh pins for it.
-LITE_CHECKPOINTS = {"lite": "lite_v2", "litev3": "lite_v3"}
+LITE_CHECKPOINTS = {"lite": "lite_v2", "litev3": "lite_v3", "liteabc": "lite_v2_abc"}
 #: The split before a condition's scene ('' for D->D, ABC for ABC-D) -> the policy files it pins.
 POLICY_FILES = {"": "policy_calvin_{}_v8.msgpack", "ABC": "policy_calvin_abc_{}_v2.msgpack"}
 

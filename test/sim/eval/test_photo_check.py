@@ -84,12 +84,13 @@ def test_check_scores_each_instruction_per_model():
 def test_the_command_runs_the_shipped_lite_models_on_the_real_photo(tmp_path, capsys):
     assert P.main(["--out", str(tmp_path), "--json"]) == 0
     report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert set(report["models"]) == {"lite_v2", "lite_simpler_v1", "lite_v3"} and len(report["rows"]) == 9
-    # measured when lite_simpler_v1 shipped (its model card): the plates found, nothing by lite_v2; lite_v3 (CALVIN
-    # scenes only) finds nothing either
+    assert set(report["models"]) == {"lite_v2", "lite_simpler_v1", "lite_v3", "lite_v2_abc"}
+    assert len(report["rows"]) == 9
+    # measured when lite_simpler_v1 shipped (its model card): the plates found, nothing by lite_v2; lite_v3 and
+    # lite_v2_abc (CALVIN scenes only) find nothing either
     hits = {m: [r["instruction"] for r in report["rows"] if r["models"][m]["hit"]] for m in report["models"]}
     assert hits == {"lite_v2": [], "lite_simpler_v1": ["pick up the red plate", "pick up the green plate"],
-                    "lite_v3": []}
+                    "lite_v3": [], "lite_v2_abc": []}
     assert (tmp_path / "photo_check.jpg").stat().st_size > 10_000
 
 

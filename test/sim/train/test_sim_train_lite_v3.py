@@ -36,7 +36,7 @@ def test_sim_train_lite_v3_mix(tmp_path, capsys, monkeypatch):
         assert made["levels"] == [name] and made["seed"] == lite.HARD_EVAL_SETS[name]["seed"]
         assert made["scene"] == "D" and "scenes" not in made  # held-out scene-D episodes, as lite-eval's
     card = (tmp_path / "run" / "MODEL_CARD.md").read_text()
-    assert "--seed 3 --threads 1 --mix v3`" in card and "scene(s) A/B/C/D (mix `v3`)" in card
+    assert "--seed 3 --threads 1 --mix v3 --methods dwsl,sl_mix`" in card and "scene(s) A/B/C/D (mix `v3`)" in card
     assert "paper-large 25%" in card and "| paper-large | lookalike |" in card
     assert "CALVIN scenes A, B, C, D (`sim/`)" in card and "frames of scenes A, B, C, D: on real" in card
 
@@ -64,7 +64,7 @@ def test_sim_train_lite_v3_mix(tmp_path, capsys, monkeypatch):
     shipped = weights / "lite_v3.safetensors"
     assert shipped.read_bytes() == (tmp_path / "run" / "dwsl.safetensors").read_bytes()
     card = (weights / "MODEL_CARD_v3.md").read_text()
-    assert card.startswith("# lite_v3: ") and "--mix v3 --ship`" in card
+    assert card.startswith("# lite_v3: ") and "--mix v3 --methods dwsl,sl_mix --ship`" in card
     assert f"tensor digest `{checkpoint.tensor_digest(shipped)}`" in card
     assert not (weights / "lite_v2.safetensors").exists() and not (weights / "MODEL_CARD.md").exists()
     args = lite.main.__globals__["argparse"].Namespace(mix="v3", levels=None, scenes="A,B,C", swap_fraction=None)
