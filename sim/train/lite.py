@@ -124,12 +124,12 @@ def _listed(value: Any) -> Any:
 
 
 def eval_sets(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
-    """The evaluation sets of this run: :data:`EVAL_SETS`, plus :data:`HARD_EVAL_SETS` for a mix other than v2 and
-    v2-abc (lite_v2's recipe, its sets); :data:`SIMPLER_EVAL_SETS` for ``--mix simpler``."""
+    """The evaluation sets of this run: :data:`EVAL_SETS`, plus :data:`HARD_EVAL_SETS` for a mix that trains on
+    other levels than lite_v2's (v2 and v2-abc keep v2's sets); :data:`SIMPLER_EVAL_SETS` for ``--mix simpler``."""
     mix = getattr(args, "mix", "v2")
     if mix == "simpler":
         return SIMPLER_EVAL_SETS
-    return EVAL_SETS if mix in ("v2", "v2-abc") else EVAL_SETS | HARD_EVAL_SETS
+    return EVAL_SETS if hc.MIXES[mix].levels == hc.V2_LEVELS else EVAL_SETS | HARD_EVAL_SETS
 
 
 def family_column(data: IVMSet) -> np.ndarray:
@@ -433,9 +433,9 @@ def _data_description(report: dict[str, Any], ship: str, args: argparse.Namespac
             " paraphrases.")
 
 
-def regenerate_command(args: argparse.Namespace, trained: Sequence[str] | None = None) -> str:
+def regenerate_command(args: argparse.Namespace, trained: Sequence[str]) -> str:
     """The ``ivm-ros sim-train-lite`` command line that repeats this run (as the model card gives it); ``trained``:
-    the methods the run's folder holds (``--methods`` when they are not the default ones; None: the default)."""
+    the methods the run's folder holds (``--methods`` when they are not the default ones)."""
     cmd = (f"ivm-ros sim-train-lite --samples {args.samples} --machine-fraction {args.machine_fraction} "
            f"--machine-error {args.machine_error} --machine-errors {args.machine_errors} "
            f"--eval-samples {args.eval_samples} --steps {args.steps} --batch-size {args.batch_size} "
@@ -445,7 +445,7 @@ def regenerate_command(args: argparse.Namespace, trained: Sequence[str] | None =
         cmd += f" --init {args.init}"
     if args.data_seed is not None and args.data_seed != args.seed:
         cmd += f" --data-seed {args.data_seed}"
-    if trained is not None and set(trained) != set(default_methods(args)):
+    if set(trained) != set(default_methods(args)):
         cmd += f" --methods {','.join(m for m in METHODS if m in trained)}"
     if args.ship:
         cmd += " --ship"
