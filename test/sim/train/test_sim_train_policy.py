@@ -50,6 +50,11 @@ def test_sim_train_policy_one_policy_at_a_time(tmp_path, monkeypatch, capsys):
     assert "has no report.json" in capsys.readouterr().err
     card = (weights / "MODEL_CARD_calvin.md").read_text()
     assert "--shift 2 --ship-set calvin --ship`" in card and "random shift of 2 px" in card, card
+    abc_masks = tmp_path / "abc_masks"  # another lite's masks: named in the card and in its regenerate command
+    assert policy.main([*base[:2], "--out", str(abc_masks), *base[4:], "--policies", "masked,raw", "--lite",
+                        "lite_v2_abc", "--ship", "--ship-set", "calvin"]) == 0
+    card = (weights / "MODEL_CARD_calvin.md").read_text()
+    assert "lite IVM model (`lite_v2_abc`)" in card and "--steps 2 --seed 0 --lite lite_v2_abc --ship-set" in card
     assert policy.main([*ship_only[:-1], "calvin_abc"]) == 2  # these demos are scene D's: not the ABC->D split
     assert "never sees scene(s) ['D']" in capsys.readouterr().err
     assert not checkpoint.SHIPPED["calvin_abc_raw"].exists()
@@ -130,11 +135,18 @@ def test_abc_split_demos_are_described_and_checked_across_folders(tmp_path):
     assert cmds == ("`ivm-ros sim-data chains --chains 230 --scenes A,B,C --seed 0 --out DEMOS0`, "
                     "`ivm-ros sim-data chains --chains 228 --scenes A,B,C --seed 2 --out DEMOS1`, then ")
     assert flag == " --demos DEMOS0,DEMOS1"
-    policy.check_ship("calvin_abc", "calvin", "lite", policy.demo_scenes(abc))
+    policy.check_ship("calvin_abc", "calvin", "lite", policy.demo_scenes(abc), "lite_v2_abc")
     with_d = abc + "," + _chains_index(tmp_path / "d", 0, ["D"], 10)
-    with pytest.raises(ValueError, match=r"never sees scene\(s\) \['D'\]"):
-        policy.check_ship("calvin_abc", "calvin", "lite", policy.demo_scenes(with_d))
-    policy.check_ship("calvin", "calvin", "lite", policy.demo_scenes(with_d))  # D->D may see every scene
+    with pytest.raises(ValueError, match=r"never sees scene\(s\) \['D'\], but these policies learnt from demo"):
+        policy.check_ship("calvin_abc", "calvin", "lite", policy.demo_scenes(with_d), "lite_v2_abc")
+    policy.check_ship("calvin", "calvin", "lite", policy.demo_scenes(with_d), "lite_v2")  # D->D may see every scene
+    # the masks are held to the split too: lite_v2 and lite_v3 learnt on scene-D frames, a file's scenes are unknown
+    for lite in ("lite_v2", "lite_v3"):
+        with pytest.raises(ValueError, match=f"masks of {lite}, which learnt on them .--lite lite_v2_abc"):
+            policy.check_ship("calvin_abc", "calvin", "lite", {"A", "B"}, lite)
+    with pytest.raises(ValueError, match="so its scenes are known, not '/tmp/lite.safetensors'"):
+        policy.check_ship("calvin_abc", "calvin", "lite", {"A"}, "/tmp/lite.safetensors")
+    assert set(policy.lite_checkpoint.SCENES) == set(policy.lite_checkpoint.NAMED)  # every shipped name has its scenes
     with pytest.raises(ValueError, match="trained on lite masks, not groundtruth"):
         policy.check_ship("calvin_abc", "calvin", "groundtruth", {"A"})
 
