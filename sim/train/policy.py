@@ -136,10 +136,10 @@ def train(args: argparse.Namespace, out: Path, earlier: dict[str, Any]) -> dict[
         augment = {"shift": args.shift, "photometric": args.photometric, "retexture": args.retexture,
                    **{k: v for k, v in (("wrist_views", args.wrist_views), ("wrist_consistency",
                                         args.wrist_consistency), ("static_views", args.static_views)) if v}}
+        lite_info = {"lite": args.lite or lite_checkpoint.SHIPPED_NAME} if masking == "lite" else {}
         path = checkpoint.save(out / f"policy_{name}.msgpack", params, arch, norm,
                                {"masking": masking, "steps": args.steps + info.get("steps", 0), "seed": args.seed,
-                                "tasks": report["tasks"], **({"lite": args.lite or "lite_v2"} if masking == "lite"
-                                                             else {}), "augment": augment, "language": args.language,
+                                "tasks": report["tasks"], **lite_info, "augment": augment, "language": args.language,
                                 "fine_tuned_from": info.get("file"),
                                 **({"wrist_dropped_at_init": True} if info.get("wrist_dropped") else {}),
                                 **({"wrist_masking": wrist} if wrist != "none" else {})})
