@@ -7,6 +7,11 @@ differences in completed subtasks, with its standard error). Prints a Markdown t
 one: each task's successes / attempts per run on the same chains; a task is attempted only when the subtasks before
 it in the chain succeeded, so rates are conditional on getting there), saves a bar plot (``--plot``), and prints one
 JSON object last.
+
+With ``--arm NAME=RUN,RUN,...`` (repeatable) runs are grouped into arms, e.g. the trainings of one recipe with
+different seeds: a second table gives each arm's mean avg len over its runs, the run-to-run standard deviation, and
+each arm's difference from the first arm with a standard error that counts runs, not chains (training noise is shared
+by all chains of a run, so a chain-level error would understate it).
 """
 
 from __future__ import annotations
@@ -90,6 +95,52 @@ def compare(runs: list[tuple[str, dict[int, int]]]) -> dict[str, Any]:
     return {"chains": n, "first_chain": common[0], "last_chain": common[-1], "rows": rows}
 
 
+def arms(groups: list[tuple[str, list[float]]]) -> list[dict[str, Any]]:
+    """Rows for arms [(name, [avg len of each of its runs on the common chains])]; the first arm is the reference.
+    ``avg_len_std``: sample std over the arm's runs; ``avg_len_stderr`` = std / sqrt(runs); ``diff_stderr`` =
+    sqrt(stderr_arm^2 + stderr_ref^2) (None for the reference itself). Values that need two runs are None for an arm
+    of one."""
+    def se(v: np.ndarray) -> float | None:
+        return float(v.std(ddof=1) / np.sqrt(v.size)) if v.size > 1 else None
+
+    ref = np.asarray(groups[0][1], np.float64)
+    rows = []
+    for k, (name, values) in enumerate(groups):
+        v = np.asarray(values, np.float64)
+        both = (se(v), se(ref)) if k else (None, None)
+        rows.append({
+            "arm": name, "runs": int(v.size), "avg_len_mean": float(v.mean()),
+            "avg_len_std": float(v.std(ddof=1)) if v.size > 1 else None, "avg_len_stderr": se(v),
+            "diff": float(v.mean() - ref.mean()),
+            "diff_stderr": float(np.hypot(*both)) if None not in both else None,
+        })
+    return rows
+
+
+def arms_markdown(rows: list[dict[str, Any]]) -> str:
+    def pm(value: float, err: float | None) -> str:
+        return f"{value:+.2f} +- {err:.2f}" if err is not None else f"{value:+.2f} (one run: no error)"
+
+    lines = ["| arm | runs | mean avg len | run-to-run std | vs first arm |", "|---|---|---|---|---|"]
+    for k, r in enumerate(rows):
+        std = f"{r['avg_len_std']:.2f}" if r["avg_len_std"] is not None else "-"
+        lines.append(f"| {r['arm']} | {r['runs']} | {r['avg_len_mean']:.2f} | {std} | "
+                     f"{pm(r['diff'], r['diff_stderr']) if k else 'reference'} |")
+    return "\n".join(lines)
+
+
+def parse_arms(specs: list[str]) -> list[tuple[str, list[Path]]]:
+    """``NAME=RUN,RUN`` strings -> [(NAME, [folders])]."""
+    out = []
+    for spec in specs:
+        name, sep, runs = spec.partition("=")
+        folders = [Path(r) for r in runs.split(",") if r]
+        if not sep or not name or not folders:
+            raise RunError(f"--arm {spec!r}: expected NAME=RUN[,RUN...]")
+        out.append((name, folders))
+    return out
+
+
 def per_task(runs: list[tuple[str, dict[int, int]]], tasks: dict[int, tuple[str, ...]], chains: list[int]
              ) -> dict[str, list[list[int]]]:
     """{task: [[successes, attempts] per run]} over ``chains``: a chain attempts its subtasks up to the first failure
@@ -148,7 +199,10 @@ def plot(result: dict[str, Any], path: Path, title: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="ivm-ros calvin-compare", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("runs", nargs="+", type=Path, help="calvin-eval output folders; the first is the reference")
+    ap.add_argument("runs", nargs="*", type=Path, help="calvin-eval output folders; the first is the reference")
+    ap.add_argument("--arm", action="append", default=[], metavar="NAME=RUN,RUN",
+                    help="runs of one arm (e.g. one recipe's seeds), repeatable; scored with the other runs and "
+                    "summarised per arm; the first arm is the arms' reference")
     ap.add_argument("--names", default="", help="comma-separated row names (default: from each run's settings)")
     ap.add_argument("--plot", type=Path, default=None, help="save a bar plot here (PNG)")
     ap.add_argument("--title", default="CALVIN protocol")
@@ -159,13 +213,24 @@ def main(argv: list[str] | None = None) -> int:
         print(f"calvin-compare: {len(names)} names for {len(args.runs)} runs", file=sys.stderr)
         return 2
     try:
-        loaded = [load_run(folder) for folder in args.runs]
-        runs = [(names[i] if names else label(s), done) for i, (s, done, _) in enumerate(loaded)]
+        groups = parse_arms(args.arm)
+        folders = list(args.runs) + [f for _, fs in groups for f in fs]
+        if not folders:
+            raise RunError("no runs: name calvin-eval output folders or --arm NAME=RUN,RUN")
+        loaded = [load_run(folder) for folder in folders]
+        names += [label(s) for s, _, _ in loaded[len(names):len(args.runs)]]
+        names += [f"{arm}: {f}" for arm, fs in groups for f in fs]
+        runs = [(name, done) for name, (_, done, _) in zip(names, loaded)]
         result = compare(runs)
     except RunError as e:
         print(f"calvin-compare: {e}", file=sys.stderr)
         return 2
     print(markdown(result))
+    if groups:
+        avg = iter(r["avg_len"] for r in result["rows"][len(args.runs):])
+        result["arms"] = arms([(arm, [next(avg) for _ in fs]) for arm, fs in groups])
+        print()
+        print(arms_markdown(result["arms"]))
     if args.per_task:
         result["per_task"] = per_task(runs, loaded[0][2], common_chains(runs))
         print()

@@ -85,3 +85,40 @@ def test_errors_are_one_line_and_status_2(tmp_path, capsys):
     assert "chains.jsonl:1: not a chain result" in capsys.readouterr().err
     assert compare.main([str(a), str(a), "--names", "x"]) == 2
     assert "1 names for 2 runs" in capsys.readouterr().err
+
+
+def test_arms_summarise_runs_with_a_run_level_error(tmp_path, capsys):
+    settings = {"policy": "embedded", "masking": False, "distraction": "none"}
+    m = [_run(tmp_path / f"m{k}", settings, {0: a, 1: b}) for k, (a, b) in enumerate([(1, 0), (2, 1), (0, 0)])]
+    r = [_run(tmp_path / f"r{k}", settings, {0: a, 1: b, 2: 5}) for k, (a, b) in enumerate([(2, 2), (1, 1)])]
+    single = _run(tmp_path / "s", settings, {0: 3, 1: 3})
+    argv = ["--arm", "masked=" + ",".join(map(str, m)), "--arm", "raw=" + ",".join(map(str, r)),
+            "--arm", f"one={single}"]
+    assert compare.main(argv) == 0
+    out = capsys.readouterr().out
+    result = json.loads(out.strip().splitlines()[-1])
+    assert result["chains"] == 2  # chain 2 only in the raw runs
+    assert [row["run"] for row in result["rows"]][:2] == [f"masked: {m[0]}", f"masked: {m[1]}"]
+    masked, raw, one = result["arms"]
+    lens = np.array([0.5, 1.5, 0.0])
+    assert masked["runs"] == 3 and masked["avg_len_mean"] == pytest.approx(lens.mean())
+    assert masked["avg_len_std"] == pytest.approx(lens.std(ddof=1))
+    assert masked["avg_len_stderr"] == pytest.approx(lens.std(ddof=1) / np.sqrt(3))
+    assert masked["diff"] == 0 and masked["diff_stderr"] is None
+    raw_lens = np.array([2.0, 1.0])
+    assert raw["diff"] == pytest.approx(raw_lens.mean() - lens.mean())
+    se = (lens.std(ddof=1) / np.sqrt(3), raw_lens.std(ddof=1) / np.sqrt(2))
+    assert raw["diff_stderr"] == pytest.approx(np.hypot(*se))
+    assert one["avg_len_std"] is None and one["diff_stderr"] is None and one["diff"] == pytest.approx(3 - lens.mean())
+    assert "| raw | 2 | 1.50 | 0.71 |" in out and "(one run: no error)" in out and "| reference |" in out
+
+
+def test_arm_errors_are_one_line_and_status_2(tmp_path, capsys):
+    a = _run(tmp_path / "a", {"policy": "expert"}, {0: 5})
+    for bad in ("masked", "masked=", f"={a}"):
+        assert compare.main(["--arm", bad]) == 2
+        assert "expected NAME=RUN[,RUN...]" in capsys.readouterr().err
+    assert compare.main([]) == 2
+    assert "no runs" in capsys.readouterr().err
+    assert compare.main(["--arm", f"x={a},{tmp_path}"]) == 2
+    assert "is not a calvin-eval run" in capsys.readouterr().err
