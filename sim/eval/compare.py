@@ -98,8 +98,9 @@ def compare(runs: list[tuple[str, dict[int, int]]]) -> dict[str, Any]:
 def arms(groups: list[tuple[str, list[float]]]) -> list[dict[str, Any]]:
     """Rows for arms [(name, [avg len of each of its runs on the common chains])]; the first arm is the reference.
     ``avg_len_std``: sample std over the arm's runs; ``avg_len_stderr`` = std / sqrt(runs); ``diff_stderr`` =
-    sqrt(stderr_arm^2 + stderr_ref^2) (None for the reference itself). Values that need two runs are None for an arm
-    of one."""
+    sqrt(stderr_arm^2 + stderr_ref^2) (None for the reference itself), with its Welch-Satterthwaite degrees of freedom
+    ``diff_dof`` (with 2-3 runs per arm the error rests on very few). Values that need two runs are None for an arm of
+    one."""
     def se(v: np.ndarray) -> float | None:
         return float(v.std(ddof=1) / np.sqrt(v.size)) if v.size > 1 else None
 
@@ -113,19 +114,29 @@ def arms(groups: list[tuple[str, list[float]]]) -> list[dict[str, Any]]:
             "avg_len_std": float(v.std(ddof=1)) if v.size > 1 else None, "avg_len_stderr": se(v),
             "diff": float(v.mean() - ref.mean()),
             "diff_stderr": float(np.hypot(*both)) if None not in both else None,
+            "diff_dof": welch_dof(both[0], v.size, both[1], ref.size) if None not in both else None,
         })
     return rows
 
 
+def welch_dof(se_a: float, n_a: int, se_b: float, n_b: int) -> float | None:
+    """Welch-Satterthwaite degrees of freedom of a difference of two means with standard errors ``se_a``, ``se_b``
+    from ``n_a``, ``n_b`` values (None when both errors are 0)."""
+    den = se_a ** 4 / (n_a - 1) + se_b ** 4 / (n_b - 1)
+    return float((se_a ** 2 + se_b ** 2) ** 2 / den) if den > 0 else None
+
+
 def arms_markdown(rows: list[dict[str, Any]]) -> str:
-    def pm(value: float, err: float | None) -> str:
-        return f"{value:+.2f} +- {err:.2f}" if err is not None else f"{value:+.2f} (one run: no error)"
+    def pm(value: float, err: float | None, dof: float | None) -> str:
+        if err is None:
+            return f"{value:+.2f} (one run: no error)"
+        return f"{value:+.2f} +- {err:.2f}" + (f" ({dof:.1f} dof)" if dof is not None else "")
 
     lines = ["| arm | runs | mean avg len | run-to-run std | vs first arm |", "|---|---|---|---|---|"]
     for k, r in enumerate(rows):
         std = f"{r['avg_len_std']:.2f}" if r["avg_len_std"] is not None else "-"
         lines.append(f"| {r['arm']} | {r['runs']} | {r['avg_len_mean']:.2f} | {std} | "
-                     f"{pm(r['diff'], r['diff_stderr']) if k else 'reference'} |")
+                     f"{pm(r['diff'], r['diff_stderr'], r['diff_dof']) if k else 'reference'} |")
     return "\n".join(lines)
 
 

@@ -109,7 +109,9 @@ def test_arms_summarise_runs_with_a_run_level_error(tmp_path, capsys):
     assert raw["diff"] == pytest.approx(raw_lens.mean() - lens.mean())
     se = (lens.std(ddof=1) / np.sqrt(3), raw_lens.std(ddof=1) / np.sqrt(2))
     assert raw["diff_stderr"] == pytest.approx(np.hypot(*se))
-    assert one["avg_len_std"] is None and one["diff_stderr"] is None and one["diff"] == pytest.approx(3 - lens.mean())
+    assert raw["diff_dof"] == pytest.approx((se[0] ** 2 + se[1] ** 2) ** 2 / (se[0] ** 4 / 2 + se[1] ** 4 / 1))
+    assert one["avg_len_std"] is None and one["diff_stderr"] is None and one["diff_dof"] is None
+    assert one["diff"] == pytest.approx(3 - lens.mean())
     assert "| raw | 2 | 1.50 | 0.71 |" in out and "(one run: no error)" in out and "| reference |" in out
 
 
