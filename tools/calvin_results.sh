@@ -9,13 +9,13 @@
 #
 # CONDITION: SCENE_masked_MASKS_LEVEL or SCENE_raw_LEVEL, e.g. D_masked_lite_paper-large, D_raw_none. SCENE is
 # the evaluation scene of the D->D policies (v8), or TRAIN-SCENE for the policies of another split: ABC-D is the
-# ABC->D split (policies trained on scenes A, B, C, calvin_abc v2) evaluated in scene D. MASKS is
+# ABC->D split (policies trained on scenes A, B, C, calvin_abc v3) evaluated in scene D. MASKS is
 # lite (lite_v2, the shipped default), litev3 (lite_v3), liteabc (lite_v2_abc: never saw scene D, for ABC-D) or gt
 # (ground truth from the simulator's segmentation);
 # LEVEL a distraction level (none, paper-large, paper-xlarge, ...). `list` shows the ones kept. Policies and masks
-# are pinned by file and name (the shipped D->D v8 and ABC->D v2 policies, lite_v2 / lite_v3), so a later default
+# are pinned by file and name (the shipped D->D v8 and ABC->D v3 policies, lite_v2 / lite_v3), so a later default
 # cannot mix into a folder: calvin-eval refuses a folder whose settings.json differs. The folders of the policies
-# shipped before (D->D v3, v6 and v7, ABC->D v1) are kept in results/experiments. Runs in this process (--workers 0)
+# shipped before (D->D v3, v6 and v7, ABC->D v1 and v2) are kept in results/experiments. Runs in this process (--workers 0)
 # on one thread; use --workers N or --address HOST:PORT after N to fan out.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -43,7 +43,7 @@ IFS=_ read -r scene policy masks level <<<"$cond"
 unknown() { echo "calvin_results.sh: unknown condition $cond (see: tools/calvin_results.sh list)" >&2; exit 2; }
 case "$scene" in
   [ABCD]) policies=calvin_POLICY_v8 ;;
-  ABC-D) policies=calvin_abc_POLICY_v2; scene=D ;;
+  ABC-D) policies=calvin_abc_POLICY_v3; scene=D ;;
   *) unknown ;;
 esac
 case "$policy" in

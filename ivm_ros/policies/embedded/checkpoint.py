@@ -21,14 +21,15 @@ WEIGHTS = Path(__file__).resolve().parent / "weights"
 #: Shipped policies: name -> file. ``masked``/``raw``: 6 tasks, clean scenes (weights/MODEL_CARD.md);
 #: ``calvin_masked``/``calvin_raw``: all 34 CALVIN tasks along chains in scene D (weights/MODEL_CARD_calvin.md);
 #: ``calvin_abc_masked``/``calvin_abc_raw``: the same tasks along chains in scenes A, B, C only, for CALVIN's ABC->D
-#: split (scene D never seen; weights/MODEL_CARD_calvin_abc.md);
+#: split (scene D never seen, by the policies nor by the lite model lite_v2_abc that masked the masked one's
+#: frames; weights/MODEL_CARD_calvin_abc.md);
 #: ``widowx_masked``/``widowx_raw``: SimplerEnv's four WidowX tasks, the masked one on the simulator's
 #: ground-truth masks (run with ``simpler-eval --model groundtruth``; weights/MODEL_CARD_widowx.md).
 SHIPPED = {"masked": WEIGHTS / "policy_masked_v1.msgpack", "raw": WEIGHTS / "policy_raw_v1.msgpack",
            "calvin_masked": WEIGHTS / "policy_calvin_masked_v8.msgpack",
            "calvin_raw": WEIGHTS / "policy_calvin_raw_v8.msgpack",
-           "calvin_abc_masked": WEIGHTS / "policy_calvin_abc_masked_v2.msgpack",
-           "calvin_abc_raw": WEIGHTS / "policy_calvin_abc_raw_v2.msgpack",
+           "calvin_abc_masked": WEIGHTS / "policy_calvin_abc_masked_v3.msgpack",
+           "calvin_abc_raw": WEIGHTS / "policy_calvin_abc_raw_v3.msgpack",
            "widowx_masked": WEIGHTS / "policy_widowx_masked_gt_v1.msgpack",
            "widowx_raw": WEIGHTS / "policy_widowx_raw_v1.msgpack"}
 

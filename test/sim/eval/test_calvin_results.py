@@ -21,7 +21,7 @@ SCRIPT = REPO / "tools" / "calvin_results.sh"
 #: The MASKS part of a masked condition's name -> the lite checkpoint tools/calvin_results.sh pins for it.
 LITE_CHECKPOINTS = {"lite": "lite_v2", "litev3": "lite_v3", "liteabc": "lite_v2_abc"}
 #: The split before a condition's scene ('' for D->D, ABC for ABC-D) -> the policy files it pins.
-POLICY_FILES = {"": "policy_calvin_{}_v8.msgpack", "ABC": "policy_calvin_abc_{}_v2.msgpack"}
+POLICY_FILES = {"": "policy_calvin_{}_v8.msgpack", "ABC": "policy_calvin_abc_{}_v3.msgpack"}
 
 
 def _rows(folder: Path) -> list[dict]:
