@@ -230,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
             raise RunError("no runs: name calvin-eval output folders or --arm NAME=RUN,RUN")
         loaded = [load_run(folder) for folder in folders]
         names += [label(s) for s, _, _ in loaded[len(names):len(args.runs)]]
-        names += [f"{arm}: {f}" for arm, fs in groups for f in fs]
+        names += [f"{arm}: {f.name}" for arm, fs in groups for f in fs]
         runs = [(name, done) for name, (_, done, _) in zip(names, loaded)]
         result = compare(runs)
     except RunError as e:

@@ -98,7 +98,7 @@ def test_arms_summarise_runs_with_a_run_level_error(tmp_path, capsys):
     out = capsys.readouterr().out
     result = json.loads(out.strip().splitlines()[-1])
     assert result["chains"] == 2  # chain 2 only in the raw runs
-    assert [row["run"] for row in result["rows"]][:2] == [f"masked: {m[0]}", f"masked: {m[1]}"]
+    assert [row["run"] for row in result["rows"]][:2] == ["masked: m0", "masked: m1"]
     masked, raw, one = result["arms"]
     lens = np.array([0.5, 1.5, 0.0])
     assert masked["runs"] == 3 and masked["avg_len_mean"] == pytest.approx(lens.mean())
