@@ -15,8 +15,8 @@
 # LEVEL a distraction level (none, paper-large, paper-xlarge, ...). `list` shows the ones kept. Policies and masks
 # are pinned by file and name (the shipped D->D v8 and ABC->D v3 policies, lite_v2 / lite_v3), so a later default
 # cannot mix into a folder: calvin-eval refuses a folder whose settings.json differs. The folders of the policies
-# shipped before (D->D v3, v6 and v7, ABC->D v1 and v2) are kept in results/experiments. Runs in this process (--workers 0)
-# on one thread; use --workers N or --address HOST:PORT after N to fan out.
+# shipped before (D->D v3, v6 and v7, ABC->D v1 and v2) are kept in results/experiments. Runs in this process
+# (--workers 0) on one thread; use --workers N or --address HOST:PORT after N to fan out.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 IVM=${IVM_ROS_BIN:-.venv/bin/ivm-ros}

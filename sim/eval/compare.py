@@ -102,7 +102,7 @@ def arms(groups: list[tuple[str, list[float]]]) -> list[dict[str, Any]]:
     ``diff_dof`` (with 2-3 runs per arm the error rests on very few). Values that need two runs are None for an arm of
     one."""
     def se(v: np.ndarray) -> float | None:
-        return float(v.std(ddof=1) / np.sqrt(v.size)) if v.size > 1 else None
+        return stderr(v) if v.size > 1 else None
 
     ref = np.asarray(groups[0][1], np.float64)
     rows = []
